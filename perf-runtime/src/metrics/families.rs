@@ -1,0 +1,106 @@
+//! The metric families: names, help texts, label names and buckets.
+//!
+//! Names, labels and buckets of the five families are a public contract (SPEC.md): dashboards and
+//! alert rules are written against them, so they never change.
+
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, Opts, Registry};
+
+/// Buckets of `backend_ttfb_seconds` and `streaming_duration_seconds`, in seconds.
+pub const BACKEND_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0];
+
+/// Buckets of `frontend_processing_seconds`, in seconds: front-end work should stay under 3 ms.
+pub const FRONTEND_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5];
+
+/// Buckets of `request_stage_duration_seconds` and `operation_duration_seconds`, in seconds.
+///
+/// One histogram carries both the front-end stages (parsing and auth take 0.1–3 ms) and the
+/// backend stages (TTFB and streaming take 0.5–10 s), so the buckets follow the 1–2.5–5 series
+/// from 100 µs to 10 s: three buckets per decade keep `histogram_quantile` within a factor of
+/// about 2 of the truth at every scale, for 16 series per stage and endpoint.
+pub const STAGE_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// `backend_ttfb_seconds{provider, model, endpoint}`.
+pub const BACKEND_TTFB: &str = "backend_ttfb_seconds";
+/// `streaming_duration_seconds{provider, model, endpoint}`.
+pub const STREAMING_DURATION: &str = "streaming_duration_seconds";
+/// `frontend_processing_seconds{endpoint}`.
+pub const FRONTEND_PROCESSING: &str = "frontend_processing_seconds";
+/// `request_stage_duration_seconds{stage, endpoint}`.
+pub const REQUEST_STAGE_DURATION: &str = "request_stage_duration_seconds";
+/// `stage_percentage{stage, endpoint}`.
+pub const STAGE_PERCENTAGE: &str = "stage_percentage";
+/// `operation_duration_seconds{operation}`: the histogram of [`track_duration`](crate::track_duration).
+pub const OPERATION_DURATION: &str = "operation_duration_seconds";
+
+/// The families, created and registered together.
+pub(crate) struct Families {
+    pub backend_ttfb: HistogramVec,
+    pub streaming_duration: HistogramVec,
+    pub frontend_processing: HistogramVec,
+    pub stage_duration: HistogramVec,
+    pub stage_percentage: GaugeVec,
+    pub operation_duration: HistogramVec,
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    HistogramVec::new(opts, labels).expect("the family definitions are valid")
+}
+
+impl Families {
+    pub fn new() -> Self {
+        Families {
+            backend_ttfb: histogram(
+                BACKEND_TTFB,
+                "Time from sending the request to the LLM provider until its first byte came back.",
+                &["provider", "model", "endpoint"],
+                &BACKEND_BUCKETS,
+            ),
+            streaming_duration: histogram(
+                STREAMING_DURATION,
+                "Time spent streaming the provider's answer back to the client, until the stream ended or was dropped.",
+                &["provider", "model", "endpoint"],
+                &BACKEND_BUCKETS,
+            ),
+            frontend_processing: histogram(
+                FRONTEND_PROCESSING,
+                "Gateway's own work before the backend call (parsing, auth, preparation) per request; should stay under 3 ms.",
+                &["endpoint"],
+                &FRONTEND_BUCKETS,
+            ),
+            stage_duration: histogram(
+                REQUEST_STAGE_DURATION,
+                "Duration of each stage of a request (request_parsing, auth_validation, request_preparation, backend_fetch, stream_processing, or a declared one).",
+                &["stage", "endpoint"],
+                &STAGE_BUCKETS,
+            ),
+            stage_percentage: GaugeVec::new(
+                Opts::new(
+                    STAGE_PERCENTAGE,
+                    "Share of the last completed request's tracked time spent in frontend_processing, backend_response and stream_processing, in percent.",
+                ),
+                &["stage", "endpoint"],
+            )
+            .expect("the family definitions are valid"),
+            operation_duration: histogram(
+                OPERATION_DURATION,
+                "Duration of custom operations timed with perf_runtime::track_duration.",
+                &["operation"],
+                &STAGE_BUCKETS,
+            ),
+        }
+    }
+
+    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.backend_ttfb.clone()))?;
+        registry.register(Box::new(self.streaming_duration.clone()))?;
+        registry.register(Box::new(self.frontend_processing.clone()))?;
+        registry.register(Box::new(self.stage_duration.clone()))?;
+        registry.register(Box::new(self.stage_percentage.clone()))?;
+        registry.register(Box::new(self.operation_duration.clone()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! Stage names, interned once into small ids so that a request resolves its stage histograms by
+//! index instead of by hashing label values.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{OnceLock, RwLock};
+
+/// Most distinct stage names a process may use; later names are recorded as [`Stage::OTHER`].
+pub const MAX_STAGES: usize = 64;
+
+const BUILTIN: [&str; 6] = [
+    "request_parsing",
+    "auth_validation",
+    "request_preparation",
+    "backend_fetch",
+    "stream_processing",
+    "other",
+];
+
+/// A stage of a request: one of the five built in, or one the user named.
+///
+/// A `Stage` is a small copyable id; the built-in stages are constants, other names are
+/// interned by [`Stage::named`] (once per call site is enough: keep the result in a static).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stage(u16);
+
+impl Stage {
+    /// Parsing the client's request.
+    pub const REQUEST_PARSING: Stage = Stage(0);
+    /// Checking the client's credentials.
+    pub const AUTH_VALIDATION: Stage = Stage(1);
+    /// Building the provider request.
+    pub const REQUEST_PREPARATION: Stage = Stage(2);
+    /// Waiting for the provider's first byte (recorded by
+    /// [`backend_request`](crate::PerformanceTracker::backend_request)).
+    pub const BACKEND_FETCH: Stage = Stage(3);
+    /// Streaming the answer to the client (recorded by
+    /// [`streaming`](crate::PerformanceTracker::streaming)).
+    pub const STREAM_PROCESSING: Stage = Stage(4);
+    /// Where stage names beyond [`MAX_STAGES`] are recorded.
+    pub const OTHER: Stage = Stage(5);
+
+    /// The five stages the product defines, in request order.
+    pub const BUILTIN: [Stage; 5] = [
+        Stage::REQUEST_PARSING,
+        Stage::AUTH_VALIDATION,
+        Stage::REQUEST_PREPARATION,
+        Stage::BACKEND_FETCH,
+        Stage::STREAM_PROCESSING,
+    ];
+
+    /// The stage called `name`, interning it on first use.
+    ///
+    /// Built-in names resolve without a lock; other names take a read lock on a small table.
+    pub fn named(name: &str) -> Stage {
+        if let Some(i) = BUILTIN.iter().position(|b| *b == name) {
+            return Stage(i as u16);
+        }
+        let table = interner();
+        if let Some(&id) = table.read().unwrap_or_else(|e| e.into_inner()).ids.get(name) {
+            return Stage(id);
+        }
+        let mut table = table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = table.ids.get(name) {
+            return Stage(id);
+        }
+        if table.names.len() >= MAX_STAGES {
+            return Stage::OTHER;
+        }
+        let name: &'static str = Box::leak(name.into());
+        let id = table.names.len() as u16;
+        table.names.push(name);
+        table.ids.insert(name, id);
+        Stage(id)
+    }
+
+    /// The stage's name, as it appears in the `stage` label.
+    pub fn name(self) -> &'static str {
+        let i = usize::from(self.0);
+        match BUILTIN.get(i) {
+            Some(name) => name,
+            None => interner().read().unwrap_or_else(|e| e.into_inner()).names[i],
+        }
+    }
+
+    /// Index into per-endpoint stage tables (always below [`MAX_STAGES`]).
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl From<&str> for Stage {
+    fn from(name: &str) -> Stage {
+        Stage::named(name)
+    }
+}
+
+impl fmt::Debug for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stage({})", self.name())
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+struct Interner {
+    names: Vec<&'static str>,
+    ids: HashMap<&'static str, u16>,
+}
+
+fn interner() -> &'static RwLock<Interner> {
+    static TABLE: OnceLock<RwLock<Interner>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        RwLock::new(Interner {
+            names: BUILTIN.to_vec(),
+            ids: HashMap::new(),
+        })
+    })
+}
+
+/// A stage named in code, interned on first use: what a `static` holds so that a call site
+/// resolves its stage once.
+pub struct StageName {
+    name: &'static str,
+    stage: OnceLock<Stage>,
+}
+
+impl StageName {
+    /// A stage called `name`, resolved the first time it is used.
+    pub const fn new(name: &'static str) -> Self {
+        StageName {
+            name,
+            stage: OnceLock::new(),
+        }
+    }
+
+    /// The interned stage.
+    pub fn get(&self) -> Stage {
+        *self.stage.get_or_init(|| Stage::named(self.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_resolve_to_constants() {
+        assert_eq!(Stage::named("request_parsing"), Stage::REQUEST_PARSING);
+        assert_eq!(Stage::named("stream_processing"), Stage::STREAM_PROCESSING);
+        assert_eq!(Stage::BACKEND_FETCH.name(), "backend_fetch");
+    }
+
+    #[test]
+    fn custom_names_are_interned_once() {
+        let a = Stage::named("stage_test_cache_lookup");
+        let b = Stage::from("stage_test_cache_lookup");
+        assert_eq!(a, b);
+        assert_eq!(a.name(), "stage_test_cache_lookup");
+        assert!(a.index() < MAX_STAGES);
+        static SITE: StageName = StageName::new("stage_test_cache_lookup");
+        assert_eq!(SITE.get(), a);
+    }
+}

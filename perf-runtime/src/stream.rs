@@ -1,0 +1,65 @@
+//! A response stream that carries its request past the handler's return.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+
+use crate::clock::Clock;
+use crate::tracker::PerformanceTracker;
+
+pin_project! {
+    /// A stream that times its own streaming and ends its request when it ends or is dropped.
+    ///
+    /// Made by [`PerformanceTracker::stream`] or [`current::stream`](crate::current::stream)
+    /// (`#[perf_stream]`). Streaming is timed from the wrapping until the inner stream yields
+    /// `None` or this stream is dropped (a client that hangs up), and recorded once.
+    pub struct TrackedStream<S> {
+        #[pin]
+        inner: S,
+        request: Option<(PerformanceTracker, Clock)>,
+    }
+
+    impl<S> PinnedDrop for TrackedStream<S> {
+        fn drop(this: Pin<&mut Self>) {
+            finish(this.project().request);
+        }
+    }
+}
+
+impl<S> TrackedStream<S> {
+    pub(crate) fn new(inner: S, tracker: PerformanceTracker) -> Self {
+        TrackedStream {
+            inner,
+            request: Some((tracker, Clock::now())),
+        }
+    }
+}
+
+/// Records the streaming and ends the request, the first time it is called.
+fn finish(request: &mut Option<(PerformanceTracker, Clock)>) {
+    if let Some((tracker, start)) = request.take() {
+        tracker.record_streaming(start.elapsed());
+        if !std::thread::panicking() {
+            tracker.end();
+        }
+    }
+}
+
+impl<S: Stream> Stream for TrackedStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.project();
+        let polled = this.inner.poll_next(cx);
+        if let Poll::Ready(None) = polled {
+            finish(this.request);
+        }
+        polled
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
