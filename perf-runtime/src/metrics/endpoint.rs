@@ -9,6 +9,9 @@ use prometheus::{Gauge, Histogram};
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
 
+/// `(provider, model)` after the label budget.
+type BackendKey = (Box<str>, Box<str>);
+
 /// The pair of series a backend call records into, for one provider and model.
 pub(crate) struct BackendSeries {
     pub ttfb: Histogram,
@@ -23,7 +26,7 @@ pub struct EndpointMetrics {
     /// `stage_percentage` for `frontend_processing`, `backend_response`, `stream_processing`.
     pub(crate) percentages: [Gauge; 3],
     stages: Box<[OnceLock<Histogram>]>,
-    backends: RwLock<HashMap<(Box<str>, Box<str>), &'static BackendSeries>>,
+    backends: RwLock<HashMap<BackendKey, &'static BackendSeries>>,
 }
 
 impl EndpointMetrics {
