@@ -1,1 +1,233 @@
+//! Attribute macros of [perf](https://docs.rs/perf-runtime): they rewrite LLM-gateway handlers at
+//! compile time so that every request records where its time went. Depend on `perf-runtime`,
+//! which re-exports them; the expansions name it by absolute path.
+//!
+//! The crate is split by concern: `parse` reads the attributes and the items they are put on,
+//! `stages` checks stage names, `expand` generates the code.
 
+mod expand;
+mod parse;
+mod stages;
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::ToTokens;
+use syn::parse::Parser;
+use syn::ItemFn;
+
+use parse::{parse_fn, BackendArgs, EndpointArgs, FnKind, StageArgs, StreamArgs};
+
+/// Instruments an async handler as the endpoint `path`.
+///
+/// The handler's body runs with a fresh request tracker as the current one: `#[perf_stage]`,
+/// `#[perf_backend]` and `#[perf_stream]` code it awaits, in any module, records into it. The
+/// request ends when the handler returns, or, if a `#[perf_stream]` stream was made during the
+/// request, when that stream ends or is dropped. At its end `frontend_processing_seconds` and
+/// `stage_percentage` are recorded, once. A handler that panics or whose future is dropped
+/// (the client went away) keeps the stages it ran and sets no percentages.
+///
+/// Inside the body, `#[perf_stage(name)]`, `#[perf_backend(..)]` and `#[perf_stream]` may be put
+/// on `let` statements, expression statements and blocks.
+///
+/// The signature, generics, `self`, attributes, `?` and `return` are kept, and so is the
+/// future's `Send`-ness: the handler stays an axum handler.
+///
+/// ```
+/// use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};
+/// use futures_util::{stream, Stream, StreamExt};
+///
+/// struct Request { model: String, stream: bool }
+///
+/// #[perf_endpoint("/v1/chat/completions")]
+/// async fn chat(body: &str) -> Result<Vec<String>, String> {
+///     #[perf_stage(request_parsing)]
+///     let req = Request { model: body.to_string(), stream: true };
+///     authorize("demo-key")?;
+///     #[perf_backend(provider = "openrouter", model = &req.model)]
+///     let chunks = call_provider(&req.model).await?;
+///     #[perf_stream]
+///     let relayed = chunks;
+///     Ok(relayed.collect().await)
+/// }
+///
+/// #[perf_stage(auth_validation)]
+/// fn authorize(key: &str) -> Result<(), String> {
+///     if key.is_empty() { Err("no key".into()) } else { Ok(()) }
+/// }
+///
+/// async fn call_provider(model: &str) -> Result<impl Stream<Item = String>, String> {
+///     Ok(stream::iter(vec![format!("hello from {model}")]))
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(chat("gpt-4o").await.unwrap(), ["hello from gpt-4o"]);
+/// # });
+/// ```
+#[proc_macro_attribute]
+pub fn perf_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
+    instrument("perf_endpoint", FnKind::Async, item, |function| {
+        let args: EndpointArgs = syn::parse(args)?;
+        Ok(expand::endpoint(&args.path, function))
+    })
+}
+
+/// Times a function, or a statement inside an instrumented function, as one stage of the
+/// current request.
+///
+/// `#[perf_stage]` names the stage after the function; `#[perf_stage(name)]` names it. The name
+/// is checked at compile time: it must be `request_parsing`, `auth_validation`,
+/// `request_preparation`, or a stage the crate declares in its Cargo.toml:
+///
+/// ```toml
+/// [package.metadata.perf]
+/// stages = ["cache_lookup", "moderation"]
+/// ```
+///
+/// A misspelled name does not compile; the error points at it and suggests the closest stage.
+/// Works on sync and async functions, methods included. Called outside any request (from a
+/// background task, say), the function runs normally and records under `endpoint="none"`.
+///
+/// ```
+/// use perf_runtime::{perf_endpoint, perf_stage};
+///
+/// #[perf_stage]
+/// fn request_preparation(model: &str) -> String {
+///     format!("{{\"model\":\"{model}\"}}")
+/// }
+///
+/// #[perf_stage(auth_validation)]
+/// async fn check_key(key: &str) -> Result<(), &'static str> {
+///     if key == "demo-key" { Ok(()) } else { Err("invalid key") }
+/// }
+///
+/// #[perf_endpoint("/v1/embeddings")]
+/// async fn embeddings(key: &str) -> Result<String, &'static str> {
+///     check_key(key).await?;
+///     #[perf_stage(request_parsing)]
+///     {
+///         // statements timed as one stage
+///     }
+///     Ok(request_preparation("text-embedding-3-small"))
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(embeddings("demo-key").await.is_ok());
+/// assert!(embeddings("wrong").await.is_err());
+/// # });
+/// ```
+#[proc_macro_attribute]
+pub fn perf_stage(args: TokenStream, item: TokenStream) -> TokenStream {
+    instrument("perf_stage", FnKind::Any, item, |function| {
+        let args: StageArgs = syn::parse(args)?;
+        let name = args.name.unwrap_or_else(|| function.sig.ident.clone());
+        let stage = stages::check(&name)?;
+        Ok(expand::stage_fn(&stage, function))
+    })
+}
+
+/// Times a call to the LLM provider: `backend_ttfb_seconds{provider, model, endpoint}` and the
+/// `backend_fetch` stage.
+///
+/// `provider` and `model` are expressions (`model` usually comes from the request body; it is
+/// length- and cardinality-capped by the runtime). On a function or a statement: the call counts
+/// as answered (a first byte came) when the function returns, or the statement completes,
+/// with anything but an `Err`; leaving through `?`, `return Err(..)`, a panic or cancellation
+/// records the time waited as `backend_fetch` but no TTFB.
+///
+/// ```
+/// use perf_runtime::{perf_backend, perf_endpoint};
+///
+/// #[perf_backend(provider = "openrouter", model = model)]
+/// async fn call_backend(model: &str, prompt: &str) -> Result<String, String> {
+///     if prompt.is_empty() { return Err("empty prompt".into()); }
+///     Ok(format!("{model}: {prompt}"))
+/// }
+///
+/// #[perf_endpoint("/v1/completions")]
+/// async fn completions(model: String, prompt: String) -> Result<String, String> {
+///     call_backend(&model, &prompt).await
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(completions("gpt-4o".into(), "hi".into()).await.unwrap(), "gpt-4o: hi");
+/// # });
+/// ```
+#[proc_macro_attribute]
+pub fn perf_backend(args: TokenStream, item: TokenStream) -> TokenStream {
+    instrument("perf_backend", FnKind::Any, item, |function| {
+        let args = (|input: syn::parse::ParseStream| BackendArgs::parse_with(input, Span::call_site()))
+            .parse(args)?;
+        Ok(expand::backend_fn(&args, function, Span::call_site()))
+    })
+}
+
+/// Hands the current request to a stream: `streaming_duration_seconds` and the
+/// `stream_processing` stage are timed until the stream ends or is dropped (a client that hangs
+/// up), and the request ends then, after the handler has returned.
+///
+/// On a function returning `impl Stream`, or on a statement whose value is a stream. A value that
+/// is not a stream is a type error at that value.
+///
+/// ```
+/// use futures_util::{stream, Stream, StreamExt};
+/// use perf_runtime::{perf_endpoint, perf_stream};
+///
+/// #[perf_stream]
+/// fn relay(chunks: Vec<&'static str>) -> impl Stream<Item = &'static str> {
+///     stream::iter(chunks)
+/// }
+///
+/// #[perf_endpoint("/v1/stream")]
+/// async fn handler() -> impl Stream<Item = &'static str> {
+///     relay(vec!["Hel", "lo"])
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let answer: Vec<_> = handler().await.collect().await; // the request ends here
+/// assert_eq!(answer.concat(), "Hello");
+/// # });
+/// ```
+#[proc_macro_attribute]
+pub fn perf_stream(args: TokenStream, item: TokenStream) -> TokenStream {
+    instrument("perf_stream", FnKind::Any, item, |function| {
+        let _: StreamArgs = syn::parse(args)?;
+        Ok(expand::stream_fn(function))
+    })
+}
+
+/// The common path of every attribute: parse the function, rewrite its attributed statements,
+/// expand. On error the function is still emitted (unexpanded, its statement attributes
+/// removed) beside the errors, so the user sees only the errors that matter.
+fn instrument(
+    name: &str,
+    kind: FnKind,
+    item: TokenStream,
+    expand: impl FnOnce(ItemFn) -> syn::Result<TokenStream2>,
+) -> TokenStream {
+    let item = TokenStream2::from(item);
+    let mut function = match parse_fn(item.clone(), name, kind) {
+        Ok(function) => function,
+        Err(error) => return with_errors(item, error),
+    };
+    let mut errors = expand::rewrite_statements(&mut function.block);
+    if errors.is_empty() {
+        match expand(function.clone()) {
+            Ok(expanded) => return expanded.into(),
+            Err(error) => errors.push(error),
+        }
+    }
+    let combined = errors.into_iter().reduce(|mut all, e| {
+        all.combine(e);
+        all
+    });
+    match combined {
+        Some(error) => with_errors(function.into_token_stream(), error),
+        None => function.into_token_stream().into(),
+    }
+}
+
+fn with_errors(item: TokenStream2, error: syn::Error) -> TokenStream {
+    let mut out = error.to_compile_error();
+    out.extend(item);
+    out.into()
+}

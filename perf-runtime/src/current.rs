@@ -9,6 +9,8 @@
 
 use std::future::Future;
 
+use futures_core::Stream;
+
 use crate::metrics::{Endpoint, EndpointMetrics};
 use crate::stage::{Stage, StageName};
 use crate::stream::TrackedStream;
@@ -50,14 +52,15 @@ pub fn stage(stage: &StageName) -> StageGuard<'static> {
 
 /// Starts timing a backend call of the current request; see
 /// [`PerformanceTracker::backend_request`].
-pub fn backend_request(provider: &str, model: &str) -> BackendGuard<'static> {
+pub fn backend_request(provider: impl AsRef<str>, model: impl AsRef<str>) -> BackendGuard<'static> {
+    let (provider, model) = (provider.as_ref(), model.as_ref());
     with(|t| BackendGuard::begin(Owner::Current, t, provider, model))
         .unwrap_or_else(|| BackendGuard::detached(unscoped(), provider, model))
 }
 
 /// Hands the current request to `stream`: streaming is timed until it ends or is dropped, and the
 /// request ends then, after the handler has returned. See [`PerformanceTracker::stream`].
-pub fn stream<S>(stream: S) -> TrackedStream<S> {
+pub fn stream<S: Stream>(stream: S) -> TrackedStream<S> {
     let tracker = with(PerformanceTracker::hand_off)
         .unwrap_or_else(|| PerformanceTracker::for_endpoint(unscoped()));
     TrackedStream::new(stream, tracker)

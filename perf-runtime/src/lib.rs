@@ -66,6 +66,11 @@
 mod clock;
 pub mod current;
 mod duration;
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::private::*;
+}
+mod private;
 pub mod exposition;
 pub mod metrics;
 mod stage;
@@ -73,6 +78,7 @@ mod stream;
 mod tracker;
 
 pub use duration::{track_duration, DurationGuard};
+pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 pub use metrics::{
     Endpoint, EndpointMetrics, InstallError, Metrics, MetricsBuilder, BACKEND_BUCKETS,
     FRONTEND_BUCKETS, STAGE_BUCKETS,

@@ -1,0 +1,193 @@
+//! `#[perf_stage(..)]`, `#[perf_backend(..)]` and `#[perf_stream]` on statements inside an
+//! instrumented function. Rust does not run attribute macros on statements, so the function's own
+//! macro finds them here, removes them and wraps the statement's value.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, Parser};
+use syn::spanned::Spanned;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Attribute, Block, Error, Expr, Item, Meta, Stmt};
+
+use super::wrap;
+use crate::parse::{BackendArgs, StageArgs, StreamArgs};
+use crate::stages;
+
+/// Rewrites every attributed statement in `block`, including those in nested blocks, closures and
+/// async blocks, but not in nested items (they are expanded on their own). Returns the errors of
+/// every misused attribute; the attributes are removed either way.
+pub fn rewrite_statements(block: &mut Block) -> Vec<Error> {
+    let mut rewriter = Rewriter { errors: Vec::new() };
+    rewriter.visit_block_mut(block);
+    rewriter.errors
+}
+
+struct Rewriter {
+    errors: Vec<Error>,
+}
+
+impl VisitMut for Rewriter {
+    fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        visit_mut::visit_stmt_mut(self, stmt);
+        if let Err(error) = rewrite(stmt) {
+            self.errors.push(error);
+        }
+    }
+}
+
+/// The attributes this crate owns.
+#[derive(Clone, Copy)]
+enum Kind {
+    Stage,
+    Backend,
+    Stream,
+    Endpoint,
+}
+
+fn kind_of(attr: &Attribute) -> Option<Kind> {
+    let path = attr.path();
+    let last = path.segments.last()?;
+    let crate_ok = path.segments.len() == 1
+        || (path.segments.len() == 2
+            && ["perf_runtime", "perf_macros"].contains(&path.segments[0].ident.to_string().as_str()));
+    if !crate_ok {
+        return None;
+    }
+    match last.ident.to_string().as_str() {
+        "perf_stage" => Some(Kind::Stage),
+        "perf_backend" => Some(Kind::Backend),
+        "perf_stream" => Some(Kind::Stream),
+        "perf_endpoint" => Some(Kind::Endpoint),
+        _ => None,
+    }
+}
+
+fn rewrite(stmt: &mut Stmt) -> syn::Result<()> {
+    if let Stmt::Macro(mac) = stmt {
+        if !mac.attrs.iter().any(|a| kind_of(a).is_some()) {
+            return Ok(());
+        }
+        let expr = Expr::Macro(syn::ExprMacro {
+            attrs: std::mem::take(&mut mac.attrs),
+            mac: mac.mac.clone(),
+        });
+        *stmt = Stmt::Expr(expr, mac.semi_token);
+    }
+    let Some(attrs) = attrs_of(stmt) else {
+        return Ok(());
+    };
+    let Some(attr) = take_ours(attrs)? else {
+        return Ok(());
+    };
+    match stmt {
+        Stmt::Local(local) => {
+            let Some(init) = &mut local.init else {
+                return Err(Error::new(
+                    local.span(),
+                    "an instrumented `let` needs a value to time: `let x = ...;`",
+                ));
+            };
+            let span = wrap::span_of(&init.expr);
+            let value = &init.expr;
+            let wrapped = apply(&attr, quote::quote!(#value), span)?;
+            *init.expr = Expr::Verbatim(wrapped);
+        }
+        Stmt::Expr(expr, _) => {
+            let span = wrap::span_of(expr);
+            let wrapped = apply(&attr, quote::quote!(#expr), span)?;
+            *expr = Expr::Verbatim(wrapped);
+        }
+        Stmt::Item(_) | Stmt::Macro(_) => {}
+    }
+    Ok(())
+}
+
+/// Removes this crate's attribute from `attrs`; more than one on a statement is an error.
+fn take_ours(attrs: &mut Vec<Attribute>) -> syn::Result<Option<(Kind, Attribute)>> {
+    let mut ours = Vec::new();
+    attrs.retain(|attr| match kind_of(attr) {
+        Some(kind) => {
+            ours.push((kind, attr.clone()));
+            false
+        }
+        None => true,
+    });
+    match ours.len() {
+        0 | 1 => Ok(ours.pop()),
+        _ => Err(Error::new_spanned(
+            &ours[1].1,
+            "one perf attribute per statement: split the statement, or time the inner call in its own `let`",
+        )),
+    }
+}
+
+/// Wraps `value` as the attribute says.
+fn apply((kind, attr): &(Kind, Attribute), value: TokenStream, span: Span) -> syn::Result<TokenStream> {
+    match kind {
+        Kind::Stage => {
+            let args = parse_args(attr, StageArgs::parse)?;
+            let Some(name) = args.name else {
+                return Err(Error::new_spanned(
+                    attr,
+                    "name the stage of a statement: #[perf_stage(request_parsing)]",
+                ));
+            };
+            let stage = stages::check(&name)?;
+            Ok(wrap::stage(&stage, value))
+        }
+        Kind::Backend => {
+            let attr_span = attr.span();
+            let args = parse_args(attr, |input| BackendArgs::parse_with(input, attr_span))?;
+            Ok(wrap::backend(&args, value, span))
+        }
+        Kind::Stream => {
+            parse_args(attr, StreamArgs::parse)?;
+            Ok(wrap::stream(value, span))
+        }
+        Kind::Endpoint => Err(Error::new_spanned(
+            attr,
+            "#[perf_endpoint] goes on the handler's `async fn`, not on a statement",
+        )),
+    }
+}
+
+/// Parses the arguments of `#[name(args)]`; `#[name]` has empty arguments.
+fn parse_args<T>(
+    attr: &Attribute,
+    parser: impl FnOnce(syn::parse::ParseStream) -> syn::Result<T>,
+) -> syn::Result<T> {
+    match &attr.meta {
+        Meta::Path(_) => parser.parse2(TokenStream::new()),
+        Meta::List(list) => parser.parse2(list.tokens.clone()),
+        Meta::NameValue(nv) => Err(Error::new_spanned(
+            &nv.eq_token,
+            "expected parentheses: #[perf_stage(request_parsing)]",
+        )),
+    }
+}
+
+/// The outer attributes of a statement (for an expression statement, those of the expression).
+fn attrs_of(stmt: &mut Stmt) -> Option<&mut Vec<Attribute>> {
+    match stmt {
+        Stmt::Local(local) => Some(&mut local.attrs),
+        Stmt::Expr(expr, _) => expr_attrs(expr),
+        Stmt::Item(_) | Stmt::Macro(_) => None,
+    }
+}
+
+fn expr_attrs(expr: &mut Expr) -> Option<&mut Vec<Attribute>> {
+    macro_rules! attrs {
+        ($($variant:ident),*) => {
+            match expr {
+                $(Expr::$variant(e) => Some(&mut e.attrs),)*
+                _ => None,
+            }
+        };
+    }
+    attrs!(
+        Array, Assign, Async, Await, Binary, Block, Call, Cast, Closure, Field, ForLoop, If,
+        Index, Let, Lit, Loop, Macro, Match, MethodCall, Paren, Path, Range, Reference, Repeat,
+        Struct, Try, TryBlock, Tuple, Unary, Unsafe, While
+    )
+}

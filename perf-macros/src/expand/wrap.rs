@@ -1,0 +1,105 @@
+//! The wrappers every attribute is made of, used alike on function bodies and on statements.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Block, Expr, ReturnType, Signature};
+
+use super::{hidden, runtime};
+use crate::parse::BackendArgs;
+use crate::stages::CheckedStage;
+
+/// `value` timed as `stage`: the stage's guard lives while `value` is evaluated.
+pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
+    let rt = runtime();
+    let guard = hidden("__perf_stage");
+    let site = hidden("__PERF_STAGE");
+    let name = &stage.name;
+    // Where a declared stage comes from: the build now depends on that manifest.
+    let declared = stage.declared_in.as_ref().map(|manifest| {
+        quote!(const _: &[u8] = ::core::include_bytes!(#manifest);)
+    });
+    quote_spanned! {stage.span=>
+        {
+            #declared
+            static #site: #rt::StageName = #rt::StageName::new(#name);
+            let #guard = #rt::current::stage(&#site);
+            #value
+        }
+    }
+}
+
+/// `value` timed as a backend call: answered when it completes, unless it is an `Err`.
+/// Leaving early (`?`, `return`, a panic, cancellation) records no TTFB.
+pub fn backend(args: &BackendArgs, value: TokenStream, span: Span) -> TokenStream {
+    let rt = runtime();
+    let guard = hidden("__perf_backend");
+    let out = hidden("__perf_value");
+    let BackendArgs { provider, model } = args;
+    quote_spanned! {span=>
+        {
+            let mut #guard = #rt::current::backend_request(#provider, #model);
+            let #out = #value;
+            {
+                #[allow(unused_imports)]
+                use #rt::__private::{AnyAnswer as _, ResultAnswer as _};
+                if (&#rt::__private::Answer(&#out)).answered() {
+                    #guard.set_answered();
+                }
+            }
+            ::core::mem::drop(#guard);
+            #out
+        }
+    }
+}
+
+/// `value`, a stream, handed the current request: streaming is timed until it ends or is dropped.
+pub fn stream(value: TokenStream, span: Span) -> TokenStream {
+    let rt = runtime();
+    quote_spanned! {span=> #rt::current::stream(#value) }
+}
+
+/// The body of `sig` as a future whose `return`s and `?`s end the future, not the function.
+pub fn body_future(sig: &Signature, body: &Block) -> TokenStream {
+    let typed = typed_body(sig, body);
+    quote!(async move #typed)
+}
+
+/// The body of `sig` as a value: evaluated in an inner future or closure, so that `return`
+/// and `?` deliver their value here instead of leaving the function.
+pub fn body_value(sig: &Signature, body: &Block) -> TokenStream {
+    let typed = typed_body(sig, body);
+    match sig.asyncness {
+        Some(_) => quote!(async move #typed.await),
+        None => quote!((move || #typed)()),
+    }
+}
+
+/// `{ let ret: R = body; ret }`: the return type, stated, guides `?` conversions in the inner
+/// block. Left out where it cannot be written as a `let` type (`impl Trait`).
+fn typed_body(sig: &Signature, body: &Block) -> TokenStream {
+    let ret = hidden("__perf_ret");
+    match &sig.output {
+        ReturnType::Type(_, ty) if mentions_impl_trait(ty) => quote!(#body),
+        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> { let #ret: #ty = #body; #ret }),
+        ReturnType::Default => quote!({ let #ret: () = #body; #ret }),
+    }
+}
+
+fn mentions_impl_trait(ty: &syn::Type) -> bool {
+    struct Finder(bool);
+    impl Visit<'_> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}
+
+/// The span a statement-level wrapper reports type errors at: the user's expression.
+pub fn span_of(expr: &Expr) -> Span {
+    expr.span()
+}

@@ -1,0 +1,150 @@
+//! The arguments of each attribute.
+
+use proc_macro2::{Span, TokenTree};
+use syn::parse::{Parse, ParseStream};
+use syn::{Error, Expr, Ident, LitStr, Result, Token};
+
+/// `#[perf_endpoint("/v1/chat/completions")]`
+pub struct EndpointArgs {
+    pub path: LitStr,
+}
+
+impl Parse for EndpointArgs {
+    fn parse(input: ParseStream) -> Result<Self> {
+        if input.is_empty() {
+            return Err(input.error(
+                "expected the endpoint's path: #[perf_endpoint(\"/v1/chat/completions\")]",
+            ));
+        }
+        if !input.peek(LitStr) {
+            let token: TokenTree = input.parse()?;
+            return Err(Error::new(
+                token.span(),
+                "the endpoint's path must be a string literal, as in #[perf_endpoint(\"/v1/chat/completions\")]",
+            ));
+        }
+        let path: LitStr = input.parse()?;
+        if !path.value().starts_with('/') {
+            return Err(Error::new(
+                path.span(),
+                format!(
+                    "the endpoint's path must start with `/`, as in \"/{}\"",
+                    path.value()
+                ),
+            ));
+        }
+        reject_rest(input, "#[perf_endpoint] takes only the endpoint's path")?;
+        Ok(EndpointArgs { path })
+    }
+}
+
+/// `#[perf_stage]` or `#[perf_stage(request_parsing)]`
+pub struct StageArgs {
+    pub name: Option<Ident>,
+}
+
+impl Parse for StageArgs {
+    fn parse(input: ParseStream) -> Result<Self> {
+        if input.is_empty() {
+            return Ok(StageArgs { name: None });
+        }
+        if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            return Err(Error::new(
+                lit.span(),
+                format!(
+                    "write the stage as a name, not a string: #[perf_stage({})]",
+                    lit.value()
+                ),
+            ));
+        }
+        let name: Ident = input.parse().map_err(|e| {
+            Error::new(
+                e.span(),
+                "expected a stage name, as in #[perf_stage(request_parsing)]",
+            )
+        })?;
+        reject_rest(input, "#[perf_stage] takes one stage name")?;
+        Ok(StageArgs { name: Some(name) })
+    }
+}
+
+/// `#[perf_backend(provider = "openrouter", model = &req.model)]`
+pub struct BackendArgs {
+    pub provider: Expr,
+    pub model: Expr,
+}
+
+impl BackendArgs {
+    /// Parses the arguments; `attr_span` is where a missing argument is reported.
+    pub fn parse_with(input: ParseStream, attr_span: Span) -> Result<Self> {
+        let mut provider = None;
+        let mut model = None;
+        while !input.is_empty() {
+            let key: Ident = input.parse().map_err(|e| {
+                Error::new(
+                    e.span(),
+                    "expected `provider = ...` or `model = ...`",
+                )
+            })?;
+            let slot = match key.to_string().as_str() {
+                "provider" => &mut provider,
+                "model" => &mut model,
+                other => {
+                    return Err(Error::new(
+                        key.span(),
+                        format!("unknown argument `{other}`: #[perf_backend] takes `provider` and `model`"),
+                    ))
+                }
+            };
+            if slot.is_some() {
+                return Err(Error::new(key.span(), format!("`{key}` is given twice")));
+            }
+            input.parse::<Token![=]>().map_err(|e| {
+                Error::new(e.span(), format!("expected `=` after `{key}`, as in `{key} = ...`"))
+            })?;
+            *slot = Some(input.parse::<Expr>()?);
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        let missing = |name: &str, example: &str| {
+            Error::new(
+                attr_span,
+                format!("#[perf_backend] needs `{name} = ...`, as in `{name} = {example}`"),
+            )
+        };
+        Ok(BackendArgs {
+            provider: provider.ok_or_else(|| missing("provider", "\"openrouter\""))?,
+            model: model.ok_or_else(|| missing("model", "&request.model"))?,
+        })
+    }
+}
+
+/// `#[perf_stream]`
+pub struct StreamArgs;
+
+impl Parse for StreamArgs {
+    fn parse(input: ParseStream) -> Result<Self> {
+        reject_rest(input, "#[perf_stream] takes no arguments")?;
+        Ok(StreamArgs)
+    }
+}
+
+/// Fails at the first token left in `input`, if any.
+fn reject_rest(input: ParseStream, message: &str) -> Result<()> {
+    if input.is_empty() {
+        return Ok(());
+    }
+    let token: TokenTree = input.parse()?;
+    let token = if let TokenTree::Punct(p) = &token {
+        if p.as_char() == ',' && !input.is_empty() {
+            input.parse()?
+        } else {
+            token
+        }
+    } else {
+        token
+    };
+    Err(Error::new(token.span(), message))
+}

@@ -1,0 +1,61 @@
+//! The item an attribute is put on: a function with a body, and nothing else.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::{Error, Item, ItemFn, Result};
+
+/// What a macro needs the function to be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FnKind {
+    /// Only an `async fn` (`#[perf_endpoint]`).
+    Async,
+    /// Any function (`#[perf_stage]`, `#[perf_backend]`, `#[perf_stream]`).
+    Any,
+}
+
+/// Parses `item` as a function with a body, or explains at its first tokens why not.
+pub fn parse_fn(item: TokenStream, macro_name: &str, kind: FnKind) -> Result<ItemFn> {
+    let wanted = match kind {
+        FnKind::Async => "an async fn",
+        FnKind::Any => "a fn",
+    };
+    let parsed: Item = syn::parse2(item)?;
+    let function = match parsed {
+        Item::Fn(function) => function,
+        other => {
+            return Err(Error::new_spanned(
+                item_head(&other),
+                format!("#[{macro_name}] applies to {wanted}, not to this item"),
+            ))
+        }
+    };
+    if kind == FnKind::Async && function.sig.asyncness.is_none() {
+        return Err(Error::new_spanned(
+            function.sig.fn_token,
+            format!("#[{macro_name}] applies to an async fn: write `async fn {}`", function.sig.ident),
+        ));
+    }
+    Ok(function)
+}
+
+/// The keyword and name of an item: where "wrong item" errors point.
+fn item_head(item: &Item) -> TokenStream {
+    fn head(keyword: impl ToTokens, name: impl ToTokens) -> TokenStream {
+        let mut tokens = keyword.into_token_stream();
+        name.to_tokens(&mut tokens);
+        tokens
+    }
+    match item {
+        Item::Struct(i) => head(i.struct_token, &i.ident),
+        Item::Enum(i) => head(i.enum_token, &i.ident),
+        Item::Union(i) => head(i.union_token, &i.ident),
+        Item::Const(i) => head(i.const_token, &i.ident),
+        Item::Static(i) => head(i.static_token, &i.ident),
+        Item::Mod(i) => head(i.mod_token, &i.ident),
+        Item::Trait(i) => head(i.trait_token, &i.ident),
+        Item::Type(i) => head(i.type_token, &i.ident),
+        Item::Impl(i) => head(i.impl_token, &i.self_ty),
+        Item::Use(i) => head(i.use_token, &i.tree),
+        other => other.to_token_stream(),
+    }
+}
