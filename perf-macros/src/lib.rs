@@ -10,7 +10,7 @@ mod parse;
 mod stages;
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::TokenStream as TokenStream2;
 use quote::ToTokens;
 use syn::parse::Parser;
 use syn::ItemFn;
@@ -155,9 +155,9 @@ pub fn perf_stage(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn perf_backend(args: TokenStream, item: TokenStream) -> TokenStream {
     instrument("perf_backend", FnKind::Any, item, |function| {
-        let args = (|input: syn::parse::ParseStream| BackendArgs::parse_with(input, Span::call_site()))
-            .parse(args)?;
-        Ok(expand::backend_fn(&args, function, Span::call_site()))
+        let args =
+            (|input: syn::parse::ParseStream| BackendArgs::parse_with(input, None)).parse(args)?;
+        Ok(expand::backend_fn(&args, function))
     })
 }
 

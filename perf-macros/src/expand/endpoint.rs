@@ -13,7 +13,12 @@ use super::{hidden, runtime, wrap};
 pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
     let rt = runtime();
     let site = hidden("__PERF_ENDPOINT");
-    let ItemFn { attrs, vis, sig, block } = function;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
     let future = wrap::body_future(&sig, &block);
     quote! {
         #(#attrs)* #vis #sig {

@@ -1,7 +1,7 @@
 //! `#[perf_stage]`, `#[perf_backend]` and `#[perf_stream]` on functions: the signature is kept
 //! as written; only the body is wrapped.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Block, ItemFn};
@@ -13,26 +13,46 @@ use crate::stages::CheckedStage;
 /// The function timed as one stage. The guard opens when the body starts running (the first
 /// poll, for an async fn) and closes however the body is left.
 pub fn stage_fn(stage: &CheckedStage, function: ItemFn) -> TokenStream {
-    let ItemFn { attrs, vis, sig, block } = function;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
     let stmts = &block.stmts;
     let body = wrap::stage(stage, quote!(#(#stmts)*));
     quote!(#(#attrs)* #vis #sig { #body })
 }
 
 /// The function timed as a backend call: answered when it returns anything but an `Err`.
-pub fn backend_fn(args: &BackendArgs, function: ItemFn, span: Span) -> TokenStream {
-    let ItemFn { attrs, vis, sig, block } = function;
+pub fn backend_fn(args: &BackendArgs, function: ItemFn) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
     let value = wrap::body_value(&sig, &block);
-    let body = wrap::backend(args, value, span);
+    let body = wrap::backend(args, value);
     quote!(#(#attrs)* #vis #sig { #body })
 }
 
 /// The function's returned stream handed the current request.
 pub fn stream_fn(function: ItemFn) -> TokenStream {
-    let ItemFn { attrs, vis, sig, block } = function;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
     let value = wrap::body_value(&sig, &block);
-    let body = wrap::stream(value, returned_span(&sig, &block));
-    quote!(#(#attrs)* #vis #sig { #body })
+    // Named at the return type, so that "not a stream" points there.
+    let returned = Ident::new(
+        "__perf_returned",
+        returned_span(&sig, &block).resolved_at(Span::mixed_site()),
+    );
+    let body = wrap::stream(quote!(#returned));
+    quote!(#(#attrs)* #vis #sig { let #returned = #value; #body })
 }
 
 /// Where a "not a stream" error points: the return type, else the body.

@@ -2,7 +2,7 @@
 //! instrumented function. Rust does not run attribute macros on statements, so the function's own
 //! macro finds them here, removes them and wraps the statement's value.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use syn::parse::{Parse, Parser};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
@@ -50,7 +50,8 @@ fn kind_of(attr: &Attribute) -> Option<Kind> {
     let last = path.segments.last()?;
     let crate_ok = path.segments.len() == 1
         || (path.segments.len() == 2
-            && ["perf_runtime", "perf_macros"].contains(&path.segments[0].ident.to_string().as_str()));
+            && ["perf_runtime", "perf_macros"]
+                .contains(&path.segments[0].ident.to_string().as_str()));
     if !crate_ok {
         return None;
     }
@@ -88,14 +89,12 @@ fn rewrite(stmt: &mut Stmt) -> syn::Result<()> {
                     "an instrumented `let` needs a value to time: `let x = ...;`",
                 ));
             };
-            let span = wrap::span_of(&init.expr);
             let value = &init.expr;
-            let wrapped = apply(&attr, quote::quote!(#value), span)?;
+            let wrapped = apply(&attr, quote::quote!(#value))?;
             *init.expr = Expr::Verbatim(wrapped);
         }
         Stmt::Expr(expr, _) => {
-            let span = wrap::span_of(expr);
-            let wrapped = apply(&attr, quote::quote!(#expr), span)?;
+            let wrapped = apply(&attr, quote::quote!(#expr))?;
             *expr = Expr::Verbatim(wrapped);
         }
         Stmt::Item(_) | Stmt::Macro(_) => {}
@@ -123,7 +122,7 @@ fn take_ours(attrs: &mut Vec<Attribute>) -> syn::Result<Option<(Kind, Attribute)
 }
 
 /// Wraps `value` as the attribute says.
-fn apply((kind, attr): &(Kind, Attribute), value: TokenStream, span: Span) -> syn::Result<TokenStream> {
+fn apply((kind, attr): &(Kind, Attribute), value: TokenStream) -> syn::Result<TokenStream> {
     match kind {
         Kind::Stage => {
             let args = parse_args(attr, StageArgs::parse)?;
@@ -137,13 +136,12 @@ fn apply((kind, attr): &(Kind, Attribute), value: TokenStream, span: Span) -> sy
             Ok(wrap::stage(&stage, value))
         }
         Kind::Backend => {
-            let attr_span = attr.span();
-            let args = parse_args(attr, |input| BackendArgs::parse_with(input, attr_span))?;
-            Ok(wrap::backend(&args, value, span))
+            let args = parse_args(attr, |input| BackendArgs::parse_with(input, Some(attr)))?;
+            Ok(wrap::backend(&args, value))
         }
         Kind::Stream => {
             parse_args(attr, StreamArgs::parse)?;
-            Ok(wrap::stream(value, span))
+            Ok(wrap::stream(value))
         }
         Kind::Endpoint => Err(Error::new_spanned(
             attr,
@@ -186,8 +184,8 @@ fn expr_attrs(expr: &mut Expr) -> Option<&mut Vec<Attribute>> {
         };
     }
     attrs!(
-        Array, Assign, Async, Await, Binary, Block, Call, Cast, Closure, Field, ForLoop, If,
-        Index, Let, Lit, Loop, Macro, Match, MethodCall, Paren, Path, Range, Reference, Repeat,
-        Struct, Try, TryBlock, Tuple, Unary, Unsafe, While
+        Array, Assign, Async, Await, Binary, Block, Call, Cast, Closure, Field, ForLoop, If, Index,
+        Let, Lit, Loop, Macro, Match, MethodCall, Paren, Path, Range, Reference, Repeat, Struct,
+        Try, TryBlock, Tuple, Unary, Unsafe, While
     )
 }

@@ -1,10 +1,10 @@
 //! The wrappers every attribute is made of, used alike on function bodies and on statements.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{Block, Expr, ReturnType, Signature};
+use syn::{Block, ReturnType, Signature};
 
 use super::{hidden, runtime};
 use crate::parse::BackendArgs;
@@ -18,7 +18,9 @@ pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
     let name = &stage.name;
     // Where a declared stage comes from: the build now depends on that manifest.
     let declared = stage.declared_in.as_ref().map(|manifest| {
-        quote!(const _: &[u8] = ::core::include_bytes!(#manifest);)
+        quote!(
+            const _: &[u8] = ::core::include_bytes!(#manifest);
+        )
     });
     quote_spanned! {stage.span=>
         {
@@ -32,12 +34,12 @@ pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
 
 /// `value` timed as a backend call: answered when it completes, unless it is an `Err`.
 /// Leaving early (`?`, `return`, a panic, cancellation) records no TTFB.
-pub fn backend(args: &BackendArgs, value: TokenStream, span: Span) -> TokenStream {
+pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
     let rt = runtime();
     let guard = hidden("__perf_backend");
     let out = hidden("__perf_value");
     let BackendArgs { provider, model } = args;
-    quote_spanned! {span=>
+    quote! {
         {
             let mut #guard = #rt::current::backend_request(#provider, #model);
             let #out = #value;
@@ -55,9 +57,10 @@ pub fn backend(args: &BackendArgs, value: TokenStream, span: Span) -> TokenStrea
 }
 
 /// `value`, a stream, handed the current request: streaming is timed until it ends or is dropped.
-pub fn stream(value: TokenStream, span: Span) -> TokenStream {
+/// A value that is not a stream is a type error at `value`.
+pub fn stream(value: TokenStream) -> TokenStream {
     let rt = runtime();
-    quote_spanned! {span=> #rt::current::stream(#value) }
+    quote!(#rt::current::stream(#value))
 }
 
 /// The body of `sig` as a future whose `return`s and `?`s end the future, not the function.
@@ -97,9 +100,4 @@ fn mentions_impl_trait(ty: &syn::Type) -> bool {
     let mut finder = Finder(false);
     finder.visit_type(ty);
     finder.0
-}
-
-/// The span a statement-level wrapper reports type errors at: the user's expression.
-pub fn span_of(expr: &Expr) -> Span {
-    expr.span()
 }

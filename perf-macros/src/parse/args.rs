@@ -2,7 +2,7 @@
 
 use proc_macro2::{Span, TokenTree};
 use syn::parse::{Parse, ParseStream};
-use syn::{Error, Expr, Ident, LitStr, Result, Token};
+use syn::{Attribute, Error, Expr, Ident, LitStr, Result, Token};
 
 /// `#[perf_endpoint("/v1/chat/completions")]`
 pub struct EndpointArgs {
@@ -12,7 +12,8 @@ pub struct EndpointArgs {
 impl Parse for EndpointArgs {
     fn parse(input: ParseStream) -> Result<Self> {
         if input.is_empty() {
-            return Err(input.error(
+            return Err(Error::new(
+                Span::call_site(),
                 "expected the endpoint's path: #[perf_endpoint(\"/v1/chat/completions\")]",
             ));
         }
@@ -76,32 +77,33 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    /// Parses the arguments; `attr_span` is where a missing argument is reported.
-    pub fn parse_with(input: ParseStream, attr_span: Span) -> Result<Self> {
+    /// Parses the arguments; a missing one is reported at `attribute` (a statement's), else at
+    /// the attribute the macro was called as.
+    pub fn parse_with(input: ParseStream, attribute: Option<&Attribute>) -> Result<Self> {
         let mut provider = None;
         let mut model = None;
         while !input.is_empty() {
-            let key: Ident = input.parse().map_err(|e| {
-                Error::new(
-                    e.span(),
-                    "expected `provider = ...` or `model = ...`",
-                )
-            })?;
+            let key: Ident = input
+                .parse()
+                .map_err(|e| Error::new(e.span(), "expected `provider = ...` or `model = ...`"))?;
             let slot = match key.to_string().as_str() {
                 "provider" => &mut provider,
                 "model" => &mut model,
-                other => {
-                    return Err(Error::new(
-                        key.span(),
-                        format!("unknown argument `{other}`: #[perf_backend] takes `provider` and `model`"),
-                    ))
-                }
+                other => return Err(Error::new(
+                    key.span(),
+                    format!(
+                        "unknown argument `{other}`: #[perf_backend] takes `provider` and `model`"
+                    ),
+                )),
             };
             if slot.is_some() {
                 return Err(Error::new(key.span(), format!("`{key}` is given twice")));
             }
             input.parse::<Token![=]>().map_err(|e| {
-                Error::new(e.span(), format!("expected `=` after `{key}`, as in `{key} = ...`"))
+                Error::new(
+                    e.span(),
+                    format!("expected `=` after `{key}`, as in `{key} = ...`"),
+                )
             })?;
             *slot = Some(input.parse::<Expr>()?);
             if !input.is_empty() {
@@ -109,10 +111,12 @@ impl BackendArgs {
             }
         }
         let missing = |name: &str, example: &str| {
-            Error::new(
-                attr_span,
-                format!("#[perf_backend] needs `{name} = ...`, as in `{name} = {example}`"),
-            )
+            let message =
+                format!("#[perf_backend] needs `{name} = ...`, as in `{name} = {example}`");
+            match attribute {
+                Some(attribute) => Error::new_spanned(attribute, message),
+                None => Error::new(Span::call_site(), message),
+            }
         };
         Ok(BackendArgs {
             provider: provider.ok_or_else(|| missing("provider", "\"openrouter\""))?,

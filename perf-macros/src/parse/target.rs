@@ -32,7 +32,10 @@ pub fn parse_fn(item: TokenStream, macro_name: &str, kind: FnKind) -> Result<Ite
     if kind == FnKind::Async && function.sig.asyncness.is_none() {
         return Err(Error::new_spanned(
             function.sig.fn_token,
-            format!("#[{macro_name}] applies to an async fn: write `async fn {}`", function.sig.ident),
+            format!(
+                "#[{macro_name}] applies to an async fn: write `async fn {}`",
+                function.sig.ident
+            ),
         ));
     }
     Ok(function)

@@ -86,12 +86,17 @@ fn names(array: &str) -> Result<Vec<String>, String> {
                 .strip_prefix('"')
                 .and_then(|i| i.strip_suffix('"'))
                 .ok_or_else(|| format!("`{item}` in `stages` is not a string"))?;
-            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if valid {
                 Ok(name.to_string())
             } else {
-                Err(format!("stage `{name}` is not a valid name (letters, digits and `_`)"))
+                Err(format!(
+                    "stage `{name}` is not a valid name (letters, digits and `_`)"
+                ))
             }
         })
         .collect()

@@ -1,0 +1,8 @@
+use perf_runtime::perf_backend;
+
+#[perf_backend(provider = "openrouter", model = "gpt-4o")]
+enum Provider {
+    OpenRouter,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use perf_runtime::perf_endpoint;
+
+#[perf_endpoint("/v1/chat/completions")]
+async fn chat(body: &str) -> usize {
+    #[perf_stage(request_parsng)]
+    let length = body.len();
+    length
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use perf_runtime::perf_endpoint;
+
+#[perf_endpoint("/v1/chat/completions")]
+async fn chat() -> usize {
+    #[perf_stage(request_parsing)]
+    let length;
+    length = 3;
+    length
+}
+
+fn main() {}
