@@ -70,19 +70,19 @@ mod duration;
 pub mod __private {
     pub use crate::private::*;
 }
-mod private;
 pub mod exposition;
 pub mod metrics;
+mod private;
 mod stage;
 mod stream;
 mod tracker;
 
 pub use duration::{track_duration, DurationGuard};
-pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 pub use metrics::{
     Endpoint, EndpointMetrics, InstallError, Metrics, MetricsBuilder, BACKEND_BUCKETS,
     FRONTEND_BUCKETS, STAGE_BUCKETS,
 };
+pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 pub use stage::{Stage, StageName, MAX_STAGES};
 pub use stream::TrackedStream;
 pub use tracker::{BackendGuard, PerformanceTracker, StageGuard, StreamingGuard};

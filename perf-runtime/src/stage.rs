@@ -57,7 +57,12 @@ impl Stage {
             return Stage(i as u16);
         }
         let table = interner();
-        if let Some(&id) = table.read().unwrap_or_else(|e| e.into_inner()).ids.get(name) {
+        if let Some(&id) = table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .ids
+            .get(name)
+        {
             return Stage(id);
         }
         let mut table = table.write().unwrap_or_else(|e| e.into_inner());

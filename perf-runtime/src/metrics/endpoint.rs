@@ -9,6 +9,9 @@ use prometheus::{Gauge, Histogram};
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
 
+/// The `provider` and `model` of streaming that no backend answered.
+const UNKNOWN_LABEL: &str = "unknown";
+
 /// `(provider, model)` after the label budget.
 type BackendKey = (Box<str>, Box<str>);
 
@@ -23,25 +26,24 @@ pub struct EndpointMetrics {
     pub(crate) metrics: &'static Metrics,
     path: Box<str>,
     pub(crate) frontend: Histogram,
-    /// `stage_percentage` for `frontend_processing`, `backend_response`, `stream_processing`.
-    pub(crate) percentages: [Gauge; 3],
+    /// `stage_percentage` for `frontend_processing`, `backend_response`, `stream_processing`,
+    /// made when the first request ends: an endpoint that never completed one shows no split,
+    /// rather than a false 0 %.
+    percentages: OnceLock<[Gauge; 3]>,
     stages: Box<[OnceLock<Histogram>]>,
     backends: RwLock<HashMap<BackendKey, &'static BackendSeries>>,
 }
 
 impl EndpointMetrics {
     pub(crate) fn new(metrics: &'static Metrics, path: &str) -> Self {
-        let f = &metrics.families;
-        let percentage = |stage| f.stage_percentage.with_label_values(&[stage, path]);
         EndpointMetrics {
             metrics,
             path: path.into(),
-            frontend: f.frontend_processing.with_label_values(&[path]),
-            percentages: [
-                percentage("frontend_processing"),
-                percentage("backend_response"),
-                percentage("stream_processing"),
-            ],
+            frontend: metrics
+                .families
+                .frontend_processing
+                .with_label_values(&[path]),
+            percentages: OnceLock::new(),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             backends: RwLock::new(HashMap::new()),
         }
@@ -50,6 +52,19 @@ impl EndpointMetrics {
     /// The `endpoint` label.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The three `stage_percentage` gauges, resolved on first use.
+    pub(crate) fn percentages(&self) -> &[Gauge; 3] {
+        self.percentages.get_or_init(|| {
+            let family = &self.metrics.families.stage_percentage;
+            [
+                "frontend_processing",
+                "backend_response",
+                "stream_processing",
+            ]
+            .map(|stage| family.with_label_values(&[stage, &self.path]))
+        })
     }
 
     /// `request_stage_duration_seconds{stage, endpoint}`, resolved on first use.
@@ -67,6 +82,18 @@ impl EndpointMetrics {
     pub(crate) fn backend(&'static self, provider: &str, model: &str) -> &'static BackendSeries {
         let provider = self.metrics.providers.admit(provider);
         let model = self.metrics.models.admit(model);
+        self.series(provider, model)
+    }
+
+    /// The series of streaming that no backend answered: `provider="unknown", model="unknown"`.
+    /// Not a client value, so it bypasses the label budget: the allow-list does not turn it into
+    /// `other`, and it uses up no slot of the cap.
+    pub(crate) fn unknown_backend(&'static self) -> &'static BackendSeries {
+        self.series(UNKNOWN_LABEL, UNKNOWN_LABEL)
+    }
+
+    /// The series for labels already through the budget.
+    fn series(&'static self, provider: &str, model: &str) -> &'static BackendSeries {
         let key = (provider, model);
         {
             let map = self.backends.read().unwrap_or_else(|e| e.into_inner());
@@ -75,14 +102,15 @@ impl EndpointMetrics {
             }
         }
         let mut map = self.backends.write().unwrap_or_else(|e| e.into_inner());
-        map.entry((provider.into(), model.into())).or_insert_with(|| {
-            let f = &self.metrics.families;
-            let labels = [provider, model, &*self.path];
-            Box::leak(Box::new(BackendSeries {
-                ttfb: f.backend_ttfb.with_label_values(&labels),
-                streaming: f.streaming_duration.with_label_values(&labels),
-            }))
-        })
+        map.entry((provider.into(), model.into()))
+            .or_insert_with(|| {
+                let f = &self.metrics.families;
+                let labels = [provider, model, &*self.path];
+                Box::leak(Box::new(BackendSeries {
+                    ttfb: f.backend_ttfb.with_label_values(&labels),
+                    streaming: f.streaming_duration.with_label_values(&labels),
+                }))
+            })
     }
 }
 

@@ -4,6 +4,7 @@
 mod endpoint;
 mod families;
 pub(crate) mod labels;
+pub mod snapshot;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -13,13 +14,13 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 pub(crate) use endpoint::BackendSeries;
 pub use endpoint::{Endpoint, EndpointMetrics};
+use families::Families;
 pub use families::{
     BACKEND_BUCKETS, BACKEND_TTFB, FRONTEND_BUCKETS, FRONTEND_PROCESSING, OPERATION_DURATION,
     REQUEST_STAGE_DURATION, STAGE_BUCKETS, STAGE_PERCENTAGE, STREAMING_DURATION,
 };
-use families::Families;
-pub use labels::{DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
 use labels::LabelBudget;
+pub use labels::{DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
 
 /// The metric families of perf in one registry, with the handles resolved from them.
 ///
@@ -50,9 +51,9 @@ pub enum InstallError {
 impl fmt::Display for InstallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InstallError::AlreadyInstalled => {
-                f.write_str("perf metrics are already installed; install them before the first request")
-            }
+            InstallError::AlreadyInstalled => f.write_str(
+                "perf metrics are already installed; install them before the first request",
+            ),
             InstallError::Registry(e) => write!(f, "cannot register perf metrics: {e}"),
         }
     }
@@ -88,7 +89,12 @@ impl Metrics {
     /// static does), not once per request.
     pub fn endpoint(&'static self, path: &str) -> &'static EndpointMetrics {
         let path = labels::truncate(path);
-        if let Some(&found) = self.endpoints.read().unwrap_or_else(|e| e.into_inner()).get(path) {
+        if let Some(&found) = self
+            .endpoints
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+        {
             return found;
         }
         let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());

@@ -75,8 +75,7 @@ impl Drop for StageGuard<'_> {
         let elapsed = self.start.elapsed();
         self.series.observe(elapsed.as_secs_f64());
         let frontend = self.frontend;
-        self.owner
-            .with(|t| t.close_stage(nanos(elapsed), frontend));
+        self.owner.with(|t| t.close_stage(nanos(elapsed), frontend));
     }
 }
 
@@ -105,7 +104,11 @@ impl<'a> BackendGuard<'a> {
         Self::detached(tracker.metrics(), provider, model).owned_by(owner)
     }
 
-    pub(crate) fn detached(endpoint: &'static EndpointMetrics, provider: &str, model: &str) -> Self {
+    pub(crate) fn detached(
+        endpoint: &'static EndpointMetrics,
+        provider: &str,
+        model: &str,
+    ) -> Self {
         BackendGuard {
             owner: Owner::Detached,
             series: endpoint.backend(provider, model),

@@ -8,8 +8,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 
-pub use guards::{BackendGuard, StageGuard, StreamingGuard};
 pub(crate) use guards::Owner;
+pub use guards::{BackendGuard, StageGuard, StreamingGuard};
 
 use crate::clock::Clock;
 use crate::metrics::{BackendSeries, Endpoint, EndpointMetrics, Metrics};
@@ -192,7 +192,8 @@ impl PerformanceTracker {
     fn close_backend(&self, ns: u64, answered: Option<&'static BackendSeries>) {
         add(&self.backend_ns, ns);
         if let Some(series) = answered {
-            self.backend.store(ptr::from_ref(series).cast_mut(), Relaxed);
+            self.backend
+                .store(ptr::from_ref(series).cast_mut(), Relaxed);
             self.flags.fetch_or(ANSWERED, Relaxed);
         }
     }
@@ -203,7 +204,7 @@ impl PerformanceTracker {
         // SAFETY: `backend` is null or was stored from a `&'static BackendSeries`.
         match unsafe { answered.as_ref() } {
             Some(series) => series,
-            None => self.endpoint.backend("unknown", "unknown"),
+            None => self.endpoint.unknown_backend(),
         }
     }
 
@@ -234,7 +235,7 @@ impl PerformanceTracker {
             ];
             let total: u64 = phases.iter().sum();
             if total > 0 {
-                for (gauge, phase) in self.endpoint.percentages.iter().zip(phases) {
+                for (gauge, phase) in self.endpoint.percentages().iter().zip(phases) {
                     gauge.set(phase as f64 * 100.0 / total as f64);
                 }
             }
