@@ -148,6 +148,21 @@ fn stage_count(endpoint: &str, stage: &str) -> u64 {
     )
 }
 
+fn outcome(endpoint: &str, outcome: &str) -> u64 {
+    let families = prometheus::gather();
+    let counter = families
+        .iter()
+        .filter(|f| f.name() == "requests_total")
+        .flat_map(|f| f.get_metric())
+        .find(|m| {
+            let has = |name: &str, value: &str| {
+                m.get_label().iter().any(|l| l.name() == name && l.value() == value)
+            };
+            has("endpoint", endpoint) && has("outcome", outcome)
+        });
+    counter.map_or(0, |m| m.get_counter().get_value() as u64)
+}
+
 fn percentage(endpoint: &str, stage: &str) -> Option<f64> {
     gauge(
         prometheus::default_registry(),
@@ -244,6 +259,8 @@ async fn errors_through_question_mark_end_the_request_without_a_backend() {
     // backend answered, so there is no split to show.
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 2);
     assert_eq!(percentage(ep, "backend_response"), None);
+    assert_eq!(outcome(ep, "error"), 2);
+    assert_eq!(outcome(ep, "completed"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,6 +337,8 @@ async fn client_hanging_up_mid_stream_ends_the_request_once() {
     );
     assert_eq!(stage_count(ep, "stream_processing"), 1);
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 1);
+    assert_eq!(outcome(ep, "cancelled"), 1);
+    assert_eq!(outcome(ep, "completed"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,9 +346,9 @@ async fn handler_dropped_mid_backend_records_no_ttfb_and_no_end() {
     let ep = "/t/cancel";
     let request = body(serde_json::json!({"model": "slow", "key": "demo-key", "ttfb_ms": 5000}));
     let handler = chat_cancel(State(App { provider: "mock" }), Bytes::from(request));
-    let outcome = tokio::time::timeout(Duration::from_millis(100), handler).await;
+    let waited = tokio::time::timeout(Duration::from_millis(100), handler).await;
     assert!(
-        outcome.is_err(),
+        waited.is_err(),
         "the handler was still waiting for its backend"
     );
 
@@ -350,6 +369,7 @@ async fn handler_dropped_mid_backend_records_no_ttfb_and_no_end() {
     );
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 0);
     assert_eq!(percentage(ep, "backend_response"), None);
+    assert_eq!(outcome(ep, "cancelled"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,6 +386,7 @@ async fn panic_in_a_stage_keeps_the_stage_and_later_requests_are_exact() {
     assert_eq!(stage_count(ep, "request_preparation"), 1);
     assert_eq!(stage_count(ep, "backend_fetch"), 0);
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 0);
+    assert_eq!(outcome(ep, "error"), 1);
 
     // The gateway goes on: the next request through the same server is recorded exactly.
     let base = serve().await;
@@ -379,6 +400,7 @@ async fn panic_in_a_stage_keeps_the_stage_and_later_requests_are_exact() {
     assert_eq!(stage_count(ep, "request_preparation"), 2);
     assert_eq!(stage_count(ep, "backend_fetch"), 1);
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 1);
+    assert_eq!((outcome(ep, "error"), outcome(ep, "completed")), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,4 +448,5 @@ async fn concurrent_requests_lose_no_observation() {
         count("backend_ttfb_seconds", &[("endpoint", ep), ("model", "m3")]),
         requests / 4
     );
+    assert_eq!(outcome(ep, "completed"), requests);
 }

@@ -123,6 +123,7 @@ fn recorded(endpoint: &str) -> BTreeMap<String, u64> {
                 .collect();
             let count = match family.name() {
                 "stage_percentage" => 1,
+                "requests_total" => metric.get_counter().get_value() as u64,
                 _ => metric.get_histogram().get_sample_count(),
             };
             out.insert(format!("{}{{{}}}", family.name(), key.join(",")), count);
@@ -162,6 +163,7 @@ async fn chat_example_records_the_same_with_attributes_and_by_hand() {
     );
     assert_eq!(with_macros["frontend_processing_seconds{}"], 3);
     assert_eq!(with_macros["stage_percentage{stage=backend_response}"], 1);
+    assert_eq!(with_macros["requests_total{outcome=completed}"], 3);
 }
 
 #[tokio::test]

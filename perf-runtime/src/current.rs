@@ -43,6 +43,12 @@ pub(crate) async fn scope<F: Future>(tracker: PerformanceTracker, fut: F) -> F::
         .await
 }
 
+/// Marks the current request as failed (see [`PerformanceTracker::fail`]); outside a request,
+/// does nothing.
+pub fn fail() {
+    with(PerformanceTracker::fail);
+}
+
 /// Starts timing `stage` in the current request; see [`PerformanceTracker::stage`].
 pub fn stage(stage: &StageName) -> StageGuard<'static> {
     let stage: Stage = stage.get();

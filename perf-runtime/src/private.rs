@@ -1,28 +1,30 @@
 //! Support for the macros' expansions. Not a public API: it may change in any release.
 
-/// Wraps a value to ask, by autoref specialization, whether it means the backend answered.
-pub struct Answer<'a, T>(pub &'a T);
+/// Wraps a value to ask, by autoref specialization, whether it means success: an `Err` does not,
+/// any other value does. `#[perf_backend]` asks whether the backend answered, `#[perf_endpoint]`
+/// whether the handler failed.
+pub struct Success<'a, T>(pub &'a T);
 
-/// An `Err` means no first byte came: the call failed before answering.
-pub trait ResultAnswer {
-    /// Whether the backend answered.
-    fn answered(&self) -> bool;
+/// An `Err` is a failure.
+pub trait ResultSuccess {
+    /// Whether the value means success.
+    fn succeeded(&self) -> bool;
 }
 
-impl<T, E> ResultAnswer for Answer<'_, Result<T, E>> {
-    fn answered(&self) -> bool {
+impl<T, E> ResultSuccess for Success<'_, Result<T, E>> {
+    fn succeeded(&self) -> bool {
         self.0.is_ok()
     }
 }
 
-/// Any other value means the call completed: the backend answered.
-pub trait AnyAnswer {
-    /// Whether the backend answered.
-    fn answered(&self) -> bool;
+/// Any other value is a success.
+pub trait AnySuccess {
+    /// Whether the value means success.
+    fn succeeded(&self) -> bool;
 }
 
-impl<T> AnyAnswer for &Answer<'_, T> {
-    fn answered(&self) -> bool {
+impl<T> AnySuccess for &Success<'_, T> {
+    fn succeeded(&self) -> bool {
         true
     }
 }

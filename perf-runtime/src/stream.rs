@@ -7,7 +7,7 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use crate::clock::Clock;
-use crate::tracker::PerformanceTracker;
+use crate::tracker::{Outcome, PerformanceTracker};
 
 pin_project! {
     /// A stream that times its own streaming and ends its request when it ends or is dropped.
@@ -23,7 +23,7 @@ pin_project! {
 
     impl<S> PinnedDrop for TrackedStream<S> {
         fn drop(this: Pin<&mut Self>) {
-            finish(this.project().request);
+            finish(this.project().request, false);
         }
     }
 }
@@ -37,12 +37,14 @@ impl<S> TrackedStream<S> {
     }
 }
 
-/// Records the streaming and ends the request, the first time it is called.
-fn finish(request: &mut Option<(PerformanceTracker, Clock)>) {
+/// Records the streaming and ends the request, the first time it is called. A stream dropped
+/// before its end still ends the request (its streaming really stopped there), counted as
+/// `cancelled`; during a panic it does not end (the tracker counts an `error` when dropped).
+fn finish(request: &mut Option<(PerformanceTracker, Clock)>, exhausted: bool) {
     if let Some((tracker, start)) = request.take() {
         tracker.record_streaming(start.elapsed());
         if !std::thread::panicking() {
-            tracker.end();
+            tracker.end_as(if exhausted { None } else { Some(Outcome::Cancelled) });
         }
     }
 }
@@ -54,7 +56,7 @@ impl<S: Stream> Stream for TrackedStream<S> {
         let this = self.project();
         let polled = this.inner.poll_next(cx);
         if let Poll::Ready(None) = polled {
-            finish(this.request);
+            finish(this.request, true);
         }
         polled
     }

@@ -1,4 +1,4 @@
-use perf_runtime::perf_endpoint;
+use perf_runtime::{perf_backend, perf_endpoint};
 
 #[perf_endpoint("/v1/chat/completions")]
 async fn chat(model: String) -> usize {

@@ -3,6 +3,7 @@
 //! macro finds them here, removes them and wraps the statement's value.
 
 use proc_macro2::TokenStream;
+use quote::ToTokens;
 use syn::parse::{Parse, Parser};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
@@ -15,14 +16,28 @@ use crate::stages;
 /// Rewrites every attributed statement in `block`, including those in nested blocks, closures and
 /// async blocks, but not in nested items (they are expanded on their own). Returns the errors of
 /// every misused attribute; the attributes are removed either way.
+///
+/// The attributes' paths are kept in `use path as _;` items at the top of the block, so that the
+/// user's `use perf_runtime::perf_stage;` counts as used and the path is still resolved.
 pub fn rewrite_statements(block: &mut Block) -> Vec<Error> {
-    let mut rewriter = Rewriter { errors: Vec::new() };
+    let mut rewriter = Rewriter {
+        errors: Vec::new(),
+        paths: Vec::new(),
+    };
     rewriter.visit_block_mut(block);
+    let uses = rewriter.paths.iter().map(|path| {
+        syn::parse_quote_spanned! {path.span()=>
+            #[allow(unused_imports, clippy::single_component_path_imports)]
+            use #path as _;
+        }
+    });
+    block.stmts.splice(0..0, uses.collect::<Vec<Stmt>>());
     rewriter.errors
 }
 
 struct Rewriter {
     errors: Vec<Error>,
+    paths: Vec<syn::Path>,
 }
 
 impl VisitMut for Rewriter {
@@ -30,7 +45,7 @@ impl VisitMut for Rewriter {
 
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
         visit_mut::visit_stmt_mut(self, stmt);
-        if let Err(error) = rewrite(stmt) {
+        if let Err(error) = rewrite(stmt, &mut self.paths) {
             self.errors.push(error);
         }
     }
@@ -64,7 +79,8 @@ fn kind_of(attr: &Attribute) -> Option<Kind> {
     }
 }
 
-fn rewrite(stmt: &mut Stmt) -> syn::Result<()> {
+/// Rewrites `stmt` if it carries one of our attributes, and adds that attribute's path to `paths`.
+fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>) -> syn::Result<()> {
     if let Stmt::Macro(mac) = stmt {
         if !mac.attrs.iter().any(|a| kind_of(a).is_some()) {
             return Ok(());
@@ -78,7 +94,23 @@ fn rewrite(stmt: &mut Stmt) -> syn::Result<()> {
     let Some(attrs) = attrs_of(stmt) else {
         return Ok(());
     };
-    let Some(attr) = take_ours(attrs)? else {
+    let mut ours = take_ours(attrs);
+    for (_, attr) in &ours {
+        let name = attr.path().to_token_stream().to_string();
+        if !paths
+            .iter()
+            .any(|p| p.to_token_stream().to_string() == name)
+        {
+            paths.push(attr.path().clone());
+        }
+    }
+    if ours.len() > 1 {
+        return Err(Error::new_spanned(
+            &ours[1].1,
+            "one perf attribute per statement: split the statement, or time the inner call in its own `let`",
+        ));
+    }
+    let Some(attr) = ours.pop() else {
         return Ok(());
     };
     match stmt {
@@ -102,8 +134,8 @@ fn rewrite(stmt: &mut Stmt) -> syn::Result<()> {
     Ok(())
 }
 
-/// Removes this crate's attribute from `attrs`; more than one on a statement is an error.
-fn take_ours(attrs: &mut Vec<Attribute>) -> syn::Result<Option<(Kind, Attribute)>> {
+/// Removes this crate's attributes from `attrs` and returns them.
+fn take_ours(attrs: &mut Vec<Attribute>) -> Vec<(Kind, Attribute)> {
     let mut ours = Vec::new();
     attrs.retain(|attr| match kind_of(attr) {
         Some(kind) => {
@@ -112,13 +144,7 @@ fn take_ours(attrs: &mut Vec<Attribute>) -> syn::Result<Option<(Kind, Attribute)
         }
         None => true,
     });
-    match ours.len() {
-        0 | 1 => Ok(ours.pop()),
-        _ => Err(Error::new_spanned(
-            &ours[1].1,
-            "one perf attribute per statement: split the statement, or time the inner call in its own `let`",
-        )),
-    }
+    ours
 }
 
 /// Wraps `value` as the attribute says.
@@ -159,7 +185,7 @@ fn parse_args<T>(
         Meta::Path(_) => parser.parse2(TokenStream::new()),
         Meta::List(list) => parser.parse2(list.tokens.clone()),
         Meta::NameValue(nv) => Err(Error::new_spanned(
-            &nv.eq_token,
+            nv.eq_token,
             "expected parentheses: #[perf_stage(request_parsing)]",
         )),
     }

@@ -1,6 +1,6 @@
 //! The wrappers every attribute is made of, used alike on function bodies and on statements.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -39,16 +39,13 @@ pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
     let guard = hidden("__perf_backend");
     let out = hidden("__perf_value");
     let BackendArgs { provider, model } = args;
+    let succeeded = succeeded(&out);
     quote! {
         {
             let mut #guard = #rt::current::backend_request(#provider, #model);
             let #out = #value;
-            {
-                #[allow(unused_imports)]
-                use #rt::__private::{AnyAnswer as _, ResultAnswer as _};
-                if (&#rt::__private::Answer(&#out)).answered() {
-                    #guard.set_answered();
-                }
+            if #succeeded {
+                #guard.set_answered();
             }
             ::core::mem::drop(#guard);
             #out
@@ -56,17 +53,22 @@ pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
     }
 }
 
+/// Whether `value` means success: `false` for an `Err`, `true` for anything else, decided at
+/// compile time by autoref specialization on the value's concrete type.
+pub fn succeeded(value: &Ident) -> TokenStream {
+    let rt = runtime();
+    quote! {{
+        #[allow(unused_imports)]
+        use #rt::__private::{AnySuccess as _, ResultSuccess as _};
+        (&#rt::__private::Success(&#value)).succeeded()
+    }}
+}
+
 /// `value`, a stream, handed the current request: streaming is timed until it ends or is dropped.
 /// A value that is not a stream is a type error at `value`.
 pub fn stream(value: TokenStream) -> TokenStream {
     let rt = runtime();
     quote!(#rt::current::stream(#value))
-}
-
-/// The body of `sig` as a future whose `return`s and `?`s end the future, not the function.
-pub fn body_future(sig: &Signature, body: &Block) -> TokenStream {
-    let typed = typed_body(sig, body);
-    quote!(async move #typed)
 }
 
 /// The body of `sig` as a value: evaluated in an inner future or closure, so that `return`

@@ -89,12 +89,14 @@ impl BackendArgs {
             let slot = match key.to_string().as_str() {
                 "provider" => &mut provider,
                 "model" => &mut model,
-                other => return Err(Error::new(
-                    key.span(),
-                    format!(
+                other => {
+                    return Err(Error::new(
+                        key.span(),
+                        format!(
                         "unknown argument `{other}`: #[perf_backend] takes `provider` and `model`"
                     ),
-                )),
+                    ))
+                }
             };
             if slot.is_some() {
                 return Err(Error::new(key.span(), format!("`{key}` is given twice")));

@@ -43,7 +43,7 @@ pub fn check(name: &Ident) -> Result<CheckedStage> {
         ));
     }
     let declared = manifest::declared_stages();
-    if declared.stages.iter().any(|s| *s == text) {
+    if declared.stages.contains(&text) {
         return Ok(CheckedStage {
             name: text,
             span: name.span(),

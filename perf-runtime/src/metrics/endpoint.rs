@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 
-use prometheus::{Gauge, Histogram};
+use prometheus::{Gauge, Histogram, IntCounter};
+
+use super::families::OUTCOMES;
 
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
@@ -31,6 +33,8 @@ pub struct EndpointMetrics {
     /// rather than a false 0 %.
     percentages: OnceLock<[Gauge; 3]>,
     stages: Box<[OnceLock<Histogram>]>,
+    /// `requests_total` for each of [`OUTCOMES`].
+    pub(crate) outcomes: [IntCounter; 3],
     backends: RwLock<HashMap<BackendKey, &'static BackendSeries>>,
 }
 
@@ -44,6 +48,9 @@ impl EndpointMetrics {
                 .frontend_processing
                 .with_label_values(&[path]),
             percentages: OnceLock::new(),
+            outcomes: OUTCOMES.map(|outcome| {
+                metrics.families.requests.with_label_values(&[path, outcome])
+            }),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             backends: RwLock::new(HashMap::new()),
         }

@@ -3,7 +3,7 @@
 //! Names, labels and buckets of the five families are a public contract (SPEC.md): dashboards and
 //! alert rules are written against them, so they never change.
 
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, Opts, Registry};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// Buckets of `backend_ttfb_seconds` and `streaming_duration_seconds`, in seconds.
 pub const BACKEND_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0];
@@ -35,6 +35,13 @@ pub const STAGE_PERCENTAGE: &str = "stage_percentage";
 /// `operation_duration_seconds{operation}`: the histogram of [`track_duration`](crate::track_duration).
 pub const OPERATION_DURATION: &str = "operation_duration_seconds";
 
+/// `requests_total{endpoint, outcome}`: how each request ended (`completed`, `error`,
+/// `cancelled`). Not one of the seed's five families; it adds no label to them.
+pub const REQUESTS_TOTAL: &str = "requests_total";
+
+/// The values of the `outcome` label of `requests_total`.
+pub const OUTCOMES: [&str; 3] = ["completed", "error", "cancelled"];
+
 /// The families, created and registered together.
 pub(crate) struct Families {
     pub backend_ttfb: HistogramVec,
@@ -43,6 +50,7 @@ pub(crate) struct Families {
     pub stage_duration: HistogramVec,
     pub stage_percentage: GaugeVec,
     pub operation_duration: HistogramVec,
+    pub requests: IntCounterVec,
 }
 
 fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
@@ -91,6 +99,14 @@ impl Families {
                 &["operation"],
                 &STAGE_BUCKETS,
             ),
+            requests: IntCounterVec::new(
+                Opts::new(
+                    REQUESTS_TOTAL,
+                    "Requests by how they ended: completed, error (the handler returned an error or panicked), cancelled (dropped before its end, e.g. the client went away).",
+                ),
+                &["endpoint", "outcome"],
+            )
+            .expect("the family definitions are valid"),
         }
     }
 
@@ -101,6 +117,7 @@ impl Families {
         registry.register(Box::new(self.stage_duration.clone()))?;
         registry.register(Box::new(self.stage_percentage.clone()))?;
         registry.register(Box::new(self.operation_duration.clone()))?;
+        registry.register(Box::new(self.requests.clone()))?;
         Ok(())
     }
 }

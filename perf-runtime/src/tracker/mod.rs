@@ -20,6 +20,15 @@ const FRONTEND_SEEN: u8 = 1;
 const BACKEND_STARTED: u8 = 1 << 1;
 const ANSWERED: u8 = 1 << 2;
 const ENDED: u8 = 1 << 3;
+const FAILED: u8 = 1 << 4;
+
+/// How a request ended: the `outcome` label of `requests_total`.
+#[derive(Clone, Copy)]
+pub(crate) enum Outcome {
+    Completed = 0,
+    Error = 1,
+    Cancelled = 2,
+}
 
 /// Times one request: its stages, its backend call, its streaming, and the split between them.
 ///
@@ -40,6 +49,11 @@ const ENDED: u8 = 1 << 3;
 /// `frontend_processing_seconds` (if a front-end stage ran) and sets `stage_percentage` (if a
 /// backend answered: a request turned away before the backend has no split to show). A request
 /// that panics or is cancelled before its end records its stages but no percentages.
+///
+/// Every request is counted once in `requests_total{endpoint, outcome}`: `completed` at its end,
+/// `error` at its end after [`fail`](Self::fail) (the macros call it when the handler returns an
+/// `Err`) or when dropped during a panic, and `cancelled` when dropped before its end (the
+/// client went away; or a tracker used by hand that was never ended).
 ///
 /// A tracker is `Send + Sync + 'static`: it can be moved into a stream or future that outlives
 /// the handler, and its guards can be held across `.await` in a `Send` future. Creating one
@@ -137,6 +151,11 @@ impl PerformanceTracker {
         self.end();
     }
 
+    /// Marks the request as failed: its end counts as `requests_total{outcome="error"}`.
+    pub fn fail(&self) {
+        self.flags.fetch_or(FAILED, Relaxed);
+    }
+
     /// Runs `fut` with this tracker as the current one (what `#[perf_stage]`, `#[perf_backend]`
     /// and `#[perf_stream]` record into), and ends the request when `fut` completes, unless a
     /// stream took the request over. If `fut` is dropped first, the request does not end.
@@ -219,10 +238,21 @@ impl PerformanceTracker {
 
     /// The end of the request; see the type's documentation. Runs its effects at most once.
     pub(crate) fn end(&self) {
+        self.end_as(None);
+    }
+
+    /// The end of the request, counted as `outcome` if given, else as completed or failed.
+    pub(crate) fn end_as(&self, outcome: Option<Outcome>) {
         let flags = self.flags.fetch_or(ENDED, Relaxed);
         if flags & ENDED != 0 {
             return;
         }
+        let outcome = outcome.unwrap_or(if flags & FAILED != 0 {
+            Outcome::Error
+        } else {
+            Outcome::Completed
+        });
+        self.count(outcome);
         let frontend = self.frontend_ns.load(Relaxed);
         if flags & FRONTEND_SEEN != 0 {
             self.endpoint.frontend.observe(secs(frontend));
@@ -243,10 +273,24 @@ impl PerformanceTracker {
     }
 }
 
+impl PerformanceTracker {
+    fn count(&self, outcome: Outcome) {
+        self.endpoint.outcomes[outcome as usize].inc();
+    }
+}
+
 impl Drop for PerformanceTracker {
     fn drop(&mut self) {
-        if self.ends_on_drop && !std::thread::panicking() {
+        let panicking = std::thread::panicking();
+        if self.ends_on_drop && !panicking {
             self.end();
+        }
+        if self.flags.fetch_or(ENDED, Relaxed) & ENDED == 0 {
+            self.count(if panicking {
+                Outcome::Error
+            } else {
+                Outcome::Cancelled
+            });
         }
     }
 }

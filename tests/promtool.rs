@@ -1,0 +1,183 @@
+//! The Prometheus rule files, checked by `promtool` (Debian's `prometheus` package):
+//!
+//! * `promtool check rules` on `prometheus-alerts.yml` and `prometheus-recording-rules.yml`:
+//!   they parse, every expression is valid PromQL, every template renders, and the lint finds no
+//!   duplicate rule;
+//! * `promtool test rules` on every unit-test file of `tests/prometheus/`: each alert fires just
+//!   above its SPEC.md threshold once its `for` has elapsed (and not before), and stays silent just
+//!   below it; the recording rules give the time-weighted shares over several replicas.
+//!
+//! Without `promtool` on `PATH` the tests say that they were skipped and why, and pass; under
+//! `CI=true` a missing `promtool` is a failure.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ALERTS: &str = "prometheus-alerts.yml";
+const RECORDING_RULES: &str = "prometheus-recording-rules.yml";
+const UNIT_TESTS_DIR: &str = "tests/prometheus";
+
+/// The four alerts of SPEC.md.
+const SPEC_ALERTS: [&str; 4] = [
+    "HighBackendTTFB",
+    "CriticalBackendTTFB",
+    "HighStreamingDuration",
+    "HighFrontendProcessing",
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `name` in one of the directories of `PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `promtool`, or `None` after saying that the test is skipped; a panic under `CI=true`.
+///
+/// The notice is written to the process's stderr directly, not through `eprintln!`, which the
+/// test harness captures and shows only for failing tests.
+fn promtool_or_skip(test: &str) -> Option<PathBuf> {
+    if let Some(found) = find_on_path("promtool") {
+        return Some(found);
+    }
+    let why = "promtool is not on PATH (it comes with Debian's `prometheus` package: \
+               apt-get install --no-install-recommends prometheus)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why}; under CI=true this is a failure");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}
+
+fn run(promtool: &Path, args: &[&str]) -> (Output, String) {
+    let output = Command::new(promtool)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
+    let text = format!(
+        "$ promtool {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, text)
+}
+
+fn read(relative: &str) -> String {
+    std::fs::read_to_string(root().join(relative))
+        .unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
+}
+
+/// The unit-test files of `tests/prometheus/`, sorted, relative to the package root.
+fn unit_test_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join(UNIT_TESTS_DIR))
+        .expect("tests/prometheus/ exists")
+        .map(|entry| entry.expect("readable directory").file_name())
+        .filter_map(|name| name.to_str().map(str::to_owned))
+        .filter(|name| name.ends_with(".yml") || name.ends_with(".yaml"))
+        .map(|name| format!("{UNIT_TESTS_DIR}/{name}"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn rule_files_pass_promtool_check() {
+    let Some(promtool) = promtool_or_skip("rule_files_pass_promtool_check") else {
+        return;
+    };
+    let (output, text) = run(&promtool, &["check", "rules", ALERTS, RECORDING_RULES]);
+    assert!(
+        output.status.success(),
+        "promtool check rules failed:\n{text}"
+    );
+    // promtool prints one "SUCCESS: N rules found" per file.
+    assert!(
+        text.contains("SUCCESS: 4 rules found"),
+        "{ALERTS} should hold exactly the four alerts of SPEC.md:\n{text}"
+    );
+    assert_eq!(text.matches("SUCCESS").count(), 2, "{text}");
+}
+
+#[test]
+fn rule_unit_tests_pass() {
+    let Some(promtool) = promtool_or_skip("rule_unit_tests_pass") else {
+        return;
+    };
+    let files = unit_test_files();
+    for expected in [
+        "tests/prometheus/alerts_test.yml",
+        "tests/prometheus/recording_rules_test.yml",
+    ] {
+        assert!(
+            files.iter().any(|f| f == expected),
+            "{expected} is missing: {files:?}"
+        );
+    }
+    let mut args = vec!["test", "rules"];
+    args.extend(files.iter().map(String::as_str));
+    let (output, text) = run(&promtool, &args);
+    assert!(
+        output.status.success(),
+        "promtool test rules failed:\n{text}"
+    );
+    assert!(!text.contains("FAILED"), "{text}");
+    assert_eq!(text.matches("SUCCESS").count(), files.len(), "{text}");
+}
+
+/// Every alert of the rule file is in the unit tests, above and below its threshold, and the
+/// rule file has exactly the alerts of SPEC.md, with their thresholds, `for` and a severity.
+#[test]
+fn every_alert_is_unit_tested() {
+    let rules = read(ALERTS);
+    let tests = read("tests/prometheus/alerts_test.yml");
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- alert:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(alerts, SPEC_ALERTS, "the alerts of {ALERTS}");
+    for alert in &alerts {
+        let cases = tests.matches(&format!("alertname: {alert}\n")).count();
+        assert!(
+            cases >= 2,
+            "{alert} needs unit tests above and below its threshold in alerts_test.yml"
+        );
+        assert!(
+            tests.contains(&format!("# {alert}: p95 just above")),
+            "{alert}: no 'just above' case"
+        );
+        assert!(
+            tests.contains(&format!("# {alert}: p95 just below")),
+            "{alert}: no 'just below' case"
+        );
+    }
+    // Thresholds and `for` of SPEC.md, in the order of the alerts.
+    let spec = [
+        ("> 2.0", "5m"),
+        ("> 3.0", "2m"),
+        ("> 1.5", "5m"),
+        ("> 0.01", "5m"),
+    ];
+    let blocks: Vec<&str> = rules.split("- alert:").skip(1).collect();
+    for ((alert, block), (threshold, for_)) in alerts.iter().zip(&blocks).zip(spec) {
+        assert!(
+            block.contains(&format!("))) {threshold}\n")),
+            "{alert}: threshold {threshold}"
+        );
+        assert!(
+            block.contains(&format!("for: {for_}\n")),
+            "{alert}: for {for_}"
+        );
+        assert!(block.contains("severity: "), "{alert}: severity label");
+        assert!(block.contains("summary: "), "{alert}: summary");
+        assert!(block.contains("description: "), "{alert}: description");
+    }
+}
