@@ -1,9 +1,7 @@
 //! Timing any operation of the user's: the seed's `track_duration("custom_operation")`.
 
-use prometheus::Histogram;
-
 use crate::clock::Clock;
-use crate::metrics::{labels, Metrics};
+use crate::metrics::{labels, Histogram, Metrics};
 
 /// Starts timing `operation`; the guard records `operation_duration_seconds{operation}` (buckets
 /// [`STAGE_BUCKETS`](crate::metrics::STAGE_BUCKETS), 100 µs to 10 s) when dropped.
@@ -19,7 +17,7 @@ pub fn track_duration(operation: &str) -> DurationGuard {
     let series = Metrics::global()
         .families
         .operation_duration
-        .with_label_values(&[labels::truncate(operation)]);
+        .get(&[labels::truncate(operation)]);
     DurationGuard {
         series,
         start: Clock::now(),
@@ -29,12 +27,12 @@ pub fn track_duration(operation: &str) -> DurationGuard {
 /// Times one custom operation; see [`track_duration`].
 #[must_use = "the operation is timed until this guard is dropped"]
 pub struct DurationGuard {
-    series: Histogram,
+    series: &'static Histogram,
     start: Clock,
 }
 
 impl Drop for DurationGuard {
     fn drop(&mut self) {
-        self.series.observe(self.start.elapsed().as_secs_f64());
+        self.series.observe(self.start.elapsed());
     }
 }

@@ -44,7 +44,11 @@ fn finish(request: &mut Option<(PerformanceTracker, Clock)>, exhausted: bool) {
     if let Some((tracker, start)) = request.take() {
         tracker.record_streaming(start.elapsed());
         if !std::thread::panicking() {
-            tracker.end_as(if exhausted { None } else { Some(Outcome::Cancelled) });
+            tracker.end_as(if exhausted {
+                None
+            } else {
+                Some(Outcome::Cancelled)
+            });
         }
     }
 }

@@ -1,58 +1,51 @@
 //! Per-endpoint handles: every series whose labels are known when the endpoint is named is
 //! resolved once, so recording is an index and an `observe`.
 
-use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::cell::RefCell;
+use std::sync::OnceLock;
 
-use prometheus::{Gauge, Histogram, IntCounter};
-
+use super::counter::Counter;
 use super::families::OUTCOMES;
-
+use super::histogram::Histogram;
+use super::split::Split;
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
 
 /// The `provider` and `model` of streaming that no backend answered.
 const UNKNOWN_LABEL: &str = "unknown";
 
-/// `(provider, model)` after the label budget.
-type BackendKey = (Box<str>, Box<str>);
-
 /// The pair of series a backend call records into, for one provider and model.
+#[derive(Clone, Copy)]
 pub(crate) struct BackendSeries {
-    pub ttfb: Histogram,
-    pub streaming: Histogram,
+    pub ttfb: &'static Histogram,
+    pub streaming: &'static Histogram,
 }
 
 /// The resolved series of one endpoint. Made by [`Metrics::endpoint`]; lives for the process.
 pub struct EndpointMetrics {
     pub(crate) metrics: &'static Metrics,
     path: Box<str>,
-    pub(crate) frontend: Histogram,
-    /// `stage_percentage` for `frontend_processing`, `backend_response`, `stream_processing`,
-    /// made when the first request ends: an endpoint that never completed one shows no split,
-    /// rather than a false 0 %.
-    percentages: OnceLock<[Gauge; 3]>,
-    stages: Box<[OnceLock<Histogram>]>,
+    pub(crate) frontend: &'static Histogram,
+    /// `stage_percentage`, made when the first request ends: an endpoint that never completed
+    /// one shows no split, rather than a false 0 %.
+    split: OnceLock<&'static Split>,
+    stages: Box<[OnceLock<&'static Histogram>]>,
     /// `requests_total` for each of [`OUTCOMES`].
-    pub(crate) outcomes: [IntCounter; 3],
-    backends: RwLock<HashMap<BackendKey, &'static BackendSeries>>,
+    pub(crate) outcomes: [&'static Counter; 3],
+    unknown: OnceLock<BackendSeries>,
 }
 
 impl EndpointMetrics {
     pub(crate) fn new(metrics: &'static Metrics, path: &str) -> Self {
+        let families = &metrics.families;
         EndpointMetrics {
             metrics,
             path: path.into(),
-            frontend: metrics
-                .families
-                .frontend_processing
-                .with_label_values(&[path]),
-            percentages: OnceLock::new(),
-            outcomes: OUTCOMES.map(|outcome| {
-                metrics.families.requests.with_label_values(&[path, outcome])
-            }),
+            frontend: families.frontend_processing.get(&[path]),
+            split: OnceLock::new(),
+            outcomes: OUTCOMES.map(|outcome| families.requests.get(&[path, outcome])),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
-            backends: RwLock::new(HashMap::new()),
+            unknown: OnceLock::new(),
         }
     }
 
@@ -61,102 +54,108 @@ impl EndpointMetrics {
         &self.path
     }
 
-    /// The three `stage_percentage` gauges, resolved on first use.
-    pub(crate) fn percentages(&self) -> &[Gauge; 3] {
-        self.percentages.get_or_init(|| {
-            let family = &self.metrics.families.stage_percentage;
-            [
-                "frontend_processing",
-                "backend_response",
-                "stream_processing",
-            ]
-            .map(|stage| family.with_label_values(&[stage, &self.path]))
-        })
+    /// The `stage_percentage` triple, resolved on first use.
+    pub(crate) fn split(&self) -> &'static Split {
+        self.split
+            .get_or_init(|| self.metrics.families.stage_percentage.get(&[&self.path]))
     }
 
     /// `request_stage_duration_seconds{stage, endpoint}`, resolved on first use.
-    pub(crate) fn stage(&self, stage: Stage) -> &Histogram {
+    pub(crate) fn stage(&self, stage: Stage) -> &'static Histogram {
         self.stages[stage.index()].get_or_init(|| {
             self.metrics
                 .families
                 .stage_duration
-                .with_label_values(&[stage.name(), &self.path])
+                .get(&[stage.name(), &self.path])
         })
     }
 
-    /// The backend series for `provider` and `model`, after the label budget: a read lock and a
-    /// hash, since the model is only known at run time.
-    pub(crate) fn backend(&'static self, provider: &str, model: &str) -> &'static BackendSeries {
-        let provider = self.metrics.providers.admit(provider);
-        let model = self.metrics.models.admit(model);
-        self.series(provider, model)
+    /// The backend series for `provider` and `model`. The model is only known at run time, so
+    /// this is a lookup: first in a small per-thread cache of recent pairs (no lock, no
+    /// allocation), then through the label budget and the families.
+    pub(crate) fn backend(&'static self, provider: &str, model: &str) -> BackendSeries {
+        if let Some(found) = cached(self, provider, model) {
+            return found;
+        }
+        let admitted = (
+            self.metrics.providers.admit(provider),
+            self.metrics.models.admit(model),
+        );
+        let series = self.series(admitted.0, admitted.1);
+        remember(self, provider, model, series);
+        series
     }
 
     /// The series of streaming that no backend answered: `provider="unknown", model="unknown"`.
     /// Not a client value, so it bypasses the label budget: the allow-list does not turn it into
     /// `other`, and it uses up no slot of the cap.
-    pub(crate) fn unknown_backend(&'static self) -> &'static BackendSeries {
-        self.series(UNKNOWN_LABEL, UNKNOWN_LABEL)
+    pub(crate) fn unknown_backend(&self) -> BackendSeries {
+        *self
+            .unknown
+            .get_or_init(|| self.series(UNKNOWN_LABEL, UNKNOWN_LABEL))
     }
 
     /// The series for labels already through the budget.
-    fn series(&'static self, provider: &str, model: &str) -> &'static BackendSeries {
-        let key = (provider, model);
-        {
-            let map = self.backends.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(&found) = map.get(&key as &dyn PairKey) {
-                return found;
-            }
+    fn series(&self, provider: &str, model: &str) -> BackendSeries {
+        let families = &self.metrics.families;
+        let labels = [provider, model, &*self.path];
+        BackendSeries {
+            ttfb: families.backend_ttfb.get(&labels),
+            streaming: families.streaming_duration.get(&labels),
         }
-        let mut map = self.backends.write().unwrap_or_else(|e| e.into_inner());
-        map.entry((provider.into(), model.into()))
-            .or_insert_with(|| {
-                let f = &self.metrics.families;
-                let labels = [provider, model, &*self.path];
-                Box::leak(Box::new(BackendSeries {
-                    ttfb: f.backend_ttfb.with_label_values(&labels),
-                    streaming: f.streaming_duration.with_label_values(&labels),
-                }))
-            })
     }
 }
 
-/// Looks up a `(Box<str>, Box<str>)` key with a `(&str, &str)` without allocating.
-trait PairKey {
-    fn pair(&self) -> (&str, &str);
+/// Recently resolved `(endpoint, provider, model)` of this thread: a gateway serves few models
+/// most of the time, so most backend calls resolve here.
+struct CacheEntry {
+    endpoint: *const EndpointMetrics,
+    provider: Box<str>,
+    model: Box<str>,
+    series: BackendSeries,
 }
 
-impl PairKey for (Box<str>, Box<str>) {
-    fn pair(&self) -> (&str, &str) {
-        (&self.0, &self.1)
-    }
+const CACHE_ENTRIES: usize = 8;
+
+thread_local! {
+    static CACHE: RefCell<(usize, Vec<CacheEntry>)> = const { RefCell::new((0, Vec::new())) };
 }
 
-impl PairKey for (&str, &str) {
-    fn pair(&self) -> (&str, &str) {
-        (self.0, self.1)
-    }
+fn cached(endpoint: &EndpointMetrics, provider: &str, model: &str) -> Option<BackendSeries> {
+    CACHE
+        .try_with(|cache| {
+            let cache = cache.borrow();
+            cache
+                .1
+                .iter()
+                .find(|e| {
+                    std::ptr::eq(e.endpoint, endpoint)
+                        && *e.model == *model
+                        && *e.provider == *provider
+                })
+                .map(|e| e.series)
+        })
+        .ok()
+        .flatten()
 }
 
-impl<'a> std::borrow::Borrow<dyn PairKey + 'a> for (Box<str>, Box<str>) {
-    fn borrow(&self) -> &(dyn PairKey + 'a) {
-        self
-    }
+fn remember(endpoint: &EndpointMetrics, provider: &str, model: &str, series: BackendSeries) {
+    let entry = CacheEntry {
+        endpoint,
+        provider: provider.into(),
+        model: model.into(),
+        series,
+    };
+    let _ = CACHE.try_with(|cache| {
+        let (next, entries) = &mut *cache.borrow_mut();
+        if entries.len() < CACHE_ENTRIES {
+            entries.push(entry);
+        } else {
+            entries[*next] = entry;
+            *next = (*next + 1) % CACHE_ENTRIES;
+        }
+    });
 }
-
-impl std::hash::Hash for dyn PairKey + '_ {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.pair().hash(state)
-    }
-}
-
-impl PartialEq for dyn PairKey + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.pair() == other.pair()
-    }
-}
-
-impl Eq for dyn PairKey + '_ {}
 
 /// An endpoint named in code, resolved against [`Metrics::global`] on first use: what a `static`
 /// holds so that a handler finds its series without a lock.

@@ -3,7 +3,12 @@
 //! Names, labels and buckets of the five families are a public contract (SPEC.md): dashboards and
 //! alert rules are written against them, so they never change.
 
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::Registry;
+
+use super::counter::Counter;
+use super::family::{Family, Registered};
+use super::histogram::Histogram;
+use super::split::Split;
 
 /// Buckets of `backend_ttfb_seconds` and `streaming_duration_seconds`, in seconds.
 pub const BACKEND_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0];
@@ -44,18 +49,22 @@ pub const OUTCOMES: [&str; 3] = ["completed", "error", "cancelled"];
 
 /// The families, created and registered together.
 pub(crate) struct Families {
-    pub backend_ttfb: HistogramVec,
-    pub streaming_duration: HistogramVec,
-    pub frontend_processing: HistogramVec,
-    pub stage_duration: HistogramVec,
-    pub stage_percentage: GaugeVec,
-    pub operation_duration: HistogramVec,
-    pub requests: IntCounterVec,
+    pub backend_ttfb: Family<Histogram>,
+    pub streaming_duration: Family<Histogram>,
+    pub frontend_processing: Family<Histogram>,
+    pub stage_duration: Family<Histogram>,
+    pub stage_percentage: Family<Split>,
+    pub operation_duration: Family<Histogram>,
+    pub requests: Family<Counter>,
 }
 
-fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    HistogramVec::new(opts, labels).expect("the family definitions are valid")
+fn histogram(
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    buckets: &'static [f64],
+) -> Family<Histogram> {
+    Family::new(name, help, labels, &[], move || Histogram::new(buckets))
 }
 
 impl Families {
@@ -85,39 +94,38 @@ impl Families {
                 &["stage", "endpoint"],
                 &STAGE_BUCKETS,
             ),
-            stage_percentage: GaugeVec::new(
-                Opts::new(
-                    STAGE_PERCENTAGE,
-                    "Share of the last completed request's tracked time spent in frontend_processing, backend_response and stream_processing, in percent.",
-                ),
-                &["stage", "endpoint"],
-            )
-            .expect("the family definitions are valid"),
+            stage_percentage: Family::new(
+                STAGE_PERCENTAGE,
+                "Share of the last completed request's tracked time spent in frontend_processing, backend_response and stream_processing, in percent.",
+                &["endpoint"],
+                &["stage"],
+                Split::new,
+            ),
             operation_duration: histogram(
                 OPERATION_DURATION,
                 "Duration of custom operations timed with perf_runtime::track_duration.",
                 &["operation"],
                 &STAGE_BUCKETS,
             ),
-            requests: IntCounterVec::new(
-                Opts::new(
-                    REQUESTS_TOTAL,
-                    "Requests by how they ended: completed, error (the handler returned an error or panicked), cancelled (dropped before its end, e.g. the client went away).",
-                ),
+            requests: Family::new(
+                REQUESTS_TOTAL,
+                "Requests by how they ended: completed, error (the handler returned an error or panicked), cancelled (dropped before its end, e.g. the client went away).",
                 &["endpoint", "outcome"],
-            )
-            .expect("the family definitions are valid"),
+                &[],
+                Counter::new,
+            ),
         }
     }
 
-    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(self.backend_ttfb.clone()))?;
-        registry.register(Box::new(self.streaming_duration.clone()))?;
-        registry.register(Box::new(self.frontend_processing.clone()))?;
-        registry.register(Box::new(self.stage_duration.clone()))?;
-        registry.register(Box::new(self.stage_percentage.clone()))?;
-        registry.register(Box::new(self.operation_duration.clone()))?;
-        registry.register(Box::new(self.requests.clone()))?;
+    /// Registers every family in `registry`.
+    pub fn register(&'static self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(Registered(&self.backend_ttfb)))?;
+        registry.register(Box::new(Registered(&self.streaming_duration)))?;
+        registry.register(Box::new(Registered(&self.frontend_processing)))?;
+        registry.register(Box::new(Registered(&self.stage_duration)))?;
+        registry.register(Box::new(Registered(&self.stage_percentage)))?;
+        registry.register(Box::new(Registered(&self.operation_duration)))?;
+        registry.register(Box::new(Registered(&self.requests)))?;
         Ok(())
     }
 }

@@ -1,10 +1,15 @@
 //! Where observations go: the families in a registry, and the per-endpoint handles that let a
 //! request record without looking anything up.
 
+mod counter;
 mod endpoint;
 mod families;
+mod family;
+mod histogram;
 pub(crate) mod labels;
+mod shard;
 pub mod snapshot;
+mod split;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -20,6 +25,7 @@ pub use families::{
     OUTCOMES, REQUESTS_TOTAL, REQUEST_STAGE_DURATION, STAGE_BUCKETS, STAGE_PERCENTAGE,
     STREAMING_DURATION,
 };
+pub(crate) use histogram::Histogram;
 use labels::LabelBudget;
 pub use labels::{DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
 
@@ -148,15 +154,15 @@ impl MetricsBuilder {
     /// Registers the families in `registry` and returns the new metrics, kept for the life of
     /// the process. Make one per registry: each call leaks a small, fixed amount.
     pub fn build(self, registry: &Registry) -> prometheus::Result<&'static Metrics> {
-        let families = Families::new();
-        families.register(registry)?;
-        Ok(Box::leak(Box::new(Metrics {
-            families,
+        let metrics: &'static Metrics = Box::leak(Box::new(Metrics {
+            families: Families::new(),
             registry: registry.clone(),
             endpoints: RwLock::new(HashMap::new()),
             models: LabelBudget::new(self.label_cap, self.allowed_models),
             providers: LabelBudget::new(self.label_cap, None),
-        })))
+        }));
+        metrics.families.register(registry)?;
+        Ok(metrics)
     }
 
     /// Like [`build`](Self::build), and makes the result the process-wide [`Metrics::global`].

@@ -2,11 +2,9 @@
 
 use std::time::Duration;
 
-use prometheus::Histogram;
-
 use super::{nanos, now, PerformanceTracker};
 use crate::clock::Clock;
-use crate::metrics::{BackendSeries, EndpointMetrics};
+use crate::metrics::{BackendSeries, EndpointMetrics, Histogram};
 use crate::stage::Stage;
 
 /// Whose phase sums a guard adds to when it is dropped.
@@ -73,7 +71,7 @@ impl<'a> StageGuard<'a> {
 impl Drop for StageGuard<'_> {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        self.series.observe(elapsed.as_secs_f64());
+        self.series.observe(elapsed);
         let frontend = self.frontend;
         self.owner.with(|t| t.close_stage(nanos(elapsed), frontend));
     }
@@ -87,7 +85,7 @@ impl Drop for StageGuard<'_> {
 #[must_use = "call first_byte() when the provider answers"]
 pub struct BackendGuard<'a> {
     owner: Owner<'a>,
-    series: &'static BackendSeries,
+    series: BackendSeries,
     fetch: &'static Histogram,
     answered: bool,
     start: Clock,
@@ -139,12 +137,11 @@ impl<'a> BackendGuard<'a> {
 impl Drop for BackendGuard<'_> {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        let secs = elapsed.as_secs_f64();
-        self.fetch.observe(secs);
-        let answered = self.answered.then_some(self.series);
-        if let Some(series) = answered {
-            series.ttfb.observe(secs);
+        self.fetch.observe(elapsed);
+        if self.answered {
+            self.series.ttfb.observe(elapsed);
         }
+        let answered = self.answered.then_some(self.series.streaming);
         self.owner
             .with(|t| t.close_backend(nanos(elapsed), answered));
     }

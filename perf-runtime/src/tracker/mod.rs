@@ -12,7 +12,7 @@ pub(crate) use guards::Owner;
 pub use guards::{BackendGuard, StageGuard, StreamingGuard};
 
 use crate::clock::Clock;
-use crate::metrics::{BackendSeries, Endpoint, EndpointMetrics, Metrics};
+use crate::metrics::{Endpoint, EndpointMetrics, Histogram, Metrics};
 use crate::stage::Stage;
 use crate::stream::TrackedStream;
 
@@ -65,8 +65,9 @@ pub struct PerformanceTracker {
     streaming_ns: AtomicU64,
     open_stages: AtomicU32,
     flags: AtomicU8,
-    /// The series of the last backend that answered: the labels of the streaming that follows.
-    backend: AtomicPtr<BackendSeries>,
+    /// The streaming series of the last backend that answered: the labels of the streaming
+    /// that follows.
+    backend: AtomicPtr<Histogram>,
     ends_on_drop: bool,
 }
 
@@ -208,7 +209,7 @@ impl PerformanceTracker {
         self.flags.fetch_or(BACKEND_STARTED, Relaxed);
     }
 
-    fn close_backend(&self, ns: u64, answered: Option<&'static BackendSeries>) {
+    fn close_backend(&self, ns: u64, answered: Option<&'static Histogram>) {
         add(&self.backend_ns, ns);
         if let Some(series) = answered {
             self.backend
@@ -217,22 +218,23 @@ impl PerformanceTracker {
         }
     }
 
-    /// The series streaming is labelled with: the last backend that answered, else `unknown`.
-    fn streaming_series(&self) -> &'static BackendSeries {
+    /// The series streaming is recorded in: the last backend that answered, else `unknown`.
+    fn streaming_series(&self) -> &'static Histogram {
         let answered = self.backend.load(Relaxed);
-        // SAFETY: `backend` is null or was stored from a `&'static BackendSeries`.
+        // SAFETY: `backend` is null or was stored from a `&'static Histogram`.
         match unsafe { answered.as_ref() } {
             Some(series) => series,
-            None => self.endpoint.unknown_backend(),
+            None => self.endpoint.unknown_backend().streaming,
         }
     }
 
     /// Records streaming that lasted `elapsed`: one observation in each of
     /// `streaming_duration_seconds` and the `stream_processing` stage.
     pub(crate) fn record_streaming(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        self.streaming_series().streaming.observe(secs);
-        self.endpoint.stage(Stage::STREAM_PROCESSING).observe(secs);
+        self.streaming_series().observe(elapsed);
+        self.endpoint
+            .stage(Stage::STREAM_PROCESSING)
+            .observe(elapsed);
         add(&self.streaming_ns, nanos(elapsed));
     }
 
@@ -255,7 +257,9 @@ impl PerformanceTracker {
         self.count(outcome);
         let frontend = self.frontend_ns.load(Relaxed);
         if flags & FRONTEND_SEEN != 0 {
-            self.endpoint.frontend.observe(secs(frontend));
+            self.endpoint
+                .frontend
+                .observe(Duration::from_nanos(frontend));
         }
         if flags & ANSWERED != 0 {
             let phases = [
@@ -265,9 +269,8 @@ impl PerformanceTracker {
             ];
             let total: u64 = phases.iter().sum();
             if total > 0 {
-                for (gauge, phase) in self.endpoint.percentages().iter().zip(phases) {
-                    gauge.set(phase as f64 * 100.0 / total as f64);
-                }
+                let shares = phases.map(|phase| phase as f64 * 100.0 / total as f64);
+                self.endpoint.split().set(Clock::stamp(), shares);
             }
         }
     }
@@ -314,10 +317,6 @@ fn add(cell: &AtomicU64, ns: u64) {
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-fn secs(ns: u64) -> f64 {
-    ns as f64 / 1e9
 }
 
 /// The clock a tracker reads.
