@@ -1,1 +1,67 @@
-fn main(){}
+//! An OpenAI-compatible LLM gateway instrumented with perf, on a built-in mock provider.
+//!
+//! ```sh
+//! cargo run --release --example gateway             # gateway on 127.0.0.1:8080, mock provider
+//! cargo run --release --example gateway -- --demo   # plus virtual clients and a live table
+//! cargo run --release --example gateway -- --help   # every flag
+//! ```
+//!
+//! The handlers to copy are in `src/gateway/handlers.rs`.
+
+use std::time::Duration;
+
+use clap::Parser;
+use perf::gateway::demo::Demo;
+use perf::{Config, Gateway};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::parse();
+    let gateway = Gateway::start(&config).await?;
+    let base = gateway.base_url();
+    let key = config.api_keys.first().cloned().unwrap_or_default();
+
+    println!("perf example gateway on {base}");
+    match gateway.mock() {
+        Some(mock) => println!(
+            "  provider: built-in mock at {} (TTFB {} ms, {} chunks every {} ms, jitter ±{} ms)",
+            mock.base_url(),
+            config.mock_ttfb_ms,
+            config.mock_chunks,
+            config.mock_chunk_interval_ms,
+            config.mock_jitter_ms,
+        ),
+        None => println!("  provider: {}", gateway.upstream_url()),
+    }
+    println!("  api keys: {}", config.api_keys.join(", "));
+    println!("  metrics:  http://{}/metrics", gateway.addr());
+    println!();
+    println!("  curl -N {base}/chat/completions -H 'Authorization: Bearer {key}' \\");
+    println!("    -H 'Content-Type: application/json' \\");
+    println!("    -d '{{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hi\"}}]}}'");
+    println!();
+
+    let demo = if config.demo {
+        println!(
+            "demo: {} virtual clients; the table comes every few seconds (Ctrl-C stops)",
+            perf::gateway::demo::CLIENTS
+        );
+        Some(Demo::start(&base, &key)?)
+    } else {
+        None
+    };
+
+    tokio::signal::ctrl_c().await?;
+    println!("\nshutting down");
+    if let Some(demo) = demo {
+        demo.stop().await;
+    }
+    // Open streams get a few seconds to finish.
+    if tokio::time::timeout(Duration::from_secs(5), gateway.shutdown())
+        .await
+        .is_err()
+    {
+        println!("open requests did not finish in time");
+    }
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! The example gateway: an OpenAI-compatible LLM gateway instrumented with perf, forwarding to a
+//! built-in mock provider or a real one.
+
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod handlers;
+pub mod mock;
+pub mod openai;
+pub mod report;
+pub mod server;
+pub mod sse;
+pub mod upstream;

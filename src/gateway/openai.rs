@@ -1,0 +1,177 @@
+//! The OpenAI wire types the gateway reads: the request bodies of `/v1/chat/completions` and
+//! `/v1/responses`.
+//!
+//! Only the fields the gateway needs are typed; every other field is kept as it came
+//! (`extra`) and forwarded to the provider unchanged.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+
+/// A request body of one of the OpenAI APIs the gateway serves.
+pub trait OpenAiRequest: DeserializeOwned + Serialize {
+    /// The API's path under a provider's base URL, e.g. `/chat/completions`.
+    const UPSTREAM_PATH: &'static str;
+
+    /// The requested model (the `model` label of the backend metrics).
+    fn model(&self) -> &str;
+
+    /// Whether the client asked for a streamed (SSE) answer.
+    fn is_stream(&self) -> bool;
+
+    /// Constraints the types alone do not express; the message says what is wrong.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// Parses and checks a request body: malformed JSON, a field of the wrong type or a missing one
+/// give a 400 [`ApiError`].
+pub fn parse<R: OpenAiRequest>(body: &[u8]) -> Result<R, ApiError> {
+    let request: R = serde_json::from_slice(body)?;
+    request.check().map_err(ApiError::invalid_request)?;
+    Ok(request)
+}
+
+/// The body of `POST /v1/chat/completions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The model to answer with.
+    pub model: String,
+    /// The conversation so far.
+    pub messages: Vec<ChatMessage>,
+    /// `true` for an SSE stream of `chat.completion.chunk`s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Every other field, forwarded as it came.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One message of a chat conversation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant`, `tool`, ...
+    pub role: String,
+    /// The text, or an array of content parts; absent for some assistant messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+    /// Every other field (`name`, `tool_calls`, ...), forwarded as it came.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Content given either as plain text or as an array of typed parts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged, expecting = "a string or an array of content parts")]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// Typed parts (`{"type": "text", ...}`, `{"type": "image_url", ...}`, ...).
+    Parts(Vec<Value>),
+}
+
+impl Content {
+    /// A rough size of the content in characters (the mock's token count).
+    pub fn len(&self) -> usize {
+        match self {
+            Content::Text(text) => text.len(),
+            Content::Parts(parts) => parts.len(),
+        }
+    }
+
+    /// Whether the content is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl OpenAiRequest for ChatRequest {
+    const UPSTREAM_PATH: &'static str = "/chat/completions";
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        check_model(&self.model)?;
+        if self.messages.is_empty() {
+            return Err("`messages` must contain at least one message".into());
+        }
+        Ok(())
+    }
+}
+
+/// The body of `POST /v1/responses`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResponsesRequest {
+    /// The model to answer with.
+    pub model: String,
+    /// The input: a text, or an array of input items.
+    pub input: Content,
+    /// `true` for an SSE stream of `response.*` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Every other field (`instructions`, `tools`, ...), forwarded as it came.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl OpenAiRequest for ResponsesRequest {
+    const UPSTREAM_PATH: &'static str = "/responses";
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        check_model(&self.model)
+    }
+}
+
+fn check_model(model: &str) -> Result<(), String> {
+    if model.trim().is_empty() {
+        return Err("`model` must not be empty".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<ChatRequest, ApiError>) -> String {
+        match result {
+            Ok(_) => String::from("accepted"),
+            Err(e) => e.body().error.message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_kept() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi","name":"x"}],"temperature":0.2}"#;
+        let req: ChatRequest = parse(body).expect("valid request");
+        let back = serde_json::to_value(&req).expect("serializes");
+        assert_eq!(back["temperature"], 0.2);
+        assert_eq!(back["messages"][0]["name"], "x");
+        assert!(back.get("stream").is_none());
+    }
+
+    #[test]
+    fn bad_bodies_say_why() {
+        assert!(message(parse(b"{")).contains("invalid request body"));
+        assert!(message(parse(br#"{"messages":[]}"#)).contains("missing field `model`"));
+        let wrong = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#;
+        assert!(message(parse(wrong)).contains("expected a boolean"));
+        let empty = br#"{"model":"m","messages":[]}"#;
+        assert!(message(parse(empty)).contains("at least one message"));
+    }
+}

@@ -1,0 +1,139 @@
+//! The live table of `--demo`: p50/p95/p99 per stage and the split of the time, read back from
+//! the metrics registry the way Prometheus would read `/metrics` (quantiles interpolated within
+//! the histogram buckets, as `histogram_quantile` does).
+
+use std::fmt::Write as _;
+
+use perf_runtime::metrics::snapshot::{gauge, histogram, HistogramSnapshot};
+use perf_runtime::metrics::{
+    BACKEND_TTFB, FRONTEND_PROCESSING, REQUEST_STAGE_DURATION, STAGE_PERCENTAGE, STREAMING_DURATION,
+};
+use prometheus::Registry;
+
+/// The endpoints whose last request's split is shown.
+pub const ENDPOINTS: [&str; 2] = ["/v1/chat/completions", "/v1/responses"];
+
+/// The three phases of a request in `stage_percentage`.
+const PHASES: [&str; 3] = [
+    "frontend_processing",
+    "backend_response",
+    "stream_processing",
+];
+
+/// Renders the table from `registry`, over every endpoint: one row per front-end stage and per
+/// phase (front end, backend TTFB, streaming) with its count, mean, p50/p95/p99 and share of
+/// the time; then the split of each endpoint's last request (`stage_percentage`).
+pub fn render(registry: &Registry) -> String {
+    let read = |family: &str, labels: &[(&str, &str)]| {
+        histogram(registry, family, labels).unwrap_or_default()
+    };
+    let stage = |name: &str| read(REQUEST_STAGE_DURATION, &[("stage", name)]);
+    let frontend = read(FRONTEND_PROCESSING, &[]);
+    let backend = read(BACKEND_TTFB, &[]);
+    let streaming = read(STREAMING_DURATION, &[]);
+    let total = frontend.sum + backend.sum + streaming.sum;
+    let rows = [
+        ("  request_parsing", stage("request_parsing")),
+        ("  auth_validation", stage("auth_validation")),
+        ("  request_preparation", stage("request_preparation")),
+        ("frontend_processing", frontend),
+        ("backend_response (TTFB)", backend),
+        ("stream_processing", streaming),
+    ];
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "stage", "count", "mean", "p50", "p95", "p99", "share"
+    );
+    for (name, h) in &rows {
+        let _ = writeln!(
+            out,
+            "{name:<24} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            h.count,
+            secs(h.mean()),
+            secs(h.quantile(0.5)),
+            secs(h.quantile(0.95)),
+            secs(h.quantile(0.99)),
+            share(h, total),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "(p50/p95/p99 interpolated within the histogram buckets, as histogram_quantile does; \
+         mean exact)"
+    );
+    for endpoint in ENDPOINTS {
+        let split: Vec<String> = PHASES
+            .iter()
+            .filter_map(|phase| {
+                let labels = [("stage", *phase), ("endpoint", endpoint)];
+                let pct = gauge(registry, STAGE_PERCENTAGE, &labels)?;
+                Some(format!("{phase} {pct:.1}%"))
+            })
+            .collect();
+        if !split.is_empty() {
+            let _ = writeln!(out, "last request on {endpoint}: {}", split.join(", "));
+        }
+    }
+    out
+}
+
+/// `h`'s part of `total` seconds, in percent.
+fn share(h: &HistogramSnapshot, total: f64) -> String {
+    let pct = h.sum * 100.0 / total;
+    if total <= 0.0 {
+        String::from("-")
+    } else if pct < 0.1 {
+        format!("{pct:.3}%")
+    } else {
+        format!("{pct:.1}%")
+    }
+}
+
+/// A duration in seconds, in the unit that reads best.
+fn secs(value: Option<f64>) -> String {
+    match value {
+        None => String::from("-"),
+        Some(s) if s < 1e-3 => format!("{:.0} µs", s * 1e6),
+        Some(s) if s < 1.0 => format!("{:.1} ms", s * 1e3),
+        Some(s) => format!("{s:.2} s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(secs(None), "-");
+        assert_eq!(secs(Some(0.000_25)), "250 µs");
+        assert_eq!(secs(Some(0.0123)), "12.3 ms");
+        assert_eq!(secs(Some(1.7)), "1.70 s");
+    }
+
+    #[test]
+    fn renders_every_row_and_the_last_split() {
+        use perf_runtime::{Endpoint, PerformanceTracker};
+        static CHAT: Endpoint = Endpoint::new("/v1/chat/completions");
+        let tracker = PerformanceTracker::at(&CHAT);
+        drop(tracker.stage("request_parsing"));
+        tracker.backend_request("mock", "m").first_byte();
+        tracker.record_percentages();
+        let table = render(perf_runtime::Metrics::global().registry());
+        for row in [
+            "request_parsing",
+            "request_preparation",
+            "backend_response",
+            "stream_processing",
+        ] {
+            assert!(table.contains(row), "{table}");
+        }
+        assert!(
+            table.contains("last request on /v1/chat/completions: frontend_processing"),
+            "{table}"
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! A client that hangs up mid-stream: the tracked stream is the one axum sends, so dropping
+//! the connection ends the request, and its streaming is recorded once, up to the hang-up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{chat, gauge, histogram, post, start, try_histogram, KEY};
+use perf_runtime::metrics::snapshot::HistogramSnapshot;
+
+const CHAT: &str = "/v1/chat/completions";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_ends_the_request() {
+    // A stream of 20 chunks, 50 ms apart: 1 s if read to the end.
+    let gateway = start(&[
+        "--mock-ttfb-ms",
+        "50",
+        "--mock-chunks",
+        "20",
+        "--mock-chunk-interval-ms",
+        "50",
+        "--mock-jitter-ms",
+        "0",
+    ])
+    .await;
+    let mut response = post(
+        &gateway,
+        "/chat/completions",
+        Some(KEY),
+        chat("hang-up", true),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap();
+    assert!(first.is_some());
+    drop(response);
+
+    let labels = [
+        ("provider", "mock"),
+        ("model", "hang-up"),
+        ("endpoint", CHAT),
+    ];
+    let mut recorded = Default::default();
+    for _ in 0..100 {
+        recorded = try_histogram("streaming_duration_seconds", &labels).unwrap_or_default();
+        if recorded.count > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let HistogramSnapshot {
+        count,
+        sum: seconds,
+        ..
+    } = recorded;
+    assert_eq!(count, 1, "streaming recorded once");
+    assert!(
+        seconds < 0.9,
+        "recorded up to the hang-up, not the full stream: {seconds} s"
+    );
+    let split: f64 = [
+        "frontend_processing",
+        "backend_response",
+        "stream_processing",
+    ]
+    .iter()
+    .map(|stage| gauge("stage_percentage", &[("stage", stage), ("endpoint", CHAT)]))
+    .sum();
+    assert!((split - 100.0).abs() < 1e-6, "the request ended: {split}");
+
+    // Nothing more is recorded later.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(histogram("streaming_duration_seconds", &labels).0, 1);
+}
