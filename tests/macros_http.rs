@@ -156,7 +156,9 @@ fn outcome(endpoint: &str, outcome: &str) -> u64 {
         .flat_map(|f| f.get_metric())
         .find(|m| {
             let has = |name: &str, value: &str| {
-                m.get_label().iter().any(|l| l.name() == name && l.value() == value)
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == name && l.value() == value)
             };
             has("endpoint", endpoint) && has("outcome", outcome)
         });
