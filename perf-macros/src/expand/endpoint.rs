@@ -4,6 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{ItemFn, LitStr};
 
+use super::function::with_body;
 use super::{hidden, runtime, wrap};
 
 /// The handler with its signature kept and its body run by
@@ -12,19 +13,13 @@ use super::{hidden, runtime, wrap};
 /// made in it ends or is dropped. A body that returns an `Err` marks the request failed
 /// (`requests_total{outcome="error"}`). The endpoint's series are resolved once, in a static.
 pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
-    let rt = runtime();
-    let site = hidden("__PERF_ENDPOINT");
-    let out = hidden("__perf_out");
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = function;
-    let value = wrap::body_value(&sig, &block);
-    let succeeded = wrap::succeeded(&out);
-    quote! {
-        #(#attrs)* #vis #sig {
+    with_body(function, |sig, block| {
+        let rt = runtime();
+        let site = hidden("__PERF_ENDPOINT");
+        let out = hidden("__perf_out");
+        let value = wrap::body_value(sig, block);
+        let succeeded = wrap::succeeded(&out);
+        quote! {
             static #site: #rt::Endpoint = #rt::Endpoint::new(#path);
             #rt::PerformanceTracker::at(&#site)
                 .run(async move {
@@ -36,5 +31,5 @@ pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
                 })
                 .await
         }
-    }
+    })
 }

@@ -4,59 +4,60 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 use syn::spanned::Spanned;
-use syn::{Block, ItemFn};
+use syn::{Block, ItemFn, Signature};
 
 use super::wrap;
 use crate::parse::BackendArgs;
 use crate::stages::CheckedStage;
 
-/// The function timed as one stage. The guard opens when the body starts running (the first
-/// poll, for an async fn) and closes however the body is left.
-pub fn stage_fn(stage: &CheckedStage, function: ItemFn) -> TokenStream {
+/// `function` with its attributes, visibility and signature as written, and the body `body`
+/// makes from the signature and the original body.
+pub fn with_body(
+    function: ItemFn,
+    body: impl FnOnce(&Signature, &Block) -> TokenStream,
+) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
     } = function;
-    let stmts = &block.stmts;
-    let body = wrap::stage(stage, quote!(#(#stmts)*));
+    let body = body(&sig, &block);
     quote!(#(#attrs)* #vis #sig { #body })
+}
+
+/// The function timed as one stage. The guard opens when the body starts running (the first
+/// poll, for an async fn) and closes however the body is left.
+pub fn stage_fn(stage: &CheckedStage, function: ItemFn) -> TokenStream {
+    with_body(function, |_, block| {
+        let stmts = &block.stmts;
+        wrap::stage(stage, quote!(#(#stmts)*))
+    })
 }
 
 /// The function timed as a backend call: answered when it returns anything but an `Err`.
 pub fn backend_fn(args: &BackendArgs, function: ItemFn) -> TokenStream {
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = function;
-    let value = wrap::body_value(&sig, &block);
-    let body = wrap::backend(args, value);
-    quote!(#(#attrs)* #vis #sig { #body })
+    with_body(function, |sig, block| {
+        wrap::backend(args, wrap::body_value(sig, block))
+    })
 }
 
 /// The function's returned stream handed the current request.
 pub fn stream_fn(function: ItemFn) -> TokenStream {
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = function;
-    let value = wrap::body_value(&sig, &block);
-    // Named at the return type, so that "not a stream" points there.
-    let returned = Ident::new(
-        "__perf_returned",
-        returned_span(&sig, &block).resolved_at(Span::mixed_site()),
-    );
-    let body = wrap::stream(quote!(#returned));
-    quote!(#(#attrs)* #vis #sig { let #returned = #value; #body })
+    with_body(function, |sig, block| {
+        // Named at the return type, so that "not a stream" points there.
+        let returned = Ident::new(
+            "__perf_returned",
+            returned_span(sig, block).resolved_at(Span::mixed_site()),
+        );
+        let value = wrap::body_value(sig, block);
+        let stream = wrap::stream(quote!(#returned));
+        quote!(let #returned = #value; #stream)
+    })
 }
 
 /// Where a "not a stream" error points: the return type, else the body.
-fn returned_span(sig: &syn::Signature, block: &Block) -> Span {
+fn returned_span(sig: &Signature, block: &Block) -> Span {
     match &sig.output {
         syn::ReturnType::Type(_, ty) => ty.span(),
         syn::ReturnType::Default => block.span(),
