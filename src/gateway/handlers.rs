@@ -6,13 +6,15 @@
 //! the provider's first byte, then `stream_processing`: the answer relayed to the client, until
 //! the stream ends or the client leaves.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
-use axum::response::sse::Sse;
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::Stream;
 use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 
 use super::auth::ApiKeys;
@@ -54,20 +56,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
-    #[perf_stage(request_parsing)]
-    let req: ChatRequest = parse(&body)?;
-    validate(&app, &headers)?;
-    let prepared = request_preparation(&app, &req)?;
-    #[perf_backend(provider = app.provider(), model = &req.model)]
-    let upstream = app.upstream.send(prepared).await?;
-    if req.is_stream() {
-        #[perf_stream]
-        let events = relay(upstream.bytes_stream());
-        return Ok(Sse::new(events).into_response());
-    }
-    #[perf_stream]
-    let answer = upstream.bytes_stream();
-    Ok(json_response(read_body(answer).await?))
+    forward::<ChatRequest>(&app, &headers, &body).await
 }
 
 /// `POST /v1/responses`: a `response` object, or with `"stream": true` an SSE stream of
@@ -78,20 +67,30 @@ pub async fn responses(
     headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
-    #[perf_stage(request_parsing)]
-    let req: ResponsesRequest = parse(&body)?;
-    validate(&app, &headers)?;
-    let prepared = request_preparation(&app, &req)?;
-    #[perf_backend(provider = app.provider(), model = &req.model)]
-    let upstream = app.upstream.send(prepared).await?;
+    forward::<ResponsesRequest>(&app, &headers, &body).await
+}
+
+/// One request of either API, through every stage. Each step is a function with its own
+/// attribute; they record into the request the calling `#[perf_endpoint]` handler started.
+async fn forward<R: OpenAiRequest>(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let req: R = request_parsing(body)?;
+    validate(app, headers)?;
+    let prepared = request_preparation(app, &req)?;
+    let upstream = call_provider(app, req.model(), prepared).await?;
     if req.is_stream() {
-        #[perf_stream]
-        let events = relay(upstream.bytes_stream());
-        return Ok(Sse::new(events).into_response());
+        return Ok(Sse::new(relay_events(upstream)).into_response());
     }
-    #[perf_stream]
-    let answer = upstream.bytes_stream();
-    Ok(json_response(read_body(answer).await?))
+    Ok(json_response(read_body(answer(upstream)).await?))
+}
+
+/// Reads the client's JSON body: a 400 for anything malformed.
+#[perf_stage]
+fn request_parsing<R: OpenAiRequest>(body: &[u8]) -> Result<R, ApiError> {
+    parse(body)
 }
 
 /// Checks the client's bearer key.
@@ -104,6 +103,33 @@ fn validate(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
 #[perf_stage]
 fn request_preparation<R: OpenAiRequest>(app: &App, req: &R) -> Result<reqwest::Request, ApiError> {
     app.upstream.prepare(req)
+}
+
+/// Sends the request to the provider; done when its response headers arrive (the first byte).
+/// An unreachable provider or an error status is a 502, and records no TTFB.
+#[perf_backend(provider = app.provider(), model = model)]
+async fn call_provider(
+    app: &App,
+    model: &str,
+    request: reqwest::Request,
+) -> Result<reqwest::Response, ApiError> {
+    app.upstream.send(request).await
+}
+
+/// The provider's SSE stream re-framed for the client: streaming is timed until it ends or the
+/// client leaves, and the request ends then.
+#[perf_stream]
+fn relay_events(
+    upstream: reqwest::Response,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    relay(upstream.bytes_stream())
+}
+
+/// The provider's non-streamed answer, read as `stream_processing` too, so that the three shares
+/// of the request cover all of it.
+#[perf_stream]
+fn answer(upstream: reqwest::Response) -> impl Stream<Item = reqwest::Result<Bytes>> {
+    upstream.bytes_stream()
 }
 
 /// A JSON answer, passed on as the provider sent it.
