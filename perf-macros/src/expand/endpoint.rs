@@ -14,6 +14,9 @@ use super::{hidden, runtime, wrap};
 /// (`requests_total{outcome="error"}`). The endpoint's series are resolved once, in a static.
 pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
     with_body(function, |sig, block| {
+        if wrap::OFF {
+            return quote!(#block);
+        }
         let rt = runtime();
         let site = hidden("__PERF_ENDPOINT");
         let out = hidden("__perf_out");

@@ -10,8 +10,15 @@ use super::{hidden, runtime};
 use crate::parse::BackendArgs;
 use crate::stages::CheckedStage;
 
+/// With the `off` feature the wrappers leave their values as written (the arguments are still
+/// type-checked): the instrumentation compiled out, as the end-to-end benchmark's baseline.
+pub const OFF: bool = cfg!(feature = "off");
+
 /// `value` timed as `stage`: the stage's guard lives while `value` is evaluated.
 pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
+    if OFF {
+        return quote!({ #value });
+    }
     let rt = runtime();
     let guard = hidden("__perf_stage");
     let site = hidden("__PERF_STAGE");
@@ -39,6 +46,10 @@ pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
     let guard = hidden("__perf_backend");
     let out = hidden("__perf_value");
     let BackendArgs { provider, model } = args;
+    if OFF {
+        // Never called: keeps the arguments type-checked and their variables used.
+        return quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #value });
+    }
     let succeeded = succeeded(&out);
     quote! {
         {
@@ -67,6 +78,9 @@ pub fn succeeded(value: &Ident) -> TokenStream {
 /// `value`, a stream, handed the current request: streaming is timed until it ends or is dropped.
 /// A value that is not a stream is a type error at `value`.
 pub fn stream(value: TokenStream) -> TokenStream {
+    if OFF {
+        return value;
+    }
     let rt = runtime();
     quote!(#rt::current::stream(#value))
 }
@@ -74,6 +88,9 @@ pub fn stream(value: TokenStream) -> TokenStream {
 /// The body of `sig` as a value: evaluated in an inner future or closure, so that `return`
 /// and `?` deliver their value here instead of leaving the function.
 pub fn body_value(sig: &Signature, body: &Block) -> TokenStream {
+    if OFF {
+        return quote!(#body);
+    }
     let typed = typed_body(sig, body);
     match sig.asyncness {
         Some(_) => quote!(async move #typed.await),
