@@ -34,7 +34,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("  provider: {}", gateway.upstream_url()),
     }
     println!("  api keys: {}", config.api_keys.join(", "));
-    println!("  metrics:  http://{}/metrics", gateway.addr());
+    let protected = if config.metrics_token.is_some() {
+        " (Authorization: Bearer <--metrics-token>)"
+    } else {
+        ""
+    };
+    println!("  metrics:  {}{protected}", gateway.metrics_url());
     println!();
     println!("  curl -N {base}/chat/completions -H 'Authorization: Bearer {key}' \\");
     println!("    -H 'Content-Type: application/json' \\");

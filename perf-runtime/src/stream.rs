@@ -1,5 +1,6 @@
 //! A response stream that carries its request past the handler's return.
 
+use std::mem;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -7,7 +8,7 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use crate::clock::Clock;
-use crate::tracker::{Outcome, PerformanceTracker};
+use crate::tracker::{OnUnwind, Outcome, PerformanceTracker};
 
 pin_project! {
     /// A stream that times its own streaming and ends its request when it ends or is dropped.
@@ -39,11 +40,12 @@ impl<S> TrackedStream<S> {
 
 /// Records the streaming and ends the request, the first time it is called. A stream dropped
 /// before its end still ends the request (its streaming really stopped there), counted as
-/// `cancelled`; during a panic it does not end (the tracker counts an `error` when dropped).
+/// `cancelled`; during a panic, or after a poll that panicked, it does not end (the tracker
+/// counts an `error` when dropped).
 fn finish(request: &mut Option<(PerformanceTracker, Clock)>, exhausted: bool) {
     if let Some((tracker, start)) = request.take() {
         tracker.record_streaming(start.elapsed());
-        if !std::thread::panicking() {
+        if !tracker.is_panicking() {
             tracker.end_as(if exhausted {
                 None
             } else {
@@ -58,7 +60,14 @@ impl<S: Stream> Stream for TrackedStream<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
+        let request = &*this.request;
+        let sentinel = OnUnwind(|| {
+            if let Some((tracker, _)) = request {
+                tracker.panicked();
+            }
+        });
         let polled = this.inner.poll_next(cx);
+        mem::forget(sentinel);
         if let Poll::Ready(None) = polled {
             finish(this.request, true);
         }

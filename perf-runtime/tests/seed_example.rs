@@ -125,8 +125,10 @@ fn seed_example_records_each_family_once() {
     let stages_sum = stage(&registry, "request_parsing").1
         + stage(&registry, "auth_validation").1
         + stage(&registry, "request_preparation").1;
+    // Sums are kept in whole microseconds, each observation rounded: three stages may differ
+    // from the one front-end observation of their total by up to 3 × 0.5 µs.
     assert!(
-        (front_sum - stages_sum).abs() < 1e-6,
+        (front_sum - stages_sum).abs() <= 1.5e-6 + 1e-9,
         "{front_sum} vs {stages_sum}"
     );
     assert!(front_sum >= (PARSE + AUTH + PREPARE).as_secs_f64());

@@ -280,7 +280,12 @@ fn stream_made_inside_run_and_consumed_after_it_ends_the_request_once() {
             )
         })
         .sum();
-    assert!((front_sum - stages).abs() < 1e-6, "{front_sum} vs {stages}");
+    // Sums are kept in whole microseconds, each observation rounded: three stages may differ
+    // from the one front-end observation of their total by up to 3 × 0.5 µs.
+    assert!(
+        (front_sum - stages).abs() <= 1.5e-6 + 1e-9,
+        "{front_sum} vs {stages}"
+    );
 }
 
 #[test]

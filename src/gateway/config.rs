@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use perf_runtime::metrics::DEFAULT_LABEL_CAP;
+use perf_runtime::MetricsBuilder;
 
 use super::mock::MockConfig;
 
@@ -22,7 +24,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
     long_about = "An OpenAI-compatible LLM gateway instrumented with perf.\n\n\
         It serves POST /v1/chat/completions and POST /v1/responses (streamed and not), \
         GET /metrics (Prometheus) and GET /healthz, and forwards every request over HTTP to a \
-        built-in mock provider, or to a real OpenAI-compatible provider given with --upstream."
+        built-in mock provider, or to a real OpenAI-compatible provider given with --upstream.\n\n\
+        Client-supplied model names are bounded in the metrics (--model-label-cap, \
+        --allowed-models). /metrics is served on --listen without authentication by default, \
+        for a Prometheus on the same private network; a gateway reachable from the internet \
+        should serve it on an internal address (--metrics-listen) or behind a token \
+        (--metrics-token)."
 )]
 pub struct Config {
     /// Address the gateway listens on.
@@ -100,6 +107,43 @@ pub struct Config {
     )]
     pub mock_jitter_ms: u64,
 
+    /// Most distinct `model` (and `provider`) label values kept in the metrics; the requests of
+    /// every later model are recorded as `model="other"`. The model name comes from clients:
+    /// this bounds the series count whatever they send. Values are also cut to 128 bytes.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "GATEWAY_MODEL_LABEL_CAP",
+        default_value_t = DEFAULT_LABEL_CAP
+    )]
+    pub model_label_cap: usize,
+
+    /// Keep only these model names as `model` labels (comma-separated); every other model is
+    /// recorded as `model="other"`. Replaces --model-label-cap for models.
+    #[arg(
+        long,
+        value_name = "MODELS",
+        env = "GATEWAY_ALLOWED_MODELS",
+        value_delimiter = ','
+    )]
+    pub allowed_models: Vec<String>,
+
+    /// Serve GET /metrics on this address instead of --listen (e.g. an internal interface that
+    /// only Prometheus reaches). By default /metrics is on --listen, unauthenticated: fine on a
+    /// private network; a gateway open to the internet should use this or --metrics-token.
+    #[arg(long, value_name = "ADDR", env = "GATEWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Require `Authorization: Bearer TOKEN` on GET /metrics (401 otherwise); Prometheus sends
+    /// it with `authorization: {credentials: TOKEN}` in its scrape config.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GATEWAY_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
     /// Also drive synthetic traffic from a few virtual clients and print a live table of
     /// p50/p95/p99 per stage and the split of the time, every few seconds.
     #[arg(long, env = "GATEWAY_DEMO")]
@@ -118,6 +162,23 @@ impl Config {
         }
     }
 
+    /// The label settings of the metrics: `--model-label-cap` and `--allowed-models`, as
+    /// [`Gateway::start`](crate::Gateway::start) installs them.
+    pub fn label_settings(&self) -> LabelSettings {
+        let mut allowed: Vec<String> = self
+            .allowed_models
+            .iter()
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        LabelSettings {
+            cap: self.model_label_cap,
+            allowed_models: (!allowed.is_empty()).then_some(allowed),
+        }
+    }
+
     /// The mock provider's timing, from the `--mock-*` flags.
     pub fn mock(&self) -> MockConfig {
         MockConfig {
@@ -126,6 +187,46 @@ impl Config {
             chunk_interval: Duration::from_millis(self.mock_chunk_interval_ms),
             jitter: Duration::from_millis(self.mock_jitter_ms),
         }
+    }
+}
+
+/// How many distinct values the `model` and `provider` labels may take: what
+/// `--model-label-cap` and `--allowed-models` set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSettings {
+    /// Most distinct values of `model` and of `provider`.
+    pub cap: usize,
+    /// The only model names kept, sorted, if an allow-list was given.
+    pub allowed_models: Option<Vec<String>>,
+}
+
+impl Default for LabelSettings {
+    fn default() -> Self {
+        LabelSettings {
+            cap: DEFAULT_LABEL_CAP,
+            allowed_models: None,
+        }
+    }
+}
+
+impl LabelSettings {
+    /// The runtime's builder with these settings.
+    pub fn builder(&self) -> MetricsBuilder {
+        let builder = perf_runtime::Metrics::builder().label_cap(self.cap);
+        match &self.allowed_models {
+            Some(models) => builder.allowed_models(models),
+            None => builder,
+        }
+    }
+}
+
+impl std::fmt::Display for LabelSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--model-label-cap {}", self.cap)?;
+        if let Some(models) = &self.allowed_models {
+            write!(f, " --allowed-models {}", models.join(","))?;
+        }
+        Ok(())
     }
 }
 
@@ -143,6 +244,48 @@ mod tests {
     fn api_key_repeats() {
         let config = Config::parse_from(["gateway", "--api-key", "a", "--api-key", "b"]);
         assert_eq!(config.api_keys, ["a", "b"]);
+    }
+
+    #[test]
+    fn label_settings_default_to_the_runtime_cap_and_no_allow_list() {
+        let config = Config::parse_from(["gateway"]);
+        assert_eq!(config.label_settings(), LabelSettings::default());
+        assert_eq!(config.label_settings().cap, 500);
+        assert!(config.metrics_listen.is_none() && config.metrics_token.is_none());
+        let config = Config::parse_from([
+            "gateway",
+            "--model-label-cap",
+            "7",
+            "--allowed-models",
+            "b, a,,b",
+        ]);
+        let settings = config.label_settings();
+        assert_eq!(settings.cap, 7);
+        assert_eq!(settings.allowed_models, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            settings.to_string(),
+            "--model-label-cap 7 --allowed-models a,b"
+        );
+    }
+
+    #[test]
+    fn label_settings_build_bounded_metrics() {
+        use perf_runtime::PerformanceTracker;
+        let config = Config::parse_from(["gateway", "--allowed-models", "gpt-4o,claude"]);
+        let registry = prometheus::Registry::new();
+        let metrics = config.label_settings().builder().build(&registry).unwrap();
+        for model in ["gpt-4o", "llama", "claude", "mistral"] {
+            let tracker = PerformanceTracker::with_metrics(metrics, "/v1/chat/completions");
+            tracker.backend_request("mock", model).first_byte();
+        }
+        let text = perf_runtime::exposition::render(&registry);
+        for (model, count) in [("gpt-4o", 1), ("claude", 1), ("other", 2)] {
+            let line = format!(
+                "backend_ttfb_seconds_count{{endpoint=\"/v1/chat/completions\",model=\"{model}\",provider=\"mock\"}} {count}\n"
+            );
+            assert!(text.contains(&line), "{line}");
+        }
+        assert!(!text.contains("llama") && !text.contains("mistral"));
     }
 
     #[test]

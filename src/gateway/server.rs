@@ -1,35 +1,161 @@
 //! Starting and stopping the gateway: the router, its state, and the servers in the background.
 
+use std::any::Any;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use perf_runtime::exposition::metrics_handler;
+use perf_runtime::InstallError;
 use reqwest::Url;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use super::auth::ApiKeys;
-use super::config::Config;
-use super::error::fallback;
+use super::config::{Config, LabelSettings};
+use super::error::{fallback, ApiError};
 use super::handlers::{chat_completions, healthz, responses, App};
 use super::mock::MockProvider;
 use super::upstream::Upstream;
 
 /// The gateway's routes, with `app` as their state and request bodies limited to
-/// `max_body_bytes` (a larger one is answered 413).
+/// `max_body_bytes` (a larger one is answered 413): the API, `/healthz`, and `/metrics` open to
+/// anyone. A handler that panics is answered 500.
 pub fn router(app: App, max_body_bytes: usize) -> Router {
+    service(
+        api_routes().merge(metrics_routes(MetricsAccess::Open)),
+        app,
+        max_body_bytes,
+    )
+}
+
+/// The API routes: `POST /v1/chat/completions`, `POST /v1/responses` and `GET /healthz`.
+pub fn api_routes() -> Router<App> {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses))
-        .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
+}
+
+/// `routes` as a service: unknown routes answered 404, request bodies limited to
+/// `max_body_bytes`, a panicking handler answered 500, `app` as the state.
+fn service(routes: Router<App>, app: App, max_body_bytes: usize) -> Router {
+    routes
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(catch_panic())
         .with_state(app)
+}
+
+/// Answers a handler that panicked with a 500 in the OpenAI error shape, instead of dropping the
+/// connection without an answer. The request is still counted once, as
+/// `requests_total{outcome="error"}`, and the stages it went through are recorded. The panic
+/// message is not sent to the client (the panic hook prints it on the gateway's stderr).
+///
+/// It covers the handler's future; a panic while the response body streams (after the status was
+/// sent) ends that connection only: the client sees the stream broken off.
+fn catch_panic() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response> {
+    fn answer(_panic: Box<dyn Any + Send + 'static>) -> Response {
+        ApiError::internal("the gateway failed while handling this request").into_response()
+    }
+    CatchPanicLayer::custom(answer as fn(Box<dyn Any + Send + 'static>) -> Response)
+}
+
+/// Who may read `GET /metrics`.
+#[derive(Debug, Clone)]
+pub enum MetricsAccess {
+    /// Anyone who reaches the listener: the default, for a Prometheus on a private network.
+    Open,
+    /// Only a request with `Authorization: Bearer TOKEN`: 401 otherwise.
+    Token(Arc<ApiKeys>),
+}
+
+impl MetricsAccess {
+    /// Open without a token, else behind it (`--metrics-token`). An empty token is refused: it
+    /// would lock Prometheus out, or look like protection while being none.
+    pub fn new(token: Option<&str>) -> io::Result<MetricsAccess> {
+        match token {
+            None => Ok(MetricsAccess::Open),
+            Some(token) if token.trim().is_empty() => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--metrics-token must not be empty",
+            )),
+            Some(token) => Ok(MetricsAccess::Token(Arc::new(ApiKeys::new([token.trim()])))),
+        }
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self {
+            MetricsAccess::Open => Ok(()),
+            MetricsAccess::Token(token) => token.check(headers).map_err(|_| {
+                ApiError::unauthorized(
+                    "/metrics needs `Authorization: Bearer TOKEN` with the gateway's --metrics-token",
+                )
+            }),
+        }
+    }
+}
+
+/// `GET /metrics` (the Prometheus text format of the global metrics), behind `access`.
+pub fn metrics_routes<S: Clone + Send + Sync + 'static>(access: MetricsAccess) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(access)
+}
+
+async fn metrics(State(access): State<MetricsAccess>, headers: HeaderMap) -> Response {
+    match access.check(&headers) {
+        Ok(()) => metrics_handler().await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Installs perf's global metrics in the default registry with `settings` (the label cap and
+/// allow-list), once per process: the `#[perf_endpoint]` handlers record into them.
+///
+/// A later call with the same settings does nothing, so several gateways can run in one process
+/// (the tests do); with other settings it fails, as the metrics of a process have one label
+/// budget. If perf's metrics were already in use before the first call (installed by an
+/// embedding program, or recorded into), only the default settings are accepted, and the
+/// metrics are kept as they are.
+pub fn install_metrics(settings: &LabelSettings) -> io::Result<()> {
+    static INSTALLED: Mutex<Option<LabelSettings>> = Mutex::new(None);
+    let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(current) = &*installed {
+        if current == settings {
+            return Ok(());
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the metrics of this process were installed with {current}; \
+                 a gateway in the same process cannot use {settings}"
+            ),
+        ));
+    }
+    match settings.builder().install(prometheus::default_registry()) {
+        Ok(_) => {}
+        Err(InstallError::AlreadyInstalled) if *settings == LabelSettings::default() => {}
+        Err(InstallError::AlreadyInstalled) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot apply {settings}: perf's metrics were already in use in this \
+                     process before the gateway started"
+                ),
+            ))
+        }
+        Err(e) => return Err(io::Error::other(e)),
+    }
+    *installed = Some(settings.clone());
+    Ok(())
 }
 
 /// A running gateway, with its mock provider unless it forwards to a real one.
@@ -39,14 +165,30 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
 #[derive(Debug)]
 pub struct Gateway {
     server: ServerHandle,
+    metrics_server: Option<ServerHandle>,
     mock: Option<MockProvider>,
     upstream: Url,
 }
 
 impl Gateway {
     /// Starts the gateway on `config.listen` (port 0 for an ephemeral one), and the mock
-    /// provider on its own ephemeral port unless `config.upstream` is set.
+    /// provider on its own ephemeral port unless `config.upstream` is set. `/metrics` is served
+    /// on `config.metrics_listen` if set, else on `config.listen`; behind
+    /// `config.metrics_token` if set.
+    ///
+    /// The first start in a process installs the metrics with the label settings of `config`
+    /// (see [`install_metrics`]): a later one must ask for the same.
     pub async fn start(config: &Config) -> io::Result<Gateway> {
+        Self::start_with_routes(config, Router::new()).await
+    }
+
+    /// Like [`start`](Self::start), with `routes` served next to the API, behind the same
+    /// layers (body limit, 500 for a panicking handler) and with the same [`App`] state: for
+    /// embedding the gateway, and for tests that need a handler of their own (one that fails
+    /// on purpose). `routes` must not repeat a route of the gateway (axum panics on overlaps).
+    pub async fn start_with_routes(config: &Config, routes: Router<App>) -> io::Result<Gateway> {
+        install_metrics(&config.label_settings())?;
+        let access = MetricsAccess::new(config.metrics_token.as_deref())?;
         let (mock, upstream) = match &config.upstream {
             Some(url) => (None, url.clone()),
             None => {
@@ -62,10 +204,25 @@ impl Gateway {
             client,
             &config.provider_label(),
         );
+        let mut routes = api_routes().merge(routes);
+        let metrics_server = match config.metrics_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await?;
+                let metrics = metrics_routes(access)
+                    .fallback(fallback)
+                    .layer(catch_panic());
+                Some(ServerHandle::serve(listener, metrics)?)
+            }
+            None => {
+                routes = routes.merge(metrics_routes(access));
+                None
+            }
+        };
         let listener = TcpListener::bind(config.listen).await?;
-        let server = ServerHandle::serve(listener, router(app, config.max_body_bytes))?;
+        let server = ServerHandle::serve(listener, service(routes, app, config.max_body_bytes))?;
         Ok(Gateway {
             server,
+            metrics_server,
             mock,
             upstream,
         })
@@ -79,14 +236,19 @@ impl Gateway {
     /// The gateway's OpenAI base URL for a client on this machine, e.g.
     /// `http://127.0.0.1:8080/v1` (loopback when listening on all addresses).
     pub fn base_url(&self) -> String {
-        let mut addr = self.addr();
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        format!("http://{addr}/v1")
+        format!("http://{}/v1", reachable(self.addr()))
+    }
+
+    /// The address `/metrics` is served on: `--metrics-listen`'s, else the gateway's.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_server
+            .as_ref()
+            .map_or_else(|| self.addr(), ServerHandle::addr)
+    }
+
+    /// The URL of `/metrics` for a client on this machine, e.g. `http://127.0.0.1:8080/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", reachable(self.metrics_addr()))
     }
 
     /// The provider's base URL: the mock's, or `--upstream`.
@@ -102,10 +264,24 @@ impl Gateway {
     /// Stops accepting connections, waits for the open ones to finish, then stops the mock.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+        if let Some(metrics) = self.metrics_server {
+            metrics.shutdown().await;
+        }
         if let Some(mock) = self.mock {
             mock.shutdown().await;
         }
     }
+}
+
+/// `addr`, with loopback in place of an unspecified IP (a server listening on all addresses).
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
 }
 
 /// An axum server running in the background, shut down gracefully when told or dropped.

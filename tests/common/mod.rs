@@ -2,6 +2,13 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+/// The runtime's test helpers, for their Rust-side parser of the Prometheus text format
+/// (`check_exposition`), the one the runtime's own label tests use.
+#[path = "../../perf-runtime/tests/common/mod.rs"]
+pub mod runtime;
+
+use std::collections::BTreeMap;
+
 use clap::Parser;
 use perf::gateway::sse::{Decoder, SseEvent};
 use perf::{Config, Gateway};
@@ -141,4 +148,258 @@ pub fn histogram(name: &str, labels: &[(&str, &str)]) -> (u64, f64) {
 pub fn gauge(name: &str, labels: &[(&str, &str)]) -> f64 {
     snapshot::gauge(Metrics::global().registry(), name, labels)
         .unwrap_or_else(|| panic!("no {name} with {labels:?}"))
+}
+
+/// The value of the counter series of family `name` with `labels`, 0 if it does not exist yet.
+pub fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
+    let Some(family) = prometheus::gather().into_iter().find(|f| f.name() == name) else {
+        return 0;
+    };
+    let found = series(&family, labels);
+    assert!(
+        found.len() <= 1,
+        "at most one series of {name} with {labels:?}"
+    );
+    found
+        .first()
+        .map_or(0, |m| m.get_counter().get_value() as u64)
+}
+
+/// `requests_total{endpoint}` by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub completed: u64,
+    pub error: u64,
+    pub cancelled: u64,
+}
+
+impl Outcomes {
+    /// The counts of `endpoint` now.
+    pub fn of(endpoint: &str) -> Outcomes {
+        let get = |outcome| {
+            counter(
+                "requests_total",
+                &[("endpoint", endpoint), ("outcome", outcome)],
+            )
+        };
+        Outcomes {
+            completed: get("completed"),
+            error: get("error"),
+            cancelled: get("cancelled"),
+        }
+    }
+
+    /// The requests that ended since `before`.
+    pub fn since(self, before: Outcomes) -> Outcomes {
+        Outcomes {
+            completed: self.completed - before.completed,
+            error: self.error - before.error,
+            cancelled: self.cancelled - before.cancelled,
+        }
+    }
+
+    pub fn total(self) -> u64 {
+        self.completed + self.error + self.cancelled
+    }
+}
+
+/// The sample count of the histogram series of family `name` with exactly `labels`, 0 if it
+/// does not exist yet.
+pub fn count(name: &str, labels: &[(&str, &str)]) -> u64 {
+    try_histogram(name, labels).map_or(0, |h| h.count)
+}
+
+/// Waits, boundedly (10 s), until `done` holds; tells whether it did. What is recorded when a
+/// stream ends or a connection closes is recorded just after the client sees it.
+pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+/// `name` in one of the directories of `PATH`.
+pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `promtool`, or `None` after saying that `test` is skipped; a panic under `CI=true`. The same
+/// rule as `tests/promtool.rs`; the notice goes to the process's stderr directly, past the
+/// harness's capture.
+pub fn promtool_or_skip(test: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write;
+    if let Some(found) = find_on_path("promtool") {
+        return Some(found);
+    }
+    let why = "promtool is not on PATH (it comes with Debian's `prometheus` package: \
+               apt-get install --no-install-recommends prometheus)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why}; under CI=true this is a failure");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}
+
+/// Runs `promtool check metrics` on `text`; panics with promtool's output unless it passes
+/// (exit 0: it parses, and the lint finds nothing).
+pub fn promtool_check_metrics(promtool: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    let input = text.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().expect("promtool runs");
+    writer
+        .join()
+        .expect("the writer thread")
+        .expect("promtool reads the exposition");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `GET url` with `Authorization: Bearer token` if given: status and body.
+pub async fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = client().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a text body"))
+}
+
+/// Sends one chat completion for each of `models`, `concurrency` at a time, streamed and not
+/// in turn; each must be answered 200 and read to its end.
+pub async fn send_models(gateway: &Gateway, models: &[String], concurrency: usize) {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(models.iter().enumerate())
+        .map(|(i, model)| async move {
+            let response = post(
+                gateway,
+                "/chat/completions",
+                Some(KEY),
+                chat(model, i % 2 == 0),
+            )
+            .await;
+            assert_eq!(response.status(), 200, "{model:?}");
+            response.bytes().await.expect("the whole answer");
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// `GET /metrics` of `gateway` over HTTP, checked by the Rust-side parser (and by `promtool
+/// check metrics` when it is on `PATH`; see [`promtool_or_skip`] for when it is not): its samples.
+pub async fn scrape(gateway: &Gateway, test: &str) -> (String, Vec<runtime::Sample>) {
+    let (status, text) = get(&gateway.metrics_url(), None).await;
+    assert_eq!(status, 200);
+    if let Some(promtool) = promtool_or_skip(test) {
+        promtool_check_metrics(&promtool, &text);
+    }
+    let samples = runtime::check_exposition(&text).unwrap_or_else(|e| panic!("{e}"));
+    (text, samples)
+}
+
+/// The `model` values of the `{family}_count` samples of `endpoint`, with their counts.
+pub fn models_in(
+    samples: &[runtime::Sample],
+    family: &str,
+    endpoint: &str,
+) -> BTreeMap<String, u64> {
+    let name = format!("{family}_count");
+    samples
+        .iter()
+        .filter(|s| s.name == name && s.label("endpoint") == Some(endpoint))
+        .map(|s| {
+            (
+                s.label("model").expect("a model label").to_owned(),
+                s.value as u64,
+            )
+        })
+        .collect()
+}
+
+/// Sends `models` distinct model names (one request each, 16 at a time) through a gateway
+/// started with `args` and a mock that answers at once, and checks that each backend family of
+/// the chat endpoint keeps exactly `cap` of them plus `other`, which holds every other request
+/// exactly; that the series count stays `cap + 1` per family; and that `/metrics` stays valid
+/// and small.
+pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &str) {
+    const CHAT: &str = "/v1/chat/completions";
+    let overflow = perf_runtime::metrics::OVERFLOW_LABEL;
+    let mock = [
+        "--mock-ttfb-ms",
+        "0",
+        "--mock-chunks",
+        "1",
+        "--mock-chunk-interval-ms",
+        "0",
+        "--mock-jitter-ms",
+        "0",
+    ];
+    let gateway = start(&[args, &mock].concat()).await;
+    let names: Vec<String> = (0..models).map(|i| format!("client-model-{i}")).collect();
+    send_models(&gateway, &names, 16).await;
+    assert!(
+        eventually(|| Outcomes::of(CHAT).completed == models as u64).await,
+        "every request ended"
+    );
+    let (text, samples) = scrape(&gateway, test).await;
+
+    let mut admitted: Option<Vec<String>> = None;
+    for family_name in ["backend_ttfb_seconds", "streaming_duration_seconds"] {
+        let counts = models_in(&samples, family_name, CHAT);
+        assert_eq!(
+            counts.len(),
+            cap + 1,
+            "{family_name}: {} model values",
+            counts.len()
+        );
+        assert_eq!(
+            counts.get(overflow).copied(),
+            Some((models - cap) as u64),
+            "{family_name}: the overflow series holds every later model's request"
+        );
+        for (model, count) in counts.iter().filter(|(m, _)| *m != overflow) {
+            assert!(names.contains(model), "{model}");
+            assert_eq!(*count, 1, "{family_name}{{model={model}}}");
+        }
+        // The same models are kept in both families: they share one budget.
+        let kept: Vec<String> = counts.into_keys().collect();
+        assert_eq!(admitted.get_or_insert_with(|| kept.clone()), &kept);
+        // In the registry: one series per kept model and `other`, nothing else.
+        let all = series(&family(family_name), &[]).len();
+        assert_eq!(all, cap + 1, "{family_name}");
+    }
+
+    // `/metrics` stays bounded: 12 lines per backend series (10 buckets, sum, count), plus a
+    // part that does not depend on the models (front end, stages, percentages, outcomes,
+    // comments).
+    let lines = text.lines().count();
+    let backend_lines = 2 * (cap + 1) * 12;
+    assert!(
+        lines <= backend_lines + 250,
+        "{lines} lines for {backend_lines} backend lines"
+    );
+    assert!(text.len() < 200 * lines, "{} bytes", text.len());
+    gateway.shutdown().await;
 }

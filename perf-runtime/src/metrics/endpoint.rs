@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use super::counter::Counter;
 use super::families::OUTCOMES;
 use super::histogram::Histogram;
+use super::labels;
 use super::split::Split;
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
@@ -74,6 +75,8 @@ impl EndpointMetrics {
     /// this is a lookup: first in a small per-thread cache of recent pairs (no lock, no
     /// allocation), then through the label budget and the families.
     pub(crate) fn backend(&'static self, provider: &str, model: &str) -> BackendSeries {
+        // Cut first: the cache then holds at most MAX_LABEL_LEN bytes per value.
+        let (provider, model) = (labels::truncate(provider), labels::truncate(model));
         if let Some(found) = cached(self, provider, model) {
             return found;
         }

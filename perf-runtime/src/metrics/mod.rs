@@ -13,7 +13,7 @@ mod split;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
@@ -70,9 +70,19 @@ impl std::error::Error for InstallError {}
 
 static GLOBAL: OnceLock<&'static Metrics> = OnceLock::new();
 
+/// Serializes making the global metrics, so that a lazy first use and an [`install`] racing on
+/// two threads cannot both register the families.
+///
+/// [`install`]: MetricsBuilder::install
+static GLOBAL_INIT: Mutex<()> = Mutex::new(());
+
 impl Metrics {
     /// The process-wide metrics, in the default registry unless another was installed first.
     pub fn global() -> &'static Metrics {
+        if let Some(metrics) = GLOBAL.get() {
+            return metrics;
+        }
+        let _init = GLOBAL_INIT.lock().unwrap_or_else(|e| e.into_inner());
         GLOBAL.get_or_init(|| {
             MetricsBuilder::new()
                 .build(prometheus::default_registry())
@@ -168,6 +178,7 @@ impl MetricsBuilder {
     /// Like [`build`](Self::build), and makes the result the process-wide [`Metrics::global`].
     /// Call it at start-up, before the first request.
     pub fn install(self, registry: &Registry) -> Result<&'static Metrics, InstallError> {
+        let _init = GLOBAL_INIT.lock().unwrap_or_else(|e| e.into_inner());
         if GLOBAL.get().is_some() {
             return Err(InstallError::AlreadyInstalled);
         }

@@ -21,6 +21,11 @@ const BACKEND_STARTED: u8 = 1 << 1;
 const ANSWERED: u8 = 1 << 2;
 const ENDED: u8 = 1 << 3;
 const FAILED: u8 = 1 << 4;
+/// A poll of the request's stream unwound: the request counts as an `error` even if the panic
+/// was caught (a `catch_unwind` around the stream) and the stream dropped after it, outside the
+/// unwinding. (A future needs no such flag: unwinding through an `async fn` drops what it holds,
+/// the tracker of [`run`](PerformanceTracker::run) included, while the thread is panicking.)
+const PANICKED: u8 = 1 << 5;
 
 /// How a request ended: the `outcome` label of `requests_total`.
 #[derive(Clone, Copy)]
@@ -157,6 +162,16 @@ impl PerformanceTracker {
         self.flags.fetch_or(FAILED, Relaxed);
     }
 
+    /// Notes that a poll of the request's stream panicked (see [`OnUnwind`]).
+    pub(crate) fn panicked(&self) {
+        self.flags.fetch_or(PANICKED, Relaxed);
+    }
+
+    /// Whether the request panicked, now or in an earlier poll whose panic was caught.
+    pub(crate) fn is_panicking(&self) -> bool {
+        std::thread::panicking() || self.flags.load(Relaxed) & PANICKED != 0
+    }
+
     /// Runs `fut` with this tracker as the current one (what `#[perf_stage]`, `#[perf_backend]`
     /// and `#[perf_stream]` record into), and ends the request when `fut` completes, unless a
     /// stream took the request over. If `fut` is dropped first, the request does not end.
@@ -284,7 +299,7 @@ impl PerformanceTracker {
 
 impl Drop for PerformanceTracker {
     fn drop(&mut self) {
-        let panicking = std::thread::panicking();
+        let panicking = self.is_panicking();
         if self.ends_on_drop && !panicking {
             self.end();
         }
@@ -306,6 +321,18 @@ impl std::fmt::Debug for PerformanceTracker {
             .field("backend_ns", &self.backend_ns.load(Relaxed))
             .field("streaming_ns", &self.streaming_ns.load(Relaxed))
             .finish_non_exhaustive()
+    }
+}
+
+/// Runs its closure when dropped. Put on the stack before a poll and `mem::forget` it once the
+/// poll returns: the closure then runs only if the poll unwinds. How a tracked stream learns that
+/// it panicked when the panic is caught and the stream dropped later, when
+/// `std::thread::panicking()` no longer tells.
+pub(crate) struct OnUnwind<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnUnwind<F> {
+    fn drop(&mut self) {
+        (self.0)();
     }
 }
 

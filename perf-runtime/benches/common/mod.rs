@@ -1,0 +1,405 @@
+//! The handler every benchmark (and `tests/no_alloc.rs`) runs, in four builds that differ only in
+//! their instrumentation:
+//!
+//! * (a) [`plain`]: no instrumentation;
+//! * (b) [`macros`]: `#[perf_endpoint]`, `#[perf_stage]` on three statements, `#[perf_backend]`,
+//!   `#[perf_stream]` over the 5-chunk answer (percentages recorded when the stream ends);
+//! * (c) [`seed`]: the seed's hand-written style, as a straight port of its Python would be: 6
+//!   `Instant::now()` reads at the stage boundaries, and every one of the 8 histogram
+//!   observations and 3 gauge sets through `with_label_values` (11 label lookups per request);
+//! * (d) [`manual`]: the runtime API by hand, `PerformanceTracker::at(&STATIC_ENDPOINT)`, stage
+//!   guards, `backend_request(..).first_byte()`, `tracker.stream(..)`.
+//!
+//! (b), (c) and (d) record the same series: 3 front-end stages, `backend_fetch`, TTFB,
+//! streaming, `stream_processing`, `frontend_processing` and the 3 `stage_percentage` gauges.
+//! (b) and (d) record into the global metrics under their own `endpoint` label; (c) into a
+//! registry of its own, so each holds the series of one endpoint.
+//!
+//! The work is trivial and allocation-free (scan a JSON body for the model and key, compare the
+//! key, hash the provider request, answer with a ready 5-chunk stream), and every future is
+//! ready at its first poll, so a request run by [`request`] costs a few tens of nanoseconds
+//! bare: the rest is the instrumentation.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::{pin, Pin};
+use std::sync::OnceLock;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::time::Instant;
+
+use futures_util::stream::{self, Stream, StreamExt};
+use perf_runtime::{
+    perf_backend, perf_endpoint, perf_stage, perf_stream, Endpoint, PerformanceTracker, Stage,
+};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, Opts, Registry};
+
+/// The request body every handler parses.
+pub const BODY: &str = r#"{"model":"gpt-4o-mini","key":"sk-bench-0123456789","stream":true}"#;
+/// The API key the handlers accept.
+const KEY: &str = "sk-bench-0123456789";
+/// The provider's answer: 5 chunks.
+const CHUNKS: [&str; 5] = [
+    "data: {\"delta\":\"Hel\"}",
+    "data: {\"delta\":\"lo, \"}",
+    "data: {\"delta\":\"wor\"}",
+    "data: {\"delta\":\"ld\"}",
+    "data: [DONE]",
+];
+/// The provider label of every backend call.
+pub const PROVIDER: &str = "openrouter";
+
+/// `endpoint` label of (b).
+pub const MACROS_ENDPOINT: &str = "/bench/macros";
+/// `endpoint` label of (c).
+pub const SEED_ENDPOINT: &str = "/bench/seed";
+/// `endpoint` label of (d).
+pub const MANUAL_ENDPOINT: &str = "/bench/manual";
+
+/// What a handler fails with (never, in the benchmarks).
+#[derive(Debug)]
+pub struct BenchError;
+
+/// The parsed request: slices of the body, nothing copied.
+pub struct Request<'a> {
+    pub model: &'a str,
+    key: &'a str,
+}
+
+type Chunks = stream::Iter<std::array::IntoIter<&'static str, 5>>;
+
+fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let at = body.find(name)? + name.len();
+    let rest = body[at..].strip_prefix("\":\"")?;
+    rest.split('"').next()
+}
+
+/// Stage 1: parse the client's request.
+fn parse(body: &str) -> Result<Request<'_>, BenchError> {
+    let body = black_box(body);
+    Ok(Request {
+        model: field(body, "\"model").ok_or(BenchError)?,
+        key: field(body, "\"key").ok_or(BenchError)?,
+    })
+}
+
+/// Stage 2: check the key (in constant time, as one should).
+fn authorize(key: &str) -> Result<(), BenchError> {
+    let key = black_box(key);
+    let diff = key
+        .bytes()
+        .zip(KEY.bytes())
+        .fold(key.len() ^ KEY.len(), |d, (a, b)| d | usize::from(a ^ b));
+    if diff == 0 {
+        Ok(())
+    } else {
+        Err(BenchError)
+    }
+}
+
+/// Stage 3: build the provider request (here, a hash of what would be its headers).
+fn prepare(req: &Request<'_>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in req.model.bytes().chain(req.key.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    black_box(h)
+}
+
+/// The backend call: answers at once with the 5 chunks.
+async fn provider_call(model: &str, prepared: u64) -> Result<Chunks, BenchError> {
+    black_box((model, prepared));
+    Ok(stream::iter(CHUNKS))
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) uninstrumented
+
+/// (a) The handler, uninstrumented.
+pub async fn plain(body: &'static str) -> Result<impl Stream<Item = &'static str>, BenchError> {
+    let req = parse(body)?;
+    authorize(req.key)?;
+    let prepared = prepare(&req);
+    let chunks = provider_call(req.model, prepared).await?;
+    Ok(chunks)
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) the macros
+
+/// (b) The handler with the macros.
+#[perf_endpoint("/bench/macros")]
+pub async fn macros(body: &'static str) -> Result<impl Stream<Item = &'static str>, BenchError> {
+    #[perf_stage(request_parsing)]
+    let req = parse(body)?;
+    #[perf_stage(auth_validation)]
+    authorize(req.key)?;
+    #[perf_stage(request_preparation)]
+    let prepared = prepare(&req);
+    #[perf_backend(provider = PROVIDER, model = req.model)]
+    let chunks = provider_call(req.model, prepared).await?;
+    #[perf_stream]
+    let relayed = chunks;
+    Ok(relayed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) the seed's hand-written style
+
+/// The families of (c), in a registry of their own: same names, labels and buckets as perf's.
+pub struct SeedMetrics {
+    pub registry: Registry,
+    stage_duration: HistogramVec,
+    backend_ttfb: HistogramVec,
+    streaming_duration: HistogramVec,
+    frontend_processing: HistogramVec,
+    stage_percentage: GaugeVec,
+}
+
+fn histogram_vec(name: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(name, name).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("valid family")
+}
+
+/// The metrics of (c), made on first use, like the module-level globals of the Python seed.
+pub fn seed_metrics() -> &'static SeedMetrics {
+    static METRICS: OnceLock<SeedMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let m = SeedMetrics {
+            registry: Registry::new(),
+            stage_duration: histogram_vec(
+                "request_stage_duration_seconds",
+                &["stage", "endpoint"],
+                &perf_runtime::STAGE_BUCKETS,
+            ),
+            backend_ttfb: histogram_vec(
+                "backend_ttfb_seconds",
+                &["provider", "model", "endpoint"],
+                &perf_runtime::BACKEND_BUCKETS,
+            ),
+            streaming_duration: histogram_vec(
+                "streaming_duration_seconds",
+                &["provider", "model", "endpoint"],
+                &perf_runtime::BACKEND_BUCKETS,
+            ),
+            frontend_processing: histogram_vec(
+                "frontend_processing_seconds",
+                &["endpoint"],
+                &perf_runtime::FRONTEND_BUCKETS,
+            ),
+            stage_percentage: GaugeVec::new(
+                Opts::new("stage_percentage", "stage_percentage"),
+                &["stage", "endpoint"],
+            )
+            .expect("valid family"),
+        };
+        for c in [
+            Box::new(m.stage_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.backend_ttfb.clone()),
+            Box::new(m.streaming_duration.clone()),
+            Box::new(m.frontend_processing.clone()),
+            Box::new(m.stage_percentage.clone()),
+        ] {
+            m.registry.register(c).expect("fresh registry");
+        }
+        m
+    })
+}
+
+/// (c) The handler in the seed's style: clock reads at the stage boundaries, and each
+/// observation finds its series by its label values.
+pub async fn seed(body: &'static str) -> Result<SeedStream, BenchError> {
+    let m = seed_metrics();
+    let ep = SEED_ENDPOINT;
+    let t0 = Instant::now();
+    let req = parse(body)?;
+    let t1 = Instant::now();
+    m.stage_duration
+        .with_label_values(&["request_parsing", ep])
+        .observe((t1 - t0).as_secs_f64());
+    authorize(req.key)?;
+    let t2 = Instant::now();
+    m.stage_duration
+        .with_label_values(&["auth_validation", ep])
+        .observe((t2 - t1).as_secs_f64());
+    let prepared = prepare(&req);
+    let t3 = Instant::now();
+    m.stage_duration
+        .with_label_values(&["request_preparation", ep])
+        .observe((t3 - t2).as_secs_f64());
+    let chunks = provider_call(req.model, prepared).await?;
+    let t4 = Instant::now();
+    let ttfb = (t4 - t3).as_secs_f64();
+    m.backend_ttfb
+        .with_label_values(&[PROVIDER, req.model, ep])
+        .observe(ttfb);
+    m.stage_duration
+        .with_label_values(&["backend_fetch", ep])
+        .observe(ttfb);
+    Ok(SeedStream {
+        inner: chunks,
+        model: req.model,
+        start: t0,
+        first_byte: t4,
+        frontend: (t3 - t0).as_secs_f64(),
+        ttfb,
+    })
+}
+
+/// (c)'s answer: records streaming and the percentages when it ends, as the seed's generator
+/// does after its `async for`.
+pub struct SeedStream {
+    inner: Chunks,
+    model: &'static str,
+    start: Instant,
+    first_byte: Instant,
+    frontend: f64,
+    ttfb: f64,
+}
+
+impl Stream for SeedStream {
+    type Item = &'static str;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<&'static str>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        if let Poll::Ready(None) = polled {
+            let m = seed_metrics();
+            let ep = SEED_ENDPOINT;
+            let t5 = Instant::now();
+            let streaming = (t5 - self.first_byte).as_secs_f64();
+            m.streaming_duration
+                .with_label_values(&[PROVIDER, self.model, ep])
+                .observe(streaming);
+            m.stage_duration
+                .with_label_values(&["stream_processing", ep])
+                .observe(streaming);
+            m.frontend_processing
+                .with_label_values(&[ep])
+                .observe(self.frontend);
+            let total = (t5 - self.start).as_secs_f64();
+            for (stage, part) in [
+                ("frontend_processing", self.frontend),
+                ("backend_response", self.ttfb),
+                ("stream_processing", streaming),
+            ] {
+                m.stage_percentage
+                    .with_label_values(&[stage, ep])
+                    .set(part * 100.0 / total);
+            }
+        }
+        polled
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) the runtime API by hand
+
+static MANUAL: Endpoint = Endpoint::new(MANUAL_ENDPOINT);
+
+/// (d) The handler with the runtime API, by hand.
+pub async fn manual(body: &'static str) -> Result<impl Stream<Item = &'static str>, BenchError> {
+    let tracker = PerformanceTracker::at(&MANUAL);
+    let req = {
+        let _stage = tracker.stage(Stage::REQUEST_PARSING);
+        parse(body)?
+    };
+    {
+        let _stage = tracker.stage(Stage::AUTH_VALIDATION);
+        authorize(req.key)?;
+    }
+    let prepared = {
+        let _stage = tracker.stage(Stage::REQUEST_PREPARATION);
+        prepare(&req)
+    };
+    let backend = tracker.backend_request(PROVIDER, req.model);
+    let chunks = provider_call(req.model, prepared).await?;
+    backend.first_byte();
+    Ok(tracker.stream(chunks))
+}
+
+// ---------------------------------------------------------------------------------------------
+// driving a request
+
+fn noop_waker() -> Waker {
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(|_| RAW, |_| {}, |_| {}, |_| {});
+    const RAW: RawWaker = RawWaker::new(std::ptr::null(), &VTABLE);
+    // SAFETY: every function of the vtable ignores the (null) data pointer.
+    unsafe { Waker::from_raw(RAW) }
+}
+
+/// Polls `fut` to completion on this thread: the smallest executor there is (every future here
+/// is ready at its first poll).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// One whole request: the handler, then its answer consumed to the end, as a server sending it
+/// to the client would. Returns the bytes sent.
+pub fn request<F, S>(handler: F) -> usize
+where
+    F: Future<Output = Result<S, BenchError>>,
+    S: Stream<Item = &'static str>,
+{
+    block_on(async {
+        let answer = handler.await.expect("the handler succeeds");
+        let mut answer = pin!(answer);
+        let mut sent = 0;
+        while let Some(chunk) = answer.next().await {
+            sent += black_box(chunk).len();
+        }
+        sent
+    })
+}
+
+/// The four builds, by letter, as one request each.
+pub fn run(variant: Variant) -> usize {
+    match variant {
+        Variant::Plain => request(plain(BODY)),
+        Variant::Macros => request(macros(BODY)),
+        Variant::Seed => request(seed(BODY)),
+        Variant::Manual => request(manual(BODY)),
+    }
+}
+
+/// One of the four builds of the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// (a) uninstrumented
+    Plain,
+    /// (b) the macros
+    Macros,
+    /// (c) the seed's hand-written style
+    Seed,
+    /// (d) the runtime API by hand
+    Manual,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 4] = [
+        Variant::Plain,
+        Variant::Macros,
+        Variant::Seed,
+        Variant::Manual,
+    ];
+
+    /// The benchmark id: the letter of the issue, then a name.
+    pub fn id(self) -> &'static str {
+        match self {
+            Variant::Plain => "a_uninstrumented",
+            Variant::Macros => "b_macros",
+            Variant::Seed => "c_seed_with_label_values",
+            Variant::Manual => "d_runtime_api",
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Contention: whole requests recorded from 1 and from 2 threads at once, all on the same
+//! endpoint and model (so every thread writes the same series), and the throughput ratio
+//! 2 threads / 1 thread. The issue's target for perf is at least 1.8×.
+//!
+//! Each row is one build of the handler of `common/mod.rs` ((a) uninstrumented, (b) macros,
+//! (c) seed style, (d) runtime API), run as in the `overhead` bench; two reference rows time a
+//! bare prometheus `Histogram::observe` and a relaxed `fetch_add`, each on one series / one
+//! counter shared by the threads. Row (a) shares nothing: its ratio is what the machine gives
+//! two threads at the moment (other work on a shared 2-core machine lowers it), and the last
+//! column divides each ratio by it.
+//!
+//! Rounds alternate 1 and 2 threads so that both see the same background load; the table gives
+//! the median throughput of the rounds. Each thread runs a fixed number of requests (about
+//! `--secs` seconds' worth at one thread, calibrated), timed from a barrier to the last join.
+//!
+//! ```sh
+//! cargo bench -p perf-runtime --bench contention
+//! cargo bench -p perf-runtime --bench contention -- --rounds 9 --secs 0.5 d_runtime_api
+//! ```
+//! A trailing word keeps only the rows whose name contains it.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use common::{Variant, BODY};
+use prometheus::{Histogram, HistogramOpts};
+
+/// Wall time of `threads` threads each running `f` `per_thread` times, started together: from
+/// the first thread's start to the last thread's end, as each thread reads them itself (the
+/// main thread may not be running when the barrier opens).
+fn timed(threads: usize, per_thread: u64, f: &(dyn Fn() + Sync)) -> Duration {
+    let barrier = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..per_thread {
+                        f();
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a worker panicked"))
+            .collect()
+    });
+    let start = spans
+        .iter()
+        .map(|s| s.0)
+        .min()
+        .expect("one thread at least");
+    let end = spans
+        .iter()
+        .map(|s| s.1)
+        .max()
+        .expect("one thread at least");
+    end - start
+}
+
+struct Row {
+    name: &'static str,
+    ns_per_op: f64,
+    one: f64,
+    two: f64,
+}
+
+/// Median operations per second at 1 and at 2 threads over `rounds` alternating rounds.
+fn measure(name: &'static str, f: &(dyn Fn() + Sync), rounds: usize, secs: f64) -> Row {
+    // Warm up (first use resolves handles) and calibrate the count to about `secs` seconds.
+    for _ in 0..1000 {
+        f();
+    }
+    let probe = 20_000;
+    let per_op = timed(1, probe, f).as_secs_f64() / probe as f64;
+    let per_thread = ((secs / per_op) as u64).max(1000);
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        one.push(per_thread as f64 / timed(1, per_thread, f).as_secs_f64());
+        two.push(2.0 * per_thread as f64 / timed(2, per_thread, f).as_secs_f64());
+    }
+    let one = median(&mut one);
+    Row {
+        name,
+        ns_per_op: 1e9 / one,
+        one,
+        two: median(&mut two),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+struct Args {
+    rounds: usize,
+    secs: f64,
+    filter: Option<String>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        rounds: 7,
+        secs: 0.3,
+        filter: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => args.rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or(7),
+            "--secs" => args.secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.3),
+            s if s.starts_with('-') => {} // `--bench` from cargo, and the like
+            s => args.filter = Some(s.to_owned()),
+        }
+    }
+    args
+}
+
+fn main() {
+    let args = args();
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let shared = Histogram::with_opts(
+        HistogramOpts::new("shared_ttfb_seconds", "one series shared by the threads")
+            .buckets(perf_runtime::BACKEND_BUCKETS.to_vec()),
+    )
+    .expect("valid histogram");
+    let counter = AtomicU64::new(0);
+
+    let request = |v: Variant| {
+        move || {
+            black_box(common::run(black_box(v)));
+        }
+    };
+    let plain = request(Variant::Plain);
+    let macros = request(Variant::Macros);
+    let seed = request(Variant::Seed);
+    let manual = request(Variant::Manual);
+    let observe = || shared.observe(black_box(0.123));
+    let add = || {
+        black_box(&counter).fetch_add(1, Relaxed);
+    };
+    let cases: [(&'static str, &(dyn Fn() + Sync)); 6] = [
+        (Variant::Plain.id(), &plain),
+        (Variant::Macros.id(), &macros),
+        (Variant::Seed.id(), &seed),
+        (Variant::Manual.id(), &manual),
+        ("prometheus_observe_one_series", &observe),
+        ("atomic_add_one_counter", &add),
+    ];
+    let _ = BODY;
+
+    println!(
+        "contention: {} rounds alternating 1 and 2 threads, ~{} s per thread per round, median",
+        args.rounds, args.secs
+    );
+    println!(
+        "{:<32} {:>9} {:>13} {:>13} {:>9} {:>11}",
+        "case", "ns/op @1", "ops/s @1", "ops/s @2", "2t / 1t", "/ (a) ratio"
+    );
+    let mut machine = None;
+    for (name, f) in cases {
+        if let Some(filter) = &args.filter {
+            if !name.contains(filter.as_str()) && name != Variant::Plain.id() {
+                continue;
+            }
+        }
+        let row = measure(name, f, args.rounds, args.secs);
+        let ratio = row.two / row.one;
+        let machine_ratio = *machine.get_or_insert(ratio);
+        println!(
+            "{:<32} {:>9.1} {:>13.0} {:>13.0} {:>8.2}x {:>10.2}x",
+            row.name,
+            row.ns_per_op,
+            row.one,
+            row.two,
+            ratio,
+            ratio / machine_ratio
+        );
+    }
+    println!("target: (b) and (d) at 2 threads >= 1.8x their 1-thread throughput");
+}

@@ -1,0 +1,137 @@
+//! Rendering `/metrics`: perf's `exposition::render` against the prometheus crate's own
+//! `Registry::gather` + `TextEncoder::encode`, on the same registry, in the same run.
+//!
+//! The registry is filled through perf's runtime as a gateway would fill it: whole requests on
+//! 5 endpoints × 4 providers × N models, each with its 3 front-end stages, a backend call, its
+//! streaming and its percentages. Every (endpoint, provider, model) makes one
+//! `backend_ttfb_seconds` and one `streaming_duration_seconds` series, so:
+//!
+//! * `combos/250`: 250 (endpoint, provider, model) (5 endpoints × 2 providers × 25 models) =
+//!   500 histogram series in those two families together;
+//! * `combos/500`: 500 (endpoint, provider, model) = 500 series in *each* of the two families
+//!   (5 endpoints × 4 providers × 25 models), the issue's "500 histogram series
+//!   (endpoint × provider × model)" in its strict reading;
+//!
+//! plus, in both, the stage, front-end and percentage series of the 5 endpoints. The target is a
+//! render of at most 2 ms. Also timed apart: `gather` alone and `encode` alone.
+//!
+//! ```sh
+//! cargo bench -p perf-runtime --bench exposition -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use perf_runtime::{exposition, Metrics, PerformanceTracker, Stage};
+use prometheus::{Encoder, Registry, TextEncoder};
+
+const ENDPOINTS: [&str; 5] = [
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+];
+const PROVIDERS: [&str; 4] = ["openrouter", "portkey", "openai", "anthropic"];
+const MODELS: usize = 25;
+
+/// A registry holding `endpoints × providers × MODELS` backend combinations, each recorded by
+/// one whole request (a few observations, so buckets are not all zero).
+fn filled(providers: usize) -> Registry {
+    let registry = Registry::new();
+    let metrics: &'static Metrics = Metrics::builder()
+        .build(&registry)
+        .expect("a fresh registry takes the families");
+    for endpoint in ENDPOINTS {
+        for provider in &PROVIDERS[..providers] {
+            for m in 0..MODELS {
+                let model = format!("model-{m:02}-{}", ["mini", "large", "turbo"][m % 3]);
+                let tracker = PerformanceTracker::with_metrics(metrics, endpoint);
+                for stage in [
+                    Stage::REQUEST_PARSING,
+                    Stage::AUTH_VALIDATION,
+                    Stage::REQUEST_PREPARATION,
+                ] {
+                    drop(tracker.stage(stage));
+                }
+                let backend = tracker.backend_request(provider, &model);
+                std::hint::spin_loop();
+                backend.first_byte();
+                drop(tracker.streaming());
+                tracker.record_percentages();
+            }
+        }
+    }
+    registry
+}
+
+/// Series and lines in one exposition, to say what was rendered.
+fn describe(registry: &Registry, label: &str) {
+    let text = exposition::render(registry);
+    let histograms = text.lines().filter(|l| l.contains("_count{")).count();
+    let backend = text
+        .lines()
+        .filter(|l| l.starts_with("backend_ttfb_seconds_count{"))
+        .count();
+    eprintln!(
+        "exposition {label}: {histograms} histogram series ({backend} backend_ttfb_seconds, as many \
+         streaming_duration_seconds), {} lines, {} bytes",
+        text.lines().count(),
+        text.len()
+    );
+}
+
+fn prometheus_gather_encode(registry: &Registry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 * 1024);
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .expect("encoding into a Vec cannot fail");
+    out
+}
+
+fn render(c: &mut Criterion) {
+    let mut group = c.benchmark_group("exposition");
+    // (label, providers): 2 providers → 250 combos, 4 providers → 500 combos.
+    for (combos, providers) in [(250, 2), (500, 4)] {
+        let registry = filled(providers);
+        describe(&registry, &format!("combos/{combos}"));
+        assert_eq!(
+            exposition::render(&registry).into_bytes(),
+            prometheus_gather_encode(&registry),
+            "both render the same text"
+        );
+        group.bench_with_input(
+            BenchmarkId::new("perf_render", combos),
+            &registry,
+            |b, registry| b.iter(|| black_box(exposition::render(registry))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("prometheus_gather_encode", combos),
+            &registry,
+            |b, registry| b.iter(|| black_box(prometheus_gather_encode(registry))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("prometheus_gather_only", combos),
+            &registry,
+            |b, registry| b.iter(|| black_box(registry.gather())),
+        );
+        let families = registry.gather();
+        group.bench_with_input(
+            BenchmarkId::new("prometheus_encode_only", combos),
+            &families,
+            |b, families| {
+                b.iter(|| {
+                    let mut out = Vec::with_capacity(16 * 1024);
+                    TextEncoder::new()
+                        .encode(black_box(families), &mut out)
+                        .expect("encoding into a Vec cannot fail");
+                    black_box(out)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, render);
+criterion_main!(benches);
