@@ -100,8 +100,9 @@ fn the_runtime_api_allocates_nothing_after_the_first_request() {
         steady, 0,
         "{REQUESTS} requests through the runtime API allocated {steady} times"
     );
-    // The first request resolved the endpoint, its stage series and its backend series.
-    assert!(warm_up > 0, "the first request resolves handles");
+    // The first request may allocate (it resolves the endpoint's and the backend's series);
+    // not asserted, so that resolving them at compile time stays possible.
+    eprintln!("runtime API: {warm_up} allocations in the first request");
 }
 
 /// (b): `#[perf_endpoint]` (its task-local scope), `#[perf_stage]` on statements,
@@ -113,5 +114,5 @@ fn the_macros_allocate_nothing_after_the_first_request() {
         steady, 0,
         "{REQUESTS} requests through the macros allocated {steady} times"
     );
-    assert!(warm_up > 0, "the first request resolves handles");
+    eprintln!("macros: {warm_up} allocations in the first request");
 }

@@ -17,8 +17,8 @@
 //!
 //! The work is trivial and allocation-free (scan a JSON body for the model and key, compare the
 //! key, hash the provider request, answer with a ready 5-chunk stream), and every future is
-//! ready at its first poll, so a request run by [`request`] costs a few tens of nanoseconds
-//! bare: the rest is the instrumentation.
+//! ready at its first poll, so a request run by [`request`] costs about 150–250 ns bare on the
+//! benchmark machine: the rest is the instrumentation.
 #![allow(dead_code)]
 
 use std::future::Future;
