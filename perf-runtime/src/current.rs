@@ -7,7 +7,7 @@
 //! by the handler, which does not inherit the request) they still time their work, under
 //! `endpoint="none"`, and never panic.
 
-use std::future::Future;
+use std::cell::Cell;
 
 use futures_core::Stream;
 
@@ -16,8 +16,10 @@ use crate::stage::{Stage, StageName};
 use crate::stream::TrackedStream;
 use crate::tracker::{BackendGuard, Owner, PerformanceTracker, StageGuard};
 
-tokio::task_local! {
-    static CURRENT: PerformanceTracker;
+thread_local! {
+    /// The tracker of the [`Run`](crate::Run) future being polled (or dropped) on this thread,
+    /// or null.
+    static CURRENT: Cell<*const PerformanceTracker> = const { Cell::new(std::ptr::null()) };
 }
 
 /// The `endpoint` label of work done outside any request.
@@ -30,17 +32,26 @@ fn unscoped() -> &'static EndpointMetrics {
 
 /// Calls `f` with the current tracker, if the caller runs inside a request.
 pub fn with<R>(f: impl FnOnce(&PerformanceTracker) -> R) -> Option<R> {
-    CURRENT.try_with(f).ok()
+    let current = CURRENT.try_with(Cell::get).ok()?;
+    // SAFETY: the pointer is non-null only while `enter`'s guard lives, which `Run` keeps for the
+    // span of one poll (or its drop) on this thread; meanwhile the tracker sits in the pinned
+    // `Run`, which neither moves it nor hands out `&mut` to it.
+    unsafe { current.as_ref() }.map(f)
 }
 
-pub(crate) async fn scope<F: Future>(tracker: PerformanceTracker, fut: F) -> F::Output {
-    CURRENT
-        .scope(tracker, async move {
-            let out = fut.await;
-            with(PerformanceTracker::end);
-            out
-        })
-        .await
+/// Makes `tracker` current on this thread until the returned guard is dropped, which restores
+/// the previous one (a request polled inside another's poll, or a panic, leave no trace).
+pub(crate) fn enter(tracker: &PerformanceTracker) -> Entered {
+    Entered(CURRENT.with(|current| current.replace(tracker)))
+}
+
+/// Restores the previous current tracker when dropped.
+pub(crate) struct Entered(*const PerformanceTracker);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|current| current.set(self.0));
+    }
 }
 
 /// Marks the current request as failed (see [`PerformanceTracker::fail`]); outside a request,

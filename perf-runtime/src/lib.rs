@@ -73,6 +73,7 @@ pub mod __private {
 pub mod exposition;
 pub mod metrics;
 mod private;
+mod run;
 mod stage;
 mod stream;
 mod tracker;
@@ -83,6 +84,7 @@ pub use metrics::{
     FRONTEND_BUCKETS, STAGE_BUCKETS,
 };
 pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_stream};
+pub use run::Run;
 pub use stage::{Stage, StageName, MAX_STAGES};
 pub use stream::TrackedStream;
 pub use tracker::{BackendGuard, PerformanceTracker, StageGuard, StreamingGuard};

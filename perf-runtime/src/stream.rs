@@ -1,6 +1,5 @@
 //! A response stream that carries its request past the handler's return.
 
-use std::mem;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -8,7 +7,7 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use crate::clock::Clock;
-use crate::tracker::{OnUnwind, Outcome, PerformanceTracker};
+use crate::tracker::{Outcome, PerformanceTracker, UnwindWatch};
 
 pin_project! {
     /// A stream that times its own streaming and ends its request when it ends or is dropped.
@@ -60,14 +59,9 @@ impl<S: Stream> Stream for TrackedStream<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
-        let request = &*this.request;
-        let sentinel = OnUnwind(|| {
-            if let Some((tracker, _)) = request {
-                tracker.panicked();
-            }
-        });
+        let watch = UnwindWatch(this.request.as_ref().map(|(tracker, _)| tracker));
         let polled = this.inner.poll_next(cx);
-        mem::forget(sentinel);
+        drop(watch);
         if let Poll::Ready(None) = polled {
             finish(this.request, true);
         }

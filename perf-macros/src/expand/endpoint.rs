@@ -12,6 +12,9 @@ use super::{hidden, runtime, wrap};
 /// awaits, and the request ends when the body completes, or later, when a `#[perf_stream]` stream
 /// made in it ends or is dropped. A body that returns an `Err` marks the request failed
 /// (`requests_total{outcome="error"}`). The endpoint's series are resolved once, in a static.
+///
+/// The body becomes one `async move` block given to `run_checked` (no further nesting: the
+/// handler's future stays as small as the body's own).
 pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
     with_body(function, |sig, block| {
         if wrap::OFF {
@@ -20,18 +23,12 @@ pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
         let rt = runtime();
         let site = hidden("__PERF_ENDPOINT");
         let out = hidden("__perf_out");
-        let value = wrap::body_value(sig, block);
-        let succeeded = wrap::succeeded(&out);
+        let body = wrap::body_future(sig, block);
+        let succeeded = wrap::succeeded(quote!(#out));
         quote! {
             static #site: #rt::Endpoint = #rt::Endpoint::new(#path);
             #rt::PerformanceTracker::at(&#site)
-                .run(async move {
-                    let #out = #value;
-                    if !#succeeded {
-                        #rt::current::fail();
-                    }
-                    #out
-                })
+                .run_checked(#body, |#out| #succeeded)
                 .await
         }
     })

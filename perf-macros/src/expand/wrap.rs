@@ -1,6 +1,6 @@
 //! The wrappers every attribute is made of, used alike on function bodies and on statements.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -50,7 +50,7 @@ pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
         // Never called: keeps the arguments type-checked and their variables used.
         return quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #value });
     }
-    let succeeded = succeeded(&out);
+    let succeeded = succeeded(quote!(&#out));
     quote! {
         {
             let mut #guard = #rt::current::backend_request(#provider, #model);
@@ -64,14 +64,14 @@ pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
     }
 }
 
-/// Whether `value` means success: `false` for an `Err`, `true` for anything else, decided at
+/// Whether the value `reference` points to means success: `false` for an `Err`, `true` for anything else, decided at
 /// compile time by autoref specialization on the value's concrete type.
-pub fn succeeded(value: &Ident) -> TokenStream {
+pub fn succeeded(reference: TokenStream) -> TokenStream {
     let rt = runtime();
     quote! {{
         #[allow(unused_imports)]
         use #rt::__private::{AnySuccess as _, ResultSuccess as _};
-        (&#rt::__private::Success(&#value)).succeeded()
+        (&#rt::__private::Success(#reference)).succeeded()
     }}
 }
 
@@ -83,6 +83,12 @@ pub fn stream(value: TokenStream) -> TokenStream {
     }
     let rt = runtime();
     quote!(#rt::current::stream(#value))
+}
+
+/// The body of `sig` as a future whose `return`s and `?`s end the future, not the function.
+pub fn body_future(sig: &Signature, body: &Block) -> TokenStream {
+    let typed = typed_body(sig, body);
+    quote!(async move #typed)
 }
 
 /// The body of `sig` as a value: evaluated in an inner future or closure, so that `return`

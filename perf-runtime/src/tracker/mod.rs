@@ -13,6 +13,7 @@ pub use guards::{BackendGuard, StageGuard, StreamingGuard};
 
 use crate::clock::Clock;
 use crate::metrics::{Endpoint, EndpointMetrics, Histogram, Metrics};
+use crate::run::Run;
 use crate::stage::Stage;
 use crate::stream::TrackedStream;
 
@@ -162,7 +163,7 @@ impl PerformanceTracker {
         self.flags.fetch_or(FAILED, Relaxed);
     }
 
-    /// Notes that a poll of the request's stream panicked (see [`OnUnwind`]).
+    /// Notes that a poll of the request's future or stream panicked (see [`UnwindWatch`]).
     pub(crate) fn panicked(&self) {
         self.flags.fetch_or(PANICKED, Relaxed);
     }
@@ -175,8 +176,18 @@ impl PerformanceTracker {
     /// Runs `fut` with this tracker as the current one (what `#[perf_stage]`, `#[perf_backend]`
     /// and `#[perf_stream]` record into), and ends the request when `fut` completes, unless a
     /// stream took the request over. If `fut` is dropped first, the request does not end.
-    pub async fn run<F: Future>(self, fut: F) -> F::Output {
-        crate::current::scope(self, fut).await
+    pub fn run<F: Future>(self, fut: F) -> Run<F, fn(&F::Output) -> bool> {
+        Run::new(self, fut, |_| true)
+    }
+
+    /// [`run`](Self::run), marking the request failed when `succeeded` says its output is not a
+    /// success: what `#[perf_endpoint]` expands to.
+    pub fn run_checked<F, C>(self, fut: F, succeeded: C) -> Run<F, C>
+    where
+        F: Future,
+        C: FnOnce(&F::Output) -> bool,
+    {
+        Run::new(self, fut, succeeded)
     }
 
     /// Ends the request when dropped (outside a panic): the form of
@@ -324,15 +335,17 @@ impl std::fmt::Debug for PerformanceTracker {
     }
 }
 
-/// Runs its closure when dropped. Put on the stack before a poll and `mem::forget` it once the
-/// poll returns: the closure then runs only if the poll unwinds. How a tracked stream learns that
-/// it panicked when the panic is caught and the stream dropped later, when
-/// `std::thread::panicking()` no longer tells.
-pub(crate) struct OnUnwind<F: FnMut()>(pub F);
+/// Held across each poll of a request's future or stream: dropped while unwinding, it marks the
+/// request as panicked. So a panic caught by a `catch_unwind` around the future or stream (a
+/// panic layer), which drops it later when `std::thread::panicking()` no longer tells, still
+/// counts as an `error`, not a cancellation.
+pub(crate) struct UnwindWatch<'a>(pub Option<&'a PerformanceTracker>);
 
-impl<F: FnMut()> Drop for OnUnwind<F> {
+impl Drop for UnwindWatch<'_> {
     fn drop(&mut self) {
-        (self.0)();
+        if let (Some(tracker), true) = (self.0, std::thread::panicking()) {
+            tracker.panicked();
+        }
     }
 }
 

@@ -1,0 +1,73 @@
+//! The future of one request: its body, with its tracker current while it is polled.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::current;
+use crate::tracker::{PerformanceTracker, UnwindWatch};
+
+pin_project! {
+    /// A request's future, made by [`PerformanceTracker::run`] (and by `#[perf_endpoint]`).
+    ///
+    /// It owns the tracker and makes it current for each poll of the body, and for the body's
+    /// drop, so that guards dropped by a cancelled body still find their request. When the body
+    /// completes, the request ends, unless a stream took it over; `succeeded` decides whether it
+    /// ends as `completed` or `error`. Allocation-free: the tracker lives inside this future.
+    pub struct Run<F, C> {
+        tracker: PerformanceTracker,
+        #[pin]
+        body: Option<F>,
+        succeeded: Option<C>,
+    }
+
+    impl<F, C> PinnedDrop for Run<F, C> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            let _current = current::enter(this.tracker);
+            this.body.set(None);
+        }
+    }
+}
+
+impl<F: Future, C: FnOnce(&F::Output) -> bool> Run<F, C> {
+    pub(crate) fn new(tracker: PerformanceTracker, body: F, succeeded: C) -> Self {
+        Run {
+            tracker,
+            body: Some(body),
+            succeeded: Some(succeeded),
+        }
+    }
+}
+
+impl<F: Future, C: FnOnce(&F::Output) -> bool> Future for Run<F, C> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let tracker: &PerformanceTracker = this.tracker;
+        let entered = current::enter(tracker);
+        let watch = UnwindWatch(Some(tracker));
+        let body = this
+            .body
+            .as_mut()
+            .as_pin_mut()
+            .expect("a request future polled after it completed");
+        let polled = body.poll(cx);
+        drop(watch);
+        let Poll::Ready(out) = polled else {
+            return Poll::Pending;
+        };
+        this.body.set(None);
+        drop(entered);
+        if let Some(succeeded) = this.succeeded.take() {
+            if !succeeded(&out) {
+                tracker.fail();
+            }
+        }
+        tracker.end();
+        Poll::Ready(out)
+    }
+}
