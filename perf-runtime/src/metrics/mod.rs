@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Mutex, OnceLock, RwLock};
 
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 
 pub(crate) use endpoint::BackendSeries;
 pub use endpoint::{Endpoint, EndpointMetrics};
@@ -188,12 +188,4 @@ impl MetricsBuilder {
             .map_err(|_| InstallError::AlreadyInstalled)?;
         Ok(metrics)
     }
-}
-
-/// Renders `registry` in the Prometheus text format (see also [`crate::exposition`]).
-pub(crate) fn encode(registry: &Registry) -> String {
-    let mut out = Vec::with_capacity(16 * 1024);
-    // Encoding our own families into a Vec cannot fail.
-    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
-    String::from_utf8(out).unwrap_or_default()
 }
