@@ -50,6 +50,7 @@
 //! | `request_stage_duration_seconds` | histogram | stage, endpoint | [`STAGE_BUCKETS`] |
 //! | `stage_percentage` | gauge | stage, endpoint | — |
 //! | `operation_duration_seconds` | histogram | operation | [`STAGE_BUCKETS`] |
+//! | `requests_total` | counter | endpoint, outcome (`completed`, `error`, `cancelled`) | — |
 //!
 //! They go to the `prometheus` crate's default registry unless [`MetricsBuilder::install`] is
 //! given another; [`exposition`] renders them for `/metrics`.
@@ -57,9 +58,11 @@
 //! # Cost
 //!
 //! Every series whose labels are known when the request starts (endpoint, stages) is resolved
-//! once per endpoint and kept; a request then records with a clock read and an `observe`, with no
-//! allocation, no lock and no hashing. Only the `model` label, which comes from the client, is
-//! looked up per backend call (a read lock and a hash, bounded by a label cap).
+//! once per endpoint and kept; a request then records with TSC clock reads and sharded atomic
+//! adds (no cache line is shared between threads recording at once), with no allocation, no lock
+//! and no hashing. Only the `model` label, which comes from the client, is looked up per backend
+//! call: in a small per-thread cache of recent models, else through the label cap (a read lock
+//! and a hash). Figures in BENCHMARKS.md.
 
 #![warn(missing_docs)]
 
