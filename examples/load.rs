@@ -1,0 +1,360 @@
+//! A closed-loop load generator for the example gateway, on loopback: `--concurrency` clients
+//! each send one request after another for `--warmup-secs`, then for `--duration-secs` while
+//! their completions are counted and timed.
+//!
+//! ```sh
+//! cargo run --release --example gateway -- --mock-ttfb-ms 0 --mock-chunks 3 \
+//!     --mock-chunk-interval-ms 0 --mock-jitter-ms 0 &
+//! cargo run --release --example load -- --url http://127.0.0.1:8080/v1/chat/completions \
+//!     --concurrency 32 --duration-secs 5 --warmup-secs 2 --stream
+//! ```
+//!
+//! It prints one JSON line on stdout (for scripts: `benches/end-to-end.sh`) and one line for
+//! people on stderr. A request counts if it completes inside the measured window, whenever it
+//! was sent: a 2xx status and its body read to the end. Anything else (a transport error,
+//! another status, a body broken off) is an error; latencies are those of the successful
+//! requests, from sending to the last byte of the body. Requests still open when the window
+//! closes are dropped, not counted.
+//!
+//! It refuses any host but loopback, and stops at its deadline whatever the server does.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Client, Url};
+use tokio::time::Instant;
+
+/// Closed-loop load on the example gateway, on loopback.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "load")]
+struct Args {
+    /// The endpoint to load: `.../v1/chat/completions` or `.../v1/responses` (the body follows
+    /// the path). Loopback hosts only.
+    #[arg(long, default_value = "http://127.0.0.1:8080/v1/chat/completions")]
+    url: Url,
+
+    /// The client key, sent as `Authorization: Bearer KEY`.
+    #[arg(long, default_value = "demo-key")]
+    key: String,
+
+    /// The `model` of every request.
+    #[arg(long, default_value = "gpt-4o-mini")]
+    model: String,
+
+    /// Clients, each with one request in flight at a time.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+
+    /// Length of the measured window, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    duration_secs: f64,
+
+    /// Load before the measured window (connections opened, caches warm), in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_secs: f64,
+
+    /// Ask for SSE streams (`"stream": true`) and read each to its end; else JSON answers.
+    #[arg(long)]
+    stream: bool,
+
+    /// Worker threads of the load generator's runtime; 1 runs it on a single-threaded runtime,
+    /// leaving the other cores to the server.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+
+    /// Send at most this many requests in all, warm-up included, then stop (before the
+    /// deadline if they are done): a fixed amount of work, e.g. to count a server's
+    /// instructions per request.
+    #[arg(long)]
+    requests: Option<u64>,
+}
+
+/// What one client saw: in the measured window, but `completed_all`.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Latency of each successful request, in nanoseconds.
+    latencies: Vec<u64>,
+    errors: u64,
+    bytes: u64,
+    /// Every request completed, warm-up included, successful or not.
+    completed_all: u64,
+    first_error: Option<String>,
+    /// How long the measured window lasted (all clients together).
+    window: Duration,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.bytes += other.bytes;
+        self.completed_all += other.completed_all;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(message) = check(&args) {
+        eprintln!("load: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tally = match runtime.block_on(run(&args)) {
+        Ok(tally) => tally,
+        Err(message) => {
+            eprintln!("load: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cpu_secs = own_cpu_secs();
+    report(&args, &tally, cpu_secs);
+    if tally.latencies.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Refuses what this tool is not for: a host off the machine, or settings that measure nothing.
+fn check(args: &Args) -> Result<(), String> {
+    let host = args.url.host_str().unwrap_or_default();
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback || args.url.scheme() != "http" {
+        return Err(format!(
+            "only http:// on loopback (127.0.0.1, [::1], localhost) is loaded, not {}",
+            args.url
+        ));
+    }
+    if args.concurrency == 0 || args.threads == 0 {
+        return Err("--concurrency and --threads must be at least 1".into());
+    }
+    let finite = |s: f64| s.is_finite() && (0.0..=3600.0).contains(&s);
+    if !finite(args.warmup_secs) || !finite(args.duration_secs) || args.duration_secs == 0.0 {
+        return Err("--duration-secs must be in (0, 3600], --warmup-secs in [0, 3600]".into());
+    }
+    Ok(())
+}
+
+/// The request body for the endpoint `url` points at.
+fn body(args: &Args) -> Vec<u8> {
+    let value = if args.url.path().ends_with("/responses") {
+        serde_json::json!({"model": args.model, "input": "Hi", "stream": args.stream})
+    } else {
+        serde_json::json!({
+            "model": args.model,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "stream": args.stream,
+        })
+    };
+    value.to_string().into_bytes()
+}
+
+/// Runs the clients until the end of the measured window, and gathers what they saw in it.
+async fn run(args: &Args) -> Result<Tally, String> {
+    let client = Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(args.concurrency)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let auth = HeaderValue::from_str(&format!("Bearer {}", args.key))
+        .map_err(|_| "--key is not a valid header value".to_owned())?;
+    let body = Bytes::from(body(args));
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(args.warmup_secs);
+    let end = measure_from + Duration::from_secs_f64(args.duration_secs);
+    let tickets = Arc::new(AtomicU64::new(0));
+    let limit = args.requests.unwrap_or(u64::MAX);
+    let clients: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let url = args.url.clone();
+            let auth = auth.clone();
+            let body = body.clone();
+            let stream = args.stream;
+            let tickets = Arc::clone(&tickets);
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                // A client stops at `end`, dropping the request it has in flight.
+                let work = async {
+                    while tickets.fetch_add(1, Ordering::Relaxed) < limit {
+                        let sent = Instant::now();
+                        let result = request(&client, &url, &auth, &body, stream).await;
+                        let done = Instant::now();
+                        tally.completed_all += 1;
+                        let failed = result.is_err();
+                        // Completions inside the window count, whenever they were sent.
+                        if done >= measure_from {
+                            match result {
+                                Ok(bytes) => {
+                                    tally.latencies.push(nanos(done - sent));
+                                    tally.bytes += bytes;
+                                }
+                                Err(e) => {
+                                    tally.errors += 1;
+                                    tally.first_error.get_or_insert(e);
+                                }
+                            }
+                        }
+                        if failed {
+                            // Do not spin on a server that refuses at once.
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = work => {}
+                    () = tokio::time::sleep_until(end) => {}
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for client in clients {
+        total.merge(
+            client
+                .await
+                .map_err(|e| format!("a client task failed: {e}"))?,
+        );
+    }
+    // The window ends at the deadline, or earlier once `--requests` are done.
+    total.window = Instant::now()
+        .min(end)
+        .saturating_duration_since(measure_from);
+    Ok(total)
+}
+
+/// One request: its status checked and its body read to the end; the body's length.
+async fn request(
+    client: &Client,
+    url: &Url,
+    auth: &HeaderValue,
+    body: &Bytes,
+    stream: bool,
+) -> Result<u64, String> {
+    let accept = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let response = client
+        .post(url.clone())
+        .header(AUTHORIZATION, auth.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, accept)
+        .body(body.clone())
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("status {status}"));
+    }
+    let mut chunks = response.bytes_stream();
+    let mut bytes = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| format!("body broken off: {e}"))?;
+        bytes += chunk.len() as u64;
+    }
+    if bytes == 0 {
+        return Err("empty body".into());
+    }
+    Ok(bytes)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// CPU time of this process's live threads so far, in seconds, from
+/// `/proc/self/task/*/schedstat` (Linux; `None` elsewhere): to show whether the load generator,
+/// rather than the server, was the bottleneck.
+fn own_cpu_secs() -> Option<f64> {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        nanos += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(nanos as f64 / 1e9)
+}
+
+/// The `q` quantile of sorted `values` (nearest rank), in milliseconds.
+fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64 / 1e6
+}
+
+fn report(args: &Args, tally: &Tally, cpu_secs: Option<f64>) {
+    let mut latencies = tally.latencies.clone();
+    latencies.sort_unstable();
+    let requests = latencies.len();
+    let secs = tally.window.as_secs_f64();
+    let rps = if secs > 0.0 {
+        requests as f64 / secs
+    } else {
+        0.0
+    };
+    let p50 = quantile_ms(&latencies, 0.50);
+    let p99 = quantile_ms(&latencies, 0.99);
+    let mode = if args.stream { "stream" } else { "json" };
+    // CPUs' worth of time the load generator used over its whole run (warm-up included).
+    let busy = cpu_secs.map(|cpu| cpu / (args.warmup_secs + secs));
+    let line = serde_json::json!({
+        "mode": mode,
+        "url": args.url.as_str(),
+        "concurrency": args.concurrency,
+        "threads": args.threads,
+        "duration_secs": (secs * 1000.0).round() / 1000.0,
+        "warmup_secs": args.warmup_secs,
+        "requests": requests,
+        "errors": tally.errors,
+        "rps": (rps * 10.0).round() / 10.0,
+        "p50_ms": (p50 * 1000.0).round() / 1000.0,
+        "p99_ms": (p99 * 1000.0).round() / 1000.0,
+        "bytes": tally.bytes,
+        "total_requests": tally.completed_all,
+        "load_cpus": busy.map(|b| (b * 100.0).round() / 100.0),
+    });
+    println!("{line}");
+    let busy = busy.map_or(String::new(), |b| format!(", {b:.2} CPUs busy"));
+    eprintln!(
+        "{mode}: {rps:.0} requests/s ({requests} in {:.1} s, {} errors), latency p50 {p50:.2} ms, \
+         p99 {p99:.2} ms; {} clients on {} thread(s){busy}",
+        secs, tally.errors, args.concurrency, args.threads,
+    );
+    if let Some(error) = &tally.first_error {
+        eprintln!("  first error: {error}");
+    }
+}
