@@ -37,7 +37,12 @@
 #   SKIP_BUILD=0          1: use the binaries already built
 #   INSTRUMENTED=, UNINSTRUMENTED=  other gateway binaries in place of the two builds (with
 #                         SKIP_BUILD=1; e.g. the same binary twice, to see the noise alone)
+#   MIN_BUSY=0.9          a round is paired only if both gateways kept at least this many CPUs
+#                         busy: below it the gateway was not saturated (something else had the
+#                         CPU), and its requests/s says nothing about the gateway
 #   OUT=target/end-to-end/<date>  where the per-run results and gateway logs go
+#
+# `benches/end-to-end.sh --summarize DIR` prints the tables again from DIR/results.tsv.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -52,6 +57,7 @@ LOAD_THREADS=${LOAD_THREADS:-1}
 GATEWAY_WORKERS=${GATEWAY_WORKERS-1}
 MODES=${MODES:-json stream}
 ORDER=${ORDER:-abba}
+MIN_BUSY=${MIN_BUSY:-0.9}
 PATH_UNDER_TEST=${PATH_UNDER_TEST:-/v1/chat/completions}
 PORT=${PORT:-18080}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -61,6 +67,96 @@ INSTRUMENTED=${INSTRUMENTED:-$ROOT/target/release/examples/gateway}
 UNINSTRUMENTED=${UNINSTRUMENTED:-$ROOT/target/uninstrumented/release/examples/gateway}
 LOAD=$ROOT/target/release/examples/load
 MOCK_FLAGS=(--mock-ttfb-ms 0 --mock-chunks 3 --mock-chunk-interval-ms 0 --mock-jitter-ms 0)
+
+summarize() { # summarize RESULTS_TSV: the two tables, in Markdown
+    awk -F'\t' -v minbusy="$MIN_BUSY" '
+    function sort(list, n,    i, j, t) { # insertion sort of list[1..n], in place
+        for (i = 2; i <= n; i++) {
+            t = list[i]
+            for (j = i - 1; j >= 1 && list[j] > t; j--) list[j + 1] = list[j]
+            list[j + 1] = t
+        }
+    }
+    function median(list, n) {
+        sort(list, n)
+        return n % 2 ? list[(n + 1) / 2] : (list[n / 2] + list[n / 2 + 1]) / 2
+    }
+    # The rank k of a distribution-free interval [x(k), x(n+1-k)] for the median of n values that
+    # holds with at least 90 % confidence (sign test): the largest k with 2 P(Bin(n, 1/2) < k) <= 0.1;
+    # 1 when n is too small for 90 % (then the interval is min … max, with less confidence).
+    function rank90(n,    k, c, term, i) {
+        c = 0; term = 0.5 ^ n; k = 1
+        for (i = 0; i < n; i++) {
+            c += term                           # P(Bin <= i)
+            if (2 * c > 0.1) break
+            k = i + 1
+            term = term * (n - i) / (i + 1)
+        }
+        return k
+    }
+    function column(key, field, n, out,    i) { for (i = 1; i <= n; i++) out[i] = val[key, i, field] }
+    NR == 1 { next }
+    {
+        key = $2 SUBSEP $3
+        k = ++count[key]
+        for (f = 4; f <= NF; f++) val[key, k, f] = $f
+        errs[key] += $5
+        if (!($2 in seen)) { seen[$2] = 1; modes[++nmodes] = $2 }
+        at[$2, $3, $1] = NR
+        rps[NR] = $4; cpu[NR] = $8; busy[NR] = $9
+        if (!(($2, $1) in inround)) { inround[$2, $1] = 1; rounds[$2, ++nrounds[$2]] = $1 }
+    }
+    END {
+        printf "| mode | build | median req/s | min–max req/s | spread (max−min)/median | median gateway CPU µs/req | median CPUs busy: gateway / load | median p99 ms | errors |\n"
+        printf "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        for (m = 1; m <= nmodes; m++) {
+            mode = modes[m]
+            for (b = 1; b <= 2; b++) {
+                build = b == 1 ? "instrumented" : "uninstrumented"
+                key = mode SUBSEP build
+                n = count[key]
+                delete x; column(key, 4, n, x); med[mode, build] = median(x, n)
+                spread = 100 * (x[n] - x[1]) / med[mode, build]
+                delete c; column(key, 8, n, c); cmed[mode, build] = median(c, n)
+                delete p; column(key, 7, n, p)
+                delete g; column(key, 9, n, g)
+                delete l; column(key, 10, n, l)
+                printf "| %s | %s | %.0f | %.0f–%.0f | %.1f %% | %.1f | %.2f / %.2f | %.2f | %d |\n", \
+                    mode, build, med[mode, build], x[1], x[n], spread, cmed[mode, build], \
+                    median(g, n), median(l, n), median(p, n), errs[key]
+            }
+        }
+        printf "\nPer-round figures pair the two builds of the same round, in the rounds where both gateways kept at least %s CPUs busy (saturated). The interval is the sign test'"'"'s for the median (>= 90 %% confidence; min … max below 5 rounds).\n\n", minbusy
+        printf "| mode | loss of the medians (u − i) / u | rounds paired | per-round loss: median [interval] (min … max) | gateway CPU per request i / u, per round: median [interval] | target ≤ 2 %% |\n"
+        printf "|---|---:|---:|---:|---:|---|\n"
+        for (m = 1; m <= nmodes; m++) {
+            mode = modes[m]
+            u = med[mode, "uninstrumented"]; i = med[mode, "instrumented"]
+            n = 0; all = 0
+            delete pl; delete pc
+            for (r = 1; r <= nrounds[mode]; r++) {
+                round = rounds[mode, r]
+                if (!((mode, "instrumented", round) in at && (mode, "uninstrumented", round) in at)) continue
+                ri = at[mode, "instrumented", round]; ru = at[mode, "uninstrumented", round]
+                all++
+                if (busy[ri] < minbusy || busy[ru] < minbusy) continue
+                n++
+                pl[n] = 100 * (rps[ru] - rps[ri]) / rps[ru]
+                pc[n] = cpu[ru] > 0 ? cpu[ri] / cpu[ru] : 0
+            }
+            if (n == 0) { printf "| %s | %.1f %% | 0 of %d | — | — | undecided: no round was saturated |\n", mode, 100 * (u - i) / u, all; continue }
+            k = rank90(n)
+            lmed = median(pl, n); cm = median(pc, n)
+            lo = pl[k]; hi = pl[n + 1 - k]
+            if (n < 5) verdict = "undecided: fewer than 5 rounds paired"
+            else if (hi <= 2) verdict = "met"
+            else if (lo > 2) verdict = "not met"
+            else verdict = "undecided: the interval spans 2 %"
+            printf "| %s | %.1f %% | %d of %d | %.1f %% [%.1f, %.1f] (%.1f … %.1f) | %.3f [%.3f, %.3f] | %s |\n", \
+                mode, 100 * (u - i) / u, n, all, lmed, lo, hi, pl[1], pl[n], cm, pc[k], pc[n + 1 - k], verdict
+        }
+    }' "$1"
+}
 
 GW_PID=
 LOAD_PID=
@@ -90,6 +186,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+if [[ ${1:-} == --summarize ]]; then
+    summarize "${2:?--summarize DIR}/results.tsv"
+    exit
+fi
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     echo "end-to-end: something already listens on 127.0.0.1:$PORT; set PORT=" >&2
     exit 1
@@ -214,86 +314,4 @@ done
 
 echo "== load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-awk -F'\t' '
-function sort(list, n,    i, j, t) { # insertion sort of list[1..n], in place
-    for (i = 2; i <= n; i++) {
-        t = list[i]
-        for (j = i - 1; j >= 1 && list[j] > t; j--) list[j + 1] = list[j]
-        list[j + 1] = t
-    }
-}
-function median(list, n) {
-    sort(list, n)
-    return n % 2 ? list[(n + 1) / 2] : (list[n / 2] + list[n / 2 + 1]) / 2
-}
-# The rank k of a distribution-free interval [x(k), x(n+1-k)] for the median of n values that
-# holds with at least 90 % confidence (sign test): the largest k with 2 P(Bin(n, 1/2) < k) <= 0.1;
-# 1 when n is too small for 90 % (then the interval is min … max, with less confidence).
-function rank90(n,    k, c, term, i) {
-    c = 0; term = 0.5 ^ n; k = 1
-    for (i = 0; i < n; i++) {
-        c += term                           # P(Bin <= i)
-        if (2 * c > 0.1) break
-        k = i + 1
-        term = term * (n - i) / (i + 1)
-    }
-    return k
-}
-function column(key, field, n, out,    i) { for (i = 1; i <= n; i++) out[i] = val[key, i, field] }
-NR == 1 { next }
-{
-    key = $2 SUBSEP $3
-    k = ++count[key]
-    for (f = 4; f <= NF; f++) val[key, k, f] = $f
-    errs[key] += $5
-    if (!($2 in seen)) { seen[$2] = 1; modes[++nmodes] = $2 }
-    at[$2, $3, $1] = NR
-    rps[NR] = $4; cpu[NR] = $8
-    if (!(($2, $1) in inround)) { inround[$2, $1] = 1; rounds[$2, ++nrounds[$2]] = $1 }
-}
-END {
-    printf "| mode | build | median req/s | min–max req/s | spread (max−min)/median | median gateway CPU µs/req | median CPUs busy: gateway / load | median p99 ms | errors |\n"
-    printf "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
-    for (m = 1; m <= nmodes; m++) {
-        mode = modes[m]
-        for (b = 1; b <= 2; b++) {
-            build = b == 1 ? "instrumented" : "uninstrumented"
-            key = mode SUBSEP build
-            n = count[key]
-            delete x; column(key, 4, n, x); med[mode, build] = median(x, n)
-            spread = 100 * (x[n] - x[1]) / med[mode, build]
-            delete c; column(key, 8, n, c); cmed[mode, build] = median(c, n)
-            delete p; column(key, 7, n, p)
-            delete g; column(key, 9, n, g)
-            delete l; column(key, 10, n, l)
-            printf "| %s | %s | %.0f | %.0f–%.0f | %.1f %% | %.1f | %.2f / %.2f | %.2f | %d |\n", \
-                mode, build, med[mode, build], x[1], x[n], spread, cmed[mode, build], \
-                median(g, n), median(l, n), median(p, n), errs[key]
-        }
-    }
-    printf "\nPer-round figures pair the two builds of the same round. The interval is the sign test'"'"'s for the median (>= 90 %% confidence; min … max below 5 rounds).\n\n"
-    printf "| mode | loss of the medians (u − i) / u | per-round loss: median [interval] (min … max) | gateway CPU per request i / u, per round: median [interval] | target ≤ 2 %% |\n"
-    printf "|---|---:|---:|---:|---|\n"
-    for (m = 1; m <= nmodes; m++) {
-        mode = modes[m]
-        u = med[mode, "uninstrumented"]; i = med[mode, "instrumented"]
-        n = 0
-        delete pl; delete pc
-        for (r = 1; r <= nrounds[mode]; r++) {
-            round = rounds[mode, r]
-            if (!((mode, "instrumented", round) in at && (mode, "uninstrumented", round) in at)) continue
-            ri = at[mode, "instrumented", round]; ru = at[mode, "uninstrumented", round]
-            n++
-            pl[n] = 100 * (rps[ru] - rps[ri]) / rps[ru]
-            pc[n] = cpu[ru] > 0 ? cpu[ri] / cpu[ru] : 0
-        }
-        k = rank90(n)
-        lmed = median(pl, n); cm = median(pc, n)
-        lo = pl[k]; hi = pl[n + 1 - k]
-        if (hi <= 2) verdict = "met"
-        else if (lo > 2) verdict = "not met"
-        else verdict = "undecided: the interval spans 2 %"
-        printf "| %s | %.1f %% | %.1f %% [%.1f, %.1f] (%.1f … %.1f) | %.3f [%.3f, %.3f] | %s |\n", \
-            mode, 100 * (u - i) / u, lmed, lo, hi, pl[1], pl[n], cm, pc[k], pc[n + 1 - k], verdict
-    }
-}' "$RESULTS" | tee "$OUT/table.md"
+summarize "$RESULTS" | tee "$OUT/table.md"
