@@ -297,6 +297,11 @@ impl ServerHandle {
     pub fn serve(listener: TcpListener, router: Router) -> io::Result<ServerHandle> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
+        // SSE events are small writes: without TCP_NODELAY each waits for the client's delayed
+        // ACK (~40 ms), which would show up as streaming time.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async {
