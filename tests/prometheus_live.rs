@@ -18,7 +18,6 @@
 //! that they were skipped and why, and pass; under `CI=true` a missing `prometheus` is a failure.
 //! Everything listens on loopback; every loop is bounded by a deadline.
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{json, Value};
+
+mod common;
+use common::tool_or_skip;
 
 const DASHBOARD: &str = "dashboards/performance-monitoring.json";
 const README: &str = "README.md";
@@ -52,38 +54,6 @@ fn root() -> &'static Path {
 fn read(relative: &str) -> String {
     std::fs::read_to_string(root().join(relative))
         .unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
-}
-
-fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Says that `test` is skipped and why, past the harness's output capture (which shows
-/// `eprintln!` only for failing tests); under `CI=true`, fails instead.
-fn skip(test: &str, why: &str) {
-    if is_ci() {
-        panic!("{test}: {why}; under CI=true this is a failure");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-fn prometheus_or_skip(test: &str) -> Option<PathBuf> {
-    let found = find_on_path("prometheus");
-    if found.is_none() {
-        skip(
-            test,
-            "the prometheus server is not on PATH (Debian's `prometheus` package: \
-             apt-get install --no-install-recommends prometheus)",
-        );
-    }
-    found
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -718,7 +688,7 @@ fn dashboard_is_importable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_and_rules_are_valid_promql() {
     let test = "queries_and_rules_are_valid_promql";
-    let Some(binary) = prometheus_or_skip(test) else {
+    let Some(binary) = tool_or_skip("prometheus", test) else {
         return;
     };
     let readme = readme_queries();
@@ -766,7 +736,7 @@ async fn queries_and_rules_are_valid_promql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_gateway_under_load() {
     let test = "live_gateway_under_load";
-    let Some(binary) = prometheus_or_skip(test) else {
+    let Some(binary) = tool_or_skip("prometheus", test) else {
         return;
     };
     let started = Instant::now();

@@ -10,9 +10,11 @@
 //! Without `promtool` on `PATH` the tests say that they were skipped and why, and pass; under
 //! `CI=true` a missing `promtool` is a failure.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
+use common::promtool_or_skip;
 
 const ALERTS: &str = "prometheus-alerts.yml";
 const RECORDING_RULES: &str = "prometheus-recording-rules.yml";
@@ -28,31 +30,6 @@ const SPEC_ALERTS: [&str; 4] = [
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `name` in one of the directories of `PATH`.
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// `promtool`, or `None` after saying that the test is skipped; a panic under `CI=true`.
-///
-/// The notice is written to the process's stderr directly, not through `eprintln!`, which the
-/// test harness captures and shows only for failing tests.
-fn promtool_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(found) = find_on_path("promtool") {
-        return Some(found);
-    }
-    let why = "promtool is not on PATH (it comes with Debian's `prometheus` package: \
-               apt-get install --no-install-recommends prometheus)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {why}; under CI=true this is a failure");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-    None
 }
 
 fn run(promtool: &Path, args: &[&str]) -> (Output, String) {

@@ -229,21 +229,28 @@ pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// `promtool`, or `None` after saying that `test` is skipped; a panic under `CI=true`. The same
-/// rule as `tests/promtool.rs`; the notice goes to the process's stderr directly, past the
-/// harness's capture.
-pub fn promtool_or_skip(test: &str) -> Option<std::path::PathBuf> {
+/// `tool` from PATH, or `None` after saying that `test` is skipped and why (past the harness's
+/// output capture, which shows `eprintln!` only for failing tests); a panic under `CI=true`,
+/// where a missing Prometheus is a failure.
+pub fn tool_or_skip(tool: &str, test: &str) -> Option<std::path::PathBuf> {
     use std::io::Write;
-    if let Some(found) = find_on_path("promtool") {
+    if let Some(found) = find_on_path(tool) {
         return Some(found);
     }
-    let why = "promtool is not on PATH (it comes with Debian's `prometheus` package: \
-               apt-get install --no-install-recommends prometheus)";
+    let why = format!(
+        "{tool} is not on PATH (it comes with Debian's `prometheus` package: \
+         apt-get install --no-install-recommends prometheus)"
+    );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: {why}; under CI=true this is a failure");
     }
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
     None
+}
+
+/// `promtool`, or `None` after saying that `test` is skipped; see [`tool_or_skip`].
+pub fn promtool_or_skip(test: &str) -> Option<std::path::PathBuf> {
+    tool_or_skip("promtool", test)
 }
 
 /// Runs `promtool check metrics` on `text`; panics with promtool's output unless it passes
