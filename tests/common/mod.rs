@@ -100,20 +100,11 @@ pub async fn error_of(response: reqwest::Response, status: u16) -> Value {
 
 /// The family called `name` in the default registry.
 pub fn family(name: &str) -> MetricFamily {
-    prometheus::gather()
-        .into_iter()
-        .find(|f| f.name() == name)
+    runtime::family(prometheus::default_registry(), name)
         .unwrap_or_else(|| panic!("no family {name}"))
 }
 
-/// The label `name` of `metric`.
-pub fn label<'a>(metric: &'a Metric, name: &str) -> Option<&'a str> {
-    metric
-        .get_label()
-        .iter()
-        .find(|l| l.name() == name)
-        .map(|l| l.value())
-}
+pub use runtime::label;
 
 /// The series of `family` whose labels include every pair of `labels`.
 pub fn series<'a>(family: &'a MetricFamily, labels: &[(&str, &str)]) -> Vec<&'a Metric> {
