@@ -1,5 +1,8 @@
 //! Support for the macros' expansions. Not a public API: it may change in any release.
 
+pub use crate::metrics::KnownEndpoint;
+pub use inventory;
+
 /// Wraps a value to ask, by autoref specialization, whether it means success: an `Err` does not,
 /// any other value does. `#[perf_backend]` asks whether the backend answered, `#[perf_endpoint]`
 /// whether the handler failed.

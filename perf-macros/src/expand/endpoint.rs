@@ -27,6 +27,10 @@ pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
         let succeeded = wrap::succeeded(quote!(#out));
         quote! {
             static #site: #rt::Endpoint = #rt::Endpoint::new(#path);
+            // Known before any request: its series show from the first scrape.
+            #rt::__private::inventory::submit! {
+                #rt::__private::KnownEndpoint(#path)
+            }
             #rt::PerformanceTracker::at(&#site)
                 .run_checked(#body, |#out| #succeeded)
                 .await

@@ -1,25 +1,59 @@
 //! The Prometheus text format, and a ready `/metrics` handler.
+//!
+//! perf's own families are written straight from its metric core; every other family of the
+//! registry (the application's, the `process` collector's) goes through the `prometheus`
+//! crate's `TextEncoder`. Nothing here reads the `prometheus` crate's proto model, which changes
+//! with that crate's features, so the output is the same whatever features the program's
+//! dependency graph turns on.
 
 mod text;
 
-use prometheus::Registry;
+use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::metrics::Metrics;
+use crate::metrics::{gather_split, Gathered, Metrics};
 
 /// The `Content-Type` of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders every family in `registry` in the Prometheus text format: the same bytes as the
-/// `prometheus` crate's `gather` + `TextEncoder`, several times faster (see BENCHMARKS.md).
+/// `prometheus` crate's `gather` + `TextEncoder`, several times faster for perf's families
+/// (see BENCHMARKS.md).
 pub fn render(registry: &Registry) -> String {
-    let families = registry.gather();
+    let Gathered { ours, theirs } = gather_split(registry);
+    let mut ours: Vec<_> = ours.iter().map(|family| family.read()).collect();
+    ours.sort_by_key(|family| family.name);
     let mut out = String::with_capacity(64 * 1024);
-    text::encode(&families, &mut out);
+    let mut writer = text::TextWriter::default();
+    let mut theirs = theirs.into_iter().peekable();
+    for family in &ours {
+        while let Some(other) = theirs.next_if(|other| other.name() < family.name) {
+            encode_theirs(&other, &mut out);
+        }
+        writer.family(family, &mut out);
+    }
+    for other in theirs {
+        encode_theirs(&other, &mut out);
+    }
     out
 }
 
+/// One family of the application's, through the `prometheus` crate's own encoder.
+fn encode_theirs(family: &prometheus::proto::MetricFamily, out: &mut String) {
+    let mut bytes = Vec::new();
+    match TextEncoder::new().encode(std::slice::from_ref(family), &mut bytes) {
+        Ok(()) => out.push_str(&String::from_utf8_lossy(&bytes)),
+        Err(error) => log_once(&error),
+    }
+}
+
+/// A family the `prometheus` crate cannot encode is left out, and said once.
+fn log_once(error: &prometheus::Error) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| log::error!("perf: a metric family was left out of /metrics: {error}"));
+}
+
 /// Renders the registry of the global metrics (the default registry, unless another was
-/// installed).
+/// installed, or unless the default registry had taken perf's names: see [`Metrics::global`]).
 pub fn render_global() -> String {
     Metrics::global().render()
 }
@@ -40,4 +74,46 @@ pub async fn metrics_handler() -> axum::response::Response {
         render_global(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, Opts, TextEncoder};
+
+    use super::*;
+    use crate::PerformanceTracker;
+
+    /// perf's families written from its core, and the application's through `TextEncoder`,
+    /// interleaved by name: the same bytes as `gather` + `TextEncoder` of the whole registry.
+    #[test]
+    fn matches_the_prometheus_text_encoder_byte_for_byte() {
+        let registry = Registry::new();
+        let metrics = Metrics::builder().build(&registry).unwrap();
+        let histogram = HistogramVec::new(
+            HistogramOpts::new("app_seconds", "A help with \\ and\nnewline.")
+                .buckets(vec![0.001, 0.5, 2.5]),
+            &["model", "endpoint"],
+        )
+        .unwrap();
+        registry.register(Box::new(histogram.clone())).unwrap();
+        let counter = IntCounter::with_opts(Opts::new("zz_total", "Count.")).unwrap();
+        registry.register(Box::new(counter.clone())).unwrap();
+        for (model, v) in [("gpt-4o", 0.2), ("a\"b\\c\nd", 3.0), ("ünï", 0.0001)] {
+            histogram.with_label_values(&[model, "/v1/x"]).observe(v);
+            let tracker = PerformanceTracker::with_metrics(metrics, "/v1/\"x\"\n");
+            drop(tracker.stage("request_parsing"));
+            tracker.backend_request("p\\", model).first_byte();
+            drop(tracker.streaming());
+            tracker.record_percentages();
+        }
+        counter.inc_by(12);
+        let mut theirs = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut theirs)
+            .unwrap();
+        let ours = render(&registry);
+        assert_eq!(ours, String::from_utf8(theirs).unwrap());
+        assert!(ours.contains("app_seconds_bucket{"), "{ours}");
+        assert!(ours.contains("stage_percentage{"), "{ours}");
+    }
 }

@@ -1,8 +1,7 @@
 //! A counter, sharded like the histograms.
 
-use prometheus::proto::{Counter as CounterProto, Metric, MetricType};
-
 use super::family::Series;
+use super::reading::{Kind, Value};
 use super::shard::ShardedWords;
 
 /// A monotonic count: one relaxed add into the calling thread's shard.
@@ -19,13 +18,9 @@ impl Counter {
 }
 
 impl Series for Counter {
-    const TYPE: MetricType = MetricType::COUNTER;
+    const KIND: Kind = Kind::Counter;
 
-    fn collect_into(&self, metric: Metric, out: &mut Vec<Metric>) {
-        let mut counter = CounterProto::default();
-        counter.set_value(self.0.sum(0) as f64);
-        let mut metric = metric;
-        metric.set_counter(counter);
-        out.push(metric);
+    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+        push(None, Value::Counter(self.0.sum(0)));
     }
 }

@@ -1,14 +1,18 @@
 //! The metric families: names, help texts, label names and buckets.
 //!
-//! Names, labels and buckets of the five families are a public contract (SPEC.md): dashboards and
-//! alert rules are written against them, so they never change.
+//! Names, labels and buckets are a public contract (docs/metrics.md): dashboards and alert rules
+//! are written against them, so they never change. A prefix (`MetricsBuilder::prefix`) puts
+//! perf's families beside an application's own families of the same names.
 
+use prometheus::core::Collector;
 use prometheus::Registry;
 
+use super::collector::Registered;
 use super::counter::Counter;
-use super::family::{Family, Registered};
+use super::family::{Family, Series};
 use super::histogram::Histogram;
 use super::split::Split;
+use super::InstallError;
 
 /// Buckets of `backend_ttfb_seconds` and `streaming_duration_seconds`, in seconds.
 pub const BACKEND_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0];
@@ -68,47 +72,56 @@ fn histogram(
 }
 
 impl Families {
-    pub fn new() -> Self {
+    /// The families, each name preceded by `prefix` (checked by the caller).
+    pub fn new(prefix: &str) -> Self {
+        // Made once per `Metrics`, which lives for the process.
+        let name = |name: &'static str| -> &'static str {
+            if prefix.is_empty() {
+                name
+            } else {
+                Box::leak(format!("{prefix}{name}").into_boxed_str())
+            }
+        };
         Families {
             backend_ttfb: histogram(
-                BACKEND_TTFB,
+                name(BACKEND_TTFB),
                 "Time from sending the request to the LLM provider until its first byte came back.",
                 &["provider", "model", "endpoint"],
                 &BACKEND_BUCKETS,
             ),
             streaming_duration: histogram(
-                STREAMING_DURATION,
+                name(STREAMING_DURATION),
                 "Time spent streaming the provider's answer back to the client, until the stream ended or was dropped.",
                 &["provider", "model", "endpoint"],
                 &BACKEND_BUCKETS,
             ),
             frontend_processing: histogram(
-                FRONTEND_PROCESSING,
+                name(FRONTEND_PROCESSING),
                 "Gateway's own work before the backend call (parsing, auth, preparation) per request; should stay under 3 ms.",
                 &["endpoint"],
                 &FRONTEND_BUCKETS,
             ),
             stage_duration: histogram(
-                REQUEST_STAGE_DURATION,
+                name(REQUEST_STAGE_DURATION),
                 "Duration of each stage of a request (request_parsing, auth_validation, request_preparation, backend_fetch, stream_processing, or a declared one).",
                 &["stage", "endpoint"],
                 &STAGE_BUCKETS,
             ),
             stage_percentage: Family::new(
-                STAGE_PERCENTAGE,
+                name(STAGE_PERCENTAGE),
                 "Share of the last completed request's tracked time spent in frontend_processing, backend_response and stream_processing, in percent.",
                 &["endpoint"],
                 &["stage"],
                 Split::new,
             ),
             operation_duration: histogram(
-                OPERATION_DURATION,
+                name(OPERATION_DURATION),
                 "Duration of custom operations timed with perf_runtime::track_duration.",
                 &["operation"],
                 &STAGE_BUCKETS,
             ),
             requests: Family::new(
-                REQUESTS_TOTAL,
+                name(REQUESTS_TOTAL),
                 "Requests by how they ended: completed, error (the handler returned an error or panicked), cancelled (dropped before its end, e.g. the client went away).",
                 &["endpoint", "outcome"],
                 &[],
@@ -117,15 +130,38 @@ impl Families {
         }
     }
 
-    /// Registers every family in `registry`.
-    pub fn register(&'static self, registry: &Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(Registered(&self.backend_ttfb)))?;
-        registry.register(Box::new(Registered(&self.streaming_duration)))?;
-        registry.register(Box::new(Registered(&self.frontend_processing)))?;
-        registry.register(Box::new(Registered(&self.stage_duration)))?;
-        registry.register(Box::new(Registered(&self.stage_percentage)))?;
-        registry.register(Box::new(Registered(&self.operation_duration)))?;
-        registry.register(Box::new(Registered(&self.requests)))?;
+    /// One collector per family, each with the family's name; `requests_total`, the name an
+    /// application most likely has already, first (see [`register`](Self::register)).
+    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 7] {
+        fn registered<T: Series>(family: &'static Family<T>) -> (&'static str, Box<dyn Collector>) {
+            (family.name(), Box::new(Registered(family)))
+        }
+        [
+            registered(&self.requests),
+            registered(&self.operation_duration),
+            registered(&self.backend_ttfb),
+            registered(&self.streaming_duration),
+            registered(&self.frontend_processing),
+            registered(&self.stage_duration),
+            registered(&self.stage_percentage),
+        ]
+    }
+
+    /// Registers every family in `registry`, or none: if a name is taken, the families
+    /// registered before it are taken out again and the error names it.
+    ///
+    /// The `prometheus` registry remembers the label names of every name it ever registered,
+    /// even once unregistered: a family taken out again still reserves its name for perf's
+    /// label names. Registering the likeliest clash first makes that rare.
+    pub fn register(&'static self, registry: &Registry) -> Result<(), InstallError> {
+        for (done, (name, collector)) in self.collectors().into_iter().enumerate() {
+            if let Err(error) = registry.register(collector) {
+                for (_, collector) in self.collectors().into_iter().take(done) {
+                    let _ = registry.unregister(collector);
+                }
+                return Err(InstallError::NameTaken { name, error });
+            }
+        }
         Ok(())
     }
 }

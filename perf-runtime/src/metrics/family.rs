@@ -1,20 +1,22 @@
-//! A metric family: series made on demand from label values, collected for the registry.
+//! A metric family: series made on demand from label values, read out as plain data.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::RwLock;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::core::Desc;
+
+use super::reading::{FamilyReading, Kind, ReadFamily, SeriesReading, Value};
 
 /// What a family is made of: a histogram, a counter, a share triple.
 pub(crate) trait Series: Send + Sync + 'static {
     /// The Prometheus type of the family.
-    const TYPE: MetricType;
+    const KIND: Kind;
 
-    /// Pushes this series' metric(s), given `metric` already labelled, onto `out`.
-    fn collect_into(&self, metric: Metric, out: &mut Vec<Metric>);
+    /// Reads this series: one `value` per sample set, each with the label the series adds
+    /// itself, if any (the `stage` of a share triple).
+    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value));
 }
 
 /// A family of series of `T`, one per distinct tuple of label values.
@@ -76,52 +78,52 @@ impl<T: Series> Family<T> {
             .or_insert_with(|| Box::leak(Box::new((self.make)())))
     }
 
-    /// The family as the registry wants it: every series, sorted by label values.
-    fn family(&self) -> MetricFamily {
-        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
-        let mut sorted: Vec<_> = series.iter().collect();
-        sorted.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
-        let mut metrics = Vec::with_capacity(sorted.len());
-        for (key, series) in sorted {
-            let mut labels: Vec<LabelPair> = self
-                .labels
-                .iter()
-                .zip(key.0.iter())
-                .map(|(name, value)| {
-                    let mut pair = LabelPair::default();
-                    pair.set_name((*name).into());
-                    pair.set_value(value.to_string());
-                    pair
-                })
-                .collect();
-            labels.sort_by(|a, b| a.name().cmp(b.name()));
-            series.collect_into(Metric::from_label(labels), &mut metrics);
-        }
-        let mut family = MetricFamily::default();
-        family.set_name(self.name.into());
-        family.set_help(self.help.into());
-        family.set_field_type(T::TYPE);
-        family.set_metric(metrics);
-        family
+    /// The name, with its prefix.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The descriptor the registry checks names against.
+    pub fn desc(&self) -> &Desc {
+        &self.desc
     }
 }
 
-/// Registers a `'static` family in a registry.
-pub(crate) struct Registered<T: 'static>(pub &'static Family<T>);
-
-impl<T: Series> Collector for Registered<T> {
-    fn desc(&self) -> Vec<&Desc> {
-        vec![&self.0.desc]
+impl<T: Series> ReadFamily for Family<T> {
+    fn name(&self) -> &'static str {
+        self.name
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
-        let family = self.0.family();
-        if family.get_metric().is_empty() {
-            Vec::new()
-        } else {
-            vec![family]
+    /// Every series, labels sorted by name, series sorted by label values: the order of
+    /// `Registry::gather`, so that every way out shows the same bytes.
+    fn read(&self) -> FamilyReading {
+        let mut series = Vec::new();
+        for (key, values) in self.series.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            values.read(&mut |implied, value| {
+                let mut labels: Vec<(&'static str, String)> = self
+                    .labels
+                    .iter()
+                    .zip(key.0.iter())
+                    .map(|(name, value)| (*name, value.to_string()))
+                    .chain(implied.map(|(name, value)| (name, value.to_string())))
+                    .collect();
+                labels.sort_by(|a, b| a.0.cmp(b.0));
+                series.push(SeriesReading { labels, value });
+            });
+        }
+        series.sort_by(|a, b| values(a).cmp(values(b)));
+        FamilyReading {
+            name: self.name,
+            help: self.help,
+            kind: T::KIND,
+            series,
         }
     }
+}
+
+/// A series' label values, in label-name order: what `Registry::gather` sorts by.
+fn values(series: &SeriesReading) -> impl Iterator<Item = &str> {
+    series.labels.iter().map(|(_, value)| value.as_str())
 }
 
 /// Label values, looked up without allocating: an owned key and a borrowed `&[&str]` hash and

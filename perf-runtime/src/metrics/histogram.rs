@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use prometheus::proto::{Bucket, Histogram as HistogramProto, Metric, MetricType};
-
 use super::family::Series;
+use super::reading::{Kind, Value};
 use super::shard::ShardedWords;
 
 /// A histogram of durations with fixed buckets.
@@ -45,9 +44,9 @@ impl Histogram {
 }
 
 impl Series for Histogram {
-    const TYPE: MetricType = MetricType::HISTOGRAM;
+    const KIND: Kind = Kind::Histogram;
 
-    fn collect_into(&self, metric: Metric, out: &mut Vec<Metric>) {
+    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         let mut cumulative = 0;
         let buckets = self
             .bounds
@@ -55,32 +54,25 @@ impl Series for Histogram {
             .enumerate()
             .map(|(i, &le)| {
                 cumulative += self.words.sum(i);
-                let mut bucket = Bucket::default();
-                bucket.set_upper_bound(le);
-                bucket.set_cumulative_count(cumulative);
-                bucket
+                (le, cumulative)
             })
             .collect();
         let count = cumulative + self.words.sum(self.bounds.len());
-        let mut histogram = HistogramProto::default();
-        histogram.set_bucket(buckets);
-        histogram.set_sample_count(count);
-        histogram.set_sample_sum(self.words.sum(self.sum_word()) as f64 / 1e6);
-        let mut metric = metric;
-        metric.set_histogram(histogram);
-        out.push(metric);
+        let sum = self.words.sum(self.sum_word()) as f64 / 1e6;
+        push(
+            None,
+            Value::Histogram {
+                buckets,
+                count,
+                sum,
+            },
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn collected(h: &Histogram) -> HistogramProto {
-        let mut out = Vec::new();
-        h.collect_into(Metric::default(), &mut out);
-        out.pop().unwrap().get_histogram().clone()
-    }
 
     #[test]
     fn buckets_are_upper_inclusive_and_cumulative() {
@@ -89,14 +81,18 @@ mod tests {
         for ms in [100, 101, 500, 2000] {
             h.observe(Duration::from_millis(ms));
         }
-        let p = collected(&h);
-        let counts: Vec<u64> = p
-            .get_bucket()
-            .iter()
-            .map(|b| b.cumulative_count())
-            .collect();
-        assert_eq!(counts, [1, 3, 3]);
-        assert_eq!(p.get_sample_count(), 4);
-        assert!((p.get_sample_sum() - 2.701).abs() < 1e-9);
+        let mut read = None;
+        h.read(&mut |_, value| read = Some(value));
+        let Some(Value::Histogram {
+            buckets,
+            count,
+            sum,
+        }) = read
+        else {
+            panic!("a histogram reads as one histogram value");
+        };
+        assert_eq!(buckets, [(0.1, 1), (0.5, 3), (1.0, 3)]);
+        assert_eq!(count, 4);
+        assert!((sum - 2.701).abs() < 1e-9);
     }
 }

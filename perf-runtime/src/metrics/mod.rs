@@ -1,12 +1,15 @@
 //! Where observations go: the families in a registry, and the per-endpoint handles that let a
 //! request record without looking anything up.
 
+mod collector;
 mod counter;
 mod endpoint;
 mod families;
 mod family;
 mod histogram;
+mod known;
 pub(crate) mod labels;
+pub(crate) mod reading;
 mod shard;
 pub mod snapshot;
 mod split;
@@ -17,6 +20,7 @@ use std::sync::{Mutex, OnceLock, RwLock};
 
 use prometheus::Registry;
 
+pub(crate) use collector::{gather_split, Gathered};
 pub(crate) use endpoint::BackendSeries;
 pub use endpoint::{Endpoint, EndpointMetrics};
 use families::Families;
@@ -26,6 +30,8 @@ pub use families::{
     STREAMING_DURATION,
 };
 pub(crate) use histogram::Histogram;
+#[doc(hidden)]
+pub use known::KnownEndpoint;
 use labels::LabelBudget;
 pub use labels::{DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
 
@@ -46,13 +52,24 @@ pub struct Metrics {
     pub(crate) providers: LabelBudget,
 }
 
-/// Why [`MetricsBuilder::install`] failed.
+/// Why [`MetricsBuilder::build`] or [`MetricsBuilder::install`] failed. Nothing was
+/// registered: the registry is as it was.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum InstallError {
     /// The process-wide metrics were already in use or installed.
     AlreadyInstalled,
-    /// A family of the same name is already in the registry.
-    Registry(prometheus::Error),
+    /// The registry already has a family of this name (an application's own `requests_total`,
+    /// say).
+    NameTaken {
+        /// The name of perf's family that could not be registered, prefix included.
+        name: &'static str,
+        /// What the registry said.
+        error: prometheus::Error,
+    },
+    /// The prefix would not make valid metric names: it takes ASCII letters, digits, `_` and
+    /// `:`, and does not start with a digit.
+    InvalidPrefix(String),
 }
 
 impl fmt::Display for InstallError {
@@ -61,12 +78,30 @@ impl fmt::Display for InstallError {
             InstallError::AlreadyInstalled => f.write_str(
                 "perf metrics are already installed; install them before the first request",
             ),
-            InstallError::Registry(e) => write!(f, "cannot register perf metrics: {e}"),
+            InstallError::NameTaken { name, error } => write!(
+                f,
+                "cannot register perf's metric family `{name}`: the registry already has a \
+                 family of that name ({error}). Give perf's families a prefix \
+                 (`perf_runtime::Metrics::builder().prefix(\"llm_\")`), or install them in a \
+                 registry of their own"
+            ),
+            InstallError::InvalidPrefix(prefix) => write!(
+                f,
+                "`{prefix}` cannot start a metric name: use ASCII letters, digits, `_` and `:`, \
+                 not starting with a digit"
+            ),
         }
     }
 }
 
-impl std::error::Error for InstallError {}
+impl std::error::Error for InstallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InstallError::NameTaken { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 static GLOBAL: OnceLock<&'static Metrics> = OnceLock::new();
 
@@ -78,16 +113,45 @@ static GLOBAL_INIT: Mutex<()> = Mutex::new(());
 
 impl Metrics {
     /// The process-wide metrics, in the default registry unless another was installed first.
+    ///
+    /// Made on first use. If the default registry already has a family of one of perf's names
+    /// (an application's own `requests_total`), perf logs one error (through the `log` crate)
+    /// and records into a registry of its own instead, which
+    /// [`exposition::render_global`](crate::exposition::render_global) serves: requests are
+    /// never failed for it. [`MetricsBuilder::install`] at start-up chooses otherwise.
     pub fn global() -> &'static Metrics {
         if let Some(metrics) = GLOBAL.get() {
             return metrics;
         }
         let _init = GLOBAL_INIT.lock().unwrap_or_else(|e| e.into_inner());
         GLOBAL.get_or_init(|| {
-            MetricsBuilder::new()
-                .build(prometheus::default_registry())
-                .expect("perf's families are already registered in the default registry")
+            let builder = MetricsBuilder::new();
+            let metrics = match builder.build(prometheus::default_registry()) {
+                Ok(metrics) => metrics,
+                Err(error) => {
+                    log::error!(
+                        "{error}. perf records into a registry of its own meanwhile: \
+                         `prometheus::gather()` does not show perf's families, \
+                         `perf_runtime::exposition::render_global()` (and its axum \
+                         `metrics_handler`) does."
+                    );
+                    let own = Registry::new();
+                    let metrics = MetricsBuilder::new().make(own.clone());
+                    // A fresh registry has no name taken: this cannot fail.
+                    let _ = metrics.families.register(&own);
+                    metrics
+                }
+            };
+            known::resolve_all(metrics);
+            metrics
         })
+    }
+
+    /// The process-wide metrics, made now: call it at start-up so that `/metrics` shows perf's
+    /// families, and each `#[perf_endpoint]`'s series, from the first scrape on.
+    /// Same as [`Metrics::global`].
+    pub fn init() -> &'static Metrics {
+        Self::global()
     }
 
     /// Options for the label budget and the registry.
@@ -126,10 +190,11 @@ impl Metrics {
     }
 }
 
-/// Builds a [`Metrics`]: label caps, an allow-list of models, and the registry.
+/// Builds a [`Metrics`]: label caps, an allow-list of models, a name prefix, and the registry.
 pub struct MetricsBuilder {
     label_cap: usize,
     allowed_models: Option<HashSet<Box<str>>>,
+    prefix: String,
 }
 
 impl MetricsBuilder {
@@ -137,6 +202,7 @@ impl MetricsBuilder {
         MetricsBuilder {
             label_cap: DEFAULT_LABEL_CAP,
             allowed_models: None,
+            prefix: String::new(),
         }
     }
 
@@ -161,31 +227,66 @@ impl MetricsBuilder {
         self
     }
 
-    /// Registers the families in `registry` and returns the new metrics, kept for the life of
-    /// the process. Make one per registry: each call leaks a small, fixed amount.
-    pub fn build(self, registry: &Registry) -> prometheus::Result<&'static Metrics> {
-        let metrics: &'static Metrics = Box::leak(Box::new(Metrics {
-            families: Families::new(),
-            registry: registry.clone(),
+    /// Puts `prefix` before every family name: `prefix("llm_")` makes `llm_requests_total`,
+    /// `llm_backend_ttfb_seconds`, and so on. For an application that has families of the same
+    /// names already; the dashboard and rules then need the same prefix (README: "Beside your
+    /// application's own metrics").
+    ///
+    /// ```
+    /// let registry = prometheus::Registry::new();
+    /// let metrics = perf_runtime::Metrics::builder().prefix("llm_").build(&registry).unwrap();
+    /// perf_runtime::PerformanceTracker::with_metrics(metrics, "/v1/chat/completions")
+    ///     .record_percentages();
+    /// assert!(metrics.render().contains("llm_requests_total{"));
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The metrics, registered nowhere yet.
+    fn make(self, registry: Registry) -> &'static Metrics {
+        Box::leak(Box::new(Metrics {
+            families: Families::new(&self.prefix),
+            registry,
             endpoints: RwLock::new(HashMap::new()),
             models: LabelBudget::new(self.label_cap, self.allowed_models),
             providers: LabelBudget::new(self.label_cap, None),
-        }));
+        }))
+    }
+
+    /// Registers the families in `registry` and returns the new metrics, kept for the life of
+    /// the process. Make one per registry: each call leaks a small, fixed amount.
+    ///
+    /// Fails, registering nothing, if the prefix is not valid or a name is taken.
+    pub fn build(self, registry: &Registry) -> Result<&'static Metrics, InstallError> {
+        if !valid_prefix(&self.prefix) {
+            return Err(InstallError::InvalidPrefix(self.prefix));
+        }
+        let metrics = self.make(registry.clone());
         metrics.families.register(registry)?;
         Ok(metrics)
     }
 
     /// Like [`build`](Self::build), and makes the result the process-wide [`Metrics::global`].
-    /// Call it at start-up, before the first request.
+    /// Call it at start-up, before the first request; it also makes the series of every
+    /// `#[perf_endpoint]` of the program, so that they show from the first scrape.
     pub fn install(self, registry: &Registry) -> Result<&'static Metrics, InstallError> {
         let _init = GLOBAL_INIT.lock().unwrap_or_else(|e| e.into_inner());
         if GLOBAL.get().is_some() {
             return Err(InstallError::AlreadyInstalled);
         }
-        let metrics = self.build(registry).map_err(InstallError::Registry)?;
+        let metrics = self.build(registry)?;
         GLOBAL
             .set(metrics)
             .map_err(|_| InstallError::AlreadyInstalled)?;
+        known::resolve_all(metrics);
         Ok(metrics)
     }
+}
+
+/// Whether `prefix` followed by a valid name is a valid metric name.
+fn valid_prefix(prefix: &str) -> bool {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    prefix.chars().all(valid) && !prefix.starts_with(|c: char| c.is_ascii_digit())
 }

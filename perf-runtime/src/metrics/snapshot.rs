@@ -1,8 +1,13 @@
-//! Reading recorded values back from a registry: for tests, and for tools that show figures
-//! without a Prometheus server (the example gateway's `--demo` table).
+//! Reading perf's recorded values back from a registry: for tests, and for tools that show
+//! figures without a Prometheus server (the example gateway's `--demo` table).
+//!
+//! These read perf's metric core, never the `prometheus` crate's proto model (whose accessors
+//! change with that crate's features): they see perf's families only.
 
-use prometheus::proto::{Metric, MetricFamily};
 use prometheus::Registry;
+
+use super::collector::gather_split;
+use super::reading::Value;
 
 /// One histogram, or the sum of several series of it, read back from a registry.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,65 +50,74 @@ impl HistogramSnapshot {
     }
 
     /// Adds the observations of one series (with the same buckets) to these.
-    fn merge(&mut self, metric: &Metric) {
-        let h = metric.get_histogram();
-        self.count += h.get_sample_count();
-        self.sum += h.get_sample_sum();
-        for (i, bucket) in h.get_bucket().iter().enumerate() {
-            if !bucket.upper_bound().is_finite() {
-                continue;
-            }
+    fn merge(&mut self, buckets: &[(f64, u64)], count: u64, sum: f64) {
+        self.count += count;
+        self.sum += sum;
+        for (i, &(bound, cumulative)) in buckets.iter().enumerate() {
             match self.buckets.get_mut(i) {
-                Some(slot) => slot.1 += bucket.cumulative_count(),
-                None => self
-                    .buckets
-                    .push((bucket.upper_bound(), bucket.cumulative_count())),
+                Some(slot) => slot.1 += cumulative,
+                None => self.buckets.push((bound, cumulative)),
             }
         }
     }
 }
 
-/// The series of `family` in `registry` whose labels include every pair of `labels`.
-fn matching<'a>(
-    families: &'a [MetricFamily],
-    family: &'a str,
-    labels: &'a [(&'a str, &'a str)],
-) -> impl Iterator<Item = &'a Metric> + 'a {
-    families
+/// The values of perf's family `family` in `registry` whose labels include every pair of
+/// `labels`.
+fn matching(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Vec<Value> {
+    gather_split(registry)
+        .ours
         .iter()
-        .filter(move |f| f.name() == family)
-        .flat_map(|f| f.get_metric())
-        .filter(move |m| {
-            labels.iter().all(|(name, value)| {
-                m.get_label()
-                    .iter()
-                    .any(|l| l.name() == *name && l.value() == *value)
-            })
-        })
+        .filter(|f| f.name() == family)
+        .flat_map(|f| f.read().series)
+        .filter(|series| series.matches(labels))
+        .map(|series| series.value)
+        .collect()
 }
 
-/// The sum of the series of histogram `family` whose labels include `labels`, or `None` if no
-/// series matches.
+/// The sum of the series of perf's histogram `family` whose labels include `labels`, or `None`
+/// if no series matches.
 pub fn histogram(
     registry: &Registry,
     family: &str,
     labels: &[(&str, &str)],
 ) -> Option<HistogramSnapshot> {
-    let families = registry.gather();
     let mut snapshot: Option<HistogramSnapshot> = None;
-    for metric in matching(&families, family, labels) {
-        snapshot.get_or_insert_with(Default::default).merge(metric);
+    for value in matching(registry, family, labels) {
+        if let Value::Histogram {
+            buckets,
+            count,
+            sum,
+        } = value
+        {
+            snapshot
+                .get_or_insert_with(Default::default)
+                .merge(&buckets, count, sum);
+        }
     }
     snapshot
 }
 
-/// The value of the first series of gauge `family` whose labels include `labels`.
+/// The value of the first series of perf's gauge `family` whose labels include `labels`.
 pub fn gauge(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let families = registry.gather();
-    let value = matching(&families, family, labels)
-        .next()
-        .map(|m| m.get_gauge().get_value());
-    value
+    matching(registry, family, labels)
+        .into_iter()
+        .find_map(|value| match value {
+            Value::Gauge(value) => Some(value),
+            _ => None,
+        })
+}
+
+/// The sum of the series of perf's counter `family` (`requests_total`) whose labels include
+/// `labels`, or `None` if no series matches.
+pub fn counter(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Option<u64> {
+    matching(registry, family, labels)
+        .into_iter()
+        .filter_map(|value| match value {
+            Value::Counter(count) => Some(count),
+            _ => None,
+        })
+        .reduce(|a, b| a + b)
 }
 
 #[cfg(test)]

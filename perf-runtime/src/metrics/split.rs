@@ -7,9 +7,8 @@
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricType};
-
 use super::family::Series;
+use super::reading::{Kind, Value};
 use super::shard::{self, Line, SHARDS};
 
 /// The `stage` label of each share.
@@ -56,6 +55,10 @@ impl Split {
                 Err(now) => seq = now,
             }
         }
+        // The odd sequence must be visible before any share is: a reader that sees a new share
+        // (its loads, then an Acquire fence) then also sees the write under way and retries.
+        // Without this fence the relaxed stores below may become visible first (on ARM, say).
+        fence(Ordering::Release);
         if at >= line[AT].load(Ordering::Relaxed) {
             line[AT].store(at, Ordering::Relaxed);
             for (word, share) in line[SHARES..SHARES + 3].iter().zip(shares) {
@@ -94,24 +97,14 @@ fn read(line: &[AtomicU64]) -> Option<(u64, [f64; 3])> {
 }
 
 impl Series for Split {
-    const TYPE: MetricType = MetricType::GAUGE;
+    const KIND: Kind = Kind::Gauge;
 
-    fn collect_into(&self, metric: Metric, out: &mut Vec<Metric>) {
+    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         let Some(shares) = self.latest() else {
             return;
         };
         for (stage, share) in SHARE_STAGES.iter().zip(shares) {
-            let mut label = LabelPair::default();
-            label.set_name("stage".into());
-            label.set_value((*stage).into());
-            let mut labels = metric.get_label().to_vec();
-            labels.push(label);
-            labels.sort_by(|a, b| a.name().cmp(b.name()));
-            let mut gauge = Gauge::default();
-            gauge.set_value(share);
-            let mut m = Metric::from_label(labels);
-            m.set_gauge(gauge);
-            out.push(m);
+            push(Some(("stage", stage)), Value::Gauge(share));
         }
     }
 }

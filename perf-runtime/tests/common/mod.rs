@@ -116,7 +116,9 @@ pub fn histogram_total(
 
 /// The value of the one gauge series of `family` with `labels`.
 pub fn gauge(registry: &Registry, family_name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    one_series(registry, family_name, labels).map(|m| m.get_gauge().get_value())
+    // Read through perf's snapshots: a gauge's proto accessor changes with prometheus' features.
+    one_series(registry, family_name, labels)?;
+    perf_runtime::metrics::snapshot::gauge(registry, family_name, labels)
 }
 
 /// The upper bounds of the buckets of every series of `family` (the +Inf bucket is implicit);
