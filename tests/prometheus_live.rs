@@ -2,7 +2,7 @@
 //! (Debian's `prometheus` package) scraping the real example gateway.
 //!
 //! * `dashboard_is_importable` (no Prometheus): the dashboard JSON has what Grafana's
-//!   Dashboards → Import needs and what SPEC.md asks for;
+//!   Dashboards → Import needs and what README's monitoring section promises;
 //! * `queries_and_rules_are_valid_promql`: a Prometheus with no target accepts every dashboard
 //!   expression, every template-variable selector and every README query, and loads both rule
 //!   files with every rule healthy;

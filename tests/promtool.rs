@@ -4,7 +4,7 @@
 //!   they parse, every expression is valid PromQL, every template renders, and the lint finds no
 //!   duplicate rule;
 //! * `promtool test rules` on every unit-test file of `tests/prometheus/`: each alert fires just
-//!   above its SPEC.md threshold once its `for` has elapsed (and not before), and stays silent just
+//!   above its threshold (README's alert table) once its `for` has elapsed (and not before), and stays silent just
 //!   below it; the recording rules give the time-weighted shares over several replicas.
 //!
 //! Without `promtool` on `PATH` the tests say that they were skipped and why, and pass; under
@@ -20,8 +20,8 @@ const ALERTS: &str = "prometheus-alerts.yml";
 const RECORDING_RULES: &str = "prometheus-recording-rules.yml";
 const UNIT_TESTS_DIR: &str = "tests/prometheus";
 
-/// The four alerts of SPEC.md.
-const SPEC_ALERTS: [&str; 4] = [
+/// The four alerts of README's alert table.
+const DOCUMENTED_ALERTS: [&str; 4] = [
     "HighBackendTTFB",
     "CriticalBackendTTFB",
     "HighStreamingDuration",
@@ -78,7 +78,7 @@ fn rule_files_pass_promtool_check() {
     // promtool prints one "SUCCESS: N rules found" per file.
     assert!(
         text.contains("SUCCESS: 4 rules found"),
-        "{ALERTS} should hold exactly the four alerts of SPEC.md:\n{text}"
+        "{ALERTS} should hold exactly the four documented alerts:\n{text}"
     );
     assert_eq!(text.matches("SUCCESS").count(), 2, "{text}");
 }
@@ -110,7 +110,7 @@ fn rule_unit_tests_pass() {
 }
 
 /// Every alert of the rule file is in the unit tests, above and below its threshold, and the
-/// rule file has exactly the alerts of SPEC.md, with their thresholds, `for` and a severity.
+/// rule file has exactly the documented alerts, with their thresholds, `for` and a severity.
 #[test]
 fn every_alert_is_unit_tested() {
     let rules = read(ALERTS);
@@ -120,7 +120,7 @@ fn every_alert_is_unit_tested() {
         .filter_map(|line| line.trim().strip_prefix("- alert:"))
         .map(str::trim)
         .collect();
-    assert_eq!(alerts, SPEC_ALERTS, "the alerts of {ALERTS}");
+    assert_eq!(alerts, DOCUMENTED_ALERTS, "the alerts of {ALERTS}");
     for alert in &alerts {
         let cases = tests.matches(&format!("alertname: {alert}\n")).count();
         assert!(
@@ -136,7 +136,7 @@ fn every_alert_is_unit_tested() {
             "{alert}: no 'just below' case"
         );
     }
-    // Thresholds and `for` of SPEC.md, in the order of the alerts.
+    // Thresholds and `for` of README's alert table, in the order of the alerts.
     let spec = [
         ("> 2.0", "5m"),
         ("> 3.0", "2m"),
@@ -157,4 +157,53 @@ fn every_alert_is_unit_tested() {
         assert!(block.contains("summary: "), "{alert}: summary");
         assert!(block.contains("description: "), "{alert}: description");
     }
+}
+
+/// `scripts/prefix-metrics.sh llm_ OUT` gives rule files and unit tests that pass promtool as the
+/// originals do, and a dashboard whose every family name has the prefix: what README tells an
+/// application that installs perf's metrics with `.prefix("llm_")`.
+#[test]
+fn prefixed_artifacts_pass_promtool() {
+    let Some(promtool) = promtool_or_skip("prefixed_artifacts_pass_promtool") else {
+        return;
+    };
+    let out = std::env::temp_dir().join(format!("perf-prefixed-{}", std::process::id()));
+    let status = Command::new(root().join("scripts/prefix-metrics.sh"))
+        .arg("llm_")
+        .arg(&out)
+        .status()
+        .expect("scripts/prefix-metrics.sh runs");
+    assert!(status.success());
+    let at = |relative: &str| out.join(relative).to_string_lossy().into_owned();
+
+    let (output, text) = run(
+        &promtool,
+        &["check", "rules", &at(ALERTS), &at(RECORDING_RULES)],
+    );
+    assert!(output.status.success(), "{text}");
+    let tests: Vec<String> = unit_test_files().iter().map(|f| at(f)).collect();
+    let mut args = vec!["test", "rules"];
+    args.extend(tests.iter().map(String::as_str));
+    let (output, text) = run(&promtool, &args);
+    assert!(
+        output.status.success(),
+        "prefixed unit tests failed:\n{text}"
+    );
+    assert_eq!(text.matches("SUCCESS").count(), tests.len(), "{text}");
+
+    let dashboard = std::fs::read_to_string(at("dashboards/performance-monitoring.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&dashboard).expect("still JSON");
+    for family in [
+        "backend_ttfb_seconds",
+        "streaming_duration_seconds",
+        "frontend_processing_seconds",
+    ] {
+        let all = dashboard.matches(family).count();
+        let prefixed = dashboard.matches(&format!("llm_{family}")).count();
+        assert!(
+            all > 0 && prefixed == all,
+            "{family}: {prefixed} of {all} prefixed"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }

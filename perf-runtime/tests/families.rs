@@ -1,11 +1,11 @@
-//! The metric families are a public contract (SPEC.md): exact names, types, label names and
+//! The metric families are a public contract (docs/metrics.md): exact names, types, label names and
 //! buckets, as a private registry gathers them.
 
 mod common;
 
 use common::*;
 use perf_runtime::metrics::{
-    BACKEND_TTFB, FRONTEND_PROCESSING, OPERATION_DURATION, REQUEST_STAGE_DURATION,
+    BACKEND_TTFB, FRONTEND_PROCESSING, OPERATION_DURATION, REQUESTS_TOTAL, REQUEST_STAGE_DURATION,
     STAGE_PERCENTAGE, STREAMING_DURATION,
 };
 use perf_runtime::{BACKEND_BUCKETS, FRONTEND_BUCKETS, STAGE_BUCKETS};
@@ -29,6 +29,7 @@ fn family_name_constants_are_the_contract() {
     assert_eq!(REQUEST_STAGE_DURATION, "request_stage_duration_seconds");
     assert_eq!(STAGE_PERCENTAGE, "stage_percentage");
     assert_eq!(OPERATION_DURATION, "operation_duration_seconds");
+    assert_eq!(REQUESTS_TOTAL, "requests_total");
 }
 
 #[test]
