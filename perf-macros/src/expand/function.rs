@@ -4,14 +4,15 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 use syn::spanned::Spanned;
-use syn::{Block, ItemFn, Signature};
+use syn::{AttrStyle, Attribute, Block, ItemFn, Signature};
 
 use super::wrap;
 use crate::parse::BackendArgs;
 use crate::stages::CheckedStage;
 
 /// `function` with its attributes, visibility and signature as written, and the body `body`
-/// makes from the signature and the original body.
+/// makes from the signature and the original body. The body's inner attributes
+/// (`#![allow(..)]`, which syn keeps with the outer ones) stay at the top of the new body.
 pub fn with_body(
     function: ItemFn,
     body: impl FnOnce(&Signature, &Block) -> TokenStream,
@@ -22,8 +23,11 @@ pub fn with_body(
         sig,
         block,
     } = function;
+    let (inner, outer): (Vec<Attribute>, Vec<Attribute>) = attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, AttrStyle::Inner(_)));
     let body = body(&sig, &block);
-    quote!(#(#attrs)* #vis #sig { #body })
+    quote!(#(#outer)* #vis #sig { #(#inner)* #body })
 }
 
 /// The function timed as one stage. The guard opens when the body starts running (the first
