@@ -100,8 +100,24 @@ pub fn body_value(sig: &Signature, body: &Block) -> TokenStream {
     let typed = typed_body(sig, body);
     match sig.asyncness {
         Some(_) => quote!(async move #typed.await),
-        None => quote!((move || #typed)()),
+        None => call_once(quote!(move || #typed)),
     }
+}
+
+/// `closure` called, through an `FnOnce` bound rather than as `(closure)()`.
+///
+/// A closure passed where `FnOnce` is expected is an `FnOnce` closure: it owns its captures, so
+/// what it returns may borrow from them for as long as they lived outside, as a body that
+/// returns a reborrow of its `&mut self` does (`fn drain(&mut self) -> impl Stream + '_`).
+/// Called directly, the closure is inferred `FnMut`, and that reborrow cannot escape it.
+pub fn call_once(closure: TokenStream) -> TokenStream {
+    let helper = hidden("__perf_call_once");
+    quote!({
+        fn #helper<R>(f: impl ::core::ops::FnOnce() -> R) -> R {
+            f()
+        }
+        #helper(#closure)
+    })
 }
 
 /// `{ let ret: R = body; ret }`: the return type, stated, guides `?` conversions in the inner
