@@ -40,9 +40,27 @@ fn nested_closure(items: &[u32]) -> u32 {
     items.iter().copied().map(double).sum()
 }
 
+/// Defines its input as written.
+macro_rules! define {
+    ($($item:item)*) => { $($item)* };
+}
+
+/// A `fn` a macro defines inside an instrumented body keeps its attribute: on an item, the
+/// attribute is expanded (only statement attributes inside a macro's input are errors).
+#[perf_stage(request_parsing)]
+fn fn_defined_by_a_macro() -> usize {
+    define! {
+        #[perf_stage]
+        #[inline]
+        pub(crate) fn request_preparation() -> usize { 1 }
+    }
+    request_preparation()
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     assert_eq!(runtime.block_on(handler("gpt-4o:hi".into())), Ok(4));
     assert!(runtime.block_on(handler(":".into())).is_err());
     assert_eq!(nested_closure(&[1, 2]), 6);
+    assert_eq!(fn_defined_by_a_macro(), 1);
 }

@@ -2,12 +2,12 @@
 //! instrumented function. Rust does not run attribute macros on statements, so the function's own
 //! macro finds them here, removes them and wraps the statement's value.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::parse::{Parse, Parser};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Attribute, Block, Error, Expr, Item, Meta, Stmt};
+use syn::{Attribute, Block, Error, Expr, Item, Macro, Meta, Stmt};
 
 use super::wrap;
 use crate::parse::{BackendArgs, StageArgs, StreamArgs};
@@ -15,7 +15,8 @@ use crate::stages;
 
 /// Rewrites every attributed statement in `block`, including those in nested blocks, closures and
 /// async blocks, but not in nested items (they are expanded on their own). Returns the errors of
-/// every misused attribute; the attributes are removed either way.
+/// every misused attribute; the attributes are removed either way. An attribute inside a macro's
+/// input (`tokio::select! { .. }`) cannot be expanded, and is one of these errors.
 ///
 /// The attributes' paths are kept in `use path as _;` items at the top of the block, so that the
 /// user's `use perf_runtime::perf_stage;` counts as used and the path is still resolved.
@@ -42,6 +43,15 @@ struct Rewriter {
 
 impl VisitMut for Rewriter {
     fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_macro_mut(&mut self, mac: &mut Macro) {
+        let mut found = Vec::new();
+        mac.tokens = strip_ours(std::mem::take(&mut mac.tokens), &mut found);
+        for attr in found {
+            remember(&mut self.paths, attr.path());
+            self.errors.push(in_macro_error(&attr, &mac.path));
+        }
+    }
 
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
         visit_mut::visit_stmt_mut(self, stmt);
@@ -96,13 +106,7 @@ fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>) -> syn::Result<()> {
     };
     let mut ours = take_ours(attrs);
     for (_, attr) in &ours {
-        let name = attr.path().to_token_stream().to_string();
-        if !paths
-            .iter()
-            .any(|p| p.to_token_stream().to_string() == name)
-        {
-            paths.push(attr.path().clone());
-        }
+        remember(paths, attr.path());
     }
     if ours.len() > 1 {
         return Err(Error::new_spanned(
@@ -132,6 +136,107 @@ fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>) -> syn::Result<()> {
         Stmt::Item(_) | Stmt::Macro(_) => {}
     }
     Ok(())
+}
+
+/// `tokens`, a macro's input, without this crate's attributes on its statements and expressions,
+/// which are pushed to `found`, in nested groups too. Rust does not parse a macro's input before
+/// that macro runs, so these attributes are never expanded: each is reported. An attribute on a
+/// `fn` the macro defines is left alone: on an item, the attribute runs itself.
+fn strip_ours(tokens: TokenStream, found: &mut Vec<Attribute>) -> TokenStream {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut kept = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        if let Some(attr) = outer_attribute(&tokens[i..]) {
+            if kind_of(&attr).is_some() && !starts_fn_item(&tokens[i + 2..]) {
+                found.push(attr);
+                i += 2;
+                continue;
+            }
+        }
+        kept.push(match &tokens[i] {
+            TokenTree::Group(group) => {
+                let mut inner = Group::new(group.delimiter(), strip_ours(group.stream(), found));
+                inner.set_span(group.span());
+                TokenTree::Group(inner)
+            }
+            other => other.clone(),
+        });
+        i += 1;
+    }
+    kept.into_iter().collect()
+}
+
+/// The outer attribute `# [...]` that `tokens` start with, if any.
+fn outer_attribute(tokens: &[TokenTree]) -> Option<Attribute> {
+    match tokens {
+        [TokenTree::Punct(pound), TokenTree::Group(group), ..]
+            if pound.as_char() == '#' && group.delimiter() == Delimiter::Bracket =>
+        {
+            let tokens: TokenStream = tokens[..2].iter().cloned().collect();
+            Attribute::parse_outer
+                .parse2(tokens)
+                .ok()
+                .and_then(|mut attrs| attrs.pop())
+        }
+        _ => None,
+    }
+}
+
+/// Whether `tokens` start a `fn` item: more attributes, then `pub`, `pub(..)`, `const`,
+/// `async`, `unsafe`, `extern "C"` in any number, then `fn`.
+fn starts_fn_item(mut tokens: &[TokenTree]) -> bool {
+    loop {
+        match tokens {
+            [TokenTree::Punct(pound), TokenTree::Group(_), rest @ ..] if pound.as_char() == '#' => {
+                tokens = rest;
+            }
+            [TokenTree::Ident(word), rest @ ..] => match word.to_string().as_str() {
+                "fn" => return true,
+                "pub" | "const" | "async" | "unsafe" | "extern" | "default" => {
+                    tokens = match rest {
+                        // `pub(crate)`, `extern "C"`
+                        [TokenTree::Group(g), after @ ..]
+                            if word == "pub" && g.delimiter() == Delimiter::Parenthesis =>
+                        {
+                            after
+                        }
+                        [TokenTree::Literal(_), after @ ..] if word == "extern" => after,
+                        _ => rest,
+                    }
+                }
+                _ => return false,
+            },
+            _ => return false,
+        }
+    }
+}
+
+/// Why `attr`, found in the input of the macro `mac`, is an error, and what to write instead.
+fn in_macro_error(attr: &Attribute, mac: &syn::Path) -> Error {
+    let attribute = attr.path().to_token_stream().to_string().replace(' ', "");
+    let mac = mac.to_token_stream().to_string().replace(' ', "");
+    Error::new_spanned(
+        attr,
+        format!(
+            "#[{attribute}] inside `{mac}!` is never expanded: a macro's input is not parsed as \
+             Rust before that macro runs, so the instrumented fn cannot see the statements in it\n\
+             help: time the work in an `async` block or an instrumented fn outside the macro, \
+             and give the macro that: `let auth = async {{ #[perf_stage(auth_validation)] let \
+             user = check(..).await; user }};` then `tokio::join!(auth, ..)`"
+        ),
+    )
+}
+
+/// Adds `path` to `paths` unless it is there.
+fn remember(paths: &mut Vec<syn::Path>, path: &syn::Path) {
+    let name = path.to_token_stream().to_string();
+    if !paths
+        .iter()
+        .any(|p| p.to_token_stream().to_string() == name)
+    {
+        paths.push(path.clone());
+    }
 }
 
 /// Removes this crate's attributes from `attrs` and returns them.
