@@ -67,7 +67,6 @@
 #![warn(missing_docs)]
 
 mod clock;
-pub mod current;
 mod duration;
 #[doc(hidden)]
 pub mod __private {
@@ -76,9 +75,7 @@ pub mod __private {
 pub mod exposition;
 pub mod metrics;
 mod private;
-mod run;
 mod stage;
-mod stream;
 mod tracker;
 
 pub use duration::{track_duration, DurationGuard};
@@ -87,10 +84,11 @@ pub use metrics::{
     FRONTEND_BUCKETS, STAGE_BUCKETS,
 };
 pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_stream};
-pub use run::Run;
 pub use stage::{Stage, StageName, MAX_STAGES};
-pub use stream::TrackedStream;
-pub use tracker::{BackendGuard, PerformanceTracker, StageGuard, StreamingGuard};
+pub use tracker::current;
+pub use tracker::{
+    BackendGuard, PerformanceTracker, Run, StageGuard, StreamingGuard, TrackedStream,
+};
 
 /// A tracker that ends its request by itself when dropped: the seed's
 /// `with track_request_stages(endpoint) as tracker:`.

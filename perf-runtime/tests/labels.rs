@@ -144,6 +144,8 @@ fn streaming_without_backend_is_unknown_even_with_an_allow_list() {
         .unwrap();
     let tracker = PerformanceTracker::with_metrics(metrics, CHAT);
     drop(tracker.streaming());
+    // Streaming is recorded once, at the request's end.
+    tracker.record_percentages();
     assert_eq!(
         count(
             &registry,
@@ -160,6 +162,8 @@ fn streaming_without_backend_does_not_use_up_the_cap() {
     let metrics = Metrics::builder().label_cap(1).build(&registry).unwrap();
     let tracker = PerformanceTracker::with_metrics(metrics, CHAT);
     drop(tracker.streaming());
+    // Streaming is recorded once, at the request's end.
+    tracker.record_percentages();
     request(metrics, CHAT, "openrouter", "gpt-4o");
     assert_eq!(
         count(

@@ -1,4 +1,4 @@
-//! Streams carry the request past the handler's return: streaming is recorded once when the
+//! Streams carry the request past the handler's return: streaming is recorded once, when the
 //! stream ends or is dropped, and the request ends then. `run` makes a tracker current for
 //! everything its future awaits.
 
@@ -115,16 +115,21 @@ fn stream_dropped_mid_way_records_once_and_ends_the_request() {
     assert!(s >= 0.004, "{s}");
     assert_eq!(stage_count(&registry, CHAT, "stream_processing"), 1);
     assert_eq!(frontend_count(&registry, CHAT), 1);
-    assert_percentages_set(&registry, CHAT);
+    assert_eq!(outcome(&registry, "cancelled"), 1);
+    // A cut-off answer would misstate the split: only completed requests set it.
+    assert_no_percentages(&registry, CHAT);
 }
 
 #[test]
-fn stream_never_polled_and_dropped_records_once() {
+fn stream_never_polled_and_dropped_is_a_cancelled_request_without_streaming() {
     let (registry, _metrics, tracker) = private_tracker(CHAT);
     tracker.backend_request("openrouter", "gpt-4o").first_byte();
     drop(tracker.stream(chunks()));
-    assert_eq!(streaming(&registry, "openrouter", "gpt-4o").0, 1);
-    assert_percentages_set(&registry, CHAT);
+    // Nothing was streamed: no streaming, and the answer never went out.
+    assert_eq!(streaming(&registry, "openrouter", "gpt-4o").0, 0);
+    assert_eq!(outcome(&registry, "cancelled"), 1);
+    assert_eq!(outcome(&registry, "completed"), 0);
+    assert_no_percentages(&registry, CHAT);
 }
 
 #[test]
@@ -134,9 +139,10 @@ fn streaming_without_an_answered_backend_is_unknown() {
     drop(tracker.streaming());
     let tracked = tracker.stream(stream::iter([1]));
     assert_eq!(rt().block_on(tracked.count()), 1);
-    assert_eq!(streaming(&registry, "unknown", "unknown").0, 2);
+    // The guard's and the stream's streaming, recorded once at the request's end.
+    assert_eq!(streaming(&registry, "unknown", "unknown").0, 1);
     assert_eq!(streaming(&registry, "openrouter", "gpt-4o").0, 0);
-    assert_eq!(stage_count(&registry, CHAT, "stream_processing"), 2);
+    assert_eq!(stage_count(&registry, CHAT, "stream_processing"), 1);
     // The stream ended the request, but no backend answered: no percentages.
     assert_no_percentages(&registry, CHAT);
 }
@@ -150,6 +156,7 @@ fn streaming_is_labelled_with_the_last_backend_that_answered() {
     drop(tracker.backend_request("portkey", "model-b")); // unanswered retry
     tracker.backend_request("vllm", "model-c").first_byte();
     drop(tracker.streaming());
+    tracker.record_percentages();
     assert_eq!(streaming(&registry, "vllm", "model-c").0, 1);
     assert_eq!(
         histogram_total(&registry, "streaming_duration_seconds", &[]).0,
@@ -293,10 +300,12 @@ fn stream_made_inside_run_dropped_unpolled_ends_the_request_once() {
     let (registry, _metrics, tracker) = private_tracker(CHAT);
     let rt = rt();
     let body = rt.block_on(tracker.run(streaming_handler()));
+    assert_eq!(outcome(&registry, "cancelled"), 0);
     drop(body);
-    assert_eq!(streaming(&registry, "openrouter", "gpt-4o-mini").0, 1);
+    assert_eq!(streaming(&registry, "openrouter", "gpt-4o-mini").0, 0);
     assert_eq!(frontend_count(&registry, CHAT), 1);
-    assert_percentages_set(&registry, CHAT);
+    assert_eq!(outcome(&registry, "cancelled"), 1);
+    assert_no_percentages(&registry, CHAT);
 }
 
 #[test]
@@ -372,7 +381,7 @@ fn run_with_plain_tracker_api_inside() {
 }
 
 #[test]
-fn stream_that_panics_records_streaming_but_does_not_end() {
+fn stream_that_panics_ends_its_request_as_an_error() {
     let (registry, _metrics, tracker) = private_tracker(CHAT);
     drop(tracker.stage("request_parsing"));
     tracker.backend_request("openrouter", "gpt-4o").first_byte();
@@ -389,6 +398,18 @@ fn stream_that_panics_records_streaming_but_does_not_end() {
     assert!(caught.is_err());
     assert_eq!(streaming(&registry, "openrouter", "gpt-4o").0, 1);
     assert_eq!(stage_count(&registry, CHAT, "stream_processing"), 1);
-    assert_eq!(frontend_count(&registry, CHAT), 0);
+    // The handler had returned: its front end ran in full.
+    assert_eq!(frontend_count(&registry, CHAT), 1);
+    assert_eq!(outcome(&registry, "error"), 1);
     assert_no_percentages(&registry, CHAT);
+}
+
+/// `requests_total{endpoint=CHAT, outcome}`.
+fn outcome(registry: &Registry, outcome: &str) -> u64 {
+    perf_runtime::metrics::snapshot::counter(
+        registry,
+        "requests_total",
+        &[("endpoint", CHAT), ("outcome", outcome)],
+    )
+    .unwrap_or(0)
 }

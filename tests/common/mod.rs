@@ -137,8 +137,12 @@ pub fn histogram(name: &str, labels: &[(&str, &str)]) -> (u64, f64) {
 
 /// The value of the gauge series of family `name` with `labels`.
 pub fn gauge(name: &str, labels: &[(&str, &str)]) -> f64 {
+    try_gauge(name, labels).unwrap_or_else(|| panic!("no {name} with {labels:?}"))
+}
+
+/// The value of the first gauge series of family `name` with `labels`, if one was set.
+pub fn try_gauge(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     snapshot::gauge(Metrics::global().registry(), name, labels)
-        .unwrap_or_else(|| panic!("no {name} with {labels:?}"))
 }
 
 /// The value of the counter series of family `name` with `labels`, 0 if it does not exist yet.

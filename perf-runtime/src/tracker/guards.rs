@@ -1,30 +1,30 @@
-//! Scope guards: each records its histogram observation when dropped, however the scope is left.
+//! Scope guards: each records its histogram observation when dropped, however the scope is left,
+//! and closes on the request it opened on (or on none), never on another.
 
 use std::time::Duration;
 
-use super::{nanos, now, PerformanceTracker};
+use super::state::{RequestState, StateRef};
 use crate::clock::Clock;
 use crate::metrics::{BackendSeries, EndpointMetrics, Histogram};
 use crate::stage::Stage;
 
-/// Whose phase sums a guard adds to when it is dropped.
+/// The request a guard adds its time to when it is dropped.
 pub(crate) enum Owner<'a> {
-    /// A tracker the guard borrows.
-    Tracker(&'a PerformanceTracker),
-    /// The current tracker of the task, looked up again at drop (the `#[perf_*]` macros).
-    Current,
-    /// No tracker: the guard only observes its histograms.
+    /// A tracker's request, borrowed with the tracker.
+    Borrowed(&'a RequestState),
+    /// The request that was current when the guard opened (the `#[perf_*]` macros), held by
+    /// count: a guard moved to another task or request still closes on its own.
+    Held(StateRef),
+    /// No request: the guard only observes its histograms.
     Detached,
 }
 
 impl Owner<'_> {
-    fn with(&self, f: impl FnOnce(&PerformanceTracker)) {
+    fn state(&self) -> Option<&RequestState> {
         match self {
-            Owner::Tracker(tracker) => f(tracker),
-            Owner::Current => {
-                crate::current::with(f);
-            }
-            Owner::Detached => {}
+            Owner::Borrowed(state) => Some(state),
+            Owner::Held(state) => Some(state),
+            Owner::Detached => None,
         }
     }
 }
@@ -42,14 +42,17 @@ pub struct StageGuard<'a> {
 }
 
 impl<'a> StageGuard<'a> {
-    pub(crate) fn begin(owner: Owner<'a>, tracker: &PerformanceTracker, stage: Stage) -> Self {
-        let series = tracker.metrics().stage(stage);
-        let frontend = tracker.open_stage();
+    pub(crate) fn begin(owner: Owner<'a>, stage: Stage) -> Self {
+        let Some(state) = owner.state() else {
+            return Self::detached(super::current::unscoped(), stage);
+        };
+        let series = state.endpoint().stage(stage);
+        let frontend = state.open_stage();
         StageGuard {
             owner,
             series,
             frontend,
-            start: now(),
+            start: Clock::now(),
         }
     }
 
@@ -58,7 +61,7 @@ impl<'a> StageGuard<'a> {
             owner: Owner::Detached,
             series: endpoint.stage(stage),
             frontend: false,
-            start: now(),
+            start: Clock::now(),
         }
     }
 
@@ -70,10 +73,12 @@ impl<'a> StageGuard<'a> {
 
 impl Drop for StageGuard<'_> {
     fn drop(&mut self) {
-        let elapsed = self.start.elapsed();
-        self.series.observe(elapsed);
-        let frontend = self.frontend;
-        self.owner.with(|t| t.close_stage(nanos(elapsed), frontend));
+        let end = Clock::now();
+        self.series
+            .observe(Duration::from_nanos(self.start.until(end)));
+        if let Some(state) = self.owner.state() {
+            state.close_stage(self.start, end, self.frontend);
+        }
     }
 }
 
@@ -92,14 +97,14 @@ pub struct BackendGuard<'a> {
 }
 
 impl<'a> BackendGuard<'a> {
-    pub(crate) fn begin(
-        owner: Owner<'a>,
-        tracker: &PerformanceTracker,
-        provider: &str,
-        model: &str,
-    ) -> Self {
-        tracker.open_backend();
-        Self::detached(tracker.metrics(), provider, model).owned_by(owner)
+    pub(crate) fn begin(owner: Owner<'a>, provider: &str, model: &str) -> Self {
+        let Some(state) = owner.state() else {
+            return Self::detached(super::current::unscoped(), provider, model);
+        };
+        let mut guard = Self::detached(state.endpoint(), provider, model);
+        state.open_backend(guard.start);
+        guard.owner = owner;
+        guard
     }
 
     pub(crate) fn detached(
@@ -112,13 +117,8 @@ impl<'a> BackendGuard<'a> {
             series: endpoint.backend(provider, model),
             fetch: endpoint.stage(Stage::BACKEND_FETCH),
             answered: false,
-            start: now(),
+            start: Clock::now(),
         }
-    }
-
-    fn owned_by(mut self, owner: Owner<'a>) -> Self {
-        self.owner = owner;
-        self
     }
 
     /// The provider's first byte arrived: records the TTFB and ends the backend stage.
@@ -141,31 +141,49 @@ impl Drop for BackendGuard<'_> {
         if self.answered {
             self.series.ttfb.observe(elapsed);
         }
-        let answered = self.answered.then_some(self.series.streaming);
-        self.owner
-            .with(|t| t.close_backend(nanos(elapsed), answered));
+        if let Some(state) = self.owner.state() {
+            let answered = self.answered.then_some(self.series.streaming);
+            state.close_backend(nanos(elapsed), answered);
+        }
     }
 }
 
-/// Times the streaming of an answer to the client; records `streaming_duration_seconds` and the
-/// `stream_processing` stage when dropped, whether the stream finished or the client left.
+/// Times the streaming of an answer to the client. Its time is recorded in
+/// `streaming_duration_seconds` and the `stream_processing` stage once, at the request's end,
+/// added to that of the request's streams.
 #[must_use = "streaming is timed until this guard is dropped"]
 pub struct StreamingGuard<'a> {
-    tracker: &'a PerformanceTracker,
+    state: &'a RequestState,
     start: Clock,
+    backend_before: u64,
 }
 
 impl<'a> StreamingGuard<'a> {
-    pub(crate) fn begin(tracker: &'a PerformanceTracker) -> Self {
+    pub(crate) fn begin(state: &'a RequestState) -> Self {
         StreamingGuard {
-            tracker,
-            start: now(),
+            state,
+            start: Clock::now(),
+            backend_before: state.backend_ns(),
         }
     }
 }
 
 impl Drop for StreamingGuard<'_> {
     fn drop(&mut self) {
-        self.tracker.record_streaming(self.start.elapsed());
+        add_streaming(self.state, self.start, self.backend_before);
     }
+}
+
+/// Adds the streaming from `start` until now, less the backend time spent meanwhile (a provider
+/// called lazily, as the stream is read), to `state`; records it at once if the request ended.
+pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: u64) {
+    let during = state.backend_ns().saturating_sub(backend_before);
+    let ns = nanos(start.elapsed()).saturating_sub(during);
+    if !state.add_streaming(ns) {
+        state.observe_streaming(Duration::from_nanos(ns));
+    }
+}
+
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -1,80 +1,87 @@
-//! The request tracker: what one request has spent in each phase, and the rule for when the
-//! request has ended.
+//! The life of a request, from the attribute to the histograms.
+//!
+//! 1. `#[perf_endpoint]` wraps the handler's body in a [`Run`] future (`run.rs`) that owns the
+//!    handler's [`PerformanceTracker`], whose [`RequestState`](state) sits in a pooled slot
+//!    (`pool.rs`).
+//! 2. While the body is polled, `current.rs` makes the request current on the thread:
+//!    `#[perf_stage]`, `#[perf_backend]` and `#[perf_stream]` find it there, however deep the
+//!    call that reaches them.
+//! 3. Each stage or backend call is a guard (`guards.rs`) that holds the request it opened on.
+//!    When dropped (returned, `?`, panic, cancellation alike) it observes its histogram and adds
+//!    its time to its request's phases: front end (outermost stages, cut where the first backend
+//!    call started), backend, streaming.
+//! 4. A stream handed the request (`stream.rs`) takes a share of it: the request stays open past
+//!    the handler's return, is current again while the stream is read, and the stream's
+//!    streaming is timed from its first poll.
+//! 5. When the handler and every stream have let go, the request ends once (`state.rs`):
+//!    `requests_total{outcome}`, `frontend_processing_seconds`, the streaming, and for a
+//!    completed request that a backend answered, the `stage_percentage` split.
+//! 6. A scrape reads the histograms (`crate::metrics`) and writes them out
+//!    (`crate::exposition`).
 
+pub mod current;
 mod guards;
+mod pool;
+mod run;
+mod state;
+mod stream;
 
 use std::future::Future;
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::time::Duration;
 
-pub(crate) use guards::Owner;
 pub use guards::{BackendGuard, StageGuard, StreamingGuard};
+pub use run::Run;
+pub use stream::TrackedStream;
 
-use crate::clock::Clock;
-use crate::metrics::{Endpoint, EndpointMetrics, Histogram, Metrics};
-use crate::run::Run;
+use guards::Owner;
+use state::{HandlerExit, RequestState, StateRef};
+
+use crate::metrics::{Endpoint, EndpointMetrics, Metrics};
 use crate::stage::Stage;
-use crate::stream::TrackedStream;
 
-const FRONTEND_SEEN: u8 = 1;
-const BACKEND_STARTED: u8 = 1 << 1;
-const ANSWERED: u8 = 1 << 2;
-const ENDED: u8 = 1 << 3;
-const FAILED: u8 = 1 << 4;
-/// A poll of the request's stream unwound: the request counts as an `error` even if the panic
-/// was caught (a `catch_unwind` around the stream) and the stream dropped after it, outside the
-/// unwinding. (A future needs no such flag: unwinding through an `async fn` drops what it holds,
-/// the tracker of [`run`](PerformanceTracker::run) included, while the thread is panicking.)
-const PANICKED: u8 = 1 << 5;
-
-/// How a request ended: the `outcome` label of `requests_total`.
-#[derive(Clone, Copy)]
-pub(crate) enum Outcome {
-    Completed = 0,
-    Error = 1,
-    Cancelled = 2,
-}
-
-/// Times one request: its stages, its backend call, its streaming, and the split between them.
+/// Times one request: its stages, its backend calls, its streaming, and the split between them.
 ///
 /// Every histogram observation is made by a guard when it is dropped, so a stage left through
 /// `?`, a panic or a cancelled future still records the time that really ran, exactly once. The
-/// tracker itself only sums the phases of the request for the percentages:
+/// tracker sums the phases of the request for the percentages:
 ///
 /// * **front end**: the stages that started before the first backend call and were not nested in
-///   another stage (so a stage timed inside another is not counted twice);
+///   another stage, each counted until it ended or the first backend call started, whichever
+///   came first (a stage around a backend call is not front-end time while the call runs);
 /// * **backend**: the time spent in [`backend_request`](Self::backend_request) guards, answered
 ///   or not (a failed attempt before a fallback is time the request waited too);
-/// * **streaming**: the time of [`streaming`](Self::streaming) guards and tracked streams.
+/// * **streaming**: the time of [`streaming`](Self::streaming) guards and tracked streams, less
+///   any backend call made while they ran.
 ///
-/// The request **ends** when [`record_percentages`](Self::record_percentages) is called, when a
-/// tracker from [`track_request_stages`](crate::track_request_stages) is dropped outside a panic,
-/// when the future given to [`run`](Self::run) completes, or when the stream it was handed to
-/// ends or is dropped. At its end, exactly once, the request records
-/// `frontend_processing_seconds` (if a front-end stage ran) and sets `stage_percentage` (if a
-/// backend answered: a request turned away before the backend has no split to show). A request
-/// that panics or is cancelled before its end records its stages but no percentages.
+/// A tracker is the handler's share of its request. The request **ends** when the handler lets
+/// go of it ([`record_percentages`](Self::record_percentages), the end of the future given to
+/// [`run`](Self::run), the drop of a tracker from
+/// [`track_request_stages`](crate::track_request_stages)) and every stream it was handed to has
+/// ended or been dropped. At its end, exactly once, the request counts
+/// `requests_total{endpoint, outcome}`, records `frontend_processing_seconds` (if the handler
+/// returned and a front-end stage ran) and the streaming (if a stream was read), and sets
+/// `stage_percentage` if it completed and a backend answered.
 ///
-/// Every request is counted once in `requests_total{endpoint, outcome}`: `completed` at its end,
-/// `error` at its end after [`fail`](Self::fail) (the macros call it when the handler returns an
-/// `Err`) or when dropped during a panic, and `cancelled` when dropped before its end (the
-/// client went away; or a tracker used by hand that was never ended).
+/// The outcome is `error` after [`fail`](Self::fail) (the macros call it when the handler
+/// returns an `Err`; a stream may call [`current::fail`]) or a panic; `cancelled` when the
+/// handler was dropped before its end (the client went away; or a tracker used by hand that was
+/// never ended), or when the last stream read was dropped before its end; `completed` otherwise.
 ///
 /// A tracker is `Send + Sync + 'static`: it can be moved into a stream or future that outlives
 /// the handler, and its guards can be held across `.await` in a `Send` future. Creating one
-/// allocates nothing; with an [`Endpoint`] static, it takes no lock either.
+/// allocates nothing once warm; with an [`Endpoint`] static, it takes no lock either.
 pub struct PerformanceTracker {
-    endpoint: &'static EndpointMetrics,
-    frontend_ns: AtomicU64,
-    backend_ns: AtomicU64,
-    streaming_ns: AtomicU64,
-    open_stages: AtomicU32,
-    flags: AtomicU8,
-    /// The streaming series of the last backend that answered: the labels of the streaming
-    /// that follows.
-    backend: AtomicPtr<Histogram>,
-    ends_on_drop: bool,
+    state: StateRef,
+    role: Role,
+}
+
+/// What dropping a tracker means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The handler's share: dropped before the end, the request was cancelled (or, with
+    /// `ends_on_drop`, ended).
+    Handler { ends_on_drop: bool },
+    /// A look at the current request ([`current::with`]): dropping it does nothing.
+    View,
 }
 
 impl PerformanceTracker {
@@ -91,7 +98,7 @@ impl PerformanceTracker {
         Self::for_endpoint(metrics.endpoint(endpoint))
     }
 
-    /// A tracker for a pre-resolved endpoint: no lock, no hash, no allocation.
+    /// A tracker for a pre-resolved endpoint: no lock, no hash.
     pub fn at(endpoint: &Endpoint) -> Self {
         Self::for_endpoint(endpoint.metrics())
     }
@@ -99,26 +106,33 @@ impl PerformanceTracker {
     /// A tracker for resolved endpoint handles.
     pub fn for_endpoint(endpoint: &'static EndpointMetrics) -> Self {
         PerformanceTracker {
-            endpoint,
-            frontend_ns: AtomicU64::new(0),
-            backend_ns: AtomicU64::new(0),
-            streaming_ns: AtomicU64::new(0),
-            open_stages: AtomicU32::new(0),
-            flags: AtomicU8::new(0),
-            backend: AtomicPtr::new(ptr::null_mut()),
-            ends_on_drop: false,
+            state: StateRef::new(endpoint),
+            role: Role::Handler {
+                ends_on_drop: false,
+            },
         }
+    }
+
+    pub(crate) fn view(state: StateRef) -> Self {
+        PerformanceTracker {
+            state,
+            role: Role::View,
+        }
+    }
+
+    pub(crate) fn state(&self) -> &RequestState {
+        &self.state
     }
 
     /// The `endpoint` label of this request.
     pub fn endpoint(&self) -> &str {
-        self.endpoint.path()
+        self.state.endpoint().path()
     }
 
     /// Starts timing `stage`; the returned guard records
     /// `request_stage_duration_seconds{stage, endpoint}` when dropped.
     pub fn stage(&self, stage: impl Into<Stage>) -> StageGuard<'_> {
-        StageGuard::begin(Owner::Tracker(self), self, stage.into())
+        StageGuard::begin(Owner::Borrowed(&self.state), stage.into())
     }
 
     /// Runs `fut` as `stage`: the future form of [`stage`](Self::stage).
@@ -136,46 +150,39 @@ impl PerformanceTracker {
     /// [`MAX_LABEL_LEN`](crate::metrics::MAX_LABEL_LEN) bytes and counted against the label
     /// cap (see [`MetricsBuilder`](crate::MetricsBuilder)).
     pub fn backend_request(&self, provider: &str, model: &str) -> BackendGuard<'_> {
-        BackendGuard::begin(Owner::Tracker(self), self, provider, model)
+        BackendGuard::begin(Owner::Borrowed(&self.state), provider, model)
     }
 
-    /// Starts timing the streaming of the answer; the guard records
+    /// Starts timing the streaming of the answer. Recorded at the request's end, in
     /// `streaming_duration_seconds{provider, model, endpoint}` (labelled with the last backend
-    /// that answered, or `unknown`) and the `stream_processing` stage when dropped.
+    /// that answered, or `unknown`) and the `stream_processing` stage, once for all the
+    /// request's streaming.
     pub fn streaming(&self) -> StreamingGuard<'_> {
-        StreamingGuard::begin(self)
+        StreamingGuard::begin(&self.state)
     }
 
-    /// Hands the request to `stream`: streaming is timed from now until the stream ends or is
-    /// dropped, and the request ends then.
+    /// Hands the request to `stream`: the handler's share goes to it, so the request ends when
+    /// the stream ends or is dropped. Streaming is timed from its first poll.
     pub fn stream<S>(self, stream: S) -> TrackedStream<S> {
-        TrackedStream::new(stream, self)
+        let stream = TrackedStream::new(stream, self.state.clone());
+        self.state.release_handler(HandlerExit::Returned(true));
+        stream
     }
 
-    /// Ends the request: records `frontend_processing_seconds` and sets `stage_percentage` (see
-    /// the type's documentation for when each is recorded). Later calls do nothing.
+    /// The handler is done with the request: it ends now, or when the streams it was handed to
+    /// end (see the type's documentation for what it records). Later calls do nothing.
     pub fn record_percentages(&self) {
-        self.end();
+        self.state.release_handler(HandlerExit::Returned(true));
     }
 
-    /// Marks the request as failed: its end counts as `requests_total{outcome="error"}`.
+    /// Marks the request as failed: it ends as `requests_total{outcome="error"}`.
     pub fn fail(&self) {
-        self.flags.fetch_or(FAILED, Relaxed);
+        self.state.fail();
     }
 
-    /// Notes that a poll of the request's future or stream panicked (see [`UnwindWatch`]).
-    pub(crate) fn panicked(&self) {
-        self.flags.fetch_or(PANICKED, Relaxed);
-    }
-
-    /// Whether the request panicked, now or in an earlier poll whose panic was caught.
-    pub(crate) fn is_panicking(&self) -> bool {
-        std::thread::panicking() || self.flags.load(Relaxed) & PANICKED != 0
-    }
-
-    /// Runs `fut` with this tracker as the current one (what `#[perf_stage]`, `#[perf_backend]`
-    /// and `#[perf_stream]` record into), and ends the request when `fut` completes, unless a
-    /// stream took the request over. If `fut` is dropped first, the request does not end.
+    /// Runs `fut` with this tracker's request current (what `#[perf_stage]`, `#[perf_backend]`
+    /// and `#[perf_stream]` record into); the handler lets go of the request when `fut`
+    /// completes. If `fut` is dropped first, the request is cancelled.
     pub fn run<F: Future>(self, fut: F) -> Run<F, fn(&F::Output) -> bool> {
         Run::new(self, fut, |_| true)
     }
@@ -193,144 +200,39 @@ impl PerformanceTracker {
     /// Ends the request when dropped (outside a panic): the form of
     /// [`track_request_stages`](crate::track_request_stages).
     pub(crate) fn ending_on_drop(mut self) -> Self {
-        self.ends_on_drop = true;
+        self.role = Role::Handler { ends_on_drop: true };
         self
-    }
-
-    pub(crate) fn metrics(&self) -> &'static EndpointMetrics {
-        self.endpoint
-    }
-
-    /// Moves the request's state into a new tracker, which will end the request; this one will
-    /// not. How a stream made inside a handler takes the request past the handler's return.
-    pub(crate) fn hand_off(&self) -> PerformanceTracker {
-        let flags = self.flags.fetch_or(ENDED, Relaxed);
-        PerformanceTracker {
-            endpoint: self.endpoint,
-            frontend_ns: AtomicU64::new(self.frontend_ns.load(Relaxed)),
-            backend_ns: AtomicU64::new(self.backend_ns.load(Relaxed)),
-            streaming_ns: AtomicU64::new(self.streaming_ns.load(Relaxed)),
-            open_stages: AtomicU32::new(0),
-            flags: AtomicU8::new(flags),
-            backend: AtomicPtr::new(self.backend.load(Relaxed)),
-            ends_on_drop: false,
-        }
-    }
-
-    /// Opens a stage; tells whether it counts as front-end time.
-    fn open_stage(&self) -> bool {
-        let outermost = self.open_stages.fetch_add(1, Relaxed) == 0;
-        outermost && self.flags.load(Relaxed) & BACKEND_STARTED == 0
-    }
-
-    fn close_stage(&self, ns: u64, frontend: bool) {
-        self.open_stages.fetch_sub(1, Relaxed);
-        if frontend {
-            add(&self.frontend_ns, ns);
-            self.flags.fetch_or(FRONTEND_SEEN, Relaxed);
-        }
-    }
-
-    fn open_backend(&self) {
-        self.flags.fetch_or(BACKEND_STARTED, Relaxed);
-    }
-
-    fn close_backend(&self, ns: u64, answered: Option<&'static Histogram>) {
-        add(&self.backend_ns, ns);
-        if let Some(series) = answered {
-            self.backend
-                .store(ptr::from_ref(series).cast_mut(), Relaxed);
-            self.flags.fetch_or(ANSWERED, Relaxed);
-        }
-    }
-
-    /// The series streaming is recorded in: the last backend that answered, else `unknown`.
-    fn streaming_series(&self) -> &'static Histogram {
-        let answered = self.backend.load(Relaxed);
-        // SAFETY: `backend` is null or was stored from a `&'static Histogram`.
-        match unsafe { answered.as_ref() } {
-            Some(series) => series,
-            None => self.endpoint.unknown_backend().streaming,
-        }
-    }
-
-    /// Records streaming that lasted `elapsed`: one observation in each of
-    /// `streaming_duration_seconds` and the `stream_processing` stage.
-    pub(crate) fn record_streaming(&self, elapsed: Duration) {
-        self.streaming_series().observe(elapsed);
-        self.endpoint
-            .stage(Stage::STREAM_PROCESSING)
-            .observe(elapsed);
-        add(&self.streaming_ns, nanos(elapsed));
-    }
-
-    /// The end of the request; see the type's documentation. Runs its effects at most once.
-    pub(crate) fn end(&self) {
-        self.end_as(None);
-    }
-
-    /// The end of the request, counted as `outcome` if given, else as completed or failed.
-    pub(crate) fn end_as(&self, outcome: Option<Outcome>) {
-        let flags = self.flags.fetch_or(ENDED, Relaxed);
-        if flags & ENDED != 0 {
-            return;
-        }
-        let outcome = outcome.unwrap_or(if flags & FAILED != 0 {
-            Outcome::Error
-        } else {
-            Outcome::Completed
-        });
-        self.count(outcome);
-        let frontend = self.frontend_ns.load(Relaxed);
-        if flags & FRONTEND_SEEN != 0 {
-            self.endpoint
-                .frontend
-                .observe(Duration::from_nanos(frontend));
-        }
-        if flags & ANSWERED != 0 {
-            let phases = [
-                frontend,
-                self.backend_ns.load(Relaxed),
-                self.streaming_ns.load(Relaxed),
-            ];
-            let total: u64 = phases.iter().sum();
-            if total > 0 {
-                let shares = phases.map(|phase| phase as f64 * 100.0 / total as f64);
-                self.endpoint.split().set(Clock::stamp(), shares);
-            }
-        }
-    }
-}
-
-impl PerformanceTracker {
-    fn count(&self, outcome: Outcome) {
-        self.endpoint.outcomes[outcome as usize].inc();
     }
 }
 
 impl Drop for PerformanceTracker {
     fn drop(&mut self) {
-        let panicking = self.is_panicking();
-        if self.ends_on_drop && !panicking {
-            self.end();
+        let Role::Handler { ends_on_drop } = self.role else {
+            return;
+        };
+        if self.state.handler_gone() {
+            return;
         }
-        if self.flags.fetch_or(ENDED, Relaxed) & ENDED == 0 {
-            self.count(if panicking {
-                Outcome::Error
-            } else {
-                Outcome::Cancelled
-            });
-        }
+        let exit = if self.state.is_panicking() {
+            HandlerExit::Panicked
+        } else if ends_on_drop {
+            HandlerExit::Returned(true)
+        } else {
+            HandlerExit::Cancelled
+        };
+        self.state.release_handler(exit);
     }
 }
 
 impl std::fmt::Debug for PerformanceTracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [frontend_ns, backend_ns, streaming_ns] = self.state.phases();
         f.debug_struct("PerformanceTracker")
             .field("endpoint", &self.endpoint())
-            .field("frontend_ns", &self.frontend_ns.load(Relaxed))
-            .field("backend_ns", &self.backend_ns.load(Relaxed))
-            .field("streaming_ns", &self.streaming_ns.load(Relaxed))
+            .field("frontend_ns", &frontend_ns)
+            .field("backend_ns", &backend_ns)
+            .field("streaming_ns", &streaming_ns)
+            .field("ended", &self.state.ended())
             .finish_non_exhaustive()
     }
 }
@@ -339,27 +241,12 @@ impl std::fmt::Debug for PerformanceTracker {
 /// request as panicked. So a panic caught by a `catch_unwind` around the future or stream (a
 /// panic layer), which drops it later when `std::thread::panicking()` no longer tells, still
 /// counts as an `error`, not a cancellation.
-pub(crate) struct UnwindWatch<'a>(pub Option<&'a PerformanceTracker>);
+pub(crate) struct UnwindWatch<'a>(pub Option<&'a RequestState>);
 
 impl Drop for UnwindWatch<'_> {
     fn drop(&mut self) {
-        if let (Some(tracker), true) = (self.0, std::thread::panicking()) {
-            tracker.panicked();
+        if let (Some(state), true) = (self.0, std::thread::panicking()) {
+            state.panicked();
         }
     }
-}
-
-/// A request's phase sums are written by the one task that drives it, so a load and a store
-/// (plain moves) are enough; no read-modify-write is needed on the hot path.
-fn add(cell: &AtomicU64, ns: u64) {
-    cell.store(cell.load(Relaxed).saturating_add(ns), Relaxed);
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The clock a tracker reads.
-pub(crate) fn now() -> Clock {
-    Clock::now()
 }

@@ -1,4 +1,4 @@
-//! The future of one request: its body, with its tracker current while it is polled.
+//! The future of one request: its body, with its request current while it is polled.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,16 +6,17 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::current;
-use crate::tracker::{PerformanceTracker, UnwindWatch};
+use super::state::HandlerExit;
+use super::{current, PerformanceTracker, UnwindWatch};
 
 pin_project! {
     /// A request's future, made by [`PerformanceTracker::run`] (and by `#[perf_endpoint]`).
     ///
-    /// It owns the tracker and makes it current for each poll of the body, and for the body's
-    /// drop, so that guards dropped by a cancelled body still find their request. When the body
-    /// completes, the request ends, unless a stream took it over; `succeeded` decides whether it
-    /// ends as `completed` or `error`. Allocation-free: the tracker lives inside this future.
+    /// It owns the handler's tracker and makes its request current for each poll of the body,
+    /// and for the body's drop, so that guards dropped by a cancelled body still find their
+    /// request. When the body completes, the handler lets go of the request (`succeeded` decides
+    /// whether as a success or an error); the request ends then, or when the last stream it was
+    /// handed to ends. Dropped before, it lets go as cancelled.
     pub struct Run<F, C> {
         tracker: PerformanceTracker,
         #[pin]
@@ -26,7 +27,7 @@ pin_project! {
     impl<F, C> PinnedDrop for Run<F, C> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            let _current = current::enter(this.tracker);
+            let _current = current::enter(this.tracker.state());
             this.body.set(None);
         }
     }
@@ -47,9 +48,9 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Future for Run<F, C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let tracker: &PerformanceTracker = this.tracker;
-        let entered = current::enter(tracker);
-        let watch = UnwindWatch(Some(tracker));
+        let state = this.tracker.state();
+        let entered = current::enter(state);
+        let watch = UnwindWatch(Some(state));
         let body = this
             .body
             .as_mut()
@@ -62,12 +63,11 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Future for Run<F, C> {
         };
         this.body.set(None);
         drop(entered);
-        if let Some(succeeded) = this.succeeded.take() {
-            if !succeeded(&out) {
-                tracker.fail();
-            }
-        }
-        tracker.end();
+        let succeeded = this
+            .succeeded
+            .take()
+            .is_none_or(|succeeded| succeeded(&out));
+        state.release_handler(HandlerExit::Returned(succeeded));
         Poll::Ready(out)
     }
 }

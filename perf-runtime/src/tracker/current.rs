@@ -1,0 +1,108 @@
+//! The current request: the one a `#[perf_endpoint]` handler (or [`PerformanceTracker::run`])
+//! makes visible to everything it awaits, nested functions in any module included, and that a
+//! tracked stream makes current again while it is read or dropped, after the handler returned.
+//!
+//! These functions are what the macros expand to, and can be called by hand the same way. Outside
+//! any request (a `#[perf_stage]` function called from a background job, or from a task spawned
+//! by the handler, which does not inherit the request) they still time their work, under
+//! `endpoint="none"`, and never panic.
+
+use std::cell::Cell;
+
+use futures_core::Stream;
+
+use super::guards::{BackendGuard, Owner, StageGuard};
+use super::state::{HandlerExit, RequestState, StateRef};
+use super::{PerformanceTracker, TrackedStream};
+use crate::metrics::{Endpoint, EndpointMetrics};
+use crate::stage::{Stage, StageName};
+
+thread_local! {
+    /// The request whose handler or stream is being polled (or dropped) on this thread, or null.
+    static CURRENT: Cell<*const RequestState> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The `endpoint` label of work done outside any request.
+pub const UNSCOPED_ENDPOINT: &str = "none";
+
+pub(crate) fn unscoped() -> &'static EndpointMetrics {
+    static NONE: Endpoint = Endpoint::new(UNSCOPED_ENDPOINT);
+    NONE.metrics()
+}
+
+/// The current request's state, if the caller runs inside a request.
+pub(crate) fn state() -> Option<&'static RequestState> {
+    let current = CURRENT.try_with(Cell::get).ok()?;
+    // SAFETY: the pointer is non-null only while `enter`'s guard lives, and whoever entered
+    // (a `Run` or a `TrackedStream`) holds a counted reference to the state meanwhile: the slot
+    // cannot go back to the pool. `'static` is the slot's own lifetime (pool slots are leaked);
+    // callers take a counted reference before keeping it past the call.
+    unsafe { current.as_ref() }
+}
+
+/// Calls `f` with a tracker of the current request, if the caller runs inside a request. The
+/// tracker is a view: dropping it neither ends nor cancels the request.
+pub fn with<R>(f: impl FnOnce(&PerformanceTracker) -> R) -> Option<R> {
+    let state = state()?;
+    let view = PerformanceTracker::view(state.counted());
+    Some(f(&view))
+}
+
+/// Makes `state` current on this thread until the returned guard is dropped, which restores the
+/// previous one (a request polled inside another's poll, or a panic, leave no trace).
+pub(crate) fn enter(state: &RequestState) -> Entered {
+    Entered(CURRENT.with(|current| current.replace(state)))
+}
+
+/// Restores the previous current request when dropped.
+pub(crate) struct Entered(*const RequestState);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|current| current.set(self.0));
+    }
+}
+
+/// Marks the current request as failed: it ends as `requests_total{outcome="error"}`, whoever
+/// ends it. Call it from a handler, or from inside a tracked stream (a provider that broke off
+/// mid-answer). Outside a request, does nothing.
+pub fn fail() {
+    if let Some(state) = state() {
+        state.fail();
+    }
+}
+
+/// Starts timing `stage` in the current request; see [`PerformanceTracker::stage`].
+pub fn stage(stage: &StageName) -> StageGuard<'static> {
+    let stage: Stage = stage.get();
+    match state() {
+        Some(state) => StageGuard::begin(Owner::Held(state.counted()), stage),
+        None => StageGuard::detached(unscoped(), stage),
+    }
+}
+
+/// Starts timing a backend call of the current request; see
+/// [`PerformanceTracker::backend_request`].
+pub fn backend_request(provider: impl AsRef<str>, model: impl AsRef<str>) -> BackendGuard<'static> {
+    let (provider, model) = (provider.as_ref(), model.as_ref());
+    match state() {
+        Some(state) => BackendGuard::begin(Owner::Held(state.counted()), provider, model),
+        None => BackendGuard::detached(unscoped(), provider, model),
+    }
+}
+
+/// Hands the current request to `stream`: the request ends once the handler has returned and
+/// this stream (and any other handed the request) has ended or been dropped; the stream makes
+/// the request current while it is read. See [`PerformanceTracker::stream`]. Outside a request,
+/// the stream is a request of its own under `endpoint="none"`.
+pub fn stream<S: Stream>(stream: S) -> TrackedStream<S> {
+    match state() {
+        Some(state) => TrackedStream::new(stream, state.counted()),
+        None => {
+            let state = StateRef::new(unscoped());
+            let stream = TrackedStream::new(stream, state.clone());
+            state.release_handler(HandlerExit::Returned(true));
+            stream
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The state of one request, shared by everything that acts for it: the handler's tracker, the
+//! streams it hands the request to, and the guards of its stages and backend calls.
+//!
+//! The request **ends once**, when its last owner lets go: the handler (its tracker) has
+//! returned, been cancelled or panicked, **and** every stream handed off has ended or been
+//! dropped. What each owner saw decides the outcome at that moment, in this order:
+//!
+//! 1. an `Err` returned by the handler, [`fail`](RequestState::fail) (from the handler or from a
+//!    stream), or a panic: `error`;
+//! 2. a handler dropped before returning (the client left before the answer began): `cancelled`;
+//! 3. else the stream that took the request last among those that were read (or, if none was
+//!    read, the last one): `completed` if it was read to its end, `cancelled` if it was dropped
+//!    first (the client left). So a fallback's first try, dropped unread, does not decide over
+//!    the stream that was returned and read;
+//! 4. else `completed`.
+//!
+//! Phases come from the time intervals themselves: front-end time is the outermost stages'
+//! time before the first backend call started (a stage around a backend call stops counting
+//! when the call starts), backend time is the backend calls' time, streaming is the streams'
+//! time less any backend call made while they were read (a provider called lazily).
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use std::time::Duration;
+
+use super::pool;
+use crate::clock::Clock;
+use crate::metrics::{EndpointMetrics, Histogram};
+use crate::stage::Stage;
+
+const FRONTEND_SEEN: u32 = 1;
+const ANSWERED: u32 = 1 << 1;
+const FAILED: u32 = 1 << 2;
+/// A poll of the handler or of a stream unwound (even if the panic was caught later).
+const PANICKED: u32 = 1 << 3;
+/// The handler returned (its front-end time is then recorded).
+const RETURNED: u32 = 1 << 4;
+/// The handler was dropped before it returned.
+const CANCELLED: u32 = 1 << 5;
+/// The handler let go of the request (returned, cancelled or panicked): once only.
+const HANDLER_GONE: u32 = 1 << 6;
+const ENDED: u32 = 1 << 7;
+/// Some stream or streaming guard was read: streaming is recorded at the end.
+const STREAMED: u32 = 1 << 8;
+
+/// No backend call started yet.
+const NOT_STARTED: u64 = u64::MAX;
+
+/// How the handler let go of its request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum HandlerExit {
+    /// It returned; `false` for an `Err`.
+    Returned(bool),
+    /// Its future or tracker was dropped before it returned.
+    Cancelled,
+    /// It panicked.
+    Panicked,
+}
+
+/// How a request ended: the `outcome` label of `requests_total`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Outcome {
+    Completed = 0,
+    Error = 1,
+    Cancelled = 2,
+}
+
+/// One request's bookkeeping, in a pooled slot (see [`pool`]): made and reused without
+/// allocating once the pool is warm. Every field is atomic: a stream may be read on another
+/// thread while the handler still runs.
+pub(crate) struct RequestState {
+    endpoint: AtomicPtr<EndpointMetrics>,
+    /// Handles that keep this slot out of the pool: trackers, streams, guards.
+    refs: AtomicU32,
+    /// Owners whose release may end the request: the handler, and each stream handed off.
+    owners: AtomicU32,
+    flags: AtomicU32,
+    open_stages: AtomicU32,
+    /// Hand-offs to streams so far: a stream's number orders it among them.
+    handoffs: AtomicU32,
+    /// The say of the stream that decides: `read << 40 | number << 1 | read to its end`; 0 for
+    /// none.
+    stream_vote: AtomicU64,
+    frontend_ns: AtomicU64,
+    backend_ns: AtomicU64,
+    streaming_ns: AtomicU64,
+    /// When the first backend call started ([`NOT_STARTED`] before).
+    backend_started: AtomicU64,
+    /// The streaming series of the last backend that answered: the labels of the streaming.
+    backend: AtomicPtr<Histogram>,
+}
+
+impl RequestState {
+    pub(super) fn empty() -> Self {
+        RequestState {
+            endpoint: AtomicPtr::new(ptr::null_mut()),
+            refs: AtomicU32::new(0),
+            owners: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            open_stages: AtomicU32::new(0),
+            handoffs: AtomicU32::new(0),
+            stream_vote: AtomicU64::new(0),
+            frontend_ns: AtomicU64::new(0),
+            backend_ns: AtomicU64::new(0),
+            streaming_ns: AtomicU64::new(0),
+            backend_started: AtomicU64::new(NOT_STARTED),
+            backend: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Makes a pooled slot a new request of `endpoint`, owned by its handler.
+    fn reset(&self, endpoint: &'static EndpointMetrics) {
+        self.endpoint
+            .store(ptr::from_ref(endpoint).cast_mut(), Relaxed);
+        self.refs.store(1, Relaxed);
+        self.owners.store(1, Relaxed);
+        self.flags.store(0, Relaxed);
+        self.open_stages.store(0, Relaxed);
+        self.handoffs.store(0, Relaxed);
+        self.stream_vote.store(0, Relaxed);
+        self.frontend_ns.store(0, Relaxed);
+        self.backend_ns.store(0, Relaxed);
+        self.streaming_ns.store(0, Relaxed);
+        self.backend_started.store(NOT_STARTED, Relaxed);
+        self.backend.store(ptr::null_mut(), Relaxed);
+    }
+
+    pub fn endpoint(&self) -> &'static EndpointMetrics {
+        // SAFETY: set from a `&'static EndpointMetrics` before the slot is handed out.
+        unsafe { &*self.endpoint.load(Relaxed) }
+    }
+
+    fn flags(&self) -> u32 {
+        self.flags.load(Acquire)
+    }
+
+    /// Marks the request failed: it ends as `error`.
+    pub fn fail(&self) {
+        self.flags.fetch_or(FAILED, Relaxed);
+    }
+
+    /// Notes that a poll for this request panicked.
+    pub fn panicked(&self) {
+        self.flags.fetch_or(PANICKED, Relaxed);
+    }
+
+    /// Whether a poll for this request panicked, now or earlier.
+    pub fn is_panicking(&self) -> bool {
+        std::thread::panicking() || self.flags() & PANICKED != 0
+    }
+
+    // Stages and backend calls.
+
+    /// Opens a stage at `start`; tells whether it counts as front-end time (it is outermost and
+    /// no backend call has started).
+    pub fn open_stage(&self) -> bool {
+        let outermost = self.open_stages.fetch_add(1, Relaxed) == 0;
+        outermost && self.backend_started.load(Relaxed) == NOT_STARTED
+    }
+
+    /// Closes a stage that ran from `start` to `end`: its front-end share stops where the first
+    /// backend call started.
+    pub fn close_stage(&self, start: Clock, end: Clock, frontend: bool) {
+        self.open_stages.fetch_sub(1, Relaxed);
+        if frontend {
+            let cut = Clock(end.0.min(self.backend_started.load(Relaxed)));
+            self.frontend_ns.fetch_add(start.until(cut), Relaxed);
+            self.flags.fetch_or(FRONTEND_SEEN, Relaxed);
+        }
+    }
+
+    pub fn open_backend(&self, start: Clock) {
+        self.backend_started.fetch_min(start.0, Relaxed);
+    }
+
+    pub fn close_backend(&self, ns: u64, answered: Option<&'static Histogram>) {
+        self.backend_ns.fetch_add(ns, Relaxed);
+        if let Some(series) = answered {
+            self.backend
+                .store(ptr::from_ref(series).cast_mut(), Relaxed);
+            self.flags.fetch_or(ANSWERED, Relaxed);
+        }
+    }
+
+    /// Backend time so far: a stream subtracts what was spent during its reading.
+    pub fn backend_ns(&self) -> u64 {
+        self.backend_ns.load(Relaxed)
+    }
+
+    /// Adds streaming time; it is recorded once, at the request's end. Returns `false` if the
+    /// request has ended already (the caller records it then).
+    pub fn add_streaming(&self, ns: u64) -> bool {
+        self.streaming_ns.fetch_add(ns, Relaxed);
+        self.flags.fetch_or(STREAMED, AcqRel) & ENDED == 0
+    }
+
+    /// Records `elapsed` of streaming: `streaming_duration_seconds` (labelled with the last
+    /// backend that answered, else `unknown`) and the `stream_processing` stage.
+    pub fn observe_streaming(&self, elapsed: Duration) {
+        let answered = self.backend.load(Relaxed);
+        // SAFETY: `backend` is null or was stored from a `&'static Histogram`.
+        let series = match unsafe { answered.as_ref() } {
+            Some(series) => series,
+            None => self.endpoint().unknown_backend().streaming,
+        };
+        series.observe(elapsed);
+        self.endpoint()
+            .stage(Stage::STREAM_PROCESSING)
+            .observe(elapsed);
+    }
+
+    // Owners.
+
+    /// A stream takes a share of the request; returns its hand-off number.
+    pub fn hand_off(&self) -> u32 {
+        self.owners.fetch_add(1, Relaxed);
+        self.handoffs.fetch_add(1, Relaxed) + 1
+    }
+
+    /// The handler lets go, once; the request ends if no stream holds it.
+    pub fn release_handler(&self, exit: HandlerExit) {
+        let flag = match exit {
+            HandlerExit::Returned(true) => RETURNED,
+            HandlerExit::Returned(false) => RETURNED | FAILED,
+            HandlerExit::Cancelled => CANCELLED,
+            HandlerExit::Panicked => PANICKED,
+        };
+        if self.flags.fetch_or(HANDLER_GONE | flag, AcqRel) & HANDLER_GONE == 0 {
+            self.release_owner();
+        }
+    }
+
+    /// Whether the handler has let go.
+    pub fn handler_gone(&self) -> bool {
+        self.flags() & HANDLER_GONE != 0
+    }
+
+    /// Stream number `number` lets go, saying whether it was read to its end (`None`: no say,
+    /// it was only read inside another stream of the request). A stream that was read outranks
+    /// any that was not; among equals, the later hand-off outranks the earlier.
+    pub fn release_stream(&self, number: u32, read: bool, to_the_end: Option<bool>) {
+        if let Some(to_the_end) = to_the_end {
+            let say = u64::from(read) << 40 | u64::from(number) << 1 | u64::from(to_the_end);
+            self.stream_vote.fetch_max(say, Relaxed);
+        }
+        self.release_owner();
+    }
+
+    fn release_owner(&self) {
+        if self.owners.fetch_sub(1, AcqRel) == 1 {
+            self.end();
+        }
+    }
+
+    /// The end of the request, exactly once: what the outcome allows, then `requests_total`.
+    fn end(&self) {
+        let flags = self.flags.fetch_or(ENDED, AcqRel);
+        let vote = self.stream_vote.load(Relaxed);
+        let outcome = if flags & (FAILED | PANICKED) != 0 {
+            Outcome::Error
+        } else if flags & CANCELLED != 0 || (vote != 0 && vote & 1 == 0) {
+            Outcome::Cancelled
+        } else {
+            Outcome::Completed
+        };
+        let endpoint = self.endpoint();
+        let frontend = self.frontend_ns.load(Relaxed);
+        if flags & (RETURNED | FRONTEND_SEEN) == RETURNED | FRONTEND_SEEN {
+            endpoint.frontend.observe(Duration::from_nanos(frontend));
+        }
+        let streaming = self.streaming_ns.load(Relaxed);
+        if flags & STREAMED != 0 {
+            self.observe_streaming(Duration::from_nanos(streaming));
+        }
+        if outcome == Outcome::Completed && flags & ANSWERED != 0 {
+            let phases = [frontend, self.backend_ns.load(Relaxed), streaming];
+            let total: u64 = phases.iter().sum();
+            if total > 0 {
+                let shares = phases.map(|phase| phase as f64 * 100.0 / total as f64);
+                endpoint.split().set(Clock::now().0, shares);
+            }
+        }
+        // Counted last: whoever sees the request counted sees all it recorded.
+        endpoint.outcomes[outcome as usize].inc();
+    }
+
+    /// Whether the request has ended: what a late guard adds no longer counts.
+    pub fn ended(&self) -> bool {
+        self.flags() & ENDED != 0
+    }
+
+    pub fn phases(&self) -> [u64; 3] {
+        [
+            self.frontend_ns.load(Relaxed),
+            self.backend_ns.load(Relaxed),
+            self.streaming_ns.load(Relaxed),
+        ]
+    }
+}
+
+/// A counted reference to a request's state: the slot goes back to the pool when the last one
+/// is dropped.
+pub(crate) struct StateRef(&'static RequestState);
+
+impl StateRef {
+    /// A new request of `endpoint`, owned by its handler.
+    pub fn new(endpoint: &'static EndpointMetrics) -> Self {
+        let slot = pool::take();
+        slot.reset(endpoint);
+        StateRef(slot)
+    }
+}
+
+impl std::ops::Deref for StateRef {
+    type Target = RequestState;
+
+    fn deref(&self) -> &RequestState {
+        self.0
+    }
+}
+
+impl Clone for StateRef {
+    fn clone(&self) -> Self {
+        self.0.refs.fetch_add(1, Relaxed);
+        StateRef(self.0)
+    }
+}
+
+impl Drop for StateRef {
+    fn drop(&mut self) {
+        if self.0.refs.fetch_sub(1, Release) == 1 {
+            std::sync::atomic::fence(Acquire);
+            pool::give_back(self.0);
+        }
+    }
+}
+
+impl RequestState {
+    /// A new counted reference to this state, which the caller holds alive.
+    pub fn counted(&'static self) -> StateRef {
+        self.refs.fetch_add(1, Relaxed);
+        StateRef(self)
+    }
+}

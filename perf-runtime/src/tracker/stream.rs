@@ -1,0 +1,135 @@
+//! A response stream that carries its request past the handler's return.
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+
+use super::current;
+use super::guards::add_streaming;
+use super::state::{RequestState, StateRef};
+use super::UnwindWatch;
+use crate::clock::Clock;
+
+thread_local! {
+    /// The request of the tracked stream being polled on this thread: a tracked stream polled
+    /// inside another of the same request (one stream marked twice) leaves the timing to it.
+    static POLLING: Cell<*const RequestState> = const { Cell::new(std::ptr::null()) };
+}
+
+/// How far a tracked stream has been read.
+#[derive(Clone, Copy)]
+enum Reading {
+    /// Not polled yet: dropped now, it says `cancelled` unless a stream that was read says
+    /// otherwise (a fallback's first try, dropped unread, has no say over the answer).
+    Unread,
+    /// Polled since `start`, when the request's backend time was `backend_before`.
+    Read { start: Clock, backend_before: u64 },
+    /// Polled only from inside another tracked stream of the same request, which times it.
+    Inner,
+    /// Ended or dropped: it has let go of the request.
+    Released,
+}
+
+pin_project! {
+    /// A stream that holds a share of its request until it ends or is dropped.
+    ///
+    /// Made by [`PerformanceTracker::stream`](crate::PerformanceTracker::stream) or
+    /// [`current::stream`](crate::current::stream) (`#[perf_stream]`). While it is polled or
+    /// dropped its request is current, so stages, backend calls and
+    /// [`current::fail`](crate::current::fail) inside it record into the request. Its streaming
+    /// is timed from its first poll until the inner stream yields `None` or this stream is
+    /// dropped (a client that hangs up), less any backend call made meanwhile, and recorded once,
+    /// at the request's end.
+    pub struct TrackedStream<S> {
+        #[pin]
+        inner: Option<S>,
+        state: StateRef,
+        number: u32,
+        reading: Reading,
+    }
+
+    impl<S> PinnedDrop for TrackedStream<S> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            let _current = current::enter(this.state);
+            this.inner.set(None);
+            release(this.state, *this.number, this.reading, false);
+        }
+    }
+}
+
+impl<S> TrackedStream<S> {
+    /// Takes a share of the request held by `state`.
+    pub(crate) fn new(inner: S, state: StateRef) -> Self {
+        let number = state.hand_off();
+        TrackedStream {
+            inner: Some(inner),
+            state,
+            number,
+            reading: Reading::Unread,
+        }
+    }
+}
+
+/// Lets go of the request, once: a stream that was read adds its streaming and says whether it
+/// was read to its end.
+fn release(state: &RequestState, number: u32, reading: &mut Reading, to_the_end: bool) {
+    let say = match *reading {
+        Reading::Released => return,
+        Reading::Read {
+            start,
+            backend_before,
+        } => {
+            add_streaming(state, start, backend_before);
+            Some(to_the_end)
+        }
+        Reading::Unread => Some(false),
+        Reading::Inner => None,
+    };
+    let read = matches!(*reading, Reading::Read { .. });
+    *reading = Reading::Released;
+    if state.is_panicking() {
+        state.panicked();
+    }
+    state.release_stream(number, read, say);
+}
+
+impl<S: Stream> Stream for TrackedStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut this = self.project();
+        let state: &RequestState = this.state;
+        let _current = current::enter(state);
+        let outer = POLLING.with(|polling| polling.replace(state));
+        if let Reading::Unread = this.reading {
+            *this.reading = if std::ptr::eq(outer, state) {
+                Reading::Inner
+            } else {
+                Reading::Read {
+                    start: Clock::now(),
+                    backend_before: state.backend_ns(),
+                }
+            };
+        }
+        let watch = UnwindWatch(Some(state));
+        let polled = match this.inner.as_mut().as_pin_mut() {
+            Some(inner) => inner.poll_next(cx),
+            None => Poll::Ready(None),
+        };
+        drop(watch);
+        POLLING.with(|polling| polling.set(outer));
+        if let Poll::Ready(None) = polled {
+            this.inner.set(None);
+            release(state, *this.number, this.reading, true);
+        }
+        polled
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.as_ref().map_or((0, Some(0)), Stream::size_hint)
+    }
+}
