@@ -1,7 +1,7 @@
 //! The gateway's handlers, instrumented stage by stage: the part of this example to copy into
 //! your own gateway.
 //!
-//! Each request goes through `request_parsing`, `auth_validation` and `request_preparation`
+//! Each request goes through `auth_validation`, `request_parsing` and `request_preparation`
 //! (the gateway's own work, which should stay under 3 ms), then the backend call, timed until
 //! the provider's first byte, then `stream_processing`: the answer relayed to the client, until
 //! the stream ends or the client leaves.
@@ -77,8 +77,10 @@ async fn forward<R: OpenAiRequest>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let req: R = request_parsing(body)?;
+    // The key first: an anonymous client gets its 401 without making the gateway parse (up to
+    // `--max-body-bytes` of) its JSON.
     validate(app, headers)?;
+    let req: R = request_parsing(body)?;
     let prepared = request_preparation(app, &req)?;
     let upstream = call_provider(app, req.model(), prepared).await?;
     if req.is_stream() {
@@ -126,7 +128,8 @@ fn relay_events(
 }
 
 /// The provider's non-streamed answer, read as `stream_processing` too, so that the three shares
-/// of the request cover all of it.
+/// of the request cover all of it. If it breaks off, `read_body`'s `?` drops it and the handler
+/// returns a 502: the request counts as an `error`, whatever the dropped stream says.
 #[perf_stream]
 fn answer(upstream: reqwest::Response) -> impl Stream<Item = reqwest::Result<Bytes>> {
     upstream.bytes_stream()

@@ -151,6 +151,9 @@ where
                     continue;
                 }
             };
+            // The status is sent already: the client learns of the failure from an `error`
+            // event, and the request ends as an `error` (the stream is its current request).
+            perf_runtime::current::fail();
             let error = ApiError::bad_gateway(failure);
             let data = serde_json::to_string(&error.body()).unwrap_or_default();
             let event = Event::default().event("error").data(data);
