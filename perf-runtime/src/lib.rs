@@ -80,8 +80,8 @@ mod tracker;
 
 pub use duration::{track_duration, DurationGuard};
 pub use metrics::{
-    Endpoint, EndpointMetrics, InstallError, Metrics, MetricsBuilder, BACKEND_BUCKETS,
-    FRONTEND_BUCKETS, STAGE_BUCKETS,
+    BackendErrorKind, Endpoint, EndpointMetrics, InstallError, Metrics, MetricsBuilder,
+    BACKEND_BUCKETS, FRONTEND_BUCKETS, STAGE_BUCKETS,
 };
 pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 pub use stage::{Stage, StageName, MAX_STAGES};

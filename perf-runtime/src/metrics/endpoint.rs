@@ -2,11 +2,13 @@
 //! resolved once, so recording is an index and an `observe`.
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 
 use super::counter::Counter;
 use super::families::OUTCOMES;
 use super::histogram::Histogram;
+use super::in_flight::InFlight;
 use super::labels;
 use super::split::Split;
 use super::Metrics;
@@ -15,11 +17,71 @@ use crate::stage::{Stage, MAX_STAGES};
 /// The `provider` and `model` of streaming that no backend answered.
 const UNKNOWN_LABEL: &str = "unknown";
 
-/// The pair of series a backend call records into, for one provider and model.
-#[derive(Clone, Copy)]
-pub(crate) struct BackendSeries {
+/// How a backend call failed: the `kind` label of `backend_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendErrorKind {
+    /// No answer in time: before the first byte, or between chunks.
+    Timeout,
+    /// The provider could not be reached.
+    Connect,
+    /// The provider answered with an error status.
+    Status,
+    /// The provider's answer was not what the protocol says (invalid JSON, a wrong content type).
+    Protocol,
+    /// The provider's answer broke off midway.
+    BrokenOff,
+}
+
+impl BackendErrorKind {
+    /// Every kind, in the order of their index.
+    pub const ALL: [BackendErrorKind; 5] = [
+        BackendErrorKind::Timeout,
+        BackendErrorKind::Connect,
+        BackendErrorKind::Status,
+        BackendErrorKind::Protocol,
+        BackendErrorKind::BrokenOff,
+    ];
+
+    /// The `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendErrorKind::Timeout => "timeout",
+            BackendErrorKind::Connect => "connect",
+            BackendErrorKind::Status => "status",
+            BackendErrorKind::Protocol => "protocol",
+            BackendErrorKind::BrokenOff => "broken_off",
+        }
+    }
+}
+
+/// Everything a backend call of one endpoint, provider and model records into. Made once per
+/// triple (bounded by the label budget) and kept for the process.
+pub(crate) struct BackendSet {
     pub ttfb: &'static Histogram,
     pub streaming: &'static Histogram,
+    /// `backend_in_flight{provider}`.
+    pub in_flight: &'static InFlight,
+    endpoint: &'static EndpointMetrics,
+    provider: Box<str>,
+    model: Box<str>,
+    /// `backend_errors_total` by kind, made on the first error of that kind.
+    errors: [OnceLock<&'static Counter>; 5],
+}
+
+impl BackendSet {
+    /// Counts one failed call of this provider and model.
+    pub fn error(&self, kind: BackendErrorKind) {
+        let counter = self.errors[kind as usize].get_or_init(|| {
+            let path = self.endpoint.path();
+            self.endpoint.metrics.families.backend_errors.get(&[
+                &self.provider,
+                &self.model,
+                path,
+                kind.as_str(),
+            ])
+        });
+        counter.inc();
+    }
 }
 
 /// The resolved series of one endpoint. Made by [`Metrics::endpoint`]; lives for the process.
@@ -33,7 +95,11 @@ pub struct EndpointMetrics {
     stages: Box<[OnceLock<&'static Histogram>]>,
     /// `requests_total` for each of [`OUTCOMES`].
     pub(crate) outcomes: [&'static Counter; 3],
-    unknown: OnceLock<BackendSeries>,
+    /// `requests_in_flight{endpoint}`.
+    pub(crate) in_flight: &'static InFlight,
+    /// The backend sets of this endpoint, by admitted provider and model.
+    backends: RwLock<HashMap<(Box<str>, Box<str>), &'static BackendSet>>,
+    unknown: OnceLock<&'static BackendSet>,
 }
 
 impl EndpointMetrics {
@@ -45,6 +111,8 @@ impl EndpointMetrics {
             frontend: families.frontend_processing.get(&[path]),
             split: OnceLock::new(),
             outcomes: OUTCOMES.map(|outcome| families.requests.get(&[path, outcome])),
+            in_flight: families.requests_in_flight.get(&[path]),
+            backends: RwLock::new(HashMap::new()),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             unknown: OnceLock::new(),
         }
@@ -71,10 +139,10 @@ impl EndpointMetrics {
         })
     }
 
-    /// The backend series for `provider` and `model`. The model is only known at run time, so
+    /// The backend set for `provider` and `model`. The model is only known at run time, so
     /// this is a lookup: first in a small per-thread cache of recent pairs (no lock, no
-    /// allocation), then through the label budget and the families.
-    pub(crate) fn backend(&'static self, provider: &str, model: &str) -> BackendSeries {
+    /// allocation), then through the label budget and this endpoint's sets.
+    pub(crate) fn backend(&'static self, provider: &str, model: &str) -> &'static BackendSet {
         // Cut first: the cache then holds at most MAX_LABEL_LEN bytes per value.
         let (provider, model) = (labels::truncate(provider), labels::truncate(model));
         if let Some(found) = cached(self, provider, model) {
@@ -84,28 +152,44 @@ impl EndpointMetrics {
             self.metrics.providers.admit(provider),
             self.metrics.models.admit(model),
         );
-        let series = self.series(admitted.0, admitted.1);
-        remember(self, provider, model, series);
-        series
+        let set = self.set(admitted.0, admitted.1);
+        remember(self, provider, model, set);
+        set
     }
 
-    /// The series of streaming that no backend answered: `provider="unknown", model="unknown"`.
+    /// The set of streaming that no backend answered: `provider="unknown", model="unknown"`.
     /// Not a client value, so it bypasses the label budget: the allow-list does not turn it into
     /// `other`, and it uses up no slot of the cap.
-    pub(crate) fn unknown_backend(&self) -> BackendSeries {
-        *self
-            .unknown
-            .get_or_init(|| self.series(UNKNOWN_LABEL, UNKNOWN_LABEL))
+    pub(crate) fn unknown_backend(&'static self) -> &'static BackendSet {
+        self.unknown
+            .get_or_init(|| self.set(UNKNOWN_LABEL, UNKNOWN_LABEL))
     }
 
-    /// The series for labels already through the budget.
-    fn series(&self, provider: &str, model: &str) -> BackendSeries {
+    /// The set for labels already through the budget, made on first use.
+    fn set(&'static self, provider: &str, model: &str) -> &'static BackendSet {
+        let key = (Box::<str>::from(provider), Box::<str>::from(model));
+        if let Some(&found) = self
+            .backends
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return found;
+        }
         let families = &self.metrics.families;
         let labels = [provider, model, &*self.path];
-        BackendSeries {
-            ttfb: families.backend_ttfb.get(&labels),
-            streaming: families.streaming_duration.get(&labels),
-        }
+        let mut backends = self.backends.write().unwrap_or_else(|e| e.into_inner());
+        backends.entry(key).or_insert_with(|| {
+            Box::leak(Box::new(BackendSet {
+                ttfb: families.backend_ttfb.get(&labels),
+                streaming: families.streaming_duration.get(&labels),
+                in_flight: families.backend_in_flight.get(&[provider]),
+                endpoint: self,
+                provider: provider.into(),
+                model: model.into(),
+                errors: Default::default(),
+            }))
+        })
     }
 }
 
@@ -115,7 +199,7 @@ struct CacheEntry {
     endpoint: *const EndpointMetrics,
     provider: Box<str>,
     model: Box<str>,
-    series: BackendSeries,
+    series: &'static BackendSet,
 }
 
 const CACHE_ENTRIES: usize = 8;
@@ -124,7 +208,7 @@ thread_local! {
     static CACHE: RefCell<(usize, Vec<CacheEntry>)> = const { RefCell::new((0, Vec::new())) };
 }
 
-fn cached(endpoint: &EndpointMetrics, provider: &str, model: &str) -> Option<BackendSeries> {
+fn cached(endpoint: &EndpointMetrics, provider: &str, model: &str) -> Option<&'static BackendSet> {
     CACHE
         .try_with(|cache| {
             let cache = cache.borrow();
@@ -142,7 +226,7 @@ fn cached(endpoint: &EndpointMetrics, provider: &str, model: &str) -> Option<Bac
         .flatten()
 }
 
-fn remember(endpoint: &EndpointMetrics, provider: &str, model: &str, series: BackendSeries) {
+fn remember(endpoint: &EndpointMetrics, provider: &str, model: &str, series: &'static BackendSet) {
     let entry = CacheEntry {
         endpoint,
         provider: provider.into(),

@@ -11,6 +11,7 @@ use super::collector::Registered;
 use super::counter::Counter;
 use super::family::{Family, Series};
 use super::histogram::Histogram;
+use super::in_flight::InFlight;
 use super::split::Split;
 use super::InstallError;
 
@@ -48,6 +49,16 @@ pub const OPERATION_DURATION: &str = "operation_duration_seconds";
 /// `cancelled`). Not one of the seed's five families; it adds no label to them.
 pub const REQUESTS_TOTAL: &str = "requests_total";
 
+/// `requests_in_flight{endpoint}`: requests begun and not yet ended.
+pub const REQUESTS_IN_FLIGHT: &str = "requests_in_flight";
+
+/// `backend_in_flight{provider}`: backend calls waiting for their first byte.
+pub const BACKEND_IN_FLIGHT: &str = "backend_in_flight";
+
+/// `backend_errors_total{provider, model, endpoint, kind}`: backend calls that failed, by kind
+/// (see [`BackendErrorKind`](crate::BackendErrorKind)).
+pub const BACKEND_ERRORS: &str = "backend_errors_total";
+
 /// The values of the `outcome` label of `requests_total`.
 pub const OUTCOMES: [&str; 3] = ["completed", "error", "cancelled"];
 
@@ -60,6 +71,9 @@ pub(crate) struct Families {
     pub stage_percentage: Family<Split>,
     pub operation_duration: Family<Histogram>,
     pub requests: Family<Counter>,
+    pub requests_in_flight: Family<InFlight>,
+    pub backend_in_flight: Family<InFlight>,
+    pub backend_errors: Family<Counter>,
 }
 
 fn histogram(
@@ -127,12 +141,33 @@ impl Families {
                 &[],
                 Counter::new,
             ),
+            requests_in_flight: Family::new(
+                name(REQUESTS_IN_FLIGHT),
+                "Requests begun and not yet ended (the handler runs, or its answer still streams).",
+                &["endpoint"],
+                &[],
+                InFlight::new,
+            ),
+            backend_in_flight: Family::new(
+                name(BACKEND_IN_FLIGHT),
+                "Backend calls sent and waiting for the provider's first byte.",
+                &["provider"],
+                &[],
+                InFlight::new,
+            ),
+            backend_errors: Family::new(
+                name(BACKEND_ERRORS),
+                "Backend calls that failed, by kind: timeout, connect, status, protocol, broken_off.",
+                &["provider", "model", "endpoint", "kind"],
+                &[],
+                Counter::new,
+            ),
         }
     }
 
     /// One collector per family, each with the family's name; `requests_total`, the name an
     /// application most likely has already, first (see [`register`](Self::register)).
-    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 7] {
+    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 10] {
         fn registered<T: Series>(family: &'static Family<T>) -> (&'static str, Box<dyn Collector>) {
             (family.name(), Box::new(Registered(family)))
         }
@@ -144,6 +179,9 @@ impl Families {
             registered(&self.frontend_processing),
             registered(&self.stage_duration),
             registered(&self.stage_percentage),
+            registered(&self.requests_in_flight),
+            registered(&self.backend_in_flight),
+            registered(&self.backend_errors),
         ]
     }
 

@@ -7,6 +7,7 @@ mod endpoint;
 mod families;
 mod family;
 mod histogram;
+mod in_flight;
 mod known;
 pub(crate) mod labels;
 pub(crate) mod reading;
@@ -21,13 +22,14 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use prometheus::Registry;
 
 pub(crate) use collector::{gather_split, Gathered};
-pub(crate) use endpoint::BackendSeries;
+pub use endpoint::BackendErrorKind;
+pub(crate) use endpoint::BackendSet;
 pub use endpoint::{Endpoint, EndpointMetrics};
 use families::Families;
 pub use families::{
-    BACKEND_BUCKETS, BACKEND_TTFB, FRONTEND_BUCKETS, FRONTEND_PROCESSING, OPERATION_DURATION,
-    OUTCOMES, REQUESTS_TOTAL, REQUEST_STAGE_DURATION, STAGE_BUCKETS, STAGE_PERCENTAGE,
-    STREAMING_DURATION,
+    BACKEND_BUCKETS, BACKEND_ERRORS, BACKEND_IN_FLIGHT, BACKEND_TTFB, FRONTEND_BUCKETS,
+    FRONTEND_PROCESSING, OPERATION_DURATION, OUTCOMES, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
+    REQUEST_STAGE_DURATION, STAGE_BUCKETS, STAGE_PERCENTAGE, STREAMING_DURATION,
 };
 pub(crate) use histogram::Histogram;
 #[doc(hidden)]

@@ -14,7 +14,7 @@ use futures_core::Stream;
 use super::guards::{BackendGuard, Owner, StageGuard};
 use super::state::{HandlerExit, RequestState, StateRef};
 use super::{PerformanceTracker, TrackedStream};
-use crate::metrics::{Endpoint, EndpointMetrics};
+use crate::metrics::{BackendErrorKind, Endpoint, EndpointMetrics};
 use crate::stage::{Stage, StageName};
 
 thread_local! {
@@ -69,6 +69,17 @@ impl Drop for Entered {
 pub fn fail() {
     if let Some(state) = state() {
         state.fail();
+    }
+}
+
+/// Counts a failure of the current request's latest backend call in
+/// `backend_errors_total{provider, model, endpoint, kind}`: call it where the failure is found,
+/// inside the `#[perf_backend]` call (a timeout, a refused connection, an error status) or in the
+/// stream that relays its answer (a provider that broke off). Outside a request, or before any
+/// backend call, does nothing. It does not fail the request: return an `Err` or call [`fail`].
+pub fn backend_error(kind: BackendErrorKind) {
+    if let Some(state) = state() {
+        state.backend_error(kind);
     }
 }
 

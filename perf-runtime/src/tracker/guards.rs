@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::state::{RequestState, StateRef};
 use crate::clock::Clock;
-use crate::metrics::{BackendSeries, EndpointMetrics, Histogram};
+use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics, Histogram};
 use crate::stage::Stage;
 
 /// The request a guard adds its time to when it is dropped.
@@ -90,7 +90,7 @@ impl Drop for StageGuard<'_> {
 #[must_use = "call first_byte() when the provider answers"]
 pub struct BackendGuard<'a> {
     owner: Owner<'a>,
-    series: BackendSeries,
+    series: &'static BackendSet,
     fetch: &'static Histogram,
     answered: bool,
     start: Clock,
@@ -102,7 +102,7 @@ impl<'a> BackendGuard<'a> {
             return Self::detached(super::current::unscoped(), provider, model);
         };
         let mut guard = Self::detached(state.endpoint(), provider, model);
-        state.open_backend(guard.start);
+        state.open_backend(guard.start, guard.series);
         guard.owner = owner;
         guard
     }
@@ -112,13 +112,22 @@ impl<'a> BackendGuard<'a> {
         provider: &str,
         model: &str,
     ) -> Self {
+        let series = endpoint.backend(provider, model);
+        series.in_flight.start();
         BackendGuard {
             owner: Owner::Detached,
-            series: endpoint.backend(provider, model),
+            series,
             fetch: endpoint.stage(Stage::BACKEND_FETCH),
             answered: false,
             start: Clock::now(),
         }
+    }
+
+    /// Counts this call in `backend_errors_total{provider, model, endpoint, kind}`: the
+    /// provider timed out, could not be reached, answered an error status, or sent what the
+    /// protocol does not allow.
+    pub fn error(&self, kind: BackendErrorKind) {
+        self.series.error(kind);
     }
 
     /// The provider's first byte arrived: records the TTFB and ends the backend stage.
@@ -137,13 +146,13 @@ impl<'a> BackendGuard<'a> {
 impl Drop for BackendGuard<'_> {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
+        self.series.in_flight.finish();
         self.fetch.observe(elapsed);
         if self.answered {
             self.series.ttfb.observe(elapsed);
         }
         if let Some(state) = self.owner.state() {
-            let answered = self.answered.then_some(self.series.streaming);
-            state.close_backend(nanos(elapsed), answered);
+            state.close_backend(nanos(elapsed), self.answered.then_some(self.series));
         }
     }
 }

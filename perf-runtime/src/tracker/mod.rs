@@ -35,7 +35,7 @@ pub use stream::TrackedStream;
 use guards::Owner;
 use state::{HandlerExit, RequestState, StateRef};
 
-use crate::metrics::{Endpoint, EndpointMetrics, Metrics};
+use crate::metrics::{BackendErrorKind, Endpoint, EndpointMetrics, Metrics};
 use crate::stage::Stage;
 
 /// Times one request: its stages, its backend calls, its streaming, and the split between them.
@@ -173,6 +173,12 @@ impl PerformanceTracker {
     /// end (see the type's documentation for what it records). Later calls do nothing.
     pub fn record_percentages(&self) {
         self.state.release_handler(HandlerExit::Returned(true));
+    }
+
+    /// Counts a failure of this request's latest backend call in `backend_errors_total`; see
+    /// [`current::backend_error`].
+    pub fn backend_error(&self, kind: BackendErrorKind) {
+        self.state.backend_error(kind);
     }
 
     /// Marks the request as failed: it ends as `requests_total{outcome="error"}`.

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::pool;
 use crate::clock::Clock;
-use crate::metrics::{EndpointMetrics, Histogram};
+use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics};
 use crate::stage::Stage;
 
 const FRONTEND_SEEN: u32 = 1;
@@ -86,8 +86,10 @@ pub(crate) struct RequestState {
     streaming_ns: AtomicU64,
     /// When the first backend call started ([`NOT_STARTED`] before).
     backend_started: AtomicU64,
-    /// The streaming series of the last backend that answered: the labels of the streaming.
-    backend: AtomicPtr<Histogram>,
+    /// The last backend that answered: the labels of the streaming.
+    backend: AtomicPtr<BackendSet>,
+    /// The latest backend call, answered or not: what a reported error is counted against.
+    last_call: AtomicPtr<BackendSet>,
 }
 
 impl RequestState {
@@ -105,6 +107,7 @@ impl RequestState {
             streaming_ns: AtomicU64::new(0),
             backend_started: AtomicU64::new(NOT_STARTED),
             backend: AtomicPtr::new(ptr::null_mut()),
+            last_call: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -123,6 +126,8 @@ impl RequestState {
         self.streaming_ns.store(0, Relaxed);
         self.backend_started.store(NOT_STARTED, Relaxed);
         self.backend.store(ptr::null_mut(), Relaxed);
+        self.last_call.store(ptr::null_mut(), Relaxed);
+        endpoint.in_flight.start();
     }
 
     pub fn endpoint(&self) -> &'static EndpointMetrics {
@@ -169,16 +174,26 @@ impl RequestState {
         }
     }
 
-    pub fn open_backend(&self, start: Clock) {
+    pub fn open_backend(&self, start: Clock, call: &'static BackendSet) {
         self.backend_started.fetch_min(start.0, Relaxed);
+        self.last_call
+            .store(ptr::from_ref(call).cast_mut(), Relaxed);
     }
 
-    pub fn close_backend(&self, ns: u64, answered: Option<&'static Histogram>) {
+    pub fn close_backend(&self, ns: u64, answered: Option<&'static BackendSet>) {
         self.backend_ns.fetch_add(ns, Relaxed);
-        if let Some(series) = answered {
-            self.backend
-                .store(ptr::from_ref(series).cast_mut(), Relaxed);
+        if let Some(set) = answered {
+            self.backend.store(ptr::from_ref(set).cast_mut(), Relaxed);
             self.flags.fetch_or(ANSWERED, Relaxed);
+        }
+    }
+
+    /// Counts a failure of the latest backend call in `backend_errors_total`; nothing if the
+    /// request made none.
+    pub fn backend_error(&self, kind: BackendErrorKind) {
+        // SAFETY: null or stored from a `&'static BackendSet`.
+        if let Some(call) = unsafe { self.last_call.load(Relaxed).as_ref() } {
+            call.error(kind);
         }
     }
 
@@ -198,9 +213,9 @@ impl RequestState {
     /// backend that answered, else `unknown`) and the `stream_processing` stage.
     pub fn observe_streaming(&self, elapsed: Duration) {
         let answered = self.backend.load(Relaxed);
-        // SAFETY: `backend` is null or was stored from a `&'static Histogram`.
+        // SAFETY: `backend` is null or was stored from a `&'static BackendSet`.
         let series = match unsafe { answered.as_ref() } {
-            Some(series) => series,
+            Some(set) => set.streaming,
             None => self.endpoint().unknown_backend().streaming,
         };
         series.observe(elapsed);
@@ -282,6 +297,7 @@ impl RequestState {
         }
         // Counted last: whoever sees the request counted sees all it recorded.
         endpoint.outcomes[outcome as usize].inc();
+        endpoint.in_flight.finish();
     }
 
     /// Whether the request has ended: what a late guard adds no longer counts.
