@@ -17,6 +17,9 @@ use crate::stage::{Stage, MAX_STAGES};
 /// The `provider` and `model` of streaming that no backend answered.
 const UNKNOWN_LABEL: &str = "unknown";
 
+/// An admitted `(provider, model)` pair.
+type ProviderModel = (Box<str>, Box<str>);
+
 /// How a backend call failed: the `kind` label of `backend_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendErrorKind {
@@ -98,7 +101,7 @@ pub struct EndpointMetrics {
     /// `requests_in_flight{endpoint}`.
     pub(crate) in_flight: &'static InFlight,
     /// The backend sets of this endpoint, by admitted provider and model.
-    backends: RwLock<HashMap<(Box<str>, Box<str>), &'static BackendSet>>,
+    backends: RwLock<HashMap<ProviderModel, &'static BackendSet>>,
     unknown: OnceLock<&'static BackendSet>,
 }
 
