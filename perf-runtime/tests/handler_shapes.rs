@@ -317,7 +317,7 @@ fn a_stage_finished_by_another_request_closes_on_its_own() {
         &[("endpoint", "/shapes/coalesce-b")],
     );
     assert_eq!(count, 1);
-    assert!(frontend >= 0.005 && frontend < 0.02, "{frontend}");
+    assert!(frontend >= 0.005, "{frontend}");
     let parsing = histogram(
         "request_stage_duration_seconds",
         &[
