@@ -70,11 +70,11 @@ mod clock;
 mod duration;
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::private::*;
+    pub use crate::macro_support::*;
 }
 pub mod exposition;
+mod macro_support;
 pub mod metrics;
-mod private;
 mod stage;
 mod tracker;
 

@@ -8,7 +8,8 @@ use std::sync::{OnceLock, RwLock};
 /// Most distinct stage names a process may use; later names are recorded as [`Stage::OTHER`].
 pub const MAX_STAGES: usize = 64;
 
-const BUILTIN: [&str; 6] = [
+/// The names of the predefined stages, indexed by their id: the five built in, then `other`.
+const PREDEFINED_NAMES: [&str; 6] = [
     "request_parsing",
     "auth_validation",
     "request_preparation",
@@ -53,7 +54,7 @@ impl Stage {
     ///
     /// Built-in names resolve without a lock; other names take a read lock on a small table.
     pub fn named(name: &str) -> Stage {
-        if let Some(i) = BUILTIN.iter().position(|b| *b == name) {
+        if let Some(i) = PREDEFINED_NAMES.iter().position(|b| *b == name) {
             return Stage(i as u16);
         }
         let table = interner();
@@ -82,7 +83,7 @@ impl Stage {
     /// The stage's name, as it appears in the `stage` label.
     pub fn name(self) -> &'static str {
         let i = usize::from(self.0);
-        match BUILTIN.get(i) {
+        match PREDEFINED_NAMES.get(i) {
             Some(name) => name,
             None => interner().read().unwrap_or_else(|e| e.into_inner()).names[i],
         }
@@ -121,7 +122,7 @@ fn interner() -> &'static RwLock<Interner> {
     static TABLE: OnceLock<RwLock<Interner>> = OnceLock::new();
     TABLE.get_or_init(|| {
         RwLock::new(Interner {
-            names: BUILTIN.to_vec(),
+            names: PREDEFINED_NAMES.to_vec(),
             ids: HashMap::new(),
         })
     })

@@ -55,7 +55,7 @@ fn log_once(error: &prometheus::Error) {
 /// Renders the registry of the global metrics (the default registry, unless another was
 /// installed, or unless the default registry had taken perf's names: see [`Metrics::global`]).
 pub fn render_global() -> String {
-    Metrics::global().render()
+    render(Metrics::global().registry())
 }
 
 /// An axum handler serving [`render_global`] with the right content type.

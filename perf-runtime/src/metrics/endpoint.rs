@@ -5,12 +5,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 
+use super::contract::OUTCOMES;
 use super::counter::Counter;
-use super::families::OUTCOMES;
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
 use super::labels;
-use super::split::Split;
+use super::stage_percentage::Split;
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
 

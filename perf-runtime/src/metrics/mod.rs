@@ -2,9 +2,9 @@
 //! request record without looking anything up.
 
 mod collector;
+mod contract;
 mod counter;
 mod endpoint;
-mod families;
 mod family;
 mod histogram;
 mod in_flight;
@@ -13,7 +13,7 @@ pub(crate) mod labels;
 pub(crate) mod reading;
 mod shard;
 pub mod snapshot;
-mod split;
+mod stage_percentage;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -22,15 +22,15 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use prometheus::Registry;
 
 pub(crate) use collector::{gather_split, Gathered};
-pub use endpoint::BackendErrorKind;
-pub(crate) use endpoint::BackendSet;
-pub use endpoint::{Endpoint, EndpointMetrics};
-use families::Families;
-pub use families::{
+use contract::Families;
+pub use contract::{
     BACKEND_BUCKETS, BACKEND_ERRORS, BACKEND_IN_FLIGHT, BACKEND_TTFB, FRONTEND_BUCKETS,
     FRONTEND_PROCESSING, OPERATION_DURATION, OUTCOMES, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
     REQUEST_STAGE_DURATION, STAGE_BUCKETS, STAGE_PERCENTAGE, STREAMING_DURATION,
 };
+pub use endpoint::BackendErrorKind;
+pub(crate) use endpoint::BackendSet;
+pub use endpoint::{Endpoint, EndpointMetrics};
 pub(crate) use histogram::Histogram;
 #[doc(hidden)]
 pub use known::KnownEndpoint;
@@ -185,11 +185,6 @@ impl Metrics {
             .entry(path.into())
             .or_insert_with(|| Box::leak(Box::new(EndpointMetrics::new(self, path))))
     }
-
-    /// Renders every family of this registry in the Prometheus text format.
-    pub fn render(&self) -> String {
-        crate::exposition::render(&self.registry)
-    }
 }
 
 /// Builds a [`Metrics`]: label caps, an allow-list of models, a name prefix, and the registry.
@@ -239,7 +234,8 @@ impl MetricsBuilder {
     /// let metrics = perf_runtime::Metrics::builder().prefix("llm_").build(&registry).unwrap();
     /// perf_runtime::PerformanceTracker::with_metrics(metrics, "/v1/chat/completions")
     ///     .record_percentages();
-    /// assert!(metrics.render().contains("llm_requests_total{"));
+    /// let text = perf_runtime::exposition::render(metrics.registry());
+    /// assert!(text.contains("llm_requests_total{"));
     /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();

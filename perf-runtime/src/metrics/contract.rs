@@ -12,7 +12,7 @@ use super::counter::Counter;
 use super::family::{Family, Series};
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
-use super::split::Split;
+use super::stage_percentage::Split;
 use super::InstallError;
 
 /// Buckets of `backend_ttfb_seconds` and `streaming_duration_seconds`, in seconds.
@@ -46,7 +46,7 @@ pub const STAGE_PERCENTAGE: &str = "stage_percentage";
 pub const OPERATION_DURATION: &str = "operation_duration_seconds";
 
 /// `requests_total{endpoint, outcome}`: how each request ended (`completed`, `error`,
-/// `cancelled`). Not one of the seed's five families; it adds no label to them.
+/// `cancelled`). Beyond the seed's families; it adds no label to them.
 pub const REQUESTS_TOTAL: &str = "requests_total";
 
 /// `requests_in_flight{endpoint}`: requests begun and not yet ended.
