@@ -54,6 +54,17 @@ async fn broken_provider() -> String {
     format!("http://{addr}/v1")
 }
 
+/// Waits for the one request sent since `before` to end, and checks it counted as an `error`.
+async fn assert_one_error_since(before: Outcomes) {
+    assert!(eventually(|| Outcomes::of(CHAT).since(before).total() == 1).await);
+    let after = Outcomes::of(CHAT).since(before);
+    assert_eq!(
+        (after.error, after.cancelled, after.completed),
+        (1, 0, 0),
+        "{after:?}"
+    );
+}
+
 async fn gateway_before_broken_provider() -> Gateway {
     let upstream = broken_provider().await;
     start(&["--upstream", &upstream, "--provider", "broken"]).await
@@ -76,13 +87,7 @@ async fn a_provider_that_breaks_off_makes_error_requests() {
     )
     .await;
     error_of(response, 502).await;
-    assert!(eventually(|| Outcomes::of(CHAT).since(before).total() == 1).await);
-    let after = Outcomes::of(CHAT).since(before);
-    assert_eq!(
-        (after.error, after.cancelled, after.completed),
-        (1, 0, 0),
-        "{after:?}"
-    );
+    assert_one_error_since(before).await;
     let labels = [
         ("provider", "broken"),
         ("model", "json"),
@@ -107,13 +112,7 @@ async fn a_provider_that_breaks_off_makes_error_requests() {
     let events = common::sse_events(&body);
     let last = events.last().expect("events");
     assert_eq!(last.event.as_deref(), Some("error"), "{events:?}");
-    assert!(eventually(|| Outcomes::of(CHAT).since(before).total() == 1).await);
-    let after = Outcomes::of(CHAT).since(before);
-    assert_eq!(
-        (after.error, after.cancelled, after.completed),
-        (1, 0, 0),
-        "{after:?}"
-    );
+    assert_one_error_since(before).await;
     let labels = [("provider", "broken"), ("model", "sse"), ("endpoint", CHAT)];
     assert_eq!(count("streaming_duration_seconds", &labels), 1);
     gateway.shutdown().await;

@@ -470,16 +470,6 @@ fn panic_inside_run_records_once_and_does_not_end() {
     .is_empty());
 }
 
-/// `requests_total{endpoint=CHAT, outcome}` of `registry`, 0 if the series does not exist.
-fn outcome(registry: &Registry, outcome: &str) -> u64 {
-    perf_runtime::metrics::snapshot::counter(
-        registry,
-        "requests_total",
-        &[("endpoint", CHAT), ("outcome", outcome)],
-    )
-    .unwrap_or(0)
-}
-
 #[test]
 fn panic_caught_around_run_counts_as_an_error_not_a_cancellation() {
     // A `catch_unwind` layer (tower-http's `CatchPanicLayer`, a gateway's own middleware) catches
@@ -501,9 +491,9 @@ fn panic_caught_around_run_counts_as_an_error_not_a_cancellation() {
     assert!(!std::thread::panicking());
     drop(caught); // the handler's future goes now, outside the unwinding
     assert_eq!(stage_count(&registry, "request_parsing"), 2);
-    assert_eq!(outcome(&registry, "error"), 1);
-    assert_eq!(outcome(&registry, "cancelled"), 0);
-    assert_eq!(outcome(&registry, "completed"), 0);
+    assert_eq!(outcome(&registry, CHAT, "error"), 1);
+    assert_eq!(outcome(&registry, CHAT, "cancelled"), 0);
+    assert_eq!(outcome(&registry, CHAT, "completed"), 0);
     assert_eq!(frontend(&registry).0, 0);
     assert_no_percentages(&registry, CHAT);
 }
@@ -525,8 +515,8 @@ fn panic_caught_around_a_stream_counts_as_an_error_and_records_streaming_once() 
     let labels = [("endpoint", CHAT), ("model", "gpt-4o")];
     assert_eq!(count(&registry, "streaming_duration_seconds", &labels), 1);
     assert_eq!(stage_count(&registry, "stream_processing"), 1);
-    assert_eq!(outcome(&registry, "error"), 1);
-    assert_eq!(outcome(&registry, "cancelled"), 0);
-    assert_eq!(outcome(&registry, "completed"), 0);
+    assert_eq!(outcome(&registry, CHAT, "error"), 1);
+    assert_eq!(outcome(&registry, CHAT, "cancelled"), 0);
+    assert_eq!(outcome(&registry, CHAT, "completed"), 0);
     assert_no_percentages(&registry, CHAT);
 }

@@ -173,17 +173,8 @@ fn track_request_stages_handed_to_a_stream_ends_once() {
     );
     // Dropped before its end: the client left mid-answer. The split of a cut-off answer would
     // misstate the streaming share: only completed requests set it.
-    assert_eq!(outcome_count(EP, "cancelled"), 1);
+    assert_eq!(outcome(global(), EP, "cancelled"), 1);
     assert_no_percentages(global(), EP);
-}
-
-fn outcome_count(endpoint: &str, outcome: &str) -> u64 {
-    perf_runtime::metrics::snapshot::counter(
-        global(),
-        "requests_total",
-        &[("endpoint", endpoint), ("outcome", outcome)],
-    )
-    .unwrap_or(0)
 }
 
 #[test]

@@ -8,9 +8,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+mod common;
+
 use futures_util::stream::{self, Stream, StreamExt};
-use perf_runtime::metrics::snapshot;
 use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream, Metrics};
+use prometheus::Registry;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -22,30 +24,23 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-fn outcome(endpoint: &str, outcome: &str) -> u64 {
+/// The global metrics' registry, the one the macros record into.
+fn global() -> &'static Registry {
     Metrics::init();
-    snapshot::counter(
-        prometheus::default_registry(),
-        "requests_total",
-        &[("endpoint", endpoint), ("outcome", outcome)],
-    )
-    .unwrap_or(0)
+    prometheus::default_registry()
+}
+
+fn outcome(endpoint: &str, outcome: &str) -> u64 {
+    common::outcome(global(), endpoint, outcome)
 }
 
 /// `(count, sum)` of the histogram `family` over the series with `labels`.
 fn histogram(family: &str, labels: &[(&str, &str)]) -> (u64, f64) {
-    Metrics::init();
-    snapshot::histogram(prometheus::default_registry(), family, labels)
-        .map_or((0, 0.0), |h| (h.count, h.sum))
+    common::histogram_total(global(), family, labels)
 }
 
 fn split_set(endpoint: &str) -> bool {
-    snapshot::gauge(
-        prometheus::default_registry(),
-        "stage_percentage",
-        &[("endpoint", endpoint)],
-    )
-    .is_some()
+    !common::series(global(), "stage_percentage", &[("endpoint", endpoint)]).is_empty()
 }
 
 /// A provider that answers after `ms`.

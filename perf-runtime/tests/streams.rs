@@ -115,7 +115,7 @@ fn stream_dropped_mid_way_records_once_and_ends_the_request() {
     assert!(s >= 0.004, "{s}");
     assert_eq!(stage_count(&registry, CHAT, "stream_processing"), 1);
     assert_eq!(frontend_count(&registry, CHAT), 1);
-    assert_eq!(outcome(&registry, "cancelled"), 1);
+    assert_eq!(outcome(&registry, CHAT, "cancelled"), 1);
     // A cut-off answer would misstate the split: only completed requests set it.
     assert_no_percentages(&registry, CHAT);
 }
@@ -127,8 +127,8 @@ fn stream_never_polled_and_dropped_is_a_cancelled_request_without_streaming() {
     drop(tracker.stream(chunks()));
     // Nothing was streamed: no streaming, and the answer never went out.
     assert_eq!(streaming(&registry, "openrouter", "gpt-4o").0, 0);
-    assert_eq!(outcome(&registry, "cancelled"), 1);
-    assert_eq!(outcome(&registry, "completed"), 0);
+    assert_eq!(outcome(&registry, CHAT, "cancelled"), 1);
+    assert_eq!(outcome(&registry, CHAT, "completed"), 0);
     assert_no_percentages(&registry, CHAT);
 }
 
@@ -300,11 +300,11 @@ fn stream_made_inside_run_dropped_unpolled_ends_the_request_once() {
     let (registry, _metrics, tracker) = private_tracker(CHAT);
     let rt = rt();
     let body = rt.block_on(tracker.run(streaming_handler()));
-    assert_eq!(outcome(&registry, "cancelled"), 0);
+    assert_eq!(outcome(&registry, CHAT, "cancelled"), 0);
     drop(body);
     assert_eq!(streaming(&registry, "openrouter", "gpt-4o-mini").0, 0);
     assert_eq!(frontend_count(&registry, CHAT), 1);
-    assert_eq!(outcome(&registry, "cancelled"), 1);
+    assert_eq!(outcome(&registry, CHAT, "cancelled"), 1);
     assert_no_percentages(&registry, CHAT);
 }
 
@@ -400,16 +400,6 @@ fn stream_that_panics_ends_its_request_as_an_error() {
     assert_eq!(stage_count(&registry, CHAT, "stream_processing"), 1);
     // The handler had returned: its front end ran in full.
     assert_eq!(frontend_count(&registry, CHAT), 1);
-    assert_eq!(outcome(&registry, "error"), 1);
+    assert_eq!(outcome(&registry, CHAT, "error"), 1);
     assert_no_percentages(&registry, CHAT);
-}
-
-/// `requests_total{endpoint=CHAT, outcome}`.
-fn outcome(registry: &Registry, outcome: &str) -> u64 {
-    perf_runtime::metrics::snapshot::counter(
-        registry,
-        "requests_total",
-        &[("endpoint", CHAT), ("outcome", outcome)],
-    )
-    .unwrap_or(0)
 }

@@ -183,6 +183,16 @@ pub fn family_type(registry: &Registry, family_name: &str) -> MetricType {
         .get_field_type()
 }
 
+/// `requests_total{endpoint, outcome}` of `registry`, 0 if the series does not exist.
+pub fn outcome(registry: &Registry, endpoint: &str, outcome: &str) -> u64 {
+    perf_runtime::metrics::snapshot::counter(
+        registry,
+        "requests_total",
+        &[("endpoint", endpoint), ("outcome", outcome)],
+    )
+    .unwrap_or(0)
+}
+
 /// `stage_percentage` of `endpoint`: frontend_processing, backend_response, stream_processing.
 /// A gauge that does not exist reads 0.
 pub fn percentages(registry: &Registry, endpoint: &str) -> [f64; 3] {
