@@ -27,7 +27,10 @@ use parse::{parse_fn, BackendArgs, EndpointArgs, FnKind, StageArgs, StreamArgs};
 /// (the client went away) keeps the stages it ran and sets no percentages.
 ///
 /// Inside the body, `#[perf_stage(name)]`, `#[perf_backend(..)]` and `#[perf_stream]` may be put
-/// on `let` statements, expression statements and blocks.
+/// on `let` statements, expression statements and blocks, but not inside a macro's input
+/// (`tokio::select! { .. }`, `tokio::join!(..)`): that is not parsed as Rust before the macro
+/// runs, so it is an error. Time such work in an `async` block outside the macro and give the
+/// macro that block.
 ///
 /// The signature, generics, `self`, attributes, `?` and `return` are kept, and so is the
 /// future's `Send`-ness: the handler stays an axum handler.
@@ -87,6 +90,15 @@ pub fn perf_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Works on sync and async functions, methods included. Called outside any request (from a
 /// background task, say), the function runs normally and records under `endpoint="none"`.
 ///
+/// A sync fn that returns a future is timed while that future runs, from its first poll until it
+/// completes or is dropped: the methods of an `#[async_trait]` impl (the attribute goes on the
+/// `async fn` inside the impl), and fns returning `Pin<Box<dyn Future>>`, `BoxFuture`,
+/// `LocalBoxFuture` or `impl Future`. A body that is exactly `Box::pin(async move { .. })`, as
+/// async-trait writes it, or `async move { .. }` is timed inside its own block; any other body's
+/// future is wrapped in one more `async move` block (boxed again for a boxed return type).
+/// A future type that cannot be so wrapped (`impl Future + Unpin`) is an error; a future behind
+/// a type alias of your own is not recognized, and only its creation would be timed.
+///
 /// ```
 /// use perf_runtime::{perf_endpoint, perf_stage};
 ///
@@ -121,7 +133,7 @@ pub fn perf_stage(args: TokenStream, item: TokenStream) -> TokenStream {
         let args: StageArgs = syn::parse(args)?;
         let name = args.name.unwrap_or_else(|| function.sig.ident.clone());
         let stage = stages::check(&name)?;
-        Ok(expand::stage_fn(&stage, function))
+        expand::stage_fn(&stage, function)
     })
 }
 
@@ -133,6 +145,12 @@ pub fn perf_stage(args: TokenStream, item: TokenStream) -> TokenStream {
 /// as answered (a first byte came) when the function returns, or the statement completes,
 /// with anything but an `Err`; leaving through `?`, `return Err(..)`, a panic or cancellation
 /// records the time waited as `backend_fetch` but no TTFB.
+///
+/// A sync fn that returns a future (an `#[async_trait]` method, `Pin<Box<dyn Future>>`,
+/// `BoxFuture`, `LocalBoxFuture`, `impl Future`) is timed while that future runs, as
+/// [`macro@perf_stage`] is, and the call is answered when the future's output is not an `Err`.
+/// `provider` and `model` are then evaluated at the first poll, after the body has made the
+/// future (inside it, for a `Box::pin(async move { .. })` body).
 ///
 /// ```
 /// use perf_runtime::{perf_backend, perf_endpoint};
@@ -157,7 +175,7 @@ pub fn perf_backend(args: TokenStream, item: TokenStream) -> TokenStream {
     instrument("perf_backend", FnKind::Any, item, |function| {
         let args =
             (|input: syn::parse::ParseStream| BackendArgs::parse_with(input, None)).parse(args)?;
-        Ok(expand::backend_fn(&args, function))
+        expand::backend_fn(&args, function)
     })
 }
 
@@ -166,7 +184,9 @@ pub fn perf_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 /// up), and the request ends then, after the handler has returned.
 ///
 /// On a function returning `impl Stream`, or on a statement whose value is a stream. A value that
-/// is not a stream is a type error at that value.
+/// is not a stream is a type error at that value. A fn that returns a future of a stream (an
+/// `#[async_trait]` method) is an error: put `#[perf_stream]` on the statement inside it that
+/// makes the stream.
 ///
 /// ```
 /// use futures_util::{stream, Stream, StreamExt};
@@ -191,7 +211,7 @@ pub fn perf_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn perf_stream(args: TokenStream, item: TokenStream) -> TokenStream {
     instrument("perf_stream", FnKind::Any, item, |function| {
         let _: StreamArgs = syn::parse(args)?;
-        Ok(expand::stream_fn(function))
+        expand::stream_fn(function)
     })
 }
 

@@ -23,7 +23,8 @@ pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
         let rt = runtime();
         let site = hidden("__PERF_ENDPOINT");
         let out = hidden("__perf_out");
-        let body = wrap::body_future(sig, block);
+        let body = hidden("__perf_body");
+        let bound = wrap::bind_future(&body, wrap::body_future(sig, block));
         let succeeded = wrap::succeeded(quote!(#out));
         quote! {
             static #site: #rt::Endpoint = #rt::Endpoint::new(#path);
@@ -31,6 +32,7 @@ pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
             #rt::__private::inventory::submit! {
                 #rt::__private::KnownEndpoint(#path)
             }
+            #bound
             #rt::PerformanceTracker::at(&#site)
                 .run_checked(#body, |#out| #succeeded)
                 .await

@@ -5,6 +5,7 @@
 
 mod endpoint;
 mod function;
+mod future;
 mod statements;
 mod wrap;
 

@@ -1,10 +1,10 @@
 //! The wrappers every attribute is made of, used alike on function bodies and on statements.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{Block, ReturnType, Signature};
+use syn::{Block, ReturnType, Signature, Type};
 
 use super::{hidden, runtime};
 use crate::parse::BackendArgs;
@@ -42,6 +42,13 @@ pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
 /// `value` timed as a backend call: answered when it completes, unless it is an `Err`.
 /// Leaving early (`?`, `return`, a panic, cancellation) records no TTFB.
 pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
+    backend_typed(args, value, None)
+}
+
+/// [`backend`], with the value's type stated when known (`output`): the success check is a
+/// method call on the value, so its type must be known there, and a value whose type is only
+/// inferred later (an async block's output with `?` in it) needs it written.
+pub fn backend_typed(args: &BackendArgs, value: TokenStream, output: Option<&Type>) -> TokenStream {
     let rt = runtime();
     let guard = hidden("__perf_backend");
     let out = hidden("__perf_value");
@@ -51,10 +58,11 @@ pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
         return quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #value });
     }
     let succeeded = succeeded(quote!(&#out));
+    let annotated = output.map(|ty| quote!(: #ty));
     quote! {
         {
             let mut #guard = #rt::current::backend_request(#provider, #model);
-            let #out = #value;
+            let #out #annotated = #value;
             if #succeeded {
                 #guard.set_answered();
             }
@@ -91,16 +99,42 @@ pub fn body_future(sig: &Signature, body: &Block) -> TokenStream {
     quote!(async move #typed)
 }
 
+/// `let name = future;`, where `future` is an `async` block of ours whose output is the user's
+/// body's: an `async fn` may return a future, and then that block yields one, which is what
+/// the user wrote, not clippy's `async_yields_async`. (A `let` is where a lint attribute may
+/// go on stable Rust.)
+pub fn bind_future(name: &Ident, future: TokenStream) -> TokenStream {
+    quote! {
+        #[allow(clippy::async_yields_async)]
+        let #name = #future;
+    }
+}
+
 /// The body of `sig` as a value: evaluated in an inner future or closure, so that `return`
 /// and `?` deliver their value here instead of leaving the function.
-pub fn body_value(sig: &Signature, body: &Block) -> TokenStream {
+pub fn body_value(sig: &Signature, body_block: &Block) -> TokenStream {
     if OFF {
-        return quote!(#body);
+        return quote!(#body_block);
     }
-    let typed = typed_body(sig, body);
     match sig.asyncness {
-        Some(_) => quote!(async move #typed.await),
-        None => call_once(quote!(move || #typed)),
+        Some(_) => {
+            let body = hidden("__perf_body");
+            let bound = bind_future(&body, body_future(sig, body_block));
+            quote!({ #bound #body.await })
+        }
+        None => call_once(body_closure(sig, body_block, quote!(move))),
+    }
+}
+
+/// `body` as a closure (`capture` is `move` or nothing) returning what `sig` returns: the type,
+/// stated, guides `?` conversions and makes every `return` a coercion site (a boxed `async`
+/// block returned early becomes the `Pin<Box<dyn Future>>` of the signature). Left unstated
+/// where it cannot be written (`impl Trait`).
+pub fn body_closure(sig: &Signature, body: &Block, capture: TokenStream) -> TokenStream {
+    match &sig.output {
+        ReturnType::Type(_, ty) if mentions_impl_trait(ty) => quote!(#capture || #body),
+        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> #capture || -> #ty #body),
+        ReturnType::Default => quote!(#capture || -> () #body),
     }
 }
 
@@ -131,7 +165,7 @@ fn typed_body(sig: &Signature, body: &Block) -> TokenStream {
     }
 }
 
-fn mentions_impl_trait(ty: &syn::Type) -> bool {
+pub fn mentions_impl_trait(ty: &syn::Type) -> bool {
     struct Finder(bool);
     impl Visit<'_> for Finder {
         fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
