@@ -1,6 +1,6 @@
 //! Fault rules: a stage left through `?`, a panic or a cancelled future records once; a backend
 //! that never answered records no TTFB; a request ends at most once, and only if it reached its
-//! end; nested stages and stages after the backend call are not front-end time.
+//! end. (How the time splits into phases is `phases.rs`.)
 
 mod common;
 
@@ -14,31 +14,6 @@ use perf_runtime::StageName;
 use prometheus::Registry;
 
 const MS: Duration = Duration::from_millis(1);
-
-fn stage_count(registry: &Registry, stage: &str) -> u64 {
-    count(
-        registry,
-        "request_stage_duration_seconds",
-        &[("stage", stage), ("endpoint", CHAT)],
-    )
-}
-
-fn stage_sum(registry: &Registry, stage: &str) -> f64 {
-    sum(
-        registry,
-        "request_stage_duration_seconds",
-        &[("stage", stage), ("endpoint", CHAT)],
-    )
-}
-
-fn frontend(registry: &Registry) -> (u64, f64) {
-    histogram(
-        registry,
-        "frontend_processing_seconds",
-        &[("endpoint", CHAT)],
-    )
-    .expect("the endpoint's frontend series exists")
-}
 
 fn ttfb_count(registry: &Registry) -> u64 {
     histogram_total(registry, "backend_ttfb_seconds", &[("endpoint", CHAT)]).0
@@ -64,13 +39,13 @@ fn stage_left_through_question_mark_records_once() {
     }
     let (registry, _metrics, tracker) = private_tracker(CHAT);
     assert!(parse(&tracker, "not a number").is_err());
-    assert_eq!(stage_count(&registry, "request_parsing"), 1);
-    assert!(stage_sum(&registry, "request_parsing") >= 0.002);
+    assert_eq!(stage_count(&registry, CHAT, "request_parsing"), 1);
+    assert!(stage_sum(&registry, CHAT, "request_parsing") >= 0.002);
 
     // The handler answers the error itself: the request ends, turned away before the backend.
     tracker.record_percentages();
-    assert_eq!(frontend(&registry).0, 1);
-    assert!(frontend(&registry).1 >= 0.002);
+    assert_eq!(frontend(&registry, CHAT).0, 1);
+    assert!(frontend(&registry, CHAT).1 >= 0.002);
     assert_no_percentages(&registry, CHAT);
     assert_eq!(series_count(&registry, "backend_ttfb_seconds"), 0);
 }
@@ -85,12 +60,12 @@ fn panic_inside_a_stage_records_the_stage_once_and_no_percentages() {
         panic!("auth backend exploded");
     }));
     assert!(caught.is_err());
-    assert_eq!(stage_count(&registry, "request_parsing"), 1);
-    assert_eq!(stage_count(&registry, "auth_validation"), 1);
-    assert!(stage_sum(&registry, "auth_validation") >= 0.002);
+    assert_eq!(stage_count(&registry, CHAT, "request_parsing"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "auth_validation"), 1);
+    assert!(stage_sum(&registry, CHAT, "auth_validation") >= 0.002);
     // The handler never reached its end: no frontend observation, no percentages.
     drop(tracker);
-    assert_eq!(frontend(&registry).0, 0);
+    assert_eq!(frontend(&registry, CHAT).0, 0);
     assert_no_percentages(&registry, CHAT);
 }
 
@@ -106,7 +81,7 @@ fn panic_while_a_backend_call_is_open_records_no_ttfb() {
         backend.first_byte();
     }));
     assert!(caught.is_err());
-    assert_eq!(stage_count(&registry, "backend_fetch"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "backend_fetch"), 1);
     assert_eq!(ttfb_count(&registry), 0);
     assert_no_percentages(&registry, CHAT);
 }
@@ -125,9 +100,9 @@ fn cancelled_future_records_backend_fetch_once_and_no_ttfb() {
     };
     let outcome = rt.block_on(async { tokio::time::timeout(20 * MS, handler).await });
     assert!(outcome.is_err(), "the call was cancelled");
-    assert_eq!(stage_count(&registry, "request_parsing"), 1);
-    assert_eq!(stage_count(&registry, "backend_fetch"), 1);
-    let fetched = stage_sum(&registry, "backend_fetch");
+    assert_eq!(stage_count(&registry, CHAT, "request_parsing"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "backend_fetch"), 1);
+    let fetched = stage_sum(&registry, CHAT, "backend_fetch");
     // The timer was armed just before the call started: allow a little under 20 ms.
     assert!((0.015..2.0).contains(&fetched), "{fetched}");
     assert_eq!(ttfb_count(&registry), 0);
@@ -140,7 +115,7 @@ fn cancelled_future_records_backend_fetch_once_and_no_ttfb() {
         ),
         Some((0, 0.0))
     );
-    assert_eq!(frontend(&registry).0, 0);
+    assert_eq!(frontend(&registry, CHAT).0, 0);
     assert_no_percentages(&registry, CHAT);
 }
 
@@ -157,8 +132,8 @@ fn stage_guard_dropped_by_select_records_once() {
             _ = tokio::time::sleep(10 * MS) => {}
         }
     });
-    assert_eq!(stage_count(&registry, "request_preparation"), 1);
-    let s = stage_sum(&registry, "request_preparation");
+    assert_eq!(stage_count(&registry, CHAT, "request_preparation"), 1);
+    let s = stage_sum(&registry, CHAT, "request_preparation");
     assert!((0.005..2.0).contains(&s), "{s}");
 }
 
@@ -185,10 +160,10 @@ fn cancelled_run_records_its_stages_once_and_does_not_end() {
         .await
     });
     assert!(outcome.is_err());
-    assert_eq!(stage_count(&registry, "request_parsing"), 1);
-    assert_eq!(stage_count(&registry, "backend_fetch"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "request_parsing"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "backend_fetch"), 1);
     assert_eq!(ttfb_count(&registry), 0);
-    assert_eq!(frontend(&registry).0, 0);
+    assert_eq!(frontend(&registry, CHAT).0, 0);
     assert_no_percentages(&registry, CHAT);
 }
 
@@ -196,7 +171,7 @@ fn cancelled_run_records_its_stages_once_and_does_not_end() {
 fn backend_dropped_unanswered_records_no_ttfb() {
     let (registry, _metrics, tracker) = private_tracker(CHAT);
     drop(tracker.backend_request("openrouter", "gpt-4o"));
-    assert_eq!(stage_count(&registry, "backend_fetch"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "backend_fetch"), 1);
     assert_eq!(ttfb_count(&registry), 0);
     // No backend answered: the request ends without percentages.
     tracker.record_percentages();
@@ -220,7 +195,7 @@ fn failed_attempt_then_fallback() {
     drop(tracker.streaming());
     tracker.record_percentages();
 
-    assert_eq!(stage_count(&registry, "backend_fetch"), 2);
+    assert_eq!(stage_count(&registry, CHAT, "backend_fetch"), 2);
     assert_eq!(
         count(
             &registry,
@@ -257,9 +232,9 @@ fn failed_attempt_then_fallback() {
     // The backend phase is both attempts: the request waited for both.
     let [front, back, stream] = assert_percentages_set(&registry, CHAT);
     let (front_sum, fetch_sum, stream_sum) = (
-        frontend(&registry).1,
-        stage_sum(&registry, "backend_fetch"),
-        stage_sum(&registry, "stream_processing"),
+        frontend(&registry, CHAT).1,
+        stage_sum(&registry, CHAT, "backend_fetch"),
+        stage_sum(&registry, CHAT, "stream_processing"),
     );
     let total = front_sum + fetch_sum + stream_sum;
     assert!((back - 100.0 * fetch_sum / total).abs() < 0.01, "{back}");
@@ -279,7 +254,7 @@ fn record_percentages_twice_ends_once() {
     backend.first_byte();
     tracker.record_percentages();
     let first = assert_percentages_set(&registry, CHAT);
-    assert_eq!(frontend(&registry).0, 1);
+    assert_eq!(frontend(&registry, CHAT).0, 1);
 
     // More work after the end changes nothing the end recorded.
     {
@@ -288,10 +263,10 @@ fn record_percentages_twice_ends_once() {
     }
     tracker.record_percentages();
     tracker.record_percentages();
-    assert_eq!(frontend(&registry).0, 1);
+    assert_eq!(frontend(&registry, CHAT).0, 1);
     assert_eq!(percentages(&registry, CHAT), first);
     // The streaming itself is still recorded.
-    assert_eq!(stage_count(&registry, "stream_processing"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "stream_processing"), 1);
 }
 
 #[test]
@@ -301,105 +276,10 @@ fn request_never_ended_sets_nothing() {
     tracker.backend_request("openrouter", "gpt-4o").first_byte();
     drop(tracker.streaming());
     drop(tracker); // a plain tracker does not end on drop
-    assert_eq!(stage_count(&registry, "request_parsing"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "request_parsing"), 1);
     assert_eq!(ttfb_count(&registry), 1);
-    assert_eq!(frontend(&registry).0, 0);
+    assert_eq!(frontend(&registry, CHAT).0, 0);
     assert_no_percentages(&registry, CHAT);
-}
-
-#[test]
-fn answered_request_without_frontend_stage() {
-    let (registry, _metrics, tracker) = private_tracker(CHAT);
-    let backend = tracker.backend_request("openrouter", "gpt-4o");
-    sleep(MS);
-    backend.first_byte();
-    tracker.record_percentages();
-    // No front-end stage ran: no frontend observation, and a 0 % front end.
-    assert_eq!(frontend(&registry).0, 0);
-    let [front, back, stream] = assert_percentages_set(&registry, CHAT);
-    assert_eq!(front, 0.0);
-    assert_eq!(stream, 0.0);
-    assert!((back - 100.0).abs() < 1e-9);
-}
-
-#[test]
-fn nested_stages_count_once_in_frontend_time() {
-    let (registry, _metrics, tracker) = private_tracker(CHAT);
-    {
-        let _outer = tracker.stage("request_preparation");
-        sleep(5 * MS);
-        {
-            let _inner = tracker.stage("auth_validation");
-            sleep(10 * MS);
-            {
-                let _innermost = tracker.stage("request_parsing");
-                sleep(5 * MS);
-            }
-        }
-    }
-    tracker.backend_request("openrouter", "gpt-4o").first_byte();
-    tracker.record_percentages();
-
-    for stage in ["request_preparation", "auth_validation", "request_parsing"] {
-        assert_eq!(stage_count(&registry, stage), 1, "{stage}");
-    }
-    let outer = stage_sum(&registry, "request_preparation");
-    let inner = stage_sum(&registry, "auth_validation");
-    let (front_count, front_sum) = frontend(&registry);
-    assert_eq!(front_count, 1);
-    assert!(outer >= 0.02 && inner >= 0.015);
-    // The front end is the outer stage alone, not outer + inner + innermost.
-    assert!((front_sum - outer).abs() < 1e-6, "{front_sum} vs {outer}");
-}
-
-#[test]
-fn sibling_stages_after_a_nested_one_still_count() {
-    let (registry, _metrics, tracker) = private_tracker(CHAT);
-    {
-        let _outer = tracker.stage("request_parsing");
-        drop(tracker.stage("auth_validation"));
-    }
-    {
-        let _next = tracker.stage("request_preparation");
-        sleep(2 * MS);
-    }
-    tracker.record_percentages();
-    let expected =
-        stage_sum(&registry, "request_parsing") + stage_sum(&registry, "request_preparation");
-    let (c, s) = frontend(&registry);
-    assert_eq!(c, 1);
-    // Sums are kept in whole microseconds, each observation rounded: two stages may differ
-    // from the one front-end observation of their total by up to 2 × 0.5 µs.
-    assert!((s - expected).abs() <= 1e-6 + 1e-9, "{s} vs {expected}");
-}
-
-#[test]
-fn stages_after_the_backend_started_are_not_frontend() {
-    let (registry, _metrics, tracker) = private_tracker(CHAT);
-    {
-        let _stage = tracker.stage("request_parsing");
-        sleep(2 * MS);
-    }
-    let backend = tracker.backend_request("openrouter", "gpt-4o");
-    {
-        // Work while the provider thinks.
-        let _stage = tracker.stage("request_preparation");
-        sleep(5 * MS);
-    }
-    backend.first_byte();
-    {
-        // Work after it answered.
-        let _stage = tracker.stage("auth_validation");
-        sleep(5 * MS);
-    }
-    tracker.record_percentages();
-
-    let parsing = stage_sum(&registry, "request_parsing");
-    let (c, s) = frontend(&registry);
-    assert_eq!(c, 1);
-    assert!((s - parsing).abs() < 1e-6, "{s} vs {parsing}");
-    assert_eq!(stage_count(&registry, "request_preparation"), 1);
-    assert_eq!(stage_count(&registry, "auth_validation"), 1);
 }
 
 #[test]
@@ -411,10 +291,10 @@ fn guards_dropped_out_of_order_record_once_each() {
     drop(stage);
     backend.first_byte();
     tracker.record_percentages();
-    assert_eq!(stage_count(&registry, "request_parsing"), 1);
-    assert_eq!(stage_count(&registry, "backend_fetch"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "request_parsing"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "backend_fetch"), 1);
     assert_eq!(ttfb_count(&registry), 1);
-    assert_eq!(frontend(&registry).0, 1);
+    assert_eq!(frontend(&registry, CHAT).0, 1);
     assert_percentages_set(&registry, CHAT);
 }
 
@@ -432,7 +312,7 @@ fn set_answered_records_ttfb_when_the_guard_goes() {
         );
     }
     assert_eq!(ttfb_count(&registry), 1);
-    assert_eq!(stage_count(&registry, "backend_fetch"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "backend_fetch"), 1);
     tracker.record_percentages();
     assert_percentages_set(&registry, CHAT);
 }
@@ -456,10 +336,10 @@ fn panic_inside_run_records_once_and_does_not_end() {
     });
     let joined = rt.block_on(async { tokio::spawn(handler).await });
     assert!(joined.unwrap_err().is_panic());
-    assert_eq!(stage_count(&registry, "request_parsing"), 2);
-    assert_eq!(stage_count(&registry, "backend_fetch"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "request_parsing"), 2);
+    assert_eq!(stage_count(&registry, CHAT, "backend_fetch"), 1);
     assert_eq!(ttfb_count(&registry), 0);
-    assert_eq!(frontend(&registry).0, 0);
+    assert_eq!(frontend(&registry, CHAT).0, 0);
     assert_no_percentages(&registry, CHAT);
     // Nothing went to work outside a request.
     assert!(series(
@@ -490,11 +370,11 @@ fn panic_caught_around_run_counts_as_an_error_not_a_cancellation() {
     assert!(result.is_err(), "the panic was caught");
     assert!(!std::thread::panicking());
     drop(caught); // the handler's future goes now, outside the unwinding
-    assert_eq!(stage_count(&registry, "request_parsing"), 2);
+    assert_eq!(stage_count(&registry, CHAT, "request_parsing"), 2);
     assert_eq!(outcome(&registry, CHAT, "error"), 1);
     assert_eq!(outcome(&registry, CHAT, "cancelled"), 0);
     assert_eq!(outcome(&registry, CHAT, "completed"), 0);
-    assert_eq!(frontend(&registry).0, 0);
+    assert_eq!(frontend(&registry, CHAT).0, 0);
     assert_no_percentages(&registry, CHAT);
 }
 
@@ -514,7 +394,7 @@ fn panic_caught_around_a_stream_counts_as_an_error_and_records_streaming_once() 
     drop(body); // dropped later, outside the unwinding
     let labels = [("endpoint", CHAT), ("model", "gpt-4o")];
     assert_eq!(count(&registry, "streaming_duration_seconds", &labels), 1);
-    assert_eq!(stage_count(&registry, "stream_processing"), 1);
+    assert_eq!(stage_count(&registry, CHAT, "stream_processing"), 1);
     assert_eq!(outcome(&registry, CHAT, "error"), 1);
     assert_eq!(outcome(&registry, CHAT, "cancelled"), 0);
     assert_eq!(outcome(&registry, CHAT, "completed"), 0);

@@ -27,22 +27,6 @@ fn global() -> &'static Registry {
     prometheus::default_registry()
 }
 
-fn stage_count(endpoint: &str, stage: &str) -> u64 {
-    count(
-        global(),
-        "request_stage_duration_seconds",
-        &[("stage", stage), ("endpoint", endpoint)],
-    )
-}
-
-fn frontend_count(endpoint: &str) -> u64 {
-    count(
-        global(),
-        "frontend_processing_seconds",
-        &[("endpoint", endpoint)],
-    )
-}
-
 fn ttfb_count(endpoint: &str) -> u64 {
     histogram_total(global(), "backend_ttfb_seconds", &[("endpoint", endpoint)]).0
 }
@@ -66,9 +50,9 @@ fn new_records_into_the_default_registry() {
     drop(tracker.streaming());
     tracker.record_percentages();
 
-    assert_eq!(stage_count(EP, "request_parsing"), 1);
+    assert_eq!(stage_count(global(), EP, "request_parsing"), 1);
     assert_eq!(ttfb_count(EP), 1);
-    assert_eq!(frontend_count(EP), 1);
+    assert_eq!(frontend_count(global(), EP), 1);
     assert_percentages_set(global(), EP);
     // The global metrics' registry is the default one.
     assert!(Metrics::global()
@@ -91,12 +75,18 @@ fn endpoint_static_resolves_once() {
     assert_eq!(tracker.endpoint(), "/global/static");
     drop(tracker.stage("auth_validation"));
     tracker.record_percentages();
-    assert_eq!(stage_count("/global/static", "auth_validation"), 1);
-    assert_eq!(frontend_count("/global/static"), 1);
+    assert_eq!(
+        stage_count(global(), "/global/static", "auth_validation"),
+        1
+    );
+    assert_eq!(frontend_count(global(), "/global/static"), 1);
     // The same endpoint by name reaches the same series.
     let by_name = PerformanceTracker::new("/global/static");
     drop(by_name.stage("auth_validation"));
-    assert_eq!(stage_count("/global/static", "auth_validation"), 2);
+    assert_eq!(
+        stage_count(global(), "/global/static", "auth_validation"),
+        2
+    );
 }
 
 #[test]
@@ -111,9 +101,9 @@ fn track_request_stages_ends_on_drop() {
         let backend = tracker.backend_request("portkey", "gpt-4o");
         sleep(2 * MS);
         backend.first_byte();
-        assert_eq!(frontend_count(EP), 0);
+        assert_eq!(frontend_count(global(), EP), 0);
     }
-    assert_eq!(frontend_count(EP), 1);
+    assert_eq!(frontend_count(global(), EP), 1);
     assert_percentages_set(global(), EP);
 }
 
@@ -127,7 +117,7 @@ fn track_request_stages_with_explicit_end_ends_once() {
     let first = percentages(global(), EP);
     drop(tracker.streaming());
     drop(tracker);
-    assert_eq!(frontend_count(EP), 1);
+    assert_eq!(frontend_count(global(), EP), 1);
     assert_eq!(percentages(global(), EP), first);
 }
 
@@ -145,10 +135,10 @@ fn track_request_stages_dropped_by_a_panic_does_not_end() {
         panic!("handler bug");
     });
     assert!(caught.is_err());
-    assert_eq!(stage_count(EP, "request_parsing"), 1);
-    assert_eq!(stage_count(EP, "stream_processing"), 1);
+    assert_eq!(stage_count(global(), EP, "request_parsing"), 1);
+    assert_eq!(stage_count(global(), EP, "stream_processing"), 1);
     assert_eq!(ttfb_count(EP), 1);
-    assert_eq!(frontend_count(EP), 0);
+    assert_eq!(frontend_count(global(), EP), 0);
     assert_no_percentages(global(), EP);
 }
 
@@ -160,9 +150,9 @@ fn track_request_stages_handed_to_a_stream_ends_once() {
     tracker.backend_request("portkey", "gpt-4o").first_byte();
     let mut body = tracker.stream(stream::iter(0..10));
     assert_eq!(rt().block_on(body.next()), Some(0));
-    assert_eq!(frontend_count(EP), 0);
+    assert_eq!(frontend_count(global(), EP), 0);
     drop(body);
-    assert_eq!(frontend_count(EP), 1);
+    assert_eq!(frontend_count(global(), EP), 1);
     assert_eq!(
         count(
             global(),
@@ -269,7 +259,10 @@ fn current_outside_a_run_records_under_none() {
         let _stage = current::stage(&PROBE);
         sleep(MS);
     }
-    assert_eq!(stage_count("none", "global_test_unscoped_probe"), 1);
+    assert_eq!(
+        stage_count(global(), "none", "global_test_unscoped_probe"),
+        1
+    );
 
     // A backend call outside a request: its TTFB and stage, under "none".
     let backend = current::backend_request("global-test-unscoped", "gpt-4o");
@@ -313,11 +306,14 @@ fn current_outside_a_run_records_under_none() {
         .await
         .unwrap();
     }));
-    assert_eq!(stage_count("none", "global_test_spawned_probe"), 1);
+    assert_eq!(
+        stage_count(global(), "none", "global_test_spawned_probe"),
+        1
+    );
     assert_eq!(series_count(&registry, "request_stage_duration_seconds"), 0);
 
     // Work outside a request never ends anything.
-    assert_eq!(frontend_count("none"), 0);
+    assert_eq!(frontend_count(global(), "none"), 0);
     assert_no_percentages(global(), "none");
 }
 

@@ -24,22 +24,6 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn stage_count(registry: &Registry, endpoint: &str, stage: &str) -> u64 {
-    count(
-        registry,
-        "request_stage_duration_seconds",
-        &[("stage", stage), ("endpoint", endpoint)],
-    )
-}
-
-fn frontend_count(registry: &Registry, endpoint: &str) -> u64 {
-    count(
-        registry,
-        "frontend_processing_seconds",
-        &[("endpoint", endpoint)],
-    )
-}
-
 fn streaming(registry: &Registry, provider: &str, model: &str) -> (u64, f64) {
     histogram(
         registry,

@@ -183,6 +183,44 @@ pub fn family_type(registry: &Registry, family_name: &str) -> MetricType {
         .get_field_type()
 }
 
+/// Observations of `stage` of `endpoint` in `request_stage_duration_seconds`.
+pub fn stage_count(registry: &Registry, endpoint: &str, stage: &str) -> u64 {
+    count(
+        registry,
+        "request_stage_duration_seconds",
+        &[("stage", stage), ("endpoint", endpoint)],
+    )
+}
+
+/// Seconds recorded for `stage` of `endpoint` in `request_stage_duration_seconds`.
+pub fn stage_sum(registry: &Registry, endpoint: &str, stage: &str) -> f64 {
+    sum(
+        registry,
+        "request_stage_duration_seconds",
+        &[("stage", stage), ("endpoint", endpoint)],
+    )
+}
+
+/// `(count, sum)` of `frontend_processing_seconds{endpoint}`; the series exists from the
+/// endpoint's first request.
+pub fn frontend(registry: &Registry, endpoint: &str) -> (u64, f64) {
+    histogram(
+        registry,
+        "frontend_processing_seconds",
+        &[("endpoint", endpoint)],
+    )
+    .expect("the endpoint's frontend series exists")
+}
+
+/// Observations of `frontend_processing_seconds{endpoint}`, 0 if the series does not exist.
+pub fn frontend_count(registry: &Registry, endpoint: &str) -> u64 {
+    count(
+        registry,
+        "frontend_processing_seconds",
+        &[("endpoint", endpoint)],
+    )
+}
+
 /// `requests_total{endpoint, outcome}` of `registry`, 0 if the series does not exist.
 pub fn outcome(registry: &Registry, endpoint: &str, outcome: &str) -> u64 {
     perf_runtime::metrics::snapshot::counter(
