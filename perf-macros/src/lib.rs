@@ -33,7 +33,9 @@ use parse::{parse_fn, BackendArgs, EndpointArgs, FnKind, StageArgs, StreamArgs};
 /// macro that block.
 ///
 /// The signature, generics, `self`, attributes, `?` and `return` are kept, and so is the
-/// future's `Send`-ness: the handler stays an axum handler.
+/// future's `Send`-ness: the handler stays an axum handler. A method of an `#[async_trait]` impl
+/// is a sync fn returning a boxed future by the time this attribute runs, and is an error: put
+/// the attribute on an `async fn` outside the impl, and call that from the method.
 ///
 /// ```
 /// use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};

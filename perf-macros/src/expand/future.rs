@@ -114,6 +114,11 @@ pub fn returned_future<'a>(
     }
 }
 
+/// Whether `sig` is a sync function returning a future, of a type that can be wrapped or not.
+pub fn returns_future(sig: &Signature) -> bool {
+    !matches!(returned_future(sig, ""), Ok(None))
+}
+
 /// The body of a function returning `future`, timed as `timing` while the future runs: from its
 /// first poll until it completes or is dropped. For a backend call, "answered" is decided on the
 /// future's output.

@@ -11,6 +11,7 @@ mod wrap;
 
 pub use endpoint::endpoint;
 pub use function::{backend_fn, stage_fn, stream_fn};
+pub use future::returns_future;
 pub use statements::rewrite_statements;
 
 use proc_macro2::{Ident, Span, TokenStream};

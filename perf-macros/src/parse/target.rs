@@ -30,6 +30,20 @@ pub fn parse_fn(item: TokenStream, macro_name: &str, kind: FnKind) -> Result<Ite
         }
     };
     if kind == FnKind::Async && function.sig.asyncness.is_none() {
+        if crate::expand::returns_future(&function.sig) {
+            // At the attribute: the user may well have written `async fn`, which
+            // `#[async_trait]` rewrote before this macro ran.
+            return Err(Error::new(
+                proc_macro2::Span::call_site(),
+                format!(
+                    "#[{macro_name}] applies to an async fn, and `{}` returns a future (as every \
+                     method of an `#[async_trait]` impl does): put #[{macro_name}] on an \
+                     `async fn` outside the trait impl (a free fn or an inherent method) and \
+                     call that from the trait method",
+                    function.sig.ident
+                ),
+            ));
+        }
         return Err(Error::new_spanned(
             function.sig.fn_token,
             format!(
