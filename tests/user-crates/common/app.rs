@@ -83,7 +83,7 @@ impl std::str::FromStr for ChatRequest {
 pub async fn chat(body: String) -> Result<Reply, ApiError> {
     #[perf_stage(request_parsing)]
     let req: ChatRequest = body.parse()?;
-    auth_validation(&req.key).await?;
+    DemoKeys.auth_validation(&req.key).await?;
     // The statement's value is the provider's `Result`: an `Ok` records the TTFB.
     #[perf_backend(provider = PROVIDER, model = &req.model)]
     let upstream = mock_provider(&req.model).await;
@@ -96,17 +96,34 @@ pub async fn chat(body: String) -> Result<Reply, ApiError> {
     Ok(Reply::Text(chunks.concat()))
 }
 
-/// A `#[perf_stage]` fn: the stage is named after it.
-#[perf_stage]
-async fn auth_validation(key: &str) -> Result<(), ApiError> {
-    tokio::task::yield_now().await;
-    if key == API_KEY {
-        Ok(())
-    } else {
-        Err(ApiError {
-            status: 401,
-            message: "invalid API key".into(),
-        })
+/// The keys the gateway accepts, behind a trait as applications write it: `#[async_trait]`
+/// makes the method a fn returning a boxed future, which `#[perf_stage]` times as it runs.
+#[async_trait::async_trait]
+pub trait KeyCheck {
+    /// `Ok` for a known key, a 401 otherwise.
+    async fn auth_validation(&self, key: &str) -> Result<(), ApiError>;
+}
+
+/// The one key of the demo.
+pub struct DemoKeys;
+
+/// How long a key check takes: the `auth_validation` stage must record at least this.
+pub const AUTH_MS: u64 = 5;
+
+#[async_trait::async_trait]
+impl KeyCheck for DemoKeys {
+    /// A `#[perf_stage]` method: the stage is named after it.
+    #[perf_stage]
+    async fn auth_validation(&self, key: &str) -> Result<(), ApiError> {
+        tokio::time::sleep(std::time::Duration::from_millis(AUTH_MS)).await;
+        if key == API_KEY {
+            Ok(())
+        } else {
+            Err(ApiError {
+                status: 401,
+                message: "invalid API key".into(),
+            })
+        }
     }
 }
 
