@@ -60,6 +60,17 @@ impl Backend for Upstream {
     }
 }
 
+/// Answers after `ms`, counted from its first poll: the timer starts when the instrumented
+/// future first polls it, never before the guard opens.
+async fn respond(ms: u64, fail: bool) -> Result<u32, Refused> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    if fail {
+        Err(Refused)
+    } else {
+        Ok(7)
+    }
+}
+
 /// A boxed future not made by `Box::pin(async move { .. })` in the body: wrapped.
 #[perf_backend(provider = provider, model = "boxed")]
 fn boxed_call(
@@ -67,16 +78,13 @@ fn boxed_call(
     ms: u64,
     fail: bool,
 ) -> BoxFuture<'static, Result<u32, Refused>> {
-    let answer = if fail { Err(Refused) } else { Ok(7) };
-    tokio::time::sleep(Duration::from_millis(ms))
-        .map(move |()| answer)
-        .boxed()
+    respond(ms, fail).boxed()
 }
 
 /// An `impl Future` made elsewhere: wrapped.
 #[perf_stage(boxed_wrapped_stage)]
 fn wrapped_wait(ms: u64) -> impl Future<Output = u64> + Send {
-    tokio::time::sleep(Duration::from_millis(ms)).map(move |()| ms)
+    respond(ms, false).map(move |_| ms)
 }
 
 #[tokio::test]
