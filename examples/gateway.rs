@@ -12,11 +12,15 @@ use std::time::Duration;
 
 use clap::Parser;
 use perf::gateway::demo::Demo;
+use perf::gateway::server::raise_open_file_limit;
 use perf::{Config, Gateway};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
+    // Every connection is a file descriptor: the usual soft limit (1,024) would lock clients
+    // out long before --max-connections.
+    let open_files = raise_open_file_limit();
     let gateway = Gateway::start(&config).await?;
     let base = gateway.base_url();
     let key = config.api_keys.first().cloned().unwrap_or_default();
@@ -34,6 +38,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("  provider: {}", gateway.upstream_url()),
     }
     println!("  api keys: {}", config.api_keys.join(", "));
+    match open_files {
+        // A client connection may need one to the provider too.
+        Ok(limit) if config.max_connections > 0 && limit / 2 < config.max_connections as u64 => {
+            println!(
+                "  warning: {limit} open files allowed, fewer than 2 per connection of \
+                 --max-connections {}; raise the hard limit (ulimit -Hn) or lower it",
+                config.max_connections
+            )
+        }
+        Ok(_) => {}
+        Err(e) => println!("  warning: the open-file limit could not be raised: {e}"),
+    }
     let protected = if config.metrics_token.is_some() {
         " (Authorization: Bearer <--metrics-token>)"
     } else {

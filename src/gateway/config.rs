@@ -144,6 +144,68 @@ pub struct Config {
     )]
     pub metrics_token: Option<String>,
 
+    /// Longest wait for the provider's response headers (its first byte), in milliseconds: past
+    /// it the client gets a 504. 0 for no limit.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "GATEWAY_UPSTREAM_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub upstream_timeout_ms: u64,
+
+    /// Longest wait between two chunks of the provider's answer body, in milliseconds: past it
+    /// a streamed answer ends with an SSE `error` event, a whole one is a 504. 0 for no limit.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "GATEWAY_UPSTREAM_IDLE_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub upstream_idle_timeout_ms: u64,
+
+    /// Longest time of a whole provider call, from sending the request to the answer's last
+    /// byte, in milliseconds (a cap on streams that trickle forever). 0 for no limit.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "GATEWAY_UPSTREAM_TOTAL_TIMEOUT_MS",
+        default_value_t = 600_000
+    )]
+    pub upstream_total_timeout_ms: u64,
+
+    /// A client connection must send a complete request head within this time of connecting,
+    /// and a kept-alive one within this time of its previous answer's end, in milliseconds;
+    /// else it is closed (slowloris, idle keep-alive). 0 for no limit.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "GATEWAY_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// Most client connections served at once; further ones wait in the listen backlog until
+    /// one closes. 0 for no limit.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "GATEWAY_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
+
+    /// Concurrent scrapes of /metrics share one rendering, at most one every this many
+    /// milliseconds (a scrape may see numbers this old). 0 renders for every scrape (one
+    /// at a time).
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "GATEWAY_METRICS_MAX_AGE_MS",
+        default_value_t = 1_000
+    )]
+    pub metrics_max_age_ms: u64,
+
     /// Also drive synthetic traffic from a few virtual clients and print a live table of
     /// p50/p95/p99 per stage and the split of the time, every few seconds.
     #[arg(long, env = "GATEWAY_DEMO")]
@@ -179,6 +241,24 @@ impl Config {
         }
     }
 
+    /// The provider timeouts: `--upstream-timeout-ms`, `--upstream-idle-timeout-ms`,
+    /// `--upstream-total-timeout-ms`.
+    pub fn upstream_timeouts(&self) -> UpstreamTimeouts {
+        UpstreamTimeouts {
+            first_byte: limit(self.upstream_timeout_ms),
+            idle: limit(self.upstream_idle_timeout_ms),
+            total: limit(self.upstream_total_timeout_ms),
+        }
+    }
+
+    /// The limits on client connections: `--header-read-timeout-ms`, `--max-connections`.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: limit(self.header_read_timeout_ms),
+            max_connections: (self.max_connections > 0).then_some(self.max_connections),
+        }
+    }
+
     /// The mock provider's timing, from the `--mock-*` flags.
     pub fn mock(&self) -> MockConfig {
         MockConfig {
@@ -188,6 +268,32 @@ impl Config {
             jitter: Duration::from_millis(self.mock_jitter_ms),
         }
     }
+}
+
+/// `ms` milliseconds, or `None` for 0 (no limit).
+fn limit(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+/// How long the gateway waits for its provider: each `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UpstreamTimeouts {
+    /// Until the response headers (the first byte): `--upstream-timeout-ms`.
+    pub first_byte: Option<Duration>,
+    /// Between two chunks of the answer body: `--upstream-idle-timeout-ms`.
+    pub idle: Option<Duration>,
+    /// From sending the request to the answer's last byte: `--upstream-total-timeout-ms`.
+    pub total: Option<Duration>,
+}
+
+/// How the gateway's server treats client connections: each `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionLimits {
+    /// Time to send a complete request head, from connecting or from the end of the previous
+    /// answer on a kept-alive connection: `--header-read-timeout-ms`.
+    pub header_read_timeout: Option<Duration>,
+    /// Connections served at once: `--max-connections`.
+    pub max_connections: Option<usize>,
 }
 
 /// How many distinct values the `model` and `provider` labels may take: what
@@ -286,6 +392,44 @@ mod tests {
             assert!(text.contains(&line), "{line}");
         }
         assert!(!text.contains("llama") && !text.contains("mistral"));
+    }
+
+    #[test]
+    fn timeouts_and_limits_default_and_zero_means_none() {
+        let config = Config::parse_from(["gateway"]);
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            config.upstream_timeouts(),
+            UpstreamTimeouts {
+                first_byte: secs(60),
+                idle: secs(30),
+                total: secs(600)
+            }
+        );
+        assert_eq!(
+            config.connection_limits(),
+            ConnectionLimits {
+                header_read_timeout: secs(10),
+                max_connections: Some(10_000)
+            }
+        );
+        let config = Config::parse_from([
+            "gateway",
+            "--upstream-timeout-ms",
+            "0",
+            "--upstream-idle-timeout-ms",
+            "250",
+            "--header-read-timeout-ms",
+            "0",
+            "--max-connections",
+            "0",
+        ]);
+        assert_eq!(config.upstream_timeouts().first_byte, None);
+        assert_eq!(
+            config.upstream_timeouts().idle,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(config.connection_limits(), ConnectionLimits::default());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::auth::ApiKeys;
 use super::error::{ApiError, RequestBody};
 use super::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
 use super::sse::relay;
-use super::upstream::{read_body, Upstream};
+use super::upstream::{read_body, Answer, ProviderFailure, Upstream};
 
 /// What the handlers share: the clients' keys, the provider, and its `provider` label.
 #[derive(Debug, Clone)]
@@ -84,9 +84,16 @@ async fn forward<R: OpenAiRequest>(
     let prepared = request_preparation(app, &req)?;
     let upstream = call_provider(app, req.model(), prepared).await?;
     if req.is_stream() {
+        // An answer that is no SSE stream would reach the client as an empty one.
+        let upstream = upstream
+            .expect_event_stream()
+            .map_err(ProviderFailure::report)?;
         return Ok(Sse::new(relay_events(upstream)).into_response());
     }
-    Ok(json_response(read_body(answer(upstream)).await?))
+    let body = read_body(answer(upstream))
+        .await
+        .map_err(ProviderFailure::report)?;
+    Ok(json_response(body))
 }
 
 /// Reads the client's JSON body: a 400 for anything malformed.
@@ -108,34 +115,41 @@ fn request_preparation<R: OpenAiRequest>(app: &App, req: &R) -> Result<reqwest::
 }
 
 /// Sends the request to the provider; done when its response headers arrive (the first byte).
-/// An unreachable provider or an error status is a 502, and records no TTFB.
+/// A failure (no answer within `--upstream-timeout-ms`, no connection, an error status) records
+/// no TTFB; its kind is reported here, for this backend call, and the client gets a 504, a 502,
+/// or the provider's own 4xx.
 #[perf_backend(provider = app.provider(), model = model)]
 async fn call_provider(
     app: &App,
     model: &str,
     request: reqwest::Request,
-) -> Result<reqwest::Response, ApiError> {
-    app.upstream.send(request).await
+) -> Result<Answer, ApiError> {
+    app.upstream
+        .send(request)
+        .await
+        .map_err(ProviderFailure::report)
 }
 
 /// The provider's SSE stream re-framed for the client: streaming is timed until it ends or the
-/// client leaves, and the request ends then.
+/// client leaves, and the request ends then. A provider that breaks off or stalls mid-stream
+/// (past `--upstream-idle-timeout-ms`) ends it with an SSE `error` event, and fails the request.
 #[perf_stream]
 fn relay_events(
-    upstream: reqwest::Response,
+    upstream: Answer,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    relay(upstream.bytes_stream())
+    relay(upstream.chunks())
 }
 
 /// The provider's non-streamed answer, read as `stream_processing` too, so that the three shares
-/// of the request cover all of it. If it breaks off, `read_body`'s `?` drops it and the handler
-/// returns a 502: the request counts as an `error`, whatever the dropped stream says.
+/// of the request cover all of it. If it breaks off or stalls, `read_body` drops it and the
+/// handler returns a 502 or a 504: the request counts as an `error`, whatever the dropped
+/// stream says.
 #[perf_stream]
-fn answer(upstream: reqwest::Response) -> impl Stream<Item = reqwest::Result<Bytes>> {
-    upstream.bytes_stream()
+fn answer(upstream: Answer) -> impl Stream<Item = Result<Bytes, ProviderFailure>> {
+    upstream.chunks()
 }
 
-/// A JSON answer, passed on as the provider sent it.
+/// A JSON answer, passed on as the provider sent it (once checked to be a JSON object).
 fn json_response(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -4,22 +4,27 @@ use std::any::Any;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use perf_runtime::exposition::metrics_handler;
+use bytes::Bytes;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use perf_runtime::InstallError;
 use reqwest::Url;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::auth::ApiKeys;
-use super::config::{Config, LabelSettings};
+use super::config::{Config, ConnectionLimits, LabelSettings};
 use super::error::{fallback, ApiError};
 use super::handlers::{chat_completions, healthz, responses, App};
 use super::mock::MockProvider;
@@ -29,8 +34,9 @@ use super::upstream::Upstream;
 /// `max_body_bytes` (a larger one is answered 413): the API, `/healthz`, and `/metrics` open to
 /// anyone. A handler that panics is answered 500.
 pub fn router(app: App, max_body_bytes: usize) -> Router {
+    let metrics = MetricsCache::new(Duration::from_secs(1));
     service(
-        api_routes().merge(metrics_routes(MetricsAccess::Open)),
+        api_routes().merge(metrics_routes(MetricsAccess::Open, metrics)),
         app,
         max_body_bytes,
     )
@@ -103,17 +109,95 @@ impl MetricsAccess {
     }
 }
 
-/// `GET /metrics` (the Prometheus text format of the global metrics), behind `access`.
-pub fn metrics_routes<S: Clone + Send + Sync + 'static>(access: MetricsAccess) -> Router<S> {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .with_state(access)
+/// One rendering of `/metrics` shared by every scrape for a short while.
+///
+/// Rendering perf's families costs CPU in proportion to their series (about 5 ms for 1,000
+/// models); scrapers that loop on `/metrics` would otherwise take that from the API. Here at
+/// most one rendering is made per `max_age`: a scrape finds the last one if it is younger, and a
+/// scrape arriving while another renders waits for that rendering instead of starting its own.
+/// The rendering runs on tokio's blocking pool, off the workers that serve the API.
+#[derive(Debug)]
+pub struct MetricsCache {
+    max_age: Duration,
+    /// The last rendering and when it started. The lock is held across a rendering: whoever
+    /// comes meanwhile waits for it.
+    latest: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
 }
 
-async fn metrics(State(access): State<MetricsAccess>, headers: HeaderMap) -> Response {
-    match access.check(&headers) {
-        Ok(()) => metrics_handler().await,
-        Err(e) => e.into_response(),
+impl MetricsCache {
+    /// A cache whose renderings serve scrapes for `max_age` (zero: one rendering per scrape,
+    /// one at a time).
+    pub fn new(max_age: Duration) -> Arc<MetricsCache> {
+        Arc::new(MetricsCache {
+            max_age,
+            latest: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The text format of the global metrics, at most `max_age` old.
+    pub async fn get(&self) -> io::Result<Bytes> {
+        let mut latest = self.latest.lock().await;
+        if let Some((at, text)) = &*latest {
+            if at.elapsed() < self.max_age {
+                return Ok(text.clone());
+            }
+        }
+        let at = Instant::now();
+        let text = tokio::task::spawn_blocking(perf_runtime::exposition::render_global)
+            .await
+            .map_err(io::Error::other)?;
+        let text = Bytes::from(text);
+        *latest = Some((at, text.clone()));
+        Ok(text)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct MetricsState {
+    access: MetricsAccess,
+    cache: Arc<MetricsCache>,
+}
+
+/// `GET /metrics` (the Prometheus text format of the global metrics, through `cache`), behind
+/// `access`.
+pub fn metrics_routes<S: Clone + Send + Sync + 'static>(
+    access: MetricsAccess,
+    cache: Arc<MetricsCache>,
+) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(MetricsState { access, cache })
+}
+
+async fn metrics(State(state): State<MetricsState>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.access.check(&headers) {
+        return e.into_response();
+    }
+    match state.cache.get().await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, perf_runtime::exposition::CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(_) => ApiError::internal("rendering the metrics failed").into_response(),
+    }
+}
+
+/// Raises this process's soft limit of open files to its hard limit (where the system allows
+/// that much), and returns the soft limit now in force.
+///
+/// Every client connection, and every connection to the provider, is a file descriptor: with
+/// the usual soft limit of 1,024, a thousand idle connections lock every other client out
+/// (`accept` fails with `EMFILE`), long before `--max-connections`. The hard limit is what the
+/// administrator allows; the soft one is only a default.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    #[cfg(unix)]
+    {
+        rlimit::increase_nofile_limit(u64::MAX)
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(u64::MAX)
     }
 }
 
@@ -197,29 +281,40 @@ impl Gateway {
                 (Some(mock), url)
             }
         };
-        let client = Upstream::new(upstream.clone(), config.upstream_key.clone())
-            .map_err(io::Error::other)?;
+        let client = Upstream::new(
+            upstream.clone(),
+            config.upstream_key.clone(),
+            config.upstream_timeouts(),
+        )
+        .map_err(io::Error::other)?;
         let app = App::new(
             ApiKeys::new(&config.api_keys),
             client,
             &config.provider_label(),
         );
+        let cache = MetricsCache::new(Duration::from_millis(config.metrics_max_age_ms));
+        let limits = config.connection_limits();
         let mut routes = api_routes().merge(routes);
         let metrics_server = match config.metrics_listen {
             Some(addr) => {
                 let listener = TcpListener::bind(addr).await?;
-                let metrics = metrics_routes(access)
+                let metrics = metrics_routes(access, cache)
+                    .route("/healthz", get(healthz))
                     .fallback(fallback)
                     .layer(catch_panic());
-                Some(ServerHandle::serve(listener, metrics)?)
+                Some(ServerHandle::serve_with(listener, metrics, limits)?)
             }
             None => {
-                routes = routes.merge(metrics_routes(access));
+                routes = routes.merge(metrics_routes(access, cache));
                 None
             }
         };
         let listener = TcpListener::bind(config.listen).await?;
-        let server = ServerHandle::serve(listener, service(routes, app, config.max_body_bytes))?;
+        let server = ServerHandle::serve_with(
+            listener,
+            service(routes, app, config.max_body_bytes),
+            limits,
+        )?;
         Ok(Gateway {
             server,
             metrics_server,
@@ -289,27 +384,33 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
 pub struct ServerHandle {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl ServerHandle {
-    /// Serves `router` on `listener` in a new task.
+    /// Serves `router` on `listener` in a new task, with no limit on connections (the mock
+    /// provider's way).
     pub fn serve(listener: TcpListener, router: Router) -> io::Result<ServerHandle> {
+        Self::serve_with(listener, router, ConnectionLimits::default())
+    }
+
+    /// Serves `router` on `listener` in a new task, over HTTP/1.1 with hyper, within `limits`:
+    ///
+    /// * a connection that has not sent a complete request head within
+    ///   `limits.header_read_timeout` of connecting, or of its previous answer's end (an idle
+    ///   kept-alive connection), is closed by hyper (its `header_read_timeout`, which
+    ///   `axum::serve` leaves without a timer, so never in force);
+    /// * at most `limits.max_connections` connections are served at once: the server accepts
+    ///   the next one only when one has closed, and meanwhile new ones wait in the kernel's
+    ///   listen backlog (and, past it, their client retries the connection).
+    pub fn serve_with(
+        listener: TcpListener,
+        router: Router,
+        limits: ConnectionLimits,
+    ) -> io::Result<ServerHandle> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        // SSE events are small writes: without TCP_NODELAY each waits for the client's delayed
-        // ACK (~40 ms), which would show up as streaming time.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // Told to stop, or the handle was dropped.
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(accept_loop(listener, router, limits, stopped));
         Ok(ServerHandle { addr, stop, task })
     }
 
@@ -323,4 +424,61 @@ impl ServerHandle {
         let _ = self.stop.send(());
         let _ = self.task.await;
     }
+}
+
+/// Accepts connections until told to stop (or the handle is dropped), each served in a task of
+/// its own; then closes the idle ones, and waits for the others to finish their answers.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let permits = limits
+        .max_connections
+        .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = match &permits {
+            Some(permits) => tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.ok(),
+                _ = &mut stopped => break,
+            },
+            None => None,
+        };
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // A connection reset before it was accepted concerns that client only. Out
+                    // of file descriptors (EMFILE), or of memory: wait for connections to close
+                    // rather than spin; the pending ones stay in the backlog.
+                    if !matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                    ) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        // SSE events are small writes: without TCP_NODELAY each waits for the client's delayed
+        // ACK (~40 ms), which would show up as streaming time.
+        let _ = tcp.set_nodelay(true);
+        let connection =
+            http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // Errors are the client's: a header timeout, a reset, a malformed request.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }

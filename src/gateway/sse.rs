@@ -3,13 +3,13 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::fmt::Display;
 
 use axum::response::sse::Event;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use serde::de::IgnoredAny;
 
-use super::error::ApiError;
+use super::upstream::ProviderFailure;
 
 /// Longest event (or line) accepted from the provider, in bytes.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -122,44 +122,64 @@ impl Decoder {
     }
 }
 
-/// The provider's SSE byte stream as events for the client. If the provider's stream breaks
-/// off or carries an oversized event, the client gets a last `error` event with an OpenAI error
-/// body, and the stream ends.
-pub fn relay<S, E>(upstream: S) -> impl Stream<Item = Result<Event, Infallible>> + Send
+/// The provider's SSE byte stream as events for the client. Each event's data must be JSON
+/// (or `[DONE]`). If the provider's stream fails (broken off, late), carries an oversized event
+/// or one whose data is not JSON, the failure is [reported](ProviderFailure::report), the
+/// request is marked failed, the client gets a last `error` event with an OpenAI error body,
+/// and the stream ends (dropping the provider's).
+pub fn relay<S>(upstream: S) -> impl Stream<Item = Result<Event, Infallible>> + Send
 where
-    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-    E: Display,
+    S: Stream<Item = Result<Bytes, ProviderFailure>> + Send + 'static,
 {
-    let state = (Box::pin(upstream), Decoder::default(), false);
+    let state = (Some(Box::pin(upstream)), Decoder::default(), false);
     futures_util::stream::unfold(state, |(mut upstream, mut decoder, mut done)| async move {
         loop {
-            if let Some(event) = decoder.next_event() {
-                return Some((Ok(event.into()), (upstream, decoder, done)));
-            }
-            if done {
+            let failure = if let Some(event) = decoder.next_event() {
+                match check_data(&event.data) {
+                    Ok(()) => return Some((Ok(event.into()), (upstream, decoder, done))),
+                    Err(failure) => failure,
+                }
+            } else if done {
                 return None;
-            }
-            let failure = match upstream.next().await {
-                Some(Ok(bytes)) => match decoder.push(&bytes) {
-                    Ok(()) => continue,
-                    Err(EventTooLong) => String::from("provider sent an oversized event"),
-                },
-                Some(Err(e)) => format!("provider stream broken off: {e}"),
-                None => {
-                    decoder.finish();
-                    done = true;
-                    continue;
+            } else {
+                match upstream.as_mut()?.next().await {
+                    Some(Ok(bytes)) => match decoder.push(&bytes) {
+                        Ok(()) => continue,
+                        Err(EventTooLong) => {
+                            ProviderFailure::protocol("provider sent an oversized event")
+                        }
+                    },
+                    Some(Err(failure)) => failure,
+                    None => {
+                        decoder.finish();
+                        done = true;
+                        continue;
+                    }
                 }
             };
             // The status is sent already: the client learns of the failure from an `error`
             // event, and the request ends as an `error` (the stream is its current request).
+            let error = failure.report();
             perf_runtime::current::fail();
-            let error = ApiError::bad_gateway(failure);
             let data = serde_json::to_string(&error.body()).unwrap_or_default();
             let event = Event::default().event("error").data(data);
-            return Some((Ok(event), (upstream, Decoder::default(), true)));
+            return Some((Ok(event), (None, Decoder::default(), true)));
         }
     })
+}
+
+/// An event's data: JSON, or the `[DONE]` that ends a chat stream.
+fn check_data(data: &str) -> Result<(), ProviderFailure> {
+    if data == "[DONE]" || serde_json::from_str::<IgnoredAny>(data).is_ok() {
+        return Ok(());
+    }
+    let mut start = data.chars().take(80).collect::<String>();
+    if start.len() < data.len() {
+        start.push('…');
+    }
+    Err(ProviderFailure::protocol(format!(
+        "provider sent an event whose data is not JSON: {start:?}"
+    )))
 }
 
 #[cfg(test)]
@@ -215,10 +235,43 @@ mod tests {
         assert_eq!(decoder.push(&big), Err(EventTooLong));
     }
 
+    /// The events of `relay` over `chunks`, as the client reads them.
+    async fn relayed(chunks: Vec<Result<Bytes, ProviderFailure>>) -> Vec<SseEvent> {
+        use axum::response::IntoResponse;
+        let sse = axum::response::sse::Sse::new(relay(futures_util::stream::iter(chunks)));
+        let body = axum::body::to_bytes(sse.into_response().into_body(), usize::MAX)
+            .await
+            .expect("the whole body");
+        let mut decoder = Decoder::default();
+        decoder.push(&body).expect("short events");
+        decoder.finish();
+        std::iter::from_fn(|| decoder.next_event()).collect()
+    }
+
     #[tokio::test]
     async fn relay_reports_a_broken_stream() {
-        let chunks: Vec<Result<Bytes, &str>> = vec![Ok(Bytes::from("data: 1\n\n")), Err("reset")];
-        let events: Vec<_> = relay(futures_util::stream::iter(chunks)).collect().await;
-        assert_eq!(events.len(), 2);
+        let chunks = vec![
+            Ok(Bytes::from("data: 1\n\n")),
+            Err(ProviderFailure::protocol("reset")),
+            Ok(Bytes::from("data: 2\n\n")),
+        ];
+        let events = relayed(chunks).await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0], ev(None, "1"));
+        assert_eq!(events[1].event.as_deref(), Some("error"));
+        assert!(events[1].data.contains("reset"), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn relay_ends_at_an_event_that_is_not_json() {
+        let chunks = vec![Ok(Bytes::from(
+            "data: {\"a\":1}\n\ndata: {oops\n\ndata: [DONE]\n\n",
+        ))];
+        let events = relayed(chunks).await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[1].event.as_deref(), Some("error"));
+        assert!(events[1].data.contains("not JSON"), "{events:?}");
+        let done = relayed(vec![Ok(Bytes::from("data: {}\n\ndata: [DONE]\n\n"))]).await;
+        assert_eq!(done, [ev(None, "{}"), ev(None, "[DONE]")]);
     }
 }

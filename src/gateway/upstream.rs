@@ -1,39 +1,125 @@
 //! The provider client: forwards prepared requests over HTTP to the mock or a real
-//! OpenAI-compatible provider, and turns every failure into a 502.
+//! OpenAI-compatible provider, within its timeouts, and tells how a call failed.
+//!
+//! What the client gets when the provider fails:
+//!
+//! | failure | before the response headers | after them |
+//! |---|---|---|
+//! | no answer in time ([`UpstreamTimeouts`]) | 504 | streamed: an SSE `error` event; whole: 504 |
+//! | the provider cannot be reached | 502 | |
+//! | a 4xx status | the same status, the provider's OpenAI error, its `Retry-After` | |
+//! | a 5xx status (or a 401, 403, 407: the gateway's own key refused) | 502 | |
+//! | an invalid answer (not JSON, not `text/event-stream` for a stream) | | 502, or an SSE `error` event |
+//! | the connection cut | 502 | streamed: an SSE `error` event; whole: 502 |
+//!
+//! Each failure is a [`ProviderFailure`] of a [`BackendErrorKind`], which
+//! [`ProviderFailure::report`] records for the request's backend call.
 
 use std::error::Error as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::{Client, Request, Response, Url};
+use serde::de::IgnoredAny;
+use tokio::time::Instant;
 
+use super::config::UpstreamTimeouts;
 use super::error::ApiError;
 use super::openai::OpenAiRequest;
 
 /// Largest non-streamed answer read from the provider, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 
-/// Most bytes of a provider's error body quoted back to the client.
-const MAX_ERROR_BYTES: usize = 4 * 1024;
+/// Most bytes of a provider's error body read (and quoted back to the client).
+const MAX_ERROR_BYTES: usize = 16 * 1024;
 
-/// An OpenAI-compatible provider: its base URL, its key, and a pooled HTTP client.
+/// Longest wait for a TCP (and TLS) connection to the provider, within the first-byte timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a call to the provider failed: the `kind` label of `backend_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendErrorKind {
+    /// No answer, or no next chunk, in time.
+    Timeout,
+    /// The provider could not be reached.
+    Connect,
+    /// The provider answered with an error status.
+    Status,
+    /// The provider's answer was not what the API promises (invalid JSON or HTTP, not an SSE
+    /// stream for a streamed request).
+    Protocol,
+    /// The provider cut the connection before its answer's end.
+    BrokenOff,
+}
+
+/// A failure of the provider: what the client is told, and how it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderFailure {
+    kind: BackendErrorKind,
+    error: ApiError,
+}
+
+impl ProviderFailure {
+    fn new(kind: BackendErrorKind, error: ApiError) -> Self {
+        ProviderFailure { kind, error }
+    }
+
+    fn timeout(message: String) -> Self {
+        Self::new(
+            BackendErrorKind::Timeout,
+            ApiError::gateway_timeout(message),
+        )
+    }
+
+    /// A provider answer that is not what the API promises: a 502 of kind `Protocol`.
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Self::new(BackendErrorKind::Protocol, ApiError::bad_gateway(message))
+    }
+
+    /// How the provider failed.
+    pub fn kind(&self) -> BackendErrorKind {
+        self.kind
+    }
+
+    /// What the client is told.
+    pub fn error(&self) -> &ApiError {
+        &self.error
+    }
+
+    /// Records the failure's kind for the current request's latest backend call
+    /// (`backend_errors_total`), and gives the error for the client.
+    pub fn report(self) -> ApiError {
+        // TODO(backend_errors_total): perf_runtime::current::backend_error(self.kind)
+        self.error
+    }
+}
+
+/// An OpenAI-compatible provider: its base URL, its key, its timeouts and a pooled HTTP client.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: Client,
     base: Url,
     key: Option<String>,
+    timeouts: UpstreamTimeouts,
 }
 
 impl Upstream {
     /// A provider at `base` (e.g. `https://api.openai.com/v1`), authenticated with `key` if
-    /// given. A loopback `base` (the mock) is reached directly, never through a proxy.
-    pub fn new(base: Url, key: Option<String>) -> reqwest::Result<Upstream> {
-        let mut client = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .tcp_nodelay(true);
+    /// given, waited for within `timeouts`. A loopback `base` (the mock) is reached directly,
+    /// never through a proxy.
+    pub fn new(
+        base: Url,
+        key: Option<String>,
+        timeouts: UpstreamTimeouts,
+    ) -> reqwest::Result<Upstream> {
+        let connect = timeouts
+            .first_byte
+            .map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT));
+        let mut client = Client::builder().connect_timeout(connect).tcp_nodelay(true);
         if is_loopback(&base) {
             client = client.no_proxy();
         }
@@ -41,6 +127,7 @@ impl Upstream {
             client: client.build()?,
             base,
             key,
+            timeouts,
         })
     }
 
@@ -71,56 +158,226 @@ impl Upstream {
     }
 
     /// Sends a prepared request; returns once the provider's response headers have arrived
-    /// (the time to first byte). An unreachable provider or an error status gives a 502.
-    pub async fn send(&self, request: Request) -> Result<Response, ApiError> {
-        let response = self.client.execute(request).await.map_err(|e| {
-            ApiError::bad_gateway(format!("provider unreachable: {}", describe(&e)))
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
+    /// (the time to first byte) with a success status. Anything else is a failure: no headers
+    /// within the first-byte (or total) timeout, no connection, an error status.
+    pub async fn send(&self, request: Request) -> Result<Answer, ProviderFailure> {
+        let started = Instant::now();
+        let deadline = self.timeouts.total.map(|t| started + t);
+        let first_byte = self.timeouts.first_byte.map(|t| started + t);
+        let response =
+            match within(earliest(first_byte, deadline), self.client.execute(request)).await {
+                Some(Ok(response)) => response,
+                Some(Err(e)) => return Err(transport_failure(&e)),
+                None => {
+                    return Err(ProviderFailure::timeout(format!(
+                        "the provider sent no answer within {:?}",
+                        started.elapsed()
+                    )))
+                }
+            };
+        let answer = Answer {
+            response,
+            idle: self.timeouts.idle,
+            deadline,
+        };
+        if answer.response.status().is_success() {
+            return Ok(answer);
         }
-        let detail = error_detail(response).await;
-        Err(ApiError::bad_gateway(format!(
-            "provider answered {status}: {detail}"
-        )))
+        Err(answer.status_failure().await)
     }
 }
 
-/// Reads a whole non-streamed answer, up to [`MAX_ANSWER_BYTES`]; a broken or oversized
-/// answer gives a 502.
-pub async fn read_body<S>(body: S) -> Result<Bytes, ApiError>
+/// The provider's answer, its headers in: its body still to read, within the idle and total
+/// timeouts.
+#[derive(Debug)]
+pub struct Answer {
+    response: Response,
+    idle: Option<Duration>,
+    deadline: Option<Instant>,
+}
+
+impl Answer {
+    /// The answer's status.
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    /// The answer's `Content-Type`, if it has a readable one.
+    pub fn content_type(&self) -> Option<&str> {
+        self.response.headers().get(CONTENT_TYPE)?.to_str().ok()
+    }
+
+    /// Checks that the answer to a streamed request is an SSE stream (`text/event-stream`).
+    pub fn expect_event_stream(self) -> Result<Answer, ProviderFailure> {
+        let media_type = self
+            .content_type()
+            .and_then(|t| t.split(';').next())
+            .map(str::trim);
+        if media_type.is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream")) {
+            return Ok(self);
+        }
+        Err(ProviderFailure::protocol(format!(
+            "the provider answered a streamed request with {}, not text/event-stream",
+            self.content_type().unwrap_or("no content type")
+        )))
+    }
+
+    /// The body's chunks as they come, each within the idle timeout of the previous one and
+    /// all within the total timeout. The stream ends after its first failure.
+    pub fn chunks(self) -> impl Stream<Item = Result<Bytes, ProviderFailure>> + Send + 'static {
+        let Answer {
+            response,
+            idle,
+            deadline,
+        } = self;
+        let body = Box::pin(response.bytes_stream());
+        futures_util::stream::unfold(Some(body), move |body| async move {
+            let mut body = body?;
+            let asked = Instant::now();
+            let idle_until = idle.map(|idle| asked + idle);
+            let next = match within(earliest(idle_until, deadline), body.next()).await {
+                Some(next) => next,
+                None => {
+                    let which = if deadline.is_some_and(|d| idle_until.is_none_or(|i| d <= i)) {
+                        "its answer's total time limit was reached"
+                    } else {
+                        "it sent nothing more"
+                    };
+                    let message = format!(
+                        "the provider stopped in the middle of its answer: {which} after {:?}",
+                        asked.elapsed()
+                    );
+                    return Some((Err(ProviderFailure::timeout(message)), None));
+                }
+            };
+            match next? {
+                Ok(bytes) => Some((Ok(bytes), Some(body))),
+                Err(e) => {
+                    let failure = ProviderFailure::new(
+                        BackendErrorKind::BrokenOff,
+                        ApiError::bad_gateway(format!(
+                            "provider answer broken off: {}",
+                            describe(&e)
+                        )),
+                    );
+                    Some((Err(failure), None))
+                }
+            }
+        })
+    }
+
+    /// An error status, as the client gets it: a 4xx passed on (with the provider's OpenAI
+    /// error and `Retry-After`), except the provider refusing the gateway's own credentials
+    /// (401, 403, 407), which the client cannot fix; a 502 for everything else.
+    async fn status_failure(self) -> ProviderFailure {
+        let status = self.status();
+        let retry_after = self.response.headers().get(RETRY_AFTER).cloned();
+        let mut body = Vec::new();
+        let mut chunks = std::pin::pin!(self.chunks());
+        while body.len() < MAX_ERROR_BYTES {
+            match chunks.next().await {
+                Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(MAX_ERROR_BYTES);
+        let own_key_refused = matches!(
+            status,
+            StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::PROXY_AUTHENTICATION_REQUIRED
+        );
+        let error = if status.is_client_error() && !own_key_refused {
+            ApiError::from_provider(status, &body, retry_after)
+        } else {
+            let detail = ApiError::from_provider(status, &body, None);
+            let message = detail.body().error.message;
+            let whose = if own_key_refused {
+                " (it refused the gateway's credentials)"
+            } else {
+                ""
+            };
+            ApiError::bad_gateway(format!("provider answered {status}{whose}: {message}"))
+        };
+        ProviderFailure::new(BackendErrorKind::Status, error)
+    }
+}
+
+/// Reads a whole non-streamed answer, up to [`MAX_ANSWER_BYTES`], and checks that it is a JSON
+/// object: a broken, late, oversized or invalid answer is a failure.
+pub async fn read_body<S>(body: S) -> Result<Bytes, ProviderFailure>
 where
-    S: Stream<Item = reqwest::Result<Bytes>>,
+    S: Stream<Item = Result<Bytes, ProviderFailure>>,
 {
     let mut body = std::pin::pin!(body);
     let mut answer = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_gateway(format!("provider answer broken off: {}", describe(&e)))
-        })?;
+        let chunk = chunk?;
         if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(ApiError::bad_gateway("provider answer too large"));
+            return Err(ProviderFailure::protocol("provider answer too large"));
         }
         answer.extend_from_slice(&chunk);
     }
+    check_json_object(&answer)?;
     Ok(answer.into())
 }
 
-/// The message of a provider's error body (OpenAI shape if it is one), cut short.
-async fn error_detail(mut response: Response) -> String {
-    let mut body = Vec::new();
-    while body.len() < MAX_ERROR_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            _ => break,
-        }
+/// Checks that `bytes` is one JSON object (what every OpenAI answer is), without building it.
+pub fn check_json_object(bytes: &[u8]) -> Result<(), ProviderFailure> {
+    let object = bytes.trim_ascii_start().first() == Some(&b'{');
+    match serde_json::from_slice::<IgnoredAny>(bytes) {
+        Ok(_) if object => Ok(()),
+        Ok(_) => Err(ProviderFailure::protocol(
+            "the provider's answer is JSON, but not an object",
+        )),
+        Err(e) => Err(ProviderFailure::protocol(format!(
+            "the provider's answer is not valid JSON: {e}"
+        ))),
     }
-    body.truncate(MAX_ERROR_BYTES);
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
-    message.unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A failure to get the response headers: the connection could not be made, was cut, or
+/// carried no valid HTTP answer.
+fn transport_failure(error: &reqwest::Error) -> ProviderFailure {
+    if error.is_connect() {
+        return ProviderFailure::new(
+            BackendErrorKind::Connect,
+            ApiError::bad_gateway(format!("provider unreachable: {}", describe(error))),
+        );
+    }
+    let invalid_http = error.is_redirect()
+        || std::iter::successors(error.source(), |e| (*e).source())
+            .filter_map(|e| e.downcast_ref::<hyper::Error>())
+            .any(|e| e.is_parse() || e.is_parse_status() || e.is_parse_too_large());
+    if invalid_http {
+        return ProviderFailure::protocol(format!(
+            "the provider's answer is not valid HTTP: {}",
+            describe(error)
+        ));
+    }
+    ProviderFailure::new(
+        BackendErrorKind::BrokenOff,
+        ApiError::bad_gateway(format!(
+            "the provider closed the connection without an answer: {}",
+            describe(error)
+        )),
+    )
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `future`'s output, or `None` if `deadline` passes first.
+async fn within<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+        None => Some(future.await),
+    }
 }
 
 /// A reqwest error and its causes, without the URL (the provider's address is not the
@@ -146,4 +403,34 @@ fn is_loopback(url: &Url) -> bool {
     let host = url.host_str().unwrap_or_default();
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_objects_are_answers() {
+        assert!(check_json_object(br#" {"id": "x", "choices": []}"#).is_ok());
+        for bad in [
+            &b"<html>502</html>"[..],
+            b"{\"id\":",
+            b"[1]",
+            b"\"text\"",
+            b"",
+        ] {
+            let failure = check_json_object(bad).expect_err("not an answer");
+            assert_eq!(failure.kind(), BackendErrorKind::Protocol);
+            assert_eq!(failure.error().status(), StatusCode::BAD_GATEWAY);
+        }
+    }
+
+    #[test]
+    fn earliest_of_optional_deadlines() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        assert_eq!(earliest(Some(later), Some(now)), Some(now));
+        assert_eq!(earliest(None, Some(later)), Some(later));
+        assert_eq!(earliest(None, None), None);
+    }
 }

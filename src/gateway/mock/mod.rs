@@ -7,8 +7,11 @@
 //! [`MockConfig::ttfb`], then, when streaming, one chunk every [`MockConfig::chunk_interval`]. A
 //! non-streamed answer comes whole once the same chunks are "generated" (after the time to first
 //! byte and every interval), as real providers answer.
+//!
+//! A model named `fault:...` makes it fail instead, as real providers do: see [`fault`].
 
 mod answer;
+pub mod fault;
 
 use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
@@ -26,6 +29,7 @@ use futures_util::Stream;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use self::answer::Answer;
+use self::fault::Fault;
 use super::error::{ApiError, RequestBody};
 use super::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
 use super::server::ServerHandle;
@@ -134,6 +138,11 @@ async fn reply<R: OpenAiRequest>(
     whole: impl FnOnce() -> serde_json::Value,
 ) -> Response {
     let (ttfb, intervals) = config.schedule();
+    if let Some(fault) = Fault::of(req.model()) {
+        return fault
+            .play(ttfb, req.is_stream(), stream(intervals), whole())
+            .await;
+    }
     if req.is_stream() {
         sleep(ttfb).await;
         Sse::new(paced(stream(intervals))).into_response()
