@@ -146,7 +146,8 @@ async fn families_labels_buckets_and_counts() {
     );
 
     // Stages: the five of each request, as far as it went.
-    let chat_stages = [8, 7, 6, 6, 6]; // the bad body stopped at parsing, the keyless one at auth
+    // The keyless request stopped at auth, before parsing; the bad body at parsing.
+    let chat_stages = [7, 8, 6, 6, 6];
     for (stage, count) in STAGES.iter().zip(chat_stages) {
         let labels = [("stage", *stage), ("endpoint", CHAT)];
         assert_eq!(
