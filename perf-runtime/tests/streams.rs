@@ -386,4 +386,13 @@ fn stream_that_panics_ends_its_request_as_an_error() {
     assert_eq!(frontend_count(&registry, CHAT), 1);
     assert_eq!(outcome(&registry, CHAT, "error"), 1);
     assert_no_percentages(&registry, CHAT);
+
+    // The next request on this thread (likely in the same pooled state) is not mistaken for a
+    // stream nested in the one that panicked: its streaming is recorded.
+    let (registry, _metrics, tracker) = private_tracker(CHAT);
+    tracker.backend_request("openrouter", "gpt-4o").first_byte();
+    let body = tracker.stream(stream::iter(1..=2));
+    assert_eq!(rt.block_on(body.collect::<Vec<_>>()), [1, 2]);
+    assert_eq!(streaming(&registry, "openrouter", "gpt-4o").0, 1);
+    assert_eq!(outcome(&registry, CHAT, "completed"), 1);
 }

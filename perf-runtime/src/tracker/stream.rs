@@ -19,6 +19,23 @@ thread_local! {
     static POLLING: Cell<*const RequestState> = const { Cell::new(std::ptr::null()) };
 }
 
+/// Marks `state`'s stream as being polled on this thread until dropped, which restores the
+/// outer one: a poll that panics leaves no trace (a pooled state reused by a later request must
+/// not look nested in its own stream).
+struct Polling(*const RequestState);
+
+impl Polling {
+    fn enter(state: &RequestState) -> Polling {
+        Polling(POLLING.with(|polling| polling.replace(state)))
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        let _ = POLLING.try_with(|polling| polling.set(self.0));
+    }
+}
+
 /// How far a tracked stream has been read.
 #[derive(Clone, Copy)]
 enum Reading {
@@ -104,7 +121,8 @@ impl<S: Stream> Stream for TrackedStream<S> {
         let mut this = self.project();
         let state: &RequestState = this.state;
         let _current = current::enter(state);
-        let outer = POLLING.with(|polling| polling.replace(state));
+        let polling = Polling::enter(state);
+        let outer = polling.0;
         if let Reading::Unread = this.reading {
             *this.reading = if std::ptr::eq(outer, state) {
                 Reading::Inner
@@ -121,7 +139,7 @@ impl<S: Stream> Stream for TrackedStream<S> {
             None => Poll::Ready(None),
         };
         drop(watch);
-        POLLING.with(|polling| polling.set(outer));
+        drop(polling);
         if let Poll::Ready(None) = polled {
             this.inner.set(None);
             release(state, *this.number, this.reading, true);
