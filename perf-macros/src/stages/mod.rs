@@ -68,3 +68,24 @@ pub fn check(name: &Ident) -> Result<CheckedStage> {
     }
     Err(Error::new(name.span(), message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The macros' list and the runtime's are the same five stages in the same order: the
+    /// macros cannot depend on the runtime (it re-exports them), so this test keeps them equal.
+    #[test]
+    fn built_in_stages_are_the_runtimes() {
+        let ours: Vec<&str> = STAGE_MACRO_STAGES
+            .iter()
+            .copied()
+            .chain(RECORDED_ELSEWHERE.iter().map(|(stage, _)| *stage))
+            .collect();
+        let runtime: Vec<&str> = perf_runtime::Stage::BUILTIN
+            .iter()
+            .map(|stage| stage.name())
+            .collect();
+        assert_eq!(ours, runtime);
+    }
+}
