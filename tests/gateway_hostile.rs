@@ -15,7 +15,8 @@
 //! * `/metrics` on a separate listener, behind a bearer token.
 //!
 //! The tests count requests of the same endpoints in the one global registry of this process,
-//! so they take turns ([`turn`]) and assert on the difference of the counts before and after.
+//! so they take turns (`common::turn`) and assert on the difference of the counts before and
+//! after.
 
 mod common;
 
@@ -30,7 +31,7 @@ use axum::Router;
 use clap::Parser;
 use common::{
     chat, client, count, error_of, eventually, get, post, promtool_check_metrics, promtool_or_skip,
-    responses, start, Outcomes, KEY,
+    responses, start, turn, Outcomes, KEY,
 };
 use futures_util::{stream, StreamExt};
 use perf::gateway::error::ApiError;
@@ -39,7 +40,6 @@ use perf::{Config, Gateway};
 use perf_runtime::metrics::MAX_LABEL_LEN;
 use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 use serde_json::json;
-use tokio::sync::{Mutex, MutexGuard};
 
 const CHAT: &str = "/v1/chat/completions";
 const RESPONSES: &str = "/v1/responses";
@@ -62,12 +62,6 @@ const ZERO_MOCK: &[&str] = &[
     "--mock-jitter-ms",
     "0",
 ];
-
-/// One test at a time counts requests of the API endpoints.
-async fn turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::const_new(());
-    TURN.lock().await
-}
 
 fn stage_count(endpoint: &str, stage: &str) -> u64 {
     count(

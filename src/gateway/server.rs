@@ -109,13 +109,18 @@ impl MetricsAccess {
     }
 }
 
+/// The `operation` of `operation_duration_seconds` that times each rendering of `/metrics`:
+/// its count is the number of renderings, its sum their time.
+pub const RENDER_OPERATION: &str = "metrics_render";
+
 /// One rendering of `/metrics` shared by every scrape for a short while.
 ///
 /// Rendering perf's families costs CPU in proportion to their series (about 5 ms for 1,000
 /// models); scrapers that loop on `/metrics` would otherwise take that from the API. Here at
 /// most one rendering is made per `max_age`: a scrape finds the last one if it is younger, and a
 /// scrape arriving while another renders waits for that rendering instead of starting its own.
-/// The rendering runs on tokio's blocking pool, off the workers that serve the API.
+/// The rendering runs on tokio's blocking pool, off the workers that serve the API, timed as
+/// `operation_duration_seconds{operation="metrics_render"}`.
 #[derive(Debug)]
 pub struct MetricsCache {
     max_age: Duration,
@@ -143,9 +148,12 @@ impl MetricsCache {
             }
         }
         let at = Instant::now();
-        let text = tokio::task::spawn_blocking(perf_runtime::exposition::render_global)
-            .await
-            .map_err(io::Error::other)?;
+        let text = tokio::task::spawn_blocking(|| {
+            let _timer = perf_runtime::track_duration(RENDER_OPERATION);
+            perf_runtime::exposition::render_global()
+        })
+        .await
+        .map_err(io::Error::other)?;
         let text = Bytes::from(text);
         *latest = Some((at, text.clone()));
         Ok(text)

@@ -405,3 +405,54 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
     assert!(text.len() < 200 * lines, "{} bytes", text.len());
     gateway.shutdown().await;
 }
+
+/// One test at a time counts requests of the API endpoints: `requests_total` has no label that
+/// tells two tests of one process apart, so those that assert on its differences take turns.
+pub async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
+/// Waits (boundedly) until exactly one more request of `endpoint` than `before` has ended, and
+/// checks that it ended as an `error`.
+pub async fn one_more_error(endpoint: &str, before: Outcomes) {
+    assert!(
+        eventually(|| Outcomes::of(endpoint).since(before).total() >= 1).await,
+        "the request ended"
+    );
+    let after = Outcomes::of(endpoint).since(before);
+    assert_eq!(
+        after,
+        Outcomes {
+            completed: 0,
+            error: 1,
+            cancelled: 0
+        },
+        "one request, counted once as an error"
+    );
+}
+
+/// `backend_errors_total{provider, model, endpoint, kind}` now, 0 if that series does not
+/// exist yet.
+pub fn backend_errors(provider: &str, model: &str, endpoint: &str, kind: &str) -> u64 {
+    counter(
+        "backend_errors_total",
+        &[
+            ("provider", provider),
+            ("model", model),
+            ("endpoint", endpoint),
+            ("kind", kind),
+        ],
+    )
+}
+
+/// The `data` of the last SSE event of `body`, as JSON, after checking that it is an `error`
+/// event with an OpenAI error: what a client gets when the provider fails mid-stream.
+pub fn last_error_event(body: &[u8]) -> Value {
+    let events = sse_events(body);
+    let last = events.last().expect("at least one event");
+    assert_eq!(last.event.as_deref(), Some("error"), "{events:?}");
+    let error: Value = serde_json::from_str(&last.data).expect("a JSON error");
+    assert!(error["error"]["message"].is_string(), "{error}");
+    error
+}

@@ -1,0 +1,91 @@
+//! Scrapes of `/metrics` share renderings: a rendering costs CPU in proportion to the series
+//! (~5 ms for 1,000 models), and scrapers looping on `/metrics` took most of the gateway's API
+//! throughput when each scrape rendered on its own. Now concurrent scrapes share one rendering,
+//! and at most one is made per `--metrics-max-age-ms`; each is counted in
+//! `operation_duration_seconds{operation="metrics_render"}`. And `/healthz` answers on the
+//! metrics listener too, for a probe that only reaches that one.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{chat, count, get, post, start, turn, FAST_MOCK, KEY};
+use futures_util::future::join_all;
+use perf::gateway::server::RENDER_OPERATION;
+use perf::Gateway;
+
+fn renders() -> u64 {
+    count(
+        "operation_duration_seconds",
+        &[("operation", RENDER_OPERATION)],
+    )
+}
+
+/// `/metrics` of `gateway`: its body, after checking the status.
+async fn scrape(gateway: &Gateway) -> String {
+    let (status, text) = get(&gateway.metrics_url(), None).await;
+    assert_eq!(status, 200);
+    text
+}
+
+async fn one_chat(gateway: &Gateway, model: &str) {
+    let response = post(gateway, "/chat/completions", Some(KEY), chat(model, false)).await;
+    assert_eq!(response.status(), 200);
+    response.bytes().await.expect("the whole answer");
+}
+
+/// The renderings of every gateway of this process are counted in the same series: the tests
+/// that scrape take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_share_renderings() {
+    let _turn = turn().await;
+    // Renderings kept for a minute: 32 scrapes at once, then more, share one.
+    let cached = start(&[&["--metrics-max-age-ms", "60000"][..], FAST_MOCK].concat()).await;
+    one_chat(&cached, "before-the-scrapes").await;
+    let before = renders();
+    let texts = join_all((0..32).map(|_| scrape(&cached))).await;
+    assert_eq!(
+        renders(),
+        before + 1,
+        "32 concurrent scrapes, one rendering"
+    );
+    assert!(texts.iter().all(|t| *t == texts[0]), "one text for all");
+    assert!(texts[0].contains("model=\"before-the-scrapes\""));
+    // A request in between does not show until the rendering is a minute old.
+    one_chat(&cached, "after-the-scrapes").await;
+    assert_eq!(scrape(&cached).await, texts[0]);
+    assert_eq!(renders(), before + 1);
+
+    // Renderings kept for 100 ms: a scrape after that renders again, with the new request.
+    let fresh = start(&[&["--metrics-max-age-ms", "100"][..], FAST_MOCK].concat()).await;
+    let before = renders();
+    let first = scrape(&fresh).await;
+    assert!(!first.contains("model=\"after-a-while\""));
+    one_chat(&fresh, "after-a-while").await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = scrape(&fresh).await;
+    assert!(
+        second.contains("model=\"after-a-while\""),
+        "a fresh rendering"
+    );
+    assert_eq!(renders(), before + 2);
+
+    // Each gateway has its own: the first one's minute-old rendering is not the second's.
+    assert_ne!(scrape(&cached).await, second);
+    cached.shutdown().await;
+    fresh.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_on_the_metrics_listener_too() {
+    let _turn = turn().await;
+    let gateway = start(&[&["--metrics-listen", "127.0.0.1:0"][..], FAST_MOCK].concat()).await;
+    assert_ne!(gateway.metrics_addr(), gateway.addr());
+    for addr in [gateway.metrics_addr(), gateway.addr()] {
+        let (status, body) = get(&format!("http://{addr}/healthz"), None).await;
+        assert_eq!((status, body.as_str()), (200, "ok"), "{addr}");
+    }
+    let text = scrape(&gateway).await;
+    assert!(text.contains("# TYPE requests_total counter\n"));
+    gateway.shutdown().await;
+}
