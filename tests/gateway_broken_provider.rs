@@ -1,5 +1,6 @@
 //! The gateway in front of a provider that breaks off mid-answer, and clients without a key: the
-//! status the client gets and the outcome the request is counted with agree.
+//! status the client gets, the outcome the request is counted with and the kind of its backend
+//! error agree.
 //!
 //! The provider here is a real HTTP server (axum) whose answer body fails after its first
 //! chunk: hyper then cuts the connection mid-body, as a provider that crashes does.
@@ -14,7 +15,10 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use common::{chat, count, error_of, eventually, post as post_to_gateway, start, Outcomes, KEY};
+use common::{
+    backend_errors, chat, count, error_of, eventually, post as post_to_gateway, start, Outcomes,
+    KEY,
+};
 use futures_util::{stream, StreamExt};
 use perf::Gateway;
 
@@ -98,6 +102,7 @@ async fn a_provider_that_breaks_off_makes_error_requests() {
         1,
         "the headers came"
     );
+    assert_eq!(backend_errors("broken", "json", CHAT, "broken_off"), 1);
 
     // Streamed: the status went out, so the client gets an SSE `error` event, and the request
     // counts as an `error`, not `completed`.
@@ -115,6 +120,7 @@ async fn a_provider_that_breaks_off_makes_error_requests() {
     assert_one_error_since(before).await;
     let labels = [("provider", "broken"), ("model", "sse"), ("endpoint", CHAT)];
     assert_eq!(count("streaming_duration_seconds", &labels), 1);
+    assert_eq!(backend_errors("broken", "sse", CHAT, "broken_off"), 1);
     gateway.shutdown().await;
 }
 

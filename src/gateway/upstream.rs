@@ -23,6 +23,7 @@ use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+pub use perf_runtime::BackendErrorKind;
 use reqwest::{Client, Request, Response, Url};
 use serde::de::IgnoredAny;
 use tokio::time::Instant;
@@ -39,22 +40,6 @@ const MAX_ERROR_BYTES: usize = 16 * 1024;
 
 /// Longest wait for a TCP (and TLS) connection to the provider, within the first-byte timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How a call to the provider failed: the `kind` label of `backend_errors_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BackendErrorKind {
-    /// No answer, or no next chunk, in time.
-    Timeout,
-    /// The provider could not be reached.
-    Connect,
-    /// The provider answered with an error status.
-    Status,
-    /// The provider's answer was not what the API promises (invalid JSON or HTTP, not an SSE
-    /// stream for a streamed request).
-    Protocol,
-    /// The provider cut the connection before its answer's end.
-    BrokenOff,
-}
 
 /// A failure of the provider: what the client is told, and how it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +78,7 @@ impl ProviderFailure {
     /// Records the failure's kind for the current request's latest backend call
     /// (`backend_errors_total`), and gives the error for the client.
     pub fn report(self) -> ApiError {
-        // TODO(backend_errors_total): perf_runtime::current::backend_error(self.kind)
+        perf_runtime::current::backend_error(self.kind);
         self.error
     }
 }
