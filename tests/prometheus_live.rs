@@ -11,7 +11,8 @@
 //!   every dashboard expression and README query returns data, every template variable has
 //!   values, every rule is healthy and every recording rule records data, `HighBackendTTFB` goes
 //!   pending (it cannot fire within the test: `for: 5m`) and the three other alerts stay
-//!   inactive throughout.
+//!   inactive throughout. One more client's requests fail (the mock answers them 503), so that
+//!   the backend errors have data too.
 //!
 //! Grafana variables are substituted as Grafana would send them with "All" selected and a 15 s
 //! scrape interval (see [`substitute`]). Without `prometheus` on `PATH` the Prometheus tests say
@@ -498,6 +499,46 @@ struct LoadStats {
     ok: AtomicU64,
     failed: AtomicU64,
     last_error: std::sync::Mutex<String>,
+    /// The 502s of [`failing_client`]'s requests, which its provider answers 503.
+    provider_errors: AtomicU64,
+}
+
+/// One more client, whose requests the mock answers 503 (`fault:status-503`), one every
+/// 500 ms until `stop`, so that `backend_errors_total` has data: each must be a 502.
+fn failing_client(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    stats: Arc<LoadStats>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = http_client();
+        let body = json!({"model": "fault:status-503",
+                          "messages": [{"role": "user", "content": "Fail, please."}]});
+        while !stop.load(Ordering::Relaxed) {
+            let response = http
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .bearer_auth("demo-key")
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            match response {
+                Ok(response) if response.status() == 502 => {
+                    stats.provider_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(response) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    *stats.last_error.lock().unwrap() =
+                        format!("a provider 503 answered {}, not 502", response.status());
+                }
+                Err(e) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    *stats.last_error.lock().unwrap() = e.to_string();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
 }
 
 /// One virtual client's requests, in turn: chat completions streamed and not, responses
@@ -636,8 +677,9 @@ fn dashboard_is_importable() {
                     "{title}: a rate window that is not $__rate_interval: {expr}"
                 );
             }
+            // `backend_in_flight` has no `endpoint` label.
             assert!(
-                expr.contains("$endpoint"),
+                expr.contains("$endpoint") || expr.contains("backend_in_flight{"),
                 "{title}: not filtered by $endpoint: {expr}"
             );
             if expr.contains("backend_ttfb") || expr.contains("streaming_duration") {
@@ -749,7 +791,8 @@ async fn live_gateway_under_load() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(LoadStats::default());
-    let clients = load(gateway.addr, 12, stop.clone(), stats.clone());
+    let mut clients = load(gateway.addr, 12, stop.clone(), stats.clone());
+    clients.push(failing_client(gateway.addr, stop.clone(), stats.clone()));
     let prometheus = Prometheus::start(&binary, Some(gateway.addr)).await;
 
     let deadline = Instant::now() + LIVE_DEADLINE;
@@ -862,13 +905,15 @@ async fn live_gateway_under_load() {
         "failed requests: {}",
         stats.last_error.lock().unwrap()
     );
+    assert!(stats.provider_errors.load(Ordering::Relaxed) > 0);
     println!(
         "live: {} dashboard/README queries and {} variables with data, rules healthy, \
-         HighBackendTTFB pending, others inactive, after {:?}; {} requests",
+         HighBackendTTFB pending, others inactive, after {:?}; {} requests, {} failing on purpose",
         queries.len(),
         variables.len(),
         started.elapsed(),
-        stats.ok.load(Ordering::Relaxed)
+        stats.ok.load(Ordering::Relaxed),
+        stats.provider_errors.load(Ordering::Relaxed)
     );
     drop(prometheus);
     drop(gateway);

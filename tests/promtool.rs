@@ -4,8 +4,10 @@
 //!   they parse, every expression is valid PromQL, every template renders, and the lint finds no
 //!   duplicate rule;
 //! * `promtool test rules` on every unit-test file of `tests/prometheus/`: each alert fires just
-//!   above its threshold (README's alert table) once its `for` has elapsed (and not before), and stays silent just
-//!   below it; the recording rules give the time-weighted shares over several replicas.
+//!   above its threshold (README's alert table) once its `for` has elapsed (and not before), and
+//!   stays silent just below it (`BackendStalled`: with calls in flight and no first byte, with
+//!   no TTFB series at all, and not while first bytes come); the recording rules give the
+//!   time-weighted shares over several replicas.
 //!
 //! Without `promtool` on `PATH` the tests say that they were skipped and why, and pass; under
 //! `CI=true` a missing `promtool` is a failure.
@@ -20,12 +22,28 @@ const ALERTS: &str = "prometheus-alerts.yml";
 const RECORDING_RULES: &str = "prometheus-recording-rules.yml";
 const UNIT_TESTS_DIR: &str = "tests/prometheus";
 
-/// The four alerts of README's alert table.
-const DOCUMENTED_ALERTS: [&str; 4] = [
+/// The five alerts of README's alert table.
+const DOCUMENTED_ALERTS: [&str; 5] = [
     "HighBackendTTFB",
     "CriticalBackendTTFB",
     "HighStreamingDuration",
     "HighFrontendProcessing",
+    "BackendStalled",
+];
+
+/// What README's alert table says of each alert, in the order of [`DOCUMENTED_ALERTS`]: how its
+/// expression ends (the threshold), its `for`, and the comments that mark its unit-test cases
+/// above and below the threshold in `alerts_test.yml`.
+const SPEC: [(&str, &str, [&str; 2]); 5] = [
+    ("))) > 2.0\n", "5m", ["p95 just above", "p95 just below"]),
+    ("))) > 3.0\n", "2m", ["p95 just above", "p95 just below"]),
+    ("))) > 1.5\n", "5m", ["p95 just above", "p95 just below"]),
+    ("))) > 0.01\n", "5m", ["p95 just above", "p95 just below"]),
+    (
+        "(rate(backend_ttfb_seconds_count[2m])) > 0\n",
+        "1m",
+        ["above", "below"],
+    ),
 ];
 
 fn root() -> &'static Path {
@@ -77,8 +95,8 @@ fn rule_files_pass_promtool_check() {
     );
     // promtool prints one "SUCCESS: N rules found" per file.
     assert!(
-        text.contains("SUCCESS: 4 rules found"),
-        "{ALERTS} should hold exactly the four documented alerts:\n{text}"
+        text.contains("SUCCESS: 5 rules found"),
+        "{ALERTS} should hold exactly the five documented alerts:\n{text}"
     );
     assert_eq!(text.matches("SUCCESS").count(), 2, "{text}");
 }
@@ -121,33 +139,22 @@ fn every_alert_is_unit_tested() {
         .map(str::trim)
         .collect();
     assert_eq!(alerts, DOCUMENTED_ALERTS, "the alerts of {ALERTS}");
-    for alert in &alerts {
-        let cases = tests.matches(&format!("alertname: {alert}\n")).count();
+    let blocks: Vec<&str> = rules.split("- alert:").skip(1).collect();
+    for ((alert, block), (threshold, for_, cases)) in alerts.iter().zip(&blocks).zip(SPEC) {
+        let tested = tests.matches(&format!("alertname: {alert}\n")).count();
         assert!(
-            cases >= 2,
+            tested >= 2,
             "{alert} needs unit tests above and below its threshold in alerts_test.yml"
         );
+        for case in cases {
+            assert!(
+                tests.contains(&format!("# {alert}: {case}")),
+                "{alert}: no '{case}' case"
+            );
+        }
         assert!(
-            tests.contains(&format!("# {alert}: p95 just above")),
-            "{alert}: no 'just above' case"
-        );
-        assert!(
-            tests.contains(&format!("# {alert}: p95 just below")),
-            "{alert}: no 'just below' case"
-        );
-    }
-    // Thresholds and `for` of README's alert table, in the order of the alerts.
-    let spec = [
-        ("> 2.0", "5m"),
-        ("> 3.0", "2m"),
-        ("> 1.5", "5m"),
-        ("> 0.01", "5m"),
-    ];
-    let blocks: Vec<&str> = rules.split("- alert:").skip(1).collect();
-    for ((alert, block), (threshold, for_)) in alerts.iter().zip(&blocks).zip(spec) {
-        assert!(
-            block.contains(&format!("))) {threshold}\n")),
-            "{alert}: threshold {threshold}"
+            block.contains(threshold),
+            "{alert}: threshold {threshold:?}"
         );
         assert!(
             block.contains(&format!("for: {for_}\n")),
@@ -197,6 +204,9 @@ fn prefixed_artifacts_pass_promtool() {
         "backend_ttfb_seconds",
         "streaming_duration_seconds",
         "frontend_processing_seconds",
+        "requests_in_flight",
+        "backend_in_flight",
+        "backend_errors_total",
     ] {
         let all = dashboard.matches(family).count();
         let prefixed = dashboard.matches(&format!("llm_{family}")).count();
