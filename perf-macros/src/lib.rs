@@ -217,6 +217,56 @@ pub fn perf_stream(args: TokenStream, item: TokenStream) -> TokenStream {
     })
 }
 
+/// Lets a function that is not itself timed hold timed statements.
+///
+/// Rust runs attribute macros on items, not on statements: `#[perf_stage(..)]`,
+/// `#[perf_backend(..)]` and `#[perf_stream]` on a statement work because the function's own
+/// perf attribute finds and expands them. In a plain helper the handler calls, rustc refuses
+/// them (`E0658: custom attributes cannot be applied to statements`). `#[perf_statements]` on
+/// the helper expands them without timing the helper itself; they record into the request that
+/// calls it, like every other attribute.
+///
+/// ```
+/// use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_statements};
+///
+/// trait Provider {
+///     async fn complete(&self, prompt: &str) -> Result<String, String>;
+/// }
+///
+/// struct Echo;
+///
+/// impl Provider for Echo {
+///     async fn complete(&self, prompt: &str) -> Result<String, String> {
+///         Ok(prompt.to_uppercase())
+///     }
+/// }
+///
+/// #[perf_statements]
+/// async fn ask<P: Provider>(provider: &P, model: &str, prompt: &str) -> Result<String, String> {
+///     #[perf_stage(request_preparation)]
+///     let prompt = format!("{model}: {prompt}");
+///     #[perf_backend(provider = "echo", model = model)]
+///     let answer = provider.complete(&prompt).await?;
+///     Ok(answer)
+/// }
+///
+/// #[perf_endpoint("/v1/ask")]
+/// async fn handler(prompt: &str) -> Result<String, String> {
+///     ask(&Echo, "echo-1", prompt).await
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(handler("hi").await.unwrap(), "ECHO-1: HI");
+/// # });
+/// ```
+#[proc_macro_attribute]
+pub fn perf_statements(args: TokenStream, item: TokenStream) -> TokenStream {
+    instrument("perf_statements", FnKind::Any, item, |function| {
+        let _: syn::parse::Nothing = syn::parse(args)?;
+        Ok(function.into_token_stream())
+    })
+}
+
 /// The common path of every attribute: parse the function, rewrite its attributed statements,
 /// expand. On error the function is still emitted (unexpanded, its statement attributes
 /// removed) beside the errors, so the user sees only the errors that matter.

@@ -83,7 +83,7 @@ pub use metrics::{
     BackendErrorKind, Endpoint, EndpointMetrics, InstallError, Metrics, MetricsBuilder,
     BACKEND_BUCKETS, FRONTEND_BUCKETS, STAGE_BUCKETS,
 };
-pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_stream};
+pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_statements, perf_stream};
 pub use stage::{Stage, StageName, MAX_STAGES};
 pub use tracker::current;
 pub use tracker::{

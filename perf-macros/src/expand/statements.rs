@@ -68,6 +68,7 @@ enum Kind {
     Backend,
     Stream,
     Endpoint,
+    Statements,
 }
 
 fn kind_of(attr: &Attribute) -> Option<Kind> {
@@ -85,6 +86,7 @@ fn kind_of(attr: &Attribute) -> Option<Kind> {
         "perf_backend" => Some(Kind::Backend),
         "perf_stream" => Some(Kind::Stream),
         "perf_endpoint" => Some(Kind::Endpoint),
+        "perf_statements" => Some(Kind::Statements),
         _ => None,
     }
 }
@@ -274,6 +276,10 @@ fn apply((kind, attr): &(Kind, Attribute), value: TokenStream) -> syn::Result<To
             parse_args(attr, StreamArgs::parse)?;
             Ok(wrap::stream(value))
         }
+        Kind::Statements => Err(Error::new_spanned(
+            attr,
+            "#[perf_statements] goes on a fn, to let its statements carry perf attributes",
+        )),
         Kind::Endpoint => Err(Error::new_spanned(
             attr,
             "#[perf_endpoint] goes on the handler's `async fn`, not on a statement",

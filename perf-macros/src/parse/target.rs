@@ -19,7 +19,12 @@ pub fn parse_fn(item: TokenStream, macro_name: &str, kind: FnKind) -> Result<Ite
         FnKind::Async => "an async fn",
         FnKind::Any => "a fn",
     };
-    let parsed: Item = syn::parse2(item)?;
+    let parsed: Item = match syn::parse2(item.clone()) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return Err(statement_outside_instrumented_fn(item, macro_name).unwrap_or(error))
+        }
+    };
     let function = match parsed {
         Item::Fn(function) => function,
         other => {
@@ -53,6 +58,23 @@ pub fn parse_fn(item: TokenStream, macro_name: &str, kind: FnKind) -> Result<Ite
         ));
     }
     Ok(function)
+}
+
+/// rustc runs an attribute on a statement of a plain fn itself (after its own E0658): say where
+/// statement attributes work, at the statement.
+fn statement_outside_instrumented_fn(item: TokenStream, macro_name: &str) -> Option<Error> {
+    let statement: syn::Stmt = syn::parse2(item).ok()?;
+    if let syn::Stmt::Item(_) = statement {
+        return None;
+    }
+    Some(Error::new_spanned(
+        statement,
+        format!(
+            "#[{macro_name}] on a statement works only inside a fn that carries a perf attribute: \
+             put `#[perf_statements]` on this fn (it times nothing itself), or move the statement \
+             into the `#[perf_endpoint]` handler or a `#[perf_stage]` fn"
+        ),
+    ))
 }
 
 /// The keyword and name of an item: where "wrong item" errors point.
