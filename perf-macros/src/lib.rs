@@ -190,6 +190,44 @@ pub fn perf_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[async_trait]` method) is an error: put `#[perf_stream]` on the statement inside it that
 /// makes the stream.
 ///
+/// `#[perf_stream(chunks = f)]`, with `f: FnMut(&Item) -> perf_runtime::Chunk` telling what
+/// each item is, also records `backend_ttft_seconds` (the first chunk with content),
+/// `backend_chunk_gap_seconds` (each gap between content chunks) and `backend_tokens_total`
+/// (the usage a chunk reports). Without it nothing is looked at per item.
+///
+/// ```
+/// use futures_util::{stream, StreamExt};
+/// use perf_runtime::{perf_endpoint, perf_stream, Chunk, Usage};
+///
+/// enum Event { Role, Token(String), Done { input: u64, output: u64 } }
+///
+/// fn event_chunk(event: &Event) -> Chunk {
+///     match event {
+///         Event::Token(_) => Chunk::CONTENT,
+///         Event::Done { input, output } => {
+///             Chunk::usage(Usage { input: *input, output: *output, ..Usage::default() })
+///         }
+///         Event::Role => Chunk::OTHER,
+///     }
+/// }
+///
+/// #[perf_endpoint("/v1/chat/completions")]
+/// async fn chat() -> impl futures_util::Stream<Item = Event> {
+///     #[perf_stream(chunks = event_chunk)]
+///     let events = stream::iter([
+///         Event::Role,
+///         Event::Token("Hel".into()),
+///         Event::Token("lo".into()),
+///         Event::Done { input: 9, output: 2 },
+///     ]);
+///     events
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(chat().await.count().await, 4);
+/// # });
+/// ```
+///
 /// ```
 /// use futures_util::{stream, Stream, StreamExt};
 /// use perf_runtime::{perf_endpoint, perf_stream};
@@ -212,8 +250,8 @@ pub fn perf_backend(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn perf_stream(args: TokenStream, item: TokenStream) -> TokenStream {
     instrument("perf_stream", FnKind::Any, item, |function| {
-        let _: StreamArgs = syn::parse(args)?;
-        expand::stream_fn(function)
+        let args: StreamArgs = syn::parse(args)?;
+        expand::stream_fn(&args, function)
     })
 }
 

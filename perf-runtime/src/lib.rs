@@ -87,7 +87,8 @@ pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_statements, 
 pub use stage::{Stage, StageName, MAX_STAGES};
 pub use tracker::current;
 pub use tracker::{
-    BackendGuard, PerformanceTracker, Run, StageGuard, StreamingGuard, TrackedStream,
+    BackendGuard, Chunk, ChunksBy, Classify, PerformanceTracker, Run, StageGuard, StreamingGuard,
+    TrackedStream, Usage,
 };
 
 /// A tracker that ends its request by itself when dropped: the seed's

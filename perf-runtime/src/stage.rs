@@ -89,6 +89,11 @@ impl Stage {
         }
     }
 
+    /// The stage of id `index` (an [`index`](Self::index) given back).
+    pub(crate) fn from_index(index: usize) -> Stage {
+        Stage(index as u16)
+    }
+
     /// Index into per-endpoint stage tables (always below [`MAX_STAGES`]).
     pub(crate) fn index(self) -> usize {
         usize::from(self.0)

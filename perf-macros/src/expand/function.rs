@@ -8,7 +8,7 @@ use syn::{AttrStyle, Attribute, Block, Error, ItemFn, Result, Signature};
 
 use super::future::{self, Timing};
 use super::wrap;
-use crate::parse::BackendArgs;
+use crate::parse::{BackendArgs, StreamArgs};
 use crate::stages::CheckedStage;
 
 /// `function` with its attributes, visibility and signature as written, and the body `body`
@@ -68,7 +68,7 @@ pub fn backend_fn(args: &BackendArgs, function: ItemFn) -> Result<TokenStream> {
 
 /// The function's returned stream handed the current request. A sync fn returning a future is
 /// an error: its stream is made when the future runs, and is of a type written in the signature.
-pub fn stream_fn(function: ItemFn) -> Result<TokenStream> {
+pub fn stream_fn(args: &StreamArgs, function: ItemFn) -> Result<TokenStream> {
     if !matches!(
         future::returned_future(&function.sig, "perf_stream"),
         Ok(None)
@@ -92,7 +92,7 @@ pub fn stream_fn(function: ItemFn) -> Result<TokenStream> {
             returned_span(sig, block).resolved_at(Span::mixed_site()),
         );
         let value = wrap::body_value(sig, block);
-        let stream = wrap::stream(quote!(#returned));
+        let stream = wrap::stream(args, quote!(#returned));
         quote!(let #returned = #value; #stream)
     }))
 }

@@ -273,8 +273,8 @@ fn apply((kind, attr): &(Kind, Attribute), value: TokenStream) -> syn::Result<To
             Ok(wrap::backend(&args, value))
         }
         Kind::Stream => {
-            parse_args(attr, StreamArgs::parse)?;
-            Ok(wrap::stream(value))
+            let args = parse_args(attr, StreamArgs::parse)?;
+            Ok(wrap::stream(&args, value))
         }
         Kind::Statements => Err(Error::new_spanned(
             attr,

@@ -7,7 +7,7 @@ use syn::visit::Visit;
 use syn::{Block, ReturnType, Signature, Type};
 
 use super::{hidden, runtime};
-use crate::parse::BackendArgs;
+use crate::parse::{BackendArgs, StreamArgs};
 use crate::stages::CheckedStage;
 
 /// With the `off` feature the wrappers leave their values as written (the arguments are still
@@ -85,12 +85,16 @@ pub fn succeeded(reference: TokenStream) -> TokenStream {
 
 /// `value`, a stream, handed the current request: streaming is timed until it ends or is dropped.
 /// A value that is not a stream is a type error at `value`.
-pub fn stream(value: TokenStream) -> TokenStream {
-    if OFF {
-        return value;
-    }
+/// With `chunks`, the stream records time to first token, chunk gaps and usage.
+pub fn stream(args: &StreamArgs, value: TokenStream) -> TokenStream {
     let rt = runtime();
-    quote!(#rt::current::stream(#value))
+    match (&args.chunks, OFF) {
+        // Never called: keeps `chunks` type-checked against the stream's items.
+        (Some(chunks), true) => quote!(#rt::__private::check_chunks(#value, #chunks)),
+        (None, true) => value,
+        (Some(chunks), false) => quote!(#rt::current::stream_chunks(#value, #chunks)),
+        (None, false) => quote!(#rt::current::stream(#value)),
+    }
 }
 
 /// The body of `sig` as a future whose `return`s and `?`s end the future, not the function.

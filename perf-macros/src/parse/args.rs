@@ -127,13 +127,45 @@ impl BackendArgs {
     }
 }
 
-/// `#[perf_stream]`
-pub struct StreamArgs;
+/// `#[perf_stream]`, or `#[perf_stream(chunks = f)]` with `f` telling what each item is.
+pub struct StreamArgs {
+    /// An expression of a `FnMut(&Item) -> perf_runtime::Chunk`.
+    pub chunks: Option<Expr>,
+}
 
 impl Parse for StreamArgs {
     fn parse(input: ParseStream) -> Result<Self> {
-        reject_rest(input, "#[perf_stream] takes no arguments")?;
-        Ok(StreamArgs)
+        if input.is_empty() {
+            return Ok(StreamArgs { chunks: None });
+        }
+        let key: Ident = input.parse().map_err(|e| {
+            Error::new(
+                e.span(),
+                "#[perf_stream] takes `chunks = f`, a function telling what each item is",
+            )
+        })?;
+        if key != "chunks" {
+            return Err(Error::new(
+                key.span(),
+                format!("unknown argument `{key}`: #[perf_stream] takes `chunks = f`"),
+            ));
+        }
+        if !input.peek(Token![=]) {
+            return Err(Error::new(
+                key.span(),
+                "expected `chunks = f`, a function telling what each item is, as in \
+                 `chunks = sse_chunk`",
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let chunks = input.parse::<Expr>()?;
+        if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+        }
+        reject_rest(input, "#[perf_stream] takes one argument, `chunks = f`")?;
+        Ok(StreamArgs {
+            chunks: Some(chunks),
+        })
     }
 }
 

@@ -59,6 +59,51 @@ pub const BACKEND_IN_FLIGHT: &str = "backend_in_flight";
 /// (see [`BackendErrorKind`](crate::BackendErrorKind)).
 pub const BACKEND_ERRORS: &str = "backend_errors_total";
 
+/// Buckets of `backend_ttft_seconds`, in seconds: the first token comes within a second or two
+/// of a healthy provider, so the buckets are dense there (every 100 ms up to half a second),
+/// and reach the same 10 s as TTFB for a provider that thinks long.
+pub const TTFT_BUCKETS: [f64; 14] = [
+    0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0,
+];
+
+/// Buckets of `backend_chunk_gap_seconds`, in seconds: a provider streams tokens every 5–100 ms;
+/// a stall is a gap of a quarter second or more, which the upper buckets tell apart.
+pub const CHUNK_GAP_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Buckets of `request_duration_seconds`, in seconds: [`STAGE_BUCKETS`] (a 401 answered in
+/// microseconds) continued to 100 s (a long answer streamed out).
+pub const REQUEST_BUCKETS: [f64; 19] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 25.0, 50.0, 100.0,
+];
+
+/// Buckets of `gateway_overhead_seconds`, in seconds: the gateway's own share of a request,
+/// 100 µs to 1 s, with the 1–2.5–5 series of the stage buckets.
+pub const OVERHEAD_BUCKETS: [f64; 13] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// `backend_ttft_seconds{provider, model, endpoint}`: from sending the request to the first
+/// chunk that carries content. Streamed answers only.
+pub const BACKEND_TTFT: &str = "backend_ttft_seconds";
+
+/// `backend_chunk_gap_seconds{provider, model, endpoint}`: each gap between two content chunks.
+pub const BACKEND_CHUNK_GAP: &str = "backend_chunk_gap_seconds";
+
+/// `backend_tokens_total{provider, model, endpoint, type}`: tokens of the provider's `usage`, by
+/// `type` (`input`, `output`, `cached_input`, `reasoning`).
+pub const BACKEND_TOKENS: &str = "backend_tokens_total";
+
+/// `request_duration_seconds{endpoint, outcome}`: a whole request, from its handler's start to
+/// its end (its answer streamed out), by outcome.
+pub const REQUEST_DURATION: &str = "request_duration_seconds";
+
+/// `gateway_overhead_seconds{endpoint}`: a request's time outside its backend windows (from
+/// sending each backend call to the end of the provider's answer).
+pub const GATEWAY_OVERHEAD: &str = "gateway_overhead_seconds";
+
 /// The values of the `outcome` label of `requests_total`.
 pub const OUTCOMES: [&str; 3] = ["completed", "error", "cancelled"];
 
@@ -74,6 +119,11 @@ pub(crate) struct Families {
     pub requests_in_flight: Family<InFlight>,
     pub backend_in_flight: Family<InFlight>,
     pub backend_errors: Family<Counter>,
+    pub backend_ttft: Family<Histogram>,
+    pub backend_chunk_gap: Family<Histogram>,
+    pub backend_tokens: Family<Counter>,
+    pub request_duration: Family<Histogram>,
+    pub gateway_overhead: Family<Histogram>,
 }
 
 fn histogram(
@@ -162,12 +212,43 @@ impl Families {
                 &[],
                 Counter::new,
             ),
+            backend_ttft: histogram(
+                name(BACKEND_TTFT),
+                "Time from sending the request to the LLM provider until its first chunk with content (not the headers, a role-only delta or a keep-alive). Streamed answers only.",
+                &["provider", "model", "endpoint"],
+                &TTFT_BUCKETS,
+            ),
+            backend_chunk_gap: histogram(
+                name(BACKEND_CHUNK_GAP),
+                "Time between two consecutive content chunks of a streamed answer, one observation per gap.",
+                &["provider", "model", "endpoint"],
+                &CHUNK_GAP_BUCKETS,
+            ),
+            backend_tokens: Family::new(
+                name(BACKEND_TOKENS),
+                "Tokens of the provider's usage, by type: input, output, cached_input, reasoning.",
+                &["provider", "model", "endpoint", "type"],
+                &[],
+                Counter::new,
+            ),
+            request_duration: histogram(
+                name(REQUEST_DURATION),
+                "Whole requests, from the handler's start to the end of its answer, by outcome.",
+                &["endpoint", "outcome"],
+                &REQUEST_BUCKETS,
+            ),
+            gateway_overhead: histogram(
+                name(GATEWAY_OVERHEAD),
+                "A request's time outside its backend windows (sending a backend call to the end of the provider's answer): the gateway's own cost.",
+                &["endpoint"],
+                &OVERHEAD_BUCKETS,
+            ),
         }
     }
 
     /// One collector per family, each with the family's name; `requests_total`, the name an
     /// application most likely has already, first (see [`register`](Self::register)).
-    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 10] {
+    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 15] {
         fn registered<T: Series>(family: &'static Family<T>) -> (&'static str, Box<dyn Collector>) {
             (family.name(), Box::new(Registered(family)))
         }
@@ -182,6 +263,11 @@ impl Families {
             registered(&self.requests_in_flight),
             registered(&self.backend_in_flight),
             registered(&self.backend_errors),
+            registered(&self.backend_ttft),
+            registered(&self.backend_chunk_gap),
+            registered(&self.backend_tokens),
+            registered(&self.request_duration),
+            registered(&self.gateway_overhead),
         ]
     }
 

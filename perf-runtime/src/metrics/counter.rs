@@ -15,6 +15,10 @@ impl Counter {
     pub fn inc(&self) {
         self.0.add(0, 1);
     }
+
+    pub fn inc_by(&self, n: u64) {
+        self.0.add(0, n);
+    }
 }
 
 impl Series for Counter {

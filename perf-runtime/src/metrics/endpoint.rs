@@ -69,19 +69,65 @@ pub(crate) struct BackendSet {
     model: Box<str>,
     /// `backend_errors_total` by kind, made on the first error of that kind.
     errors: [OnceLock<&'static Counter>; 5],
+    /// `backend_ttft_seconds` and `backend_chunk_gap_seconds`, made with the first streamed
+    /// content: a provider that only answers in one piece shows neither.
+    ttft: OnceLock<&'static Histogram>,
+    chunk_gap: OnceLock<&'static Histogram>,
+    /// `backend_tokens_total` by [`TOKEN_TYPES`], made on the first usage of that type.
+    tokens: [OnceLock<&'static Counter>; 4],
 }
 
+/// The `type` label of `backend_tokens_total`, in the order of [`Usage`](crate::Usage)'s
+/// fields.
+pub(crate) const TOKEN_TYPES: [&str; 4] = ["input", "output", "cached_input", "reasoning"];
+
 impl BackendSet {
+    /// The labels of a series of this set, with one more label value of its own.
+    fn labels<'a>(&'a self, last: &'a str) -> [&'a str; 4] {
+        [&self.provider, &self.model, self.endpoint.path(), last]
+    }
+
+    /// `backend_ttft_seconds` of this provider and model.
+    pub fn ttft(&self) -> &'static Histogram {
+        self.ttft.get_or_init(|| {
+            let [provider, model, endpoint, _] = self.labels("");
+            self.endpoint
+                .metrics
+                .families
+                .backend_ttft
+                .get(&[provider, model, endpoint])
+        })
+    }
+
+    /// `backend_chunk_gap_seconds` of this provider and model.
+    pub fn chunk_gap(&self) -> &'static Histogram {
+        self.chunk_gap.get_or_init(|| {
+            let [provider, model, endpoint, _] = self.labels("");
+            self.endpoint
+                .metrics
+                .families
+                .backend_chunk_gap
+                .get(&[provider, model, endpoint])
+        })
+    }
+
+    /// Counts `n` tokens of type `TOKEN_TYPES[kind]`.
+    pub fn tokens(&self, kind: usize, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let counter = self.tokens[kind].get_or_init(|| {
+            let families = &self.endpoint.metrics.families;
+            families.backend_tokens.get(&self.labels(TOKEN_TYPES[kind]))
+        });
+        counter.inc_by(n);
+    }
+
     /// Counts one failed call of this provider and model.
     pub fn error(&self, kind: BackendErrorKind) {
         let counter = self.errors[kind as usize].get_or_init(|| {
-            let path = self.endpoint.path();
-            self.endpoint.metrics.families.backend_errors.get(&[
-                &self.provider,
-                &self.model,
-                path,
-                kind.as_str(),
-            ])
+            let families = &self.endpoint.metrics.families;
+            families.backend_errors.get(&self.labels(kind.as_str()))
         });
         counter.inc();
     }
@@ -100,6 +146,10 @@ pub struct EndpointMetrics {
     pub(crate) outcomes: [&'static Counter; 3],
     /// `requests_in_flight{endpoint}`.
     pub(crate) in_flight: &'static InFlight,
+    /// `request_duration_seconds` for each of [`OUTCOMES`], made on first use.
+    durations: [OnceLock<&'static Histogram>; 3],
+    /// `gateway_overhead_seconds{endpoint}`.
+    pub(crate) overhead: &'static Histogram,
     /// The backend sets of this endpoint, by admitted provider and model.
     backends: RwLock<HashMap<ProviderModel, &'static BackendSet>>,
     unknown: OnceLock<&'static BackendSet>,
@@ -115,6 +165,8 @@ impl EndpointMetrics {
             split: OnceLock::new(),
             outcomes: OUTCOMES.map(|outcome| families.requests.get(&[path, outcome])),
             in_flight: families.requests_in_flight.get(&[path]),
+            durations: Default::default(),
+            overhead: families.gateway_overhead.get(&[path]),
             backends: RwLock::new(HashMap::new()),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             unknown: OnceLock::new(),
@@ -124,6 +176,16 @@ impl EndpointMetrics {
     /// The `endpoint` label.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// `request_duration_seconds{endpoint, outcome}`, `outcome` an index into [`OUTCOMES`].
+    pub(crate) fn duration(&self, outcome: usize) -> &'static Histogram {
+        self.durations[outcome].get_or_init(|| {
+            self.metrics
+                .families
+                .request_duration
+                .get(&[&self.path, OUTCOMES[outcome]])
+        })
     }
 
     /// The `stage_percentage` triple, resolved on first use.
@@ -191,6 +253,9 @@ impl EndpointMetrics {
                 provider: provider.into(),
                 model: model.into(),
                 errors: Default::default(),
+                ttft: OnceLock::new(),
+                chunk_gap: OnceLock::new(),
+                tokens: Default::default(),
             }))
         })
     }

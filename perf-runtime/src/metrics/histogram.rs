@@ -30,7 +30,11 @@ impl Histogram {
 
     /// Records one observation of `elapsed`.
     pub fn observe(&self, elapsed: Duration) {
-        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.observe_ns(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Records one observation of `ns` nanoseconds.
+    pub fn observe_ns(&self, ns: u64) {
         // Every bound compared at once, branch-free: no chain of dependent loads and jumps.
         let bucket: usize = self.bounds_ns.iter().map(|&le| usize::from(le < ns)).sum();
         self.words.add(bucket, 1);

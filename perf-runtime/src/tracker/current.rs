@@ -11,6 +11,7 @@ use std::cell::Cell;
 
 use futures_core::Stream;
 
+use super::chunks::{Chunk, ChunksBy, Usage};
 use super::guards::{BackendGuard, Owner, StageGuard};
 use super::state::{HandlerExit, RequestState, StateRef};
 use super::{PerformanceTracker, TrackedStream};
@@ -116,4 +117,40 @@ pub fn stream<S: Stream>(stream: S) -> TrackedStream<S> {
             stream
         }
     }
+}
+
+/// [`stream`], with `chunks` telling what each item is (what `#[perf_stream(chunks = f)]`
+/// expands to): the stream records `backend_ttft_seconds` at its first content chunk,
+/// `backend_chunk_gap_seconds` between content chunks, and `backend_tokens_total` for the usage
+/// a chunk reports, under the labels of the backend that answered.
+pub fn stream_chunks<S, F>(stream: S, chunks: F) -> TrackedStream<S, ChunksBy<F>>
+where
+    S: Stream,
+    F: FnMut(&S::Item) -> Chunk,
+{
+    match state() {
+        Some(state) => TrackedStream::classified(stream, state.counted(), ChunksBy(chunks)),
+        None => {
+            let state = StateRef::new(unscoped());
+            let stream = TrackedStream::classified(stream, state.clone(), ChunksBy(chunks));
+            state.release_handler(HandlerExit::Returned(true));
+            stream
+        }
+    }
+}
+
+/// Counts the provider's token `usage` (from a non-streamed answer's body) in
+/// `backend_tokens_total`, against the current request's backend that answered. Outside a
+/// request, or before any backend call, does nothing.
+pub fn usage(usage: Usage) {
+    if let Some(state) = state() {
+        state.usage(usage);
+    }
+}
+
+/// The value of a `Server-Timing` response header for the current request so far: one entry per
+/// stage that ran and one for the backend, in milliseconds
+/// (`request_parsing;dur=0.041, backend;dur=501.700`); `None` outside a request.
+pub fn server_timing() -> Option<String> {
+    state().map(RequestState::server_timing)
 }

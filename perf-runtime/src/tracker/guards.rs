@@ -36,6 +36,7 @@ impl Owner<'_> {
 #[must_use = "the stage is timed until this guard is dropped"]
 pub struct StageGuard<'a> {
     owner: Owner<'a>,
+    stage: Stage,
     series: &'static Histogram,
     frontend: bool,
     start: Clock,
@@ -50,6 +51,7 @@ impl<'a> StageGuard<'a> {
         let frontend = state.open_stage();
         StageGuard {
             owner,
+            stage,
             series,
             frontend,
             start: Clock::now(),
@@ -59,6 +61,7 @@ impl<'a> StageGuard<'a> {
     pub(crate) fn detached(endpoint: &'static EndpointMetrics, stage: Stage) -> Self {
         StageGuard {
             owner: Owner::Detached,
+            stage,
             series: endpoint.stage(stage),
             frontend: false,
             start: Clock::now(),
@@ -77,7 +80,7 @@ impl Drop for StageGuard<'_> {
         self.series
             .observe(Duration::from_nanos(self.start.until(end)));
         if let Some(state) = self.owner.state() {
-            state.close_stage(self.start, end, self.frontend);
+            state.close_stage(self.stage, self.start, end, self.frontend);
         }
     }
 }
@@ -145,7 +148,8 @@ impl<'a> BackendGuard<'a> {
 
 impl Drop for BackendGuard<'_> {
     fn drop(&mut self) {
-        let elapsed = self.start.elapsed();
+        let end = Clock::now();
+        let elapsed = Duration::from_nanos(self.start.until(end));
         self.series.in_flight.finish();
         self.fetch.observe(elapsed);
         if self.answered {
@@ -153,6 +157,7 @@ impl Drop for BackendGuard<'_> {
         }
         if let Some(state) = self.owner.state() {
             state.close_backend(nanos(elapsed), self.answered.then_some(self.series));
+            state.close_window(end);
         }
     }
 }
@@ -169,9 +174,11 @@ pub struct StreamingGuard<'a> {
 
 impl<'a> StreamingGuard<'a> {
     pub(crate) fn begin(state: &'a RequestState) -> Self {
+        let start = Clock::now();
+        state.open_window(start);
         StreamingGuard {
             state,
-            start: Clock::now(),
+            start,
             backend_before: state.backend_ns(),
         }
     }
@@ -184,10 +191,13 @@ impl Drop for StreamingGuard<'_> {
 }
 
 /// Adds the streaming from `start` until now, less the backend time spent meanwhile (a provider
-/// called lazily, as the stream is read), to `state`; records it at once if the request ended.
+/// called lazily, as the stream is read), to `state`, and closes its backend window (opened by
+/// the caller at `start`); records it at once if the request ended.
 pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: u64) {
+    let end = Clock::now();
+    state.close_window(end);
     let during = state.backend_ns().saturating_sub(backend_before);
-    let ns = nanos(start.elapsed()).saturating_sub(during);
+    let ns = start.until(end).saturating_sub(during);
     if !state.add_streaming(ns) {
         state.observe_streaming(Duration::from_nanos(ns));
     }

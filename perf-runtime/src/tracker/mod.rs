@@ -19,6 +19,7 @@
 //! 6. A scrape reads the histograms (`crate::metrics`) and writes them out
 //!    (`crate::exposition`).
 
+mod chunks;
 pub mod current;
 mod guards;
 mod pool;
@@ -28,6 +29,7 @@ mod stream;
 
 use std::future::Future;
 
+pub use chunks::{Chunk, ChunksBy, Classify, Usage};
 pub use guards::{BackendGuard, StageGuard, StreamingGuard};
 pub use run::Run;
 pub use stream::TrackedStream;
@@ -167,6 +169,32 @@ impl PerformanceTracker {
         let stream = TrackedStream::new(stream, self.state.clone());
         self.state.release_handler(HandlerExit::Returned(true));
         stream
+    }
+
+    /// [`stream`](Self::stream), with `chunks` telling what each item is: the stream then
+    /// records the time to first token, the gaps between content chunks and the token usage it
+    /// finds (see [`Chunk`]).
+    pub fn stream_chunks<S, F>(self, stream: S, chunks: F) -> TrackedStream<S, ChunksBy<F>>
+    where
+        S: futures_core::Stream,
+        F: FnMut(&S::Item) -> Chunk,
+    {
+        let stream = TrackedStream::classified(stream, self.state.clone(), ChunksBy(chunks));
+        self.state.release_handler(HandlerExit::Returned(true));
+        stream
+    }
+
+    /// Counts the provider's token `usage` (from a non-streamed answer's body) in
+    /// `backend_tokens_total`, against the backend that answered.
+    pub fn usage(&self, usage: Usage) {
+        self.state.usage(usage);
+    }
+
+    /// The value of a `Server-Timing` response header for the request so far: one entry per
+    /// stage that ran and one for the backend, in milliseconds
+    /// (`request_parsing;dur=0.041, backend;dur=501.700`).
+    pub fn server_timing(&self) -> String {
+        self.state.server_timing()
     }
 
     /// The handler is done with the request: it ends now, or when the streams it was handed to

@@ -23,10 +23,15 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
+use super::chunks::{Chunk, Usage};
 use super::pool;
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics};
 use crate::stage::Stage;
+
+/// Stages whose time a request keeps for its `Server-Timing` header: those with the smallest
+/// ids (the built-in ones, then the first declared).
+const TIMED_STAGES: usize = 8;
 
 const FRONTEND_SEEN: u32 = 1;
 const ANSWERED: u32 = 1 << 1;
@@ -90,6 +95,17 @@ pub(crate) struct RequestState {
     backend: AtomicPtr<BackendSet>,
     /// The latest backend call, answered or not: what a reported error is counted against.
     last_call: AtomicPtr<BackendSet>,
+    /// When the latest backend call started: the start of its time to first token.
+    last_call_start: AtomicU64,
+    /// When the request began (its handler's start).
+    started: AtomicU64,
+    /// Backend windows (a backend call, or a stream relaying an answer) open now, since when
+    /// at least one has been open, and the time covered by them so far: their union.
+    windows_open: AtomicU32,
+    windows_since: AtomicU64,
+    windows_ns: AtomicU64,
+    /// Time per stage, by stage id, for `Server-Timing`.
+    stage_ns: [AtomicU64; TIMED_STAGES],
 }
 
 impl RequestState {
@@ -108,6 +124,12 @@ impl RequestState {
             backend_started: AtomicU64::new(NOT_STARTED),
             backend: AtomicPtr::new(ptr::null_mut()),
             last_call: AtomicPtr::new(ptr::null_mut()),
+            last_call_start: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            windows_open: AtomicU32::new(0),
+            windows_since: AtomicU64::new(0),
+            windows_ns: AtomicU64::new(0),
+            stage_ns: Default::default(),
         }
     }
 
@@ -127,6 +149,13 @@ impl RequestState {
         self.backend_started.store(NOT_STARTED, Relaxed);
         self.backend.store(ptr::null_mut(), Relaxed);
         self.last_call.store(ptr::null_mut(), Relaxed);
+        self.last_call_start.store(0, Relaxed);
+        self.windows_open.store(0, Relaxed);
+        self.windows_ns.store(0, Relaxed);
+        for stage in &self.stage_ns {
+            stage.store(0, Relaxed);
+        }
+        self.started.store(Clock::now().0, Relaxed);
         endpoint.in_flight.start();
     }
 
@@ -165,8 +194,11 @@ impl RequestState {
 
     /// Closes a stage that ran from `start` to `end`: its front-end share stops where the first
     /// backend call started.
-    pub fn close_stage(&self, start: Clock, end: Clock, frontend: bool) {
+    pub fn close_stage(&self, stage: Stage, start: Clock, end: Clock, frontend: bool) {
         self.open_stages.fetch_sub(1, Relaxed);
+        if let Some(time) = self.stage_ns.get(stage.index()) {
+            time.fetch_add(start.until(end), Relaxed);
+        }
         if frontend {
             let cut = Clock(end.0.min(self.backend_started.load(Relaxed)));
             self.frontend_ns.fetch_add(start.until(cut), Relaxed);
@@ -178,6 +210,102 @@ impl RequestState {
         self.backend_started.fetch_min(start.0, Relaxed);
         self.last_call
             .store(ptr::from_ref(call).cast_mut(), Relaxed);
+        self.last_call_start.store(start.0, Relaxed);
+        self.open_window(start);
+    }
+
+    /// A backend window opens: a call is sent, or a stream starts relaying an answer.
+    pub fn open_window(&self, at: Clock) {
+        if self.windows_open.fetch_add(1, AcqRel) == 0 {
+            self.windows_since.store(at.0, Relaxed);
+        }
+    }
+
+    /// A backend window closes; when the last open one does, the time since the first opened
+    /// is covered.
+    pub fn close_window(&self, at: Clock) {
+        if self.windows_open.fetch_sub(1, AcqRel) == 1 {
+            let since = Clock(self.windows_since.load(Relaxed));
+            self.windows_ns.fetch_add(since.until(at), Relaxed);
+        }
+    }
+
+    /// The backend whose labels the streaming (and its chunks) are recorded under: the last that
+    /// answered, else `unknown`.
+    pub fn streaming_set(&self) -> &'static BackendSet {
+        // SAFETY: `backend` is null or was stored from a `&'static BackendSet`.
+        match unsafe { self.backend.load(Relaxed).as_ref() } {
+            Some(set) => set,
+            None => self.endpoint().unknown_backend(),
+        }
+    }
+
+    /// A streamed item, classified: the time to first token (from the latest backend call's
+    /// start) or the gap since the previous content chunk (`last`), and its token usage.
+    pub fn chunk(&self, chunk: Chunk, last: &mut Option<Clock>) {
+        if chunk.content {
+            let now = Clock::now();
+            match *last {
+                Some(previous) => self
+                    .streaming_set()
+                    .chunk_gap()
+                    .observe_ns(previous.until(now)),
+                None => {
+                    let start = self.last_call_start.load(Relaxed);
+                    if start != 0 {
+                        self.streaming_set()
+                            .ttft()
+                            .observe_ns(Clock(start).until(now));
+                    }
+                }
+            }
+            *last = Some(now);
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage(usage);
+        }
+    }
+
+    /// Counts the provider's token `usage` against the backend that answered (else the latest
+    /// call; nothing without any).
+    pub fn usage(&self, usage: Usage) {
+        // SAFETY: both are null or stored from a `&'static BackendSet`.
+        let set = unsafe {
+            self.backend
+                .load(Relaxed)
+                .as_ref()
+                .or_else(|| self.last_call.load(Relaxed).as_ref())
+        };
+        if let Some(set) = set {
+            for (kind, n) in usage.counts().into_iter().enumerate() {
+                set.tokens(kind, n);
+            }
+        }
+    }
+
+    /// The `Server-Timing` header value of the request so far: each stage that ran (but the
+    /// backend's and the streaming's, which go as one `backend` entry), in milliseconds.
+    pub fn server_timing(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let mut entry = |name: &str, ns: u64| {
+            if !out.is_empty() {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "{name};dur={:.3}", ns as f64 / 1e6);
+        };
+        for (id, time) in self.stage_ns.iter().enumerate() {
+            let ns = time.load(Relaxed);
+            let stage = Stage::from_index(id);
+            if ns > 0 && stage != Stage::BACKEND_FETCH && stage != Stage::STREAM_PROCESSING {
+                entry(stage.name(), ns);
+            }
+        }
+        let backend = self.backend_ns.load(Relaxed);
+        if backend > 0 {
+            entry("backend", backend);
+        }
+        out
     }
 
     pub fn close_backend(&self, ns: u64, answered: Option<&'static BackendSet>) {
@@ -212,13 +340,7 @@ impl RequestState {
     /// Records `elapsed` of streaming: `streaming_duration_seconds` (labelled with the last
     /// backend that answered, else `unknown`) and the `stream_processing` stage.
     pub fn observe_streaming(&self, elapsed: Duration) {
-        let answered = self.backend.load(Relaxed);
-        // SAFETY: `backend` is null or was stored from a `&'static BackendSet`.
-        let series = match unsafe { answered.as_ref() } {
-            Some(set) => set.streaming,
-            None => self.endpoint().unknown_backend().streaming,
-        };
-        series.observe(elapsed);
+        self.streaming_set().streaming.observe(elapsed);
         self.endpoint()
             .stage(Stage::STREAM_PROCESSING)
             .observe(elapsed);
@@ -286,6 +408,12 @@ impl RequestState {
         let streaming = self.streaming_ns.load(Relaxed);
         if flags & STREAMED != 0 {
             self.observe_streaming(Duration::from_nanos(streaming));
+        }
+        let lasted = Clock(self.started.load(Relaxed)).until(Clock::now());
+        endpoint.duration(outcome as usize).observe_ns(lasted);
+        if flags & RETURNED != 0 {
+            let outside = lasted.saturating_sub(self.windows_ns.load(Relaxed));
+            endpoint.overhead.observe_ns(outside);
         }
         if outcome == Outcome::Completed && flags & ANSWERED != 0 {
             let phases = [frontend, self.backend_ns.load(Relaxed), streaming];

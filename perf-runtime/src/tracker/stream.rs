@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
+use super::chunks::Classify;
 use super::current;
 use super::guards::add_streaming;
 use super::state::{RequestState, StateRef};
@@ -60,15 +61,18 @@ pin_project! {
     /// is timed from its first poll until the inner stream yields `None` or this stream is
     /// dropped (a client that hangs up), less any backend call made meanwhile, and recorded once,
     /// at the request's end.
-    pub struct TrackedStream<S> {
+    pub struct TrackedStream<S, C = ()> {
         #[pin]
         inner: Option<S>,
         state: StateRef,
         number: u32,
         reading: Reading,
+        // What each item is (`()`: not looked at), and when the last content chunk came.
+        classify: C,
+        last_content: Option<Clock>,
     }
 
-    impl<S> PinnedDrop for TrackedStream<S> {
+    impl<S, C> PinnedDrop for TrackedStream<S, C> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             let _current = current::enter(this.state);
@@ -81,12 +85,21 @@ pin_project! {
 impl<S> TrackedStream<S> {
     /// Takes a share of the request held by `state`.
     pub(crate) fn new(inner: S, state: StateRef) -> Self {
+        Self::classified(inner, state, ())
+    }
+}
+
+impl<S, C> TrackedStream<S, C> {
+    /// Takes a share of the request held by `state`; `classify` tells what each item is.
+    pub(crate) fn classified(inner: S, state: StateRef, classify: C) -> Self {
         let number = state.hand_off();
         TrackedStream {
             inner: Some(inner),
             state,
             number,
             reading: Reading::Unread,
+            classify,
+            last_content: None,
         }
     }
 }
@@ -114,7 +127,7 @@ fn release(state: &RequestState, number: u32, reading: &mut Reading, to_the_end:
     state.release_stream(number, read, say);
 }
 
-impl<S: Stream> Stream for TrackedStream<S> {
+impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
@@ -127,8 +140,11 @@ impl<S: Stream> Stream for TrackedStream<S> {
             *this.reading = if std::ptr::eq(outer, state) {
                 Reading::Inner
             } else {
+                let start = Clock::now();
+                // Relaying the provider's answer: a backend window until the stream lets go.
+                state.open_window(start);
                 Reading::Read {
-                    start: Clock::now(),
+                    start,
                     backend_before: state.backend_ns(),
                 }
             };
@@ -140,6 +156,11 @@ impl<S: Stream> Stream for TrackedStream<S> {
         };
         drop(watch);
         drop(polling);
+        if let (Poll::Ready(Some(item)), Reading::Read { .. }) = (&polled, *this.reading) {
+            if let Some(chunk) = this.classify.classify(item) {
+                state.chunk(chunk, this.last_content);
+            }
+        }
         if let Poll::Ready(None) = polled {
             this.inner.set(None);
             release(state, *this.number, this.reading, true);

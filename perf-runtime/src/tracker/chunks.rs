@@ -1,0 +1,80 @@
+//! What a streamed item is to the metrics: a chunk with content or not, and the token usage it
+//! reports. A tracked stream that knows this records the time to the first token, the gap
+//! between chunks and the tokens; one that does not (the default) costs nothing more.
+
+/// Token counts of a provider's `usage`: `backend_tokens_total{type}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens (`prompt_tokens`, `input_tokens`).
+    pub input: u64,
+    /// Generated tokens (`completion_tokens`, `output_tokens`).
+    pub output: u64,
+    /// Prompt tokens the provider served from its cache (`cached_tokens`).
+    pub cached_input: u64,
+    /// Generated tokens spent reasoning (`reasoning_tokens`).
+    pub reasoning: u64,
+}
+
+impl Usage {
+    /// The counts in the order of the `type` label values: input, output, cached_input,
+    /// reasoning.
+    pub(crate) fn counts(self) -> [u64; 4] {
+        [self.input, self.output, self.cached_input, self.reasoning]
+    }
+}
+
+/// What one item of a relayed stream is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Chunk {
+    /// It carries content (a token): the first one ends the time to first token, each later one
+    /// ends a chunk gap. Headers, role-only deltas, SSE comments and keep-alives do not.
+    pub content: bool,
+    /// The token usage it reports (the final chunk of an answer, when asked for).
+    pub usage: Option<Usage>,
+}
+
+impl Chunk {
+    /// A chunk with content.
+    pub const CONTENT: Chunk = Chunk {
+        content: true,
+        usage: None,
+    };
+
+    /// Anything else: a role-only delta, a comment, a keep-alive, an empty delta.
+    pub const OTHER: Chunk = Chunk {
+        content: false,
+        usage: None,
+    };
+
+    /// A chunk that reports `usage` (and carries no content).
+    pub fn usage(usage: Usage) -> Chunk {
+        Chunk {
+            content: false,
+            usage: Some(usage),
+        }
+    }
+}
+
+/// How a tracked stream tells its items apart. `()` does not: no time to first token, no gaps,
+/// no usage, and nothing is done per item.
+pub trait Classify<T> {
+    /// What `item` is, or `None` to leave it uncounted.
+    fn classify(&mut self, item: &T) -> Option<Chunk>;
+}
+
+impl<T> Classify<T> for () {
+    #[inline(always)]
+    fn classify(&mut self, _: &T) -> Option<Chunk> {
+        None
+    }
+}
+
+/// A function that tells what each item is: what `#[perf_stream(chunks = f)]` hands the stream.
+pub struct ChunksBy<F>(pub F);
+
+impl<T, F: FnMut(&T) -> Chunk> Classify<T> for ChunksBy<F> {
+    #[inline]
+    fn classify(&mut self, item: &T) -> Option<Chunk> {
+        Some((self.0)(item))
+    }
+}

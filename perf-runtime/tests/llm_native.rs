@@ -1,0 +1,222 @@
+//! Time to first token, chunk gaps, tokens, whole-request duration, gateway overhead and
+//! `Server-Timing`, through the macros as a gateway writes them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::stream::{self, Stream, StreamExt};
+use perf_runtime::{
+    current, perf_backend, perf_endpoint, perf_stage, perf_stream, Chunk, Metrics, Usage,
+};
+use prometheus::Registry;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn global() -> &'static Registry {
+    Metrics::init();
+    prometheus::default_registry()
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// What a provider streams: a role-only delta, a keep-alive, content, and the usage at the end.
+#[derive(Clone, Debug, PartialEq)]
+enum Event {
+    Role,
+    KeepAlive,
+    Token(&'static str),
+    Usage(u64, u64),
+}
+
+/// How the gateway tells the events apart: what `#[perf_stream(chunks = ..)]` is given.
+fn event_chunk(event: &Event) -> Chunk {
+    match event {
+        Event::Token(_) => Chunk::CONTENT,
+        Event::Usage(input, output) => Chunk::usage(Usage {
+            input: *input,
+            output: *output,
+            ..Usage::default()
+        }),
+        Event::Role | Event::KeepAlive => Chunk::OTHER,
+    }
+}
+
+/// The provider: headers after 20 ms, then a role delta and a keep-alive at once, the first token
+/// 30 ms later, then 4 more 10 ms apart, then the usage.
+fn provider_events() -> impl Stream<Item = Event> {
+    let events = [
+        (0, Event::Role),
+        (0, Event::KeepAlive),
+        (30, Event::Token("Hel")),
+        (10, Event::Token("lo")),
+        (10, Event::Token(", ")),
+        (10, Event::Token("wor")),
+        (10, Event::Token("ld")),
+        (0, Event::Usage(12, 5)),
+    ];
+    stream::iter(events).then(|(ms, event)| async move {
+        tokio::time::sleep(ms * MS).await;
+        event
+    })
+}
+
+#[perf_backend(provider = "llm", model = "streamed")]
+async fn call_provider() -> Result<(), String> {
+    tokio::time::sleep(20 * MS).await;
+    Ok(())
+}
+
+#[perf_endpoint("/llm/stream")]
+async fn streamed() -> Result<impl Stream<Item = Event>, String> {
+    #[perf_stage(request_parsing)]
+    let () = tokio::time::sleep(MS).await;
+    call_provider().await?;
+    #[perf_stream(chunks = event_chunk)]
+    let events = provider_events();
+    Ok(events)
+}
+
+#[test]
+fn a_streamed_answer_records_ttft_gaps_and_tokens() {
+    const EP: &str = "/llm/stream";
+    let events = block_on(async { streamed().await.unwrap().collect::<Vec<_>>().await });
+    assert_eq!(events.len(), 8);
+    let labels = [("provider", "llm"), ("model", "streamed"), ("endpoint", EP)];
+
+    let (ttfb_count, ttfb) = histogram_total(global(), "backend_ttfb_seconds", &labels);
+    let (ttft_count, ttft) = histogram_total(global(), "backend_ttft_seconds", &labels);
+    assert_eq!((ttfb_count, ttft_count), (1, 1));
+    // The first token came 30 ms after the headers: the role delta and keep-alive do not count.
+    assert!(ttft >= ttfb + 0.03, "TTFT {ttft} s, TTFB {ttfb} s");
+
+    let (gaps, gap_sum) = histogram_total(global(), "backend_chunk_gap_seconds", &labels);
+    assert_eq!(gaps, 4, "five tokens, four gaps");
+    assert!(gap_sum >= 0.04, "{gap_sum}");
+
+    let tokens = |kind: &str| {
+        perf_runtime::metrics::snapshot::counter(
+            global(),
+            "backend_tokens_total",
+            &[("endpoint", EP), ("type", kind)],
+        )
+    };
+    assert_eq!(tokens("input"), Some(12));
+    assert_eq!(tokens("output"), Some(5));
+    assert_eq!(
+        tokens("cached_input"),
+        None,
+        "no series for a type never reported"
+    );
+
+    let whole = histogram_total(
+        global(),
+        "request_duration_seconds",
+        &[("endpoint", EP), ("outcome", "completed")],
+    );
+    assert_eq!(whole.0, 1);
+    assert!(whole.1 >= 0.07, "{}", whole.1);
+    // The gateway's own part: the 1 ms stage and bookkeeping, not the provider's 70 ms.
+    let (_, overhead) = histogram_total(global(), "gateway_overhead_seconds", &[("endpoint", EP)]);
+    assert!(
+        (0.001..0.05).contains(&overhead),
+        "overhead {overhead} s holds the provider's 20 ms call or 70 ms stream"
+    );
+}
+
+#[perf_backend(provider = "llm", model = "retried")]
+async fn attempt(fails: bool) -> Result<u32, String> {
+    tokio::time::sleep(100 * MS).await;
+    if fails {
+        Err("503 from the provider".into())
+    } else {
+        Ok(200)
+    }
+}
+
+#[perf_endpoint("/llm/retry")]
+async fn retried() -> Result<String, String> {
+    #[perf_stage(request_parsing)]
+    let () = tokio::time::sleep(MS).await;
+    let status = match attempt(true).await {
+        Ok(status) => status,
+        Err(_) => attempt(false).await?,
+    };
+    current::usage(Usage {
+        input: 7,
+        output: 3,
+        cached_input: 4,
+        reasoning: 1,
+    });
+    let timing = current::server_timing().expect("inside a request");
+    Ok(format!("{status} {timing}"))
+}
+
+#[test]
+fn overhead_leaves_out_every_backend_window_and_server_timing_lists_the_stages() {
+    const EP: &str = "/llm/retry";
+    let answer = block_on(retried()).unwrap();
+    // Both 100 ms windows are left out: what remains is the 1 ms stage and bookkeeping.
+    let (count, overhead) =
+        histogram_total(global(), "gateway_overhead_seconds", &[("endpoint", EP)]);
+    assert_eq!(count, 1);
+    assert!(
+        overhead < 0.025,
+        "overhead {overhead} s holds a backend window"
+    );
+    for kind in ["input", "output", "cached_input", "reasoning"] {
+        assert!(
+            perf_runtime::metrics::snapshot::counter(
+                global(),
+                "backend_tokens_total",
+                &[("endpoint", EP), ("model", "retried"), ("type", kind)],
+            )
+            .is_some(),
+            "{kind}"
+        );
+    }
+    let timing = answer.strip_prefix("200 ").unwrap();
+    let entries: Vec<&str> = timing.split(", ").collect();
+    assert!(entries[0].starts_with("request_parsing;dur="), "{timing}");
+    let backend = entries
+        .iter()
+        .find_map(|e| e.strip_prefix("backend;dur="))
+        .expect("a backend entry");
+    let backend_ms: f64 = backend.parse().unwrap();
+    assert!(backend_ms >= 200.0, "both attempts: {backend_ms} ms");
+    assert!(!timing.contains("backend_fetch"), "{timing}");
+}
+
+#[test]
+fn a_rejected_request_and_a_long_one_are_apart_in_request_duration() {
+    #[perf_endpoint("/llm/reject")]
+    async fn reject(key: &str) -> Result<(), String> {
+        #[perf_stage(auth_validation)]
+        let checked = if key == "ok" {
+            Ok(())
+        } else {
+            Err("401".to_string())
+        };
+        checked?;
+        Ok(())
+    }
+    block_on(async {
+        assert!(reject("bad").await.is_err());
+        assert!(reject("ok").await.is_ok());
+    });
+    for outcome in ["error", "completed"] {
+        let (count, _) = histogram_total(
+            global(),
+            "request_duration_seconds",
+            &[("endpoint", "/llm/reject"), ("outcome", outcome)],
+        );
+        assert_eq!(count, 1, "{outcome}");
+    }
+}
