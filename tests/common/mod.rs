@@ -456,3 +456,60 @@ pub fn last_error_event(body: &[u8]) -> Value {
     assert!(error["error"]["message"].is_string(), "{error}");
     error
 }
+
+/// The stages every request of the gateway goes through, in order.
+pub const STAGES: [&str; 5] = [
+    "request_parsing",
+    "auth_validation",
+    "request_preparation",
+    "backend_fetch",
+    "stream_processing",
+];
+
+/// A mock that answers at once: 2 chunks, no delay.
+pub const ZERO_MOCK: &[&str] = &[
+    "--mock-ttfb-ms",
+    "0",
+    "--mock-chunks",
+    "2",
+    "--mock-chunk-interval-ms",
+    "0",
+    "--mock-jitter-ms",
+    "0",
+];
+
+/// `request_stage_duration_seconds{stage, endpoint}` observations.
+pub fn stage_count(endpoint: &str, stage: &str) -> u64 {
+    count(
+        "request_stage_duration_seconds",
+        &[("stage", stage), ("endpoint", endpoint)],
+    )
+}
+
+/// The observations of each of [`STAGES`] at `endpoint`.
+pub fn stage_counts(endpoint: &str) -> [u64; 5] {
+    STAGES.map(|stage| stage_count(endpoint, stage))
+}
+
+/// `frontend_processing_seconds{endpoint}` observations.
+pub fn frontend_count(endpoint: &str) -> u64 {
+    count("frontend_processing_seconds", &[("endpoint", endpoint)])
+}
+
+/// `(backend_ttfb count, streaming_duration count)` of `model` at `endpoint` (provider mock).
+pub fn backend_counts(endpoint: &str, model: &str) -> (u64, u64) {
+    let labels = [
+        ("provider", "mock"),
+        ("model", model),
+        ("endpoint", endpoint),
+    ];
+    (
+        count("backend_ttfb_seconds", &labels),
+        count("streaming_duration_seconds", &labels),
+    )
+}
+
+/// `after - before`, element by element.
+pub fn diff<const N: usize>(after: [u64; N], before: [u64; N]) -> [u64; N] {
+    std::array::from_fn(|i| after[i] - before[i])
+}
