@@ -16,6 +16,9 @@
 //! requests, from sending to the last byte of the body. Requests still open when the window
 //! closes are dropped, not counted.
 //!
+//! `--scrapers N` adds N loops on `/metrics` beside the clients (BENCHMARKS.md, "Scrapes");
+//! `--models N` spreads the requests over N model names, e.g. to give `/metrics` 1,000 of them.
+//!
 //! It refuses any host but loopback, and stops at its deadline whatever the server does.
 
 use std::net::IpAddr;
@@ -74,6 +77,26 @@ struct Args {
     /// instructions per request.
     #[arg(long)]
     requests: Option<u64>,
+
+    /// Spread the requests over this many model names (`MODEL-0`, `MODEL-1`, ...), in turn:
+    /// with 1 (the default) every request asks for `--model` itself.
+    #[arg(long, default_value_t = 1)]
+    models: usize,
+
+    /// Scrapers that GET `--scrape-url` back to back during the whole run (each body read to
+    /// its end), beside the clients: what looping Prometheus scrapers cost the API.
+    #[arg(long, default_value_t = 0)]
+    scrapers: usize,
+
+    /// What the scrapers GET [default: `/metrics` on the host and port of `--url`]. Loopback
+    /// hosts only.
+    #[arg(long)]
+    scrape_url: Option<Url>,
+
+    /// Each scraper starts a scrape every this many milliseconds (as Prometheus does at its
+    /// scrape interval); 0 loops, one scrape right after the other.
+    #[arg(long, default_value_t = 0)]
+    scrape_interval_ms: u64,
 }
 
 /// What one client saw: in the measured window, but `completed_all`.
@@ -88,6 +111,9 @@ struct Tally {
     first_error: Option<String>,
     /// How long the measured window lasted (all clients together).
     window: Duration,
+    /// Scrapes completed (status 200, body read) inside the measured window, and their bytes.
+    scrapes: u64,
+    scrape_bytes: u64,
 }
 
 impl Tally {
@@ -96,6 +122,8 @@ impl Tally {
         self.errors += other.errors;
         self.bytes += other.bytes;
         self.completed_all += other.completed_all;
+        self.scrapes += other.scrapes;
+        self.scrape_bytes += other.scrape_bytes;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -143,17 +171,18 @@ fn main() -> ExitCode {
 
 /// Refuses what this tool is not for: a host off the machine, or settings that measure nothing.
 fn check(args: &Args) -> Result<(), String> {
-    let host = args.url.host_str().unwrap_or_default();
-    let ip = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost" || ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback || args.url.scheme() != "http" {
-        return Err(format!(
-            "only http:// on loopback (127.0.0.1, [::1], localhost) is loaded, not {}",
-            args.url
-        ));
+    for url in std::iter::once(&args.url).chain(&args.scrape_url) {
+        let host = url.host_str().unwrap_or_default();
+        let ip = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost" || ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback || url.scheme() != "http" {
+            return Err(format!(
+                "only http:// on loopback (127.0.0.1, [::1], localhost) is loaded, not {url}"
+            ));
+        }
     }
-    if args.concurrency == 0 || args.threads == 0 {
-        return Err("--concurrency and --threads must be at least 1".into());
+    if args.concurrency == 0 || args.threads == 0 || args.models == 0 {
+        return Err("--concurrency, --threads and --models must be at least 1".into());
     }
     let finite = |s: f64| s.is_finite() && (0.0..=3600.0).contains(&s);
     if !finite(args.warmup_secs) || !finite(args.duration_secs) || args.duration_secs == 0.0 {
@@ -162,18 +191,82 @@ fn check(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The request body for the endpoint `url` points at.
-fn body(args: &Args) -> Vec<u8> {
+/// The request body for the endpoint `url` points at, asking for `model`.
+fn body(args: &Args, model: &str) -> Bytes {
     let value = if args.url.path().ends_with("/responses") {
-        serde_json::json!({"model": args.model, "input": "Hi", "stream": args.stream})
+        serde_json::json!({"model": model, "input": "Hi", "stream": args.stream})
     } else {
         serde_json::json!({
-            "model": args.model,
+            "model": model,
             "messages": [{"role": "user", "content": "Hi"}],
             "stream": args.stream,
         })
     };
-    value.to_string().into_bytes()
+    Bytes::from(value.to_string())
+}
+
+/// The request bodies, one per model of `--models`, used in turn.
+fn bodies(args: &Args) -> Arc<Vec<Bytes>> {
+    let bodies = if args.models == 1 {
+        vec![body(args, &args.model)]
+    } else {
+        (0..args.models)
+            .map(|i| body(args, &format!("{}-{i}", args.model)))
+            .collect()
+    };
+    Arc::new(bodies)
+}
+
+/// `--scrape-url`, or `/metrics` on the host and port of `--url`.
+fn scrape_url(args: &Args) -> Url {
+    args.scrape_url.clone().unwrap_or_else(|| {
+        let mut url = args.url.clone();
+        url.set_path("/metrics");
+        url.set_query(None);
+        url
+    })
+}
+
+/// One scraper: GETs `url` back to back until `end`; counts the scrapes that completed in the
+/// window `[measure_from, end)`.
+async fn scraper(
+    client: Client,
+    url: Url,
+    interval: Duration,
+    measure_from: Instant,
+    end: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let work = async {
+        let mut next = Instant::now();
+        loop {
+            if !interval.is_zero() {
+                tokio::time::sleep_until(next).await;
+                next += interval;
+            }
+            let result = async {
+                let response = client.get(url.clone()).send().await.ok()?;
+                if !response.status().is_success() {
+                    return None;
+                }
+                Some(response.bytes().await.ok()?.len() as u64)
+            }
+            .await;
+            match result {
+                Some(bytes) if Instant::now() >= measure_from => {
+                    tally.scrapes += 1;
+                    tally.scrape_bytes += bytes;
+                }
+                Some(_) => {}
+                None => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    };
+    tokio::select! {
+        () = work => {}
+        () = tokio::time::sleep_until(end) => {}
+    }
+    tally
 }
 
 /// Runs the clients until the end of the measured window, and gathers what they saw in it.
@@ -187,7 +280,7 @@ async fn run(args: &Args) -> Result<Tally, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let auth = HeaderValue::from_str(&format!("Bearer {}", args.key))
         .map_err(|_| "--key is not a valid header value".to_owned())?;
-    let body = Bytes::from(body(args));
+    let bodies = bodies(args);
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup_secs);
     let end = measure_from + Duration::from_secs_f64(args.duration_secs);
@@ -198,16 +291,21 @@ async fn run(args: &Args) -> Result<Tally, String> {
             let client = client.clone();
             let url = args.url.clone();
             let auth = auth.clone();
-            let body = body.clone();
+            let bodies = Arc::clone(&bodies);
             let stream = args.stream;
             let tickets = Arc::clone(&tickets);
             tokio::spawn(async move {
                 let mut tally = Tally::default();
                 // A client stops at `end`, dropping the request it has in flight.
                 let work = async {
-                    while tickets.fetch_add(1, Ordering::Relaxed) < limit {
+                    loop {
+                        let ticket = tickets.fetch_add(1, Ordering::Relaxed);
+                        if ticket >= limit {
+                            break;
+                        }
+                        let body = &bodies[(ticket % bodies.len() as u64) as usize];
                         let sent = Instant::now();
-                        let result = request(&client, &url, &auth, &body, stream).await;
+                        let result = request(&client, &url, &auth, body, stream).await;
                         let done = Instant::now();
                         tally.completed_all += 1;
                         let failed = result.is_err();
@@ -238,8 +336,26 @@ async fn run(args: &Args) -> Result<Tally, String> {
             })
         })
         .collect();
+    let scrapers: Vec<_> = (0..args.scrapers)
+        .map(|i| {
+            let interval = Duration::from_millis(args.scrape_interval_ms);
+            // Scrapers at an interval start spread over it, as Prometheus spreads its targets.
+            let offset = interval.mul_f64(i as f64 / args.scrapers as f64);
+            let scraper = scraper(
+                client.clone(),
+                scrape_url(args),
+                interval,
+                measure_from,
+                end,
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(offset).await;
+                scraper.await
+            })
+        })
+        .collect();
     let mut total = Tally::default();
-    for client in clients {
+    for client in clients.into_iter().chain(scrapers) {
         total.merge(
             client
                 .await
@@ -346,6 +462,9 @@ fn report(args: &Args, tally: &Tally, cpu_secs: Option<f64>) {
         "bytes": tally.bytes,
         "total_requests": tally.completed_all,
         "load_cpus": busy.map(|b| (b * 100.0).round() / 100.0),
+        "scrapers": args.scrapers,
+        "scrapes": tally.scrapes,
+        "scrape_bytes": tally.scrape_bytes,
     });
     println!("{line}");
     let busy = busy.map_or(String::new(), |b| format!(", {b:.2} CPUs busy"));
@@ -354,6 +473,18 @@ fn report(args: &Args, tally: &Tally, cpu_secs: Option<f64>) {
          p99 {p99:.2} ms; {} clients on {} thread(s){busy}",
         secs, tally.errors, args.concurrency, args.threads,
     );
+    if args.scrapers > 0 {
+        let per_sec = if secs > 0.0 {
+            tally.scrapes as f64 / secs
+        } else {
+            0.0
+        };
+        eprintln!(
+            "  {} scrapers: {per_sec:.0} scrapes/s, {:.1} MB each",
+            args.scrapers,
+            tally.scrape_bytes as f64 / tally.scrapes.max(1) as f64 / 1e6
+        );
+    }
     if let Some(error) = &tally.first_error {
         eprintln!("  first error: {error}");
     }
