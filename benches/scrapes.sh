@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What /metrics scrapers cost the API: the example gateway on a zero-delay mock (one tokio
 # worker, as in end-to-end.sh) with 1,000 model names in /metrics, loaded by examples/load.rs
-# (JSON chat completions, 32 clients), beside 20 scrapers run by the same load generator:
+# (JSON chat completions, 32 clients), beside 20 scrapers run by the same load generator, which
+# ask for gzip as Prometheus does (but in loop-shared-plain):
 #
 #   alone              no scraper
 #   paced-shared       20 scrapers, each every 250 ms (80 scrapes/s), renderings shared
@@ -9,11 +10,12 @@
 #   paced-per-scrape   the same, one rendering per scrape (--metrics-max-age-ms 0, one at a
 #                      time, on the blocking pool)
 #   loop-shared        20 scrapers looping on /metrics, renderings shared
+#   loop-shared-plain  the same, the scrapers asking for plain text (not gzip)
 #   loop-per-scrape    20 looping scrapers, one rendering per scrape
 #   before-paced, before-loop   with OLD_GATEWAY=path: a gateway built before the shared
 #                      renderings (every scrape rendered on the API's worker)
 #
-#   benches/scrapes.sh                 # 3 rounds (~3 min)
+#   benches/scrapes.sh                 # 3 rounds (~3 min; ~4 with OLD_GATEWAY)
 #   ROUNDS=5 DURATION_SECS=10 benches/scrapes.sh
 #   OLD_GATEWAY=/path/to/old/gateway SKIP_BUILD=1 benches/scrapes.sh
 #
@@ -55,9 +57,13 @@ metric() { # metric NAME_AND_LABELS: its value in the gateway's /metrics, 0 if a
     curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {v = $2} END {print v + 0}'
 }
 
-run() { # run SETTING GATEWAY SCRAPERS INTERVAL_MS [GATEWAY FLAGS...]: one TSV line
-    local setting=$1 gateway=$2 scrapers=$3 interval=$4
-    shift 4
+run() { # run SETTING GATEWAY SCRAPERS INTERVAL_MS ENCODING [GATEWAY FLAGS...]: one TSV line
+    local setting=$1 gateway=$2 scrapers=$3 interval=$4 encoding=$5
+    shift 5
+    local identity=()
+    if [ "$encoding" = identity ]; then
+        identity=(--scrape-identity)
+    fi
     TOKIO_WORKER_THREADS=$GATEWAY_WORKERS "$gateway" --listen "127.0.0.1:$PORT" \
         --mock-ttfb-ms 0 --mock-chunks 3 --mock-chunk-interval-ms 0 --mock-jitter-ms 0 \
         "$@" >/dev/null &
@@ -78,7 +84,7 @@ run() { # run SETTING GATEWAY SCRAPERS INTERVAL_MS [GATEWAY FLAGS...]: one TSV l
     json=$("$LOAD" --url "http://127.0.0.1:$PORT/v1/chat/completions" \
         --concurrency "$CONCURRENCY" --warmup-secs "$WARMUP_SECS" \
         --duration-secs "$DURATION_SECS" --scrapers "$scrapers" \
-        --scrape-interval-ms "$interval" 2>/dev/null)
+        --scrape-interval-ms "$interval" "${identity[@]}" 2>/dev/null)
     local ticks_after renders sum
     ticks_after=$(cpu_ticks "$pid")
     renders=$(metric 'operation_duration_seconds_count{operation="metrics_render"}')
@@ -101,7 +107,7 @@ run() { # run SETTING GATEWAY SCRAPERS INTERVAL_MS [GATEWAY FLAGS...]: one TSV l
     }'
 }
 
-settings="alone paced-shared paced-per-scrape loop-shared loop-per-scrape"
+settings="alone paced-shared paced-per-scrape loop-shared loop-shared-plain loop-per-scrape"
 if [ -n "$OLD_GATEWAY" ]; then
     settings="$settings before-paced before-loop"
 fi
@@ -110,14 +116,15 @@ printf 'setting\treq/s\tscrapes/s\tMB/scrape\trenders\tms/render\tgateway CPUs\n
 for round in $(seq "$ROUNDS"); do
     for setting in $settings; do
         case $setting in
-            alone) run alone "$GATEWAY" 0 0 ;;
-            paced-shared) run "$setting" "$GATEWAY" "$SCRAPERS" "$INTERVAL_MS" ;;
+            alone) run alone "$GATEWAY" 0 0 gzip ;;
+            paced-shared) run "$setting" "$GATEWAY" "$SCRAPERS" "$INTERVAL_MS" gzip ;;
             paced-per-scrape)
-                run "$setting" "$GATEWAY" "$SCRAPERS" "$INTERVAL_MS" --metrics-max-age-ms 0 ;;
-            loop-shared) run "$setting" "$GATEWAY" "$SCRAPERS" 0 ;;
-            loop-per-scrape) run "$setting" "$GATEWAY" "$SCRAPERS" 0 --metrics-max-age-ms 0 ;;
-            before-paced) run "$setting" "$OLD_GATEWAY" "$SCRAPERS" "$INTERVAL_MS" ;;
-            before-loop) run "$setting" "$OLD_GATEWAY" "$SCRAPERS" 0 ;;
+                run "$setting" "$GATEWAY" "$SCRAPERS" "$INTERVAL_MS" gzip --metrics-max-age-ms 0 ;;
+            loop-shared) run "$setting" "$GATEWAY" "$SCRAPERS" 0 gzip ;;
+            loop-shared-plain) run "$setting" "$GATEWAY" "$SCRAPERS" 0 identity ;;
+            loop-per-scrape) run "$setting" "$GATEWAY" "$SCRAPERS" 0 gzip --metrics-max-age-ms 0 ;;
+            before-paced) run "$setting" "$OLD_GATEWAY" "$SCRAPERS" "$INTERVAL_MS" gzip ;;
+            before-loop) run "$setting" "$OLD_GATEWAY" "$SCRAPERS" 0 gzip ;;
         esac
     done
 done | tee "$out"

@@ -30,7 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, Url};
 use tokio::time::Instant;
 
@@ -97,6 +97,11 @@ struct Args {
     /// scrape interval); 0 loops, one scrape right after the other.
     #[arg(long, default_value_t = 0)]
     scrape_interval_ms: u64,
+
+    /// Scrapers ask for the plain text; by default they send `Accept-Encoding: gzip`, as
+    /// Prometheus does (and count the bytes as they come, compressed or not).
+    #[arg(long)]
+    scrape_identity: bool,
 }
 
 /// What one client saw: in the measured window, but `completed_all`.
@@ -232,6 +237,7 @@ fn scrape_url(args: &Args) -> Url {
 async fn scraper(
     client: Client,
     url: Url,
+    gzip: bool,
     interval: Duration,
     measure_from: Instant,
     end: Instant,
@@ -245,7 +251,13 @@ async fn scraper(
                 next += interval;
             }
             let result = async {
-                let response = client.get(url.clone()).send().await.ok()?;
+                let encoding = if gzip { "gzip" } else { "identity" };
+                let response = client
+                    .get(url.clone())
+                    .header(ACCEPT_ENCODING, encoding)
+                    .send()
+                    .await
+                    .ok()?;
                 if !response.status().is_success() {
                     return None;
                 }
@@ -341,9 +353,11 @@ async fn run(args: &Args) -> Result<Tally, String> {
             let interval = Duration::from_millis(args.scrape_interval_ms);
             // Scrapers at an interval start spread over it, as Prometheus spreads its targets.
             let offset = interval.mul_f64(i as f64 / args.scrapers as f64);
+            let gzip = !args.scrape_identity;
             let scraper = scraper(
                 client.clone(),
                 scrape_url(args),
+                gzip,
                 interval,
                 measure_from,
                 end,

@@ -2,14 +2,16 @@
 //! (~5 ms for 1,000 models), and scrapers looping on `/metrics` took most of the gateway's API
 //! throughput when each scrape rendered on its own. Now concurrent scrapes share one rendering,
 //! and at most one is made per `--metrics-max-age-ms`; each is counted in
-//! `operation_duration_seconds{operation="metrics_render"}`. And `/healthz` answers on the
-//! metrics listener too, for a probe that only reaches that one.
+//! `operation_duration_seconds{operation="metrics_render"}`. A scraper that accepts gzip gets the
+//! rendering compressed once. And `/healthz` answers on the metrics listener too, for a probe
+//! that only reaches that one.
 
 mod common;
 
+use std::io::Read;
 use std::time::Duration;
 
-use common::{chat, count, get, post, start, turn, FAST_MOCK, KEY};
+use common::{chat, client, count, get, post, start, turn, FAST_MOCK, KEY};
 use futures_util::future::join_all;
 use perf::gateway::server::RENDER_OPERATION;
 use perf::Gateway;
@@ -74,6 +76,40 @@ async fn scrapes_share_renderings() {
     assert_ne!(scrape(&cached).await, second);
     cached.shutdown().await;
     fresh.shutdown().await;
+}
+
+/// A scraper that accepts gzip (Prometheus does) gets the same rendering gzipped, compressed
+/// once for every such scrape; one that does not gets the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_for_scrapers_that_accept_it() {
+    let _turn = turn().await;
+    let gateway = start(&[&["--metrics-max-age-ms", "60000"][..], FAST_MOCK].concat()).await;
+    one_chat(&gateway, "gzipped").await;
+    let text = scrape(&gateway).await;
+    for _ in 0..2 {
+        let response = client()
+            .get(gateway.metrics_url())
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        assert_eq!(response.headers()["vary"], "accept-encoding");
+        let gzip = response.bytes().await.expect("a body");
+        assert!(
+            gzip.len() * 4 < text.len(),
+            "{} of {} bytes",
+            gzip.len(),
+            text.len()
+        );
+        let mut back = String::new();
+        flate2::read::GzDecoder::new(&gzip[..])
+            .read_to_string(&mut back)
+            .expect("valid gzip");
+        assert_eq!(back, text, "the same rendering");
+    }
+    gateway.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
