@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::report;
+use super::demo_table;
 
 /// Virtual clients, each sending one request at a time.
 pub const CLIENTS: usize = 4;
@@ -115,7 +115,7 @@ async fn print_table_every(every: Duration, tally: Arc<Tally>) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
-        let table = report::render(perf_runtime::Metrics::global().registry());
+        let table = demo_table::render(perf_runtime::Metrics::global().registry());
         if clear {
             print!("\x1b[2J\x1b[H");
         }

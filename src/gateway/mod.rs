@@ -4,11 +4,11 @@
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod demo_table;
 pub mod error;
 pub mod handlers;
 pub mod mock;
 pub mod openai;
-pub mod report;
 pub mod server;
 pub mod sse;
 pub mod upstream;

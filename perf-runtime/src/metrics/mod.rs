@@ -38,6 +38,7 @@ pub(crate) use histogram::Histogram;
 pub use known::KnownEndpoint;
 use labels::LabelBudget;
 pub use labels::{DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
+pub use stage_percentage::PHASES;
 
 /// The metric families of perf in one registry, with the handles resolved from them.
 ///

@@ -11,8 +11,8 @@ use super::family::Series;
 use super::reading::{Kind, Value};
 use super::shard::{self, Line, SHARDS};
 
-/// The `stage` label of each share.
-pub(crate) const SHARE_STAGES: [&str; 3] = [
+/// The `stage` label values of `stage_percentage`, in the order of a request's phases.
+pub const PHASES: [&str; 3] = [
     "frontend_processing",
     "backend_response",
     "stream_processing",
@@ -103,7 +103,7 @@ impl Series for Split {
         let Some(shares) = self.latest() else {
             return;
         };
-        for (stage, share) in SHARE_STAGES.iter().zip(shares) {
+        for (stage, share) in PHASES.iter().zip(shares) {
             push(Some(("stage", stage)), Value::Gauge(share));
         }
     }

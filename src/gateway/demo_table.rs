@@ -6,19 +6,13 @@ use std::fmt::Write as _;
 
 use perf_runtime::metrics::snapshot::{gauge, histogram, HistogramSnapshot};
 use perf_runtime::metrics::{
-    BACKEND_TTFB, FRONTEND_PROCESSING, REQUEST_STAGE_DURATION, STAGE_PERCENTAGE, STREAMING_DURATION,
+    BACKEND_TTFB, FRONTEND_PROCESSING, PHASES, REQUEST_STAGE_DURATION, STAGE_PERCENTAGE,
+    STREAMING_DURATION,
 };
 use prometheus::Registry;
 
 /// The endpoints whose last request's split is shown.
 pub const ENDPOINTS: [&str; 2] = ["/v1/chat/completions", "/v1/responses"];
-
-/// The three phases of a request in `stage_percentage`.
-const PHASES: [&str; 3] = [
-    "frontend_processing",
-    "backend_response",
-    "stream_processing",
-];
 
 /// Renders the table from `registry`, over every endpoint: one row per front-end stage and per
 /// phase (front end, backend TTFB, streaming) with its count, mean, p50/p95/p99 and share of
