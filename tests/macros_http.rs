@@ -16,9 +16,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use futures_util::{stream, Stream, StreamExt};
-use perf_runtime::metrics::snapshot::{gauge, histogram, HistogramSnapshot};
+use perf_runtime::metrics::snapshot::{histogram, HistogramSnapshot};
 use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 use serde::Deserialize;
+
+mod common;
+use common::{count, eventually, stage_count, try_gauge, Outcomes};
 
 #[derive(Deserialize)]
 struct ChatRequest {
@@ -133,55 +136,16 @@ async fn serve() -> String {
     format!("http://{address}")
 }
 
-fn count(family: &str, labels: &[(&str, &str)]) -> u64 {
-    snapshot(family, labels).count
-}
-
+/// The sum of every series of `family` with `labels`.
 fn snapshot(family: &str, labels: &[(&str, &str)]) -> HistogramSnapshot {
     histogram(prometheus::default_registry(), family, labels).unwrap_or_default()
 }
 
-fn stage_count(endpoint: &str, stage: &str) -> u64 {
-    count(
-        "request_stage_duration_seconds",
-        &[("endpoint", endpoint), ("stage", stage)],
-    )
-}
-
-fn outcome(endpoint: &str, outcome: &str) -> u64 {
-    let families = prometheus::gather();
-    let counter = families
-        .iter()
-        .filter(|f| f.name() == "requests_total")
-        .flat_map(|f| f.get_metric())
-        .find(|m| {
-            let has = |name: &str, value: &str| {
-                m.get_label()
-                    .iter()
-                    .any(|l| l.name() == name && l.value() == value)
-            };
-            has("endpoint", endpoint) && has("outcome", outcome)
-        });
-    counter.map_or(0, |m| m.get_counter().get_value() as u64)
-}
-
 fn percentage(endpoint: &str, stage: &str) -> Option<f64> {
-    gauge(
-        prometheus::default_registry(),
+    try_gauge(
         "stage_percentage",
         &[("endpoint", endpoint), ("stage", stage)],
     )
-}
-
-/// Waits (bounded) until `done` holds: a stream's end is recorded just after its last byte.
-async fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    done()
 }
 
 fn body(json: serde_json::Value) -> String {
@@ -261,8 +225,8 @@ async fn errors_through_question_mark_end_the_request_without_a_backend() {
     // backend answered, so there is no split to show.
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 2);
     assert_eq!(percentage(ep, "backend_response"), None);
-    assert_eq!(outcome(ep, "error"), 2);
-    assert_eq!(outcome(ep, "completed"), 0);
+    assert_eq!(Outcomes::of(ep).error, 2);
+    assert_eq!(Outcomes::of(ep).completed, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,8 +303,8 @@ async fn client_hanging_up_mid_stream_ends_the_request_once() {
     );
     assert_eq!(stage_count(ep, "stream_processing"), 1);
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 1);
-    assert_eq!(outcome(ep, "cancelled"), 1);
-    assert_eq!(outcome(ep, "completed"), 0);
+    assert_eq!(Outcomes::of(ep).cancelled, 1);
+    assert_eq!(Outcomes::of(ep).completed, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,7 +335,7 @@ async fn handler_dropped_mid_backend_records_no_ttfb_and_no_end() {
     );
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 0);
     assert_eq!(percentage(ep, "backend_response"), None);
-    assert_eq!(outcome(ep, "cancelled"), 1);
+    assert_eq!(Outcomes::of(ep).cancelled, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +352,7 @@ async fn panic_in_a_stage_keeps_the_stage_and_later_requests_are_exact() {
     assert_eq!(stage_count(ep, "request_preparation"), 1);
     assert_eq!(stage_count(ep, "backend_fetch"), 0);
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 0);
-    assert_eq!(outcome(ep, "error"), 1);
+    assert_eq!(Outcomes::of(ep).error, 1);
 
     // The gateway goes on: the next request through the same server is recorded exactly.
     let base = serve().await;
@@ -402,7 +366,7 @@ async fn panic_in_a_stage_keeps_the_stage_and_later_requests_are_exact() {
     assert_eq!(stage_count(ep, "request_preparation"), 2);
     assert_eq!(stage_count(ep, "backend_fetch"), 1);
     assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 1);
-    assert_eq!((outcome(ep, "error"), outcome(ep, "completed")), (1, 1));
+    assert_eq!((Outcomes::of(ep).error, Outcomes::of(ep).completed), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,8 +399,12 @@ async fn concurrent_requests_lose_no_observation() {
 
     let all = [("endpoint", ep)];
     assert!(eventually(|| count("frontend_processing_seconds", &all) == requests).await);
-    assert_eq!(count("backend_ttfb_seconds", &all), requests);
-    assert_eq!(count("streaming_duration_seconds", &all), requests / 2);
+    // Summed over the four models.
+    assert_eq!(snapshot("backend_ttfb_seconds", &all).count, requests);
+    assert_eq!(
+        snapshot("streaming_duration_seconds", &all).count,
+        requests / 2
+    );
     for stage in [
         "request_parsing",
         "auth_validation",
@@ -450,5 +418,5 @@ async fn concurrent_requests_lose_no_observation() {
         count("backend_ttfb_seconds", &[("endpoint", ep), ("model", "m3")]),
         requests / 4
     );
-    assert_eq!(outcome(ep, "completed"), requests);
+    assert_eq!(Outcomes::of(ep).completed, requests);
 }

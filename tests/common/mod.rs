@@ -145,19 +145,10 @@ pub fn try_gauge(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     snapshot::gauge(Metrics::global().registry(), name, labels)
 }
 
-/// The value of the counter series of family `name` with `labels`, 0 if it does not exist yet.
+/// The value of the counter series of family `name` with `labels`, 0 if it does not exist yet
+/// (read from perf's core: a counter's proto accessor changes with prometheus' features).
 pub fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
-    let Some(family) = prometheus::gather().into_iter().find(|f| f.name() == name) else {
-        return 0;
-    };
-    let found = series(&family, labels);
-    assert!(
-        found.len() <= 1,
-        "at most one series of {name} with {labels:?}"
-    );
-    found
-        .first()
-        .map_or(0, |m| m.get_counter().get_value() as u64)
+    snapshot::counter(Metrics::global().registry(), name, labels).unwrap_or(0)
 }
 
 /// `requests_total{endpoint}` by outcome.
