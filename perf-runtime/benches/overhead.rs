@@ -6,7 +6,8 @@
 //! (`with_label_values(..).observe(..)` on every observation), (d) with the runtime API by hand.
 //! Group `raw` measures the floor: `Instant::now()`, a TSC read, a relaxed atomic add, a
 //! pre-resolved `Histogram::observe`, `HistogramVec::with_label_values(..).observe(..)`, a
-//! pre-resolved `Gauge::set`, and the task-local lookup of the current request.
+//! pre-resolved `Gauge::set`, the task-local lookup of the current request, and one item of a
+//! tracked stream without and with `chunks` (the per-chunk cost of TTFT and gap recording).
 //!
 //! After criterion's own report, a table gives the median ns/request of the very samples
 //! criterion took, the overhead of each build over (a), and its ratio to (c)'s overhead:
@@ -23,13 +24,17 @@
 mod common;
 
 use std::hint::black_box;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use common::{Variant, BODY};
 use criterion::{criterion_group, Bencher, Criterion};
-use perf_runtime::{current, Endpoint, PerformanceTracker};
+use futures_util::stream::{self, Stream};
+use futures_util::task::noop_waker_ref;
+use perf_runtime::{current, Chunk, Endpoint, PerformanceTracker};
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, Opts};
 
 /// Every sample criterion takes, by benchmark: `(iterations, elapsed)`.
@@ -138,6 +143,24 @@ fn raw(c: &mut Criterion) {
             });
         }));
     });
+
+    // One item of a long tracked stream, plain and with `chunks` (every item content): the
+    // difference is what time to first token and chunk gaps cost per chunk.
+    static CHUNKS: Endpoint = Endpoint::new("/bench/chunks");
+    let mut cx = Context::from_waker(noop_waker_ref());
+    let mut plain = PerformanceTracker::at(&CHUNKS).stream(stream::repeat(1u32));
+    group.bench_function("stream_item_plain", |b| {
+        measure(b, "stream_item_plain", || {
+            let _ = black_box(Pin::new(&mut plain).poll_next(&mut cx));
+        })
+    });
+    let mut chunked =
+        PerformanceTracker::at(&CHUNKS).stream_chunks(stream::repeat(1u32), |_| Chunk::CONTENT);
+    group.bench_function("stream_item_chunks", |b| {
+        measure(b, "stream_item_chunks", || {
+            let _ = black_box(Pin::new(&mut chunked).poll_next(&mut cx));
+        })
+    });
     group.finish();
 }
 
@@ -217,6 +240,8 @@ fn summary() {
         "histogram_with_label_values_observe",
         "gauge_set_resolved",
         "current_task_local_lookup",
+        "stream_item_plain",
+        "stream_item_chunks",
     ];
     for id in raw {
         let x = ns(id);
@@ -229,6 +254,10 @@ fn summary() {
         ns("histogram_observe_resolved"),
         ns("gauge_set_resolved"),
     );
+    let per_chunk = ns("stream_item_chunks") - ns("stream_item_plain");
+    if !per_chunk.is_nan() {
+        println!("chunk gap recording per content chunk (chunks - plain): {per_chunk:.1} ns");
+    }
     if !(now.is_nan() || observe.is_nan() || set.is_nan()) {
         println!(
             "floor with these primitives, 6 clock reads + 8 observes + 3 gauge sets: {:.0} ns",

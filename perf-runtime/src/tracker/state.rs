@@ -26,7 +26,7 @@ use std::time::Duration;
 use super::chunks::{Chunk, Usage};
 use super::pool;
 use crate::clock::Clock;
-use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics};
+use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics, Histogram};
 use crate::stage::Stage;
 
 /// Stages whose time a request keeps for its `Server-Timing` header: those with the smallest
@@ -50,6 +50,14 @@ const STREAMED: u32 = 1 << 8;
 
 /// No backend call started yet.
 const NOT_STARTED: u64 = u64::MAX;
+
+/// What a stream has seen of content so far: nothing, or its last content chunk's time and the
+/// series its gaps go to.
+#[derive(Clone, Copy)]
+pub(crate) enum ContentSeen {
+    None,
+    Since(Clock, &'static Histogram),
+}
 
 /// How the handler let go of its request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -241,16 +249,13 @@ impl RequestState {
     }
 
     /// A streamed item, classified: the time to first token (from the latest backend call's
-    /// start) or the gap since the previous content chunk (`last`), and its token usage.
-    pub fn chunk(&self, chunk: Chunk, last: &mut Option<Clock>) {
+    /// start) or the gap since the previous content chunk, and its token usage.
+    pub fn chunk(&self, chunk: Chunk, seen: &mut ContentSeen) {
         if chunk.content {
             let now = Clock::now();
-            match *last {
-                Some(previous) => self
-                    .streaming_set()
-                    .chunk_gap()
-                    .observe_ns(previous.until(now)),
-                None => {
+            match *seen {
+                ContentSeen::Since(previous, gaps) => gaps.observe_ns(previous.until(now)),
+                ContentSeen::None => {
                     let start = self.last_call_start.load(Relaxed);
                     if start != 0 {
                         self.streaming_set()
@@ -259,7 +264,12 @@ impl RequestState {
                     }
                 }
             }
-            *last = Some(now);
+            // The gaps' series is looked up once per stream, at its first content chunk.
+            let gaps = match *seen {
+                ContentSeen::Since(_, gaps) => gaps,
+                ContentSeen::None => self.streaming_set().chunk_gap(),
+            };
+            *seen = ContentSeen::Since(now, gaps);
         }
         if let Some(usage) = chunk.usage {
             self.usage(usage);

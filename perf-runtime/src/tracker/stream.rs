@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use super::chunks::Classify;
 use super::current;
 use super::guards::add_streaming;
-use super::state::{RequestState, StateRef};
+use super::state::{ContentSeen, RequestState, StateRef};
 use super::UnwindWatch;
 use crate::clock::Clock;
 
@@ -67,9 +67,9 @@ pin_project! {
         state: StateRef,
         number: u32,
         reading: Reading,
-        // What each item is (`()`: not looked at), and when the last content chunk came.
+        // What each item is (`()`: not looked at), and the content seen so far.
         classify: C,
-        last_content: Option<Clock>,
+        content: ContentSeen,
     }
 
     impl<S, C> PinnedDrop for TrackedStream<S, C> {
@@ -99,7 +99,7 @@ impl<S, C> TrackedStream<S, C> {
             number,
             reading: Reading::Unread,
             classify,
-            last_content: None,
+            content: ContentSeen::None,
         }
     }
 }
@@ -158,7 +158,7 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
         drop(polling);
         if let (Poll::Ready(Some(item)), Reading::Read { .. }) = (&polled, *this.reading) {
             if let Some(chunk) = this.classify.classify(item) {
-                state.chunk(chunk, this.last_content);
+                state.chunk(chunk, this.content);
             }
         }
         if let Poll::Ready(None) = polled {
