@@ -19,6 +19,7 @@
 //! 6. A scrape reads the histograms (`crate::metrics`) and writes them out
 //!    (`crate::exposition`).
 
+mod answer;
 mod chunks;
 pub mod current;
 mod guards;

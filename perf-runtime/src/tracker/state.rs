@@ -23,15 +23,14 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
-use super::chunks::{Chunk, Usage};
 use super::pool;
 use crate::clock::Clock;
-use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics, Histogram};
+use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics};
 use crate::stage::Stage;
 
 /// Stages whose time a request keeps for its `Server-Timing` header: those with the smallest
 /// ids (the built-in ones, then the first declared).
-const TIMED_STAGES: usize = 8;
+pub(super) const TIMED_STAGES: usize = 8;
 
 const FRONTEND_SEEN: u32 = 1;
 const ANSWERED: u32 = 1 << 1;
@@ -50,14 +49,6 @@ const STREAMED: u32 = 1 << 8;
 
 /// No backend call started yet.
 const NOT_STARTED: u64 = u64::MAX;
-
-/// What a stream has seen of content so far: nothing, or its last content chunk's time and the
-/// series its gaps go to.
-#[derive(Clone, Copy)]
-pub(crate) enum ContentSeen {
-    None,
-    Since(Clock, &'static Histogram),
-}
 
 /// How the handler let go of its request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -95,25 +86,25 @@ pub(crate) struct RequestState {
     /// none.
     stream_vote: AtomicU64,
     frontend_ns: AtomicU64,
-    backend_ns: AtomicU64,
+    pub(super) backend_ns: AtomicU64,
     streaming_ns: AtomicU64,
     /// When the first backend call started ([`NOT_STARTED`] before).
     backend_started: AtomicU64,
     /// The last backend that answered: the labels of the streaming.
-    backend: AtomicPtr<BackendSet>,
+    pub(super) backend: AtomicPtr<BackendSet>,
     /// The latest backend call, answered or not: what a reported error is counted against.
-    last_call: AtomicPtr<BackendSet>,
+    pub(super) last_call: AtomicPtr<BackendSet>,
     /// When the latest backend call started: the start of its time to first token.
-    last_call_start: AtomicU64,
+    pub(super) last_call_start: AtomicU64,
     /// When the request began (its handler's start).
     started: AtomicU64,
     /// Backend windows (a backend call, or a stream relaying an answer) open now, since when
     /// at least one has been open, and the time covered by them so far: their union.
-    windows_open: AtomicU32,
-    windows_since: AtomicU64,
-    windows_ns: AtomicU64,
+    pub(super) windows_open: AtomicU32,
+    pub(super) windows_since: AtomicU64,
+    pub(super) windows_ns: AtomicU64,
     /// Time per stage, by stage id, for `Server-Timing`.
-    stage_ns: [AtomicU64; TIMED_STAGES],
+    pub(super) stage_ns: [AtomicU64; TIMED_STAGES],
 }
 
 impl RequestState {
@@ -220,102 +211,6 @@ impl RequestState {
             .store(ptr::from_ref(call).cast_mut(), Relaxed);
         self.last_call_start.store(start.0, Relaxed);
         self.open_window(start);
-    }
-
-    /// A backend window opens: a call is sent, or a stream starts relaying an answer.
-    pub fn open_window(&self, at: Clock) {
-        if self.windows_open.fetch_add(1, AcqRel) == 0 {
-            self.windows_since.store(at.0, Relaxed);
-        }
-    }
-
-    /// A backend window closes; when the last open one does, the time since the first opened
-    /// is covered.
-    pub fn close_window(&self, at: Clock) {
-        if self.windows_open.fetch_sub(1, AcqRel) == 1 {
-            let since = Clock(self.windows_since.load(Relaxed));
-            self.windows_ns.fetch_add(since.until(at), Relaxed);
-        }
-    }
-
-    /// The backend whose labels the streaming (and its chunks) are recorded under: the last that
-    /// answered, else `unknown`.
-    pub fn streaming_set(&self) -> &'static BackendSet {
-        // SAFETY: `backend` is null or was stored from a `&'static BackendSet`.
-        match unsafe { self.backend.load(Relaxed).as_ref() } {
-            Some(set) => set,
-            None => self.endpoint().unknown_backend(),
-        }
-    }
-
-    /// A streamed item, classified: the time to first token (from the latest backend call's
-    /// start) or the gap since the previous content chunk, and its token usage.
-    pub fn chunk(&self, chunk: Chunk, seen: &mut ContentSeen) {
-        if chunk.content {
-            let now = Clock::now();
-            match *seen {
-                ContentSeen::Since(previous, gaps) => gaps.observe_ns(previous.until(now)),
-                ContentSeen::None => {
-                    let start = self.last_call_start.load(Relaxed);
-                    if start != 0 {
-                        self.streaming_set()
-                            .ttft()
-                            .observe_ns(Clock(start).until(now));
-                    }
-                }
-            }
-            // The gaps' series is looked up once per stream, at its first content chunk.
-            let gaps = match *seen {
-                ContentSeen::Since(_, gaps) => gaps,
-                ContentSeen::None => self.streaming_set().chunk_gap(),
-            };
-            *seen = ContentSeen::Since(now, gaps);
-        }
-        if let Some(usage) = chunk.usage {
-            self.usage(usage);
-        }
-    }
-
-    /// Counts the provider's token `usage` against the backend that answered (else the latest
-    /// call; nothing without any).
-    pub fn usage(&self, usage: Usage) {
-        // SAFETY: both are null or stored from a `&'static BackendSet`.
-        let set = unsafe {
-            self.backend
-                .load(Relaxed)
-                .as_ref()
-                .or_else(|| self.last_call.load(Relaxed).as_ref())
-        };
-        if let Some(set) = set {
-            for (kind, n) in usage.counts().into_iter().enumerate() {
-                set.tokens(kind, n);
-            }
-        }
-    }
-
-    /// The `Server-Timing` header value of the request so far: each stage that ran (but the
-    /// backend's and the streaming's, which go as one `backend` entry), in milliseconds.
-    pub fn server_timing(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let mut entry = |name: &str, ns: u64| {
-            if !out.is_empty() {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "{name};dur={:.3}", ns as f64 / 1e6);
-        };
-        for (id, time) in self.stage_ns.iter().enumerate() {
-            let ns = time.load(Relaxed);
-            let stage = Stage::from_index(id);
-            if ns > 0 && stage != Stage::BACKEND_FETCH && stage != Stage::STREAM_PROCESSING {
-                entry(stage.name(), ns);
-            }
-        }
-        let backend = self.backend_ns.load(Relaxed);
-        if backend > 0 {
-            entry("backend", backend);
-        }
-        out
     }
 
     pub fn close_backend(&self, ns: u64, answered: Option<&'static BackendSet>) {

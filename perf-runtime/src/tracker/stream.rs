@@ -7,10 +7,11 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
+use super::answer::ContentSeen;
 use super::chunks::Classify;
 use super::current;
 use super::guards::add_streaming;
-use super::state::{ContentSeen, RequestState, StateRef};
+use super::state::{RequestState, StateRef};
 use super::UnwindWatch;
 use crate::clock::Clock;
 

@@ -1,0 +1,117 @@
+//! What a provider's answer records as it goes, beyond the request's phases: its backend
+//! windows (for `gateway_overhead_seconds`), the time to its first token, the gaps between its
+//! chunks, its token usage, and the `Server-Timing` of the request so far.
+
+use std::sync::atomic::Ordering::*;
+
+use super::chunks::{Chunk, Usage};
+use super::state::RequestState;
+use crate::clock::Clock;
+use crate::metrics::{BackendSet, Histogram};
+use crate::stage::Stage;
+
+/// What a stream has seen of content so far: nothing, or its last content chunk's time and the
+/// series its gaps go to.
+#[derive(Clone, Copy)]
+pub(crate) enum ContentSeen {
+    None,
+    Since(Clock, &'static Histogram),
+}
+
+impl RequestState {
+    /// A backend window opens: a call is sent, or a stream starts relaying an answer.
+    pub fn open_window(&self, at: Clock) {
+        if self.windows_open.fetch_add(1, AcqRel) == 0 {
+            self.windows_since.store(at.0, Relaxed);
+        }
+    }
+
+    /// A backend window closes; when the last open one does, the time since the first opened
+    /// is covered.
+    pub fn close_window(&self, at: Clock) {
+        if self.windows_open.fetch_sub(1, AcqRel) == 1 {
+            let since = Clock(self.windows_since.load(Relaxed));
+            self.windows_ns.fetch_add(since.until(at), Relaxed);
+        }
+    }
+
+    /// The backend whose labels the streaming (and its chunks) are recorded under: the last that
+    /// answered, else `unknown`.
+    pub fn streaming_set(&self) -> &'static BackendSet {
+        // SAFETY: `backend` is null or was stored from a `&'static BackendSet`.
+        match unsafe { self.backend.load(Relaxed).as_ref() } {
+            Some(set) => set,
+            None => self.endpoint().unknown_backend(),
+        }
+    }
+
+    /// A streamed item, classified: the time to first token (from the latest backend call's
+    /// start) or the gap since the previous content chunk, and its token usage.
+    pub fn chunk(&self, chunk: Chunk, seen: &mut ContentSeen) {
+        if chunk.content {
+            let now = Clock::now();
+            match *seen {
+                ContentSeen::Since(previous, gaps) => gaps.observe_ns(previous.until(now)),
+                ContentSeen::None => {
+                    let start = self.last_call_start.load(Relaxed);
+                    if start != 0 {
+                        self.streaming_set()
+                            .ttft()
+                            .observe_ns(Clock(start).until(now));
+                    }
+                }
+            }
+            // The gaps' series is looked up once per stream, at its first content chunk.
+            let gaps = match *seen {
+                ContentSeen::Since(_, gaps) => gaps,
+                ContentSeen::None => self.streaming_set().chunk_gap(),
+            };
+            *seen = ContentSeen::Since(now, gaps);
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage(usage);
+        }
+    }
+
+    /// Counts the provider's token `usage` against the backend that answered (else the latest
+    /// call; nothing without any).
+    pub fn usage(&self, usage: Usage) {
+        // SAFETY: both are null or stored from a `&'static BackendSet`.
+        let set = unsafe {
+            self.backend
+                .load(Relaxed)
+                .as_ref()
+                .or_else(|| self.last_call.load(Relaxed).as_ref())
+        };
+        if let Some(set) = set {
+            for (kind, n) in usage.counts().into_iter().enumerate() {
+                set.tokens(kind, n);
+            }
+        }
+    }
+
+    /// The `Server-Timing` header value of the request so far: each stage that ran (but the
+    /// backend's and the streaming's, which go as one `backend` entry), in milliseconds.
+    pub fn server_timing(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let mut entry = |name: &str, ns: u64| {
+            if !out.is_empty() {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "{name};dur={:.3}", ns as f64 / 1e6);
+        };
+        for (id, time) in self.stage_ns.iter().enumerate() {
+            let ns = time.load(Relaxed);
+            let stage = Stage::from_index(id);
+            if ns > 0 && stage != Stage::BACKEND_FETCH && stage != Stage::STREAM_PROCESSING {
+                entry(stage.name(), ns);
+            }
+        }
+        let backend = self.backend_ns.load(Relaxed);
+        if backend > 0 {
+            entry("backend", backend);
+        }
+        out
+    }
+}
