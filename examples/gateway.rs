@@ -28,9 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("perf example gateway on {base}");
     match gateway.mock() {
         Some(mock) => println!(
-            "  provider: built-in mock at {} (TTFB {} ms, {} chunks every {} ms, jitter ±{} ms)",
+            "  provider: built-in mock at {} (TTFB {} ms, first token {} ms later, {} chunks \
+             every {} ms, jitter ±{} ms)",
             mock.base_url(),
             config.mock_ttfb_ms,
+            config.mock().first_token.as_millis(),
             config.mock_chunks,
             config.mock_chunk_interval_ms,
             config.mock_jitter_ms,

@@ -55,16 +55,22 @@ async fn chat_stream_is_chunks_then_done() {
     let events = sse_events(&body);
     let (done, chunks) = events.split_last().unwrap();
     assert_eq!(done.data, "[DONE]");
-    assert_eq!(chunks.len(), 6, "5 content chunks and the finishing one");
+    assert_eq!(
+        chunks.len(),
+        7,
+        "the role-only delta, 5 content chunks and the finishing one"
+    );
     let mut content = String::new();
     for (i, event) in chunks.iter().enumerate() {
         assert_eq!(event.event, None);
         let chunk: Value = serde_json::from_str(&event.data).unwrap();
         assert_eq!(chunk["object"], "chat.completion.chunk");
         assert_eq!(chunk["model"], "wire-model");
+        // The usage the gateway asked for on the client's behalf is not passed on.
+        assert!(chunk.get("usage").is_none_or(Value::is_null), "{chunk}");
         let delta = &chunk["choices"][0]["delta"];
         if i == 0 {
-            assert_eq!(delta["role"], "assistant");
+            assert_eq!(delta, &json!({"role": "assistant", "content": ""}));
         }
         content.push_str(delta["content"].as_str().unwrap_or_default());
         let last = i == chunks.len() - 1;
@@ -175,6 +181,28 @@ async fn the_provider_gets_the_request_as_sent_with_its_own_key() {
             body
         )]
     );
+}
+
+/// A streamed chat request reaches the provider asking for its usage (for the tokens), with
+/// every other field as the client sent it.
+#[tokio::test]
+async fn a_streamed_chat_asks_the_provider_for_its_usage() {
+    let (provider, seen) = recording_provider().await;
+    let upstream = format!("http://{provider}/v1");
+    let gateway = start(&["--upstream", &upstream, "--upstream-key", "sk-upstream"]).await;
+    let mut body = json!({
+        "model": "wire-model",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": true,
+        "stream_options": {"future_option": 1},
+    });
+    // The recording provider answers JSON, not SSE: a 502, after the request was recorded.
+    let response = post(&gateway, "/chat/completions", Some(KEY), body.to_string()).await;
+    assert_eq!(response.status(), 502);
+    body["stream_options"]["include_usage"] = json!(true);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].2, body);
 }
 
 #[tokio::test]

@@ -88,7 +88,7 @@ pub struct Config {
     )]
     pub mock_chunks: u32,
 
-    /// Mock provider: delay before each chunk, in milliseconds.
+    /// Mock provider: delay between two content chunks, in milliseconds.
     #[arg(
         long,
         value_name = "N",
@@ -96,6 +96,21 @@ pub struct Config {
         default_value_t = 50
     )]
     pub mock_chunk_interval_ms: u64,
+
+    /// Mock provider: time from the response headers (and the role-only first delta sent with
+    /// them) to the first content chunk, in milliseconds [default: --mock-chunk-interval-ms].
+    #[arg(long, value_name = "N", env = "GATEWAY_MOCK_FIRST_TOKEN_MS")]
+    pub mock_first_token_ms: Option<u64>,
+
+    /// Mock provider: every Nth answer (the Nth, the 2Nth, ...) is a 500 after the time to
+    /// first byte, as an overloaded provider answers. 0 for never.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "GATEWAY_MOCK_FAIL_EVERY",
+        default_value_t = 0
+    )]
+    pub mock_fail_every: u64,
 
     /// Mock provider: each delay varies at random by up to ±N ms (never by more than the delay
     /// itself, so the mean stays as set).
@@ -206,6 +221,27 @@ pub struct Config {
     )]
     pub metrics_max_age_ms: u64,
 
+    /// Tries a provider call up to N more times, at once, when it answers a 5xx or cannot be
+    /// reached: before its response headers, so nothing reached the client yet. Each try is a
+    /// backend call of its own in the metrics. 0 (the default) leaves retries to the clients:
+    /// OpenAI's SDKs retry 5xx answers and failed connections twice by themselves.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "GATEWAY_UPSTREAM_RETRIES",
+        default_value_t = 0
+    )]
+    pub upstream_retries: u32,
+
+    /// Do not send a `Server-Timing` header (each stage's and the backend's time, in ms) with
+    /// non-streamed answers. As a variable: GATEWAY_SERVER_TIMING=false.
+    #[arg(
+        long = "no-server-timing",
+        env = "GATEWAY_SERVER_TIMING",
+        action = clap::ArgAction::SetFalse
+    )]
+    pub server_timing: bool,
+
     /// Also drive synthetic traffic from a few virtual clients and print a live table of
     /// p50/p95/p99 per stage and the split of the time, every few seconds.
     #[arg(long, env = "GATEWAY_DEMO")]
@@ -261,11 +297,16 @@ impl Config {
 
     /// The mock provider's timing, from the `--mock-*` flags.
     pub fn mock(&self) -> MockConfig {
+        let chunk_interval = Duration::from_millis(self.mock_chunk_interval_ms);
         MockConfig {
             ttfb: Duration::from_millis(self.mock_ttfb_ms),
+            first_token: self
+                .mock_first_token_ms
+                .map_or(chunk_interval, Duration::from_millis),
             chunks: self.mock_chunks,
-            chunk_interval: Duration::from_millis(self.mock_chunk_interval_ms),
+            chunk_interval,
             jitter: Duration::from_millis(self.mock_jitter_ms),
+            fail_every: self.mock_fail_every,
         }
     }
 }
@@ -438,5 +479,28 @@ mod tests {
         assert_eq!(config.provider_label(), "mock");
         let config = Config::parse_from(["gateway", "--upstream", "https://api.openai.com/v1"]);
         assert_eq!(config.provider_label(), "api.openai.com");
+    }
+
+    #[test]
+    fn llm_flags_default_and_parse() {
+        let config = Config::parse_from(["gateway", "--mock-chunk-interval-ms", "30"]);
+        assert_eq!(config.mock().first_token, Duration::from_millis(30));
+        assert_eq!(config.mock().fail_every, 0);
+        assert_eq!(config.upstream_retries, 0);
+        assert!(config.server_timing);
+        let config = Config::parse_from([
+            "gateway",
+            "--mock-first-token-ms",
+            "400",
+            "--mock-fail-every",
+            "3",
+            "--upstream-retries",
+            "2",
+            "--no-server-timing",
+        ]);
+        assert_eq!(config.mock().first_token, Duration::from_millis(400));
+        assert_eq!(config.mock().fail_every, 3);
+        assert_eq!(config.upstream_retries, 2);
+        assert!(!config.server_timing);
     }
 }

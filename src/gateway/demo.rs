@@ -115,15 +115,23 @@ async fn print_table_every(every: Duration, tally: Arc<Tally>) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
-        let table = demo_table::render(perf_runtime::Metrics::global().registry());
+        let registry = perf_runtime::Metrics::global().registry();
+        let table = demo_table::render(registry);
+        let output_tokens = perf_runtime::metrics::snapshot::counter(
+            registry,
+            perf_runtime::metrics::BACKEND_TOKENS,
+            &[("type", "output")],
+        );
+        let elapsed = start.elapsed().as_secs_f64();
         if clear {
             print!("\x1b[2J\x1b[H");
         }
         println!(
-            "perf demo: {CLIENTS} virtual clients, {:.0} s, {} requests answered, {} failed",
-            start.elapsed().as_secs_f64(),
+            "perf demo: {CLIENTS} virtual clients, {elapsed:.0} s, {} requests answered, {} failed, \
+             {:.0} output tokens/s",
             tally.ok.load(Relaxed),
             tally.failed.load(Relaxed),
+            output_tokens.unwrap_or_default() as f64 / elapsed,
         );
         println!("{table}");
     }

@@ -1,13 +1,14 @@
-//! The live table of `--demo`: p50/p95/p99 per stage and the split of the time, read back from
-//! the metrics registry the way Prometheus would read `/metrics` (quantiles interpolated within
-//! the histogram buckets, as `histogram_quantile` does).
+//! The live table of `--demo`: p50/p95/p99 per stage and the split of the time, then the
+//! LLM-native numbers (time to first token, chunk gaps, the gateway's overhead, tokens), read
+//! back from the metrics registry the way Prometheus would read `/metrics` (quantiles
+//! interpolated within the histogram buckets, as `histogram_quantile` does).
 
 use std::fmt::Write as _;
 
-use perf_runtime::metrics::snapshot::{gauge, histogram, HistogramSnapshot};
+use perf_runtime::metrics::snapshot::{counter, gauge, histogram, HistogramSnapshot};
 use perf_runtime::metrics::{
-    BACKEND_TTFB, FRONTEND_PROCESSING, PHASES, REQUEST_STAGE_DURATION, STAGE_PERCENTAGE,
-    STREAMING_DURATION,
+    BACKEND_CHUNK_GAP, BACKEND_TOKENS, BACKEND_TTFB, BACKEND_TTFT, FRONTEND_PROCESSING,
+    GATEWAY_OVERHEAD, PHASES, REQUEST_STAGE_DURATION, STAGE_PERCENTAGE, STREAMING_DURATION,
 };
 use prometheus::Registry;
 
@@ -16,7 +17,9 @@ pub const ENDPOINTS: [&str; 2] = ["/v1/chat/completions", "/v1/responses"];
 
 /// Renders the table from `registry`, over every endpoint: one row per front-end stage and per
 /// phase (front end, backend TTFB, streaming) with its count, mean, p50/p95/p99 and share of
-/// the time; then the split of each endpoint's last request (`stage_percentage`).
+/// the time; rows for the time to first token, the chunk gaps and the gateway's overhead (no
+/// share: they overlap the phases); the tokens counted; then the split of each endpoint's last
+/// request (`stage_percentage`).
 pub fn render(registry: &Registry) -> String {
     let read = |family: &str, labels: &[(&str, &str)]| {
         histogram(registry, family, labels).unwrap_or_default()
@@ -27,12 +30,15 @@ pub fn render(registry: &Registry) -> String {
     let streaming = read(STREAMING_DURATION, &[]);
     let total = frontend.sum + backend.sum + streaming.sum;
     let rows = [
-        ("  request_parsing", stage("request_parsing")),
-        ("  auth_validation", stage("auth_validation")),
-        ("  request_preparation", stage("request_preparation")),
-        ("frontend_processing", frontend),
-        ("backend_response (TTFB)", backend),
-        ("stream_processing", streaming),
+        ("  request_parsing", stage("request_parsing"), true),
+        ("  auth_validation", stage("auth_validation"), true),
+        ("  request_preparation", stage("request_preparation"), true),
+        ("frontend_processing", frontend, true),
+        ("backend_response (TTFB)", backend, true),
+        ("stream_processing", streaming, true),
+        ("time to first token", read(BACKEND_TTFT, &[]), false),
+        ("chunk gap", read(BACKEND_CHUNK_GAP, &[]), false),
+        ("gateway overhead", read(GATEWAY_OVERHEAD, &[]), false),
     ];
 
     let mut out = String::new();
@@ -41,7 +47,7 @@ pub fn render(registry: &Registry) -> String {
         "{:<24} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
         "stage", "count", "mean", "p50", "p95", "p99", "share"
     );
-    for (name, h) in &rows {
+    for (name, h, shared) in &rows {
         let _ = writeln!(
             out,
             "{name:<24} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7}",
@@ -50,9 +56,24 @@ pub fn render(registry: &Registry) -> String {
             secs(h.quantile(0.5)),
             secs(h.quantile(0.95)),
             secs(h.quantile(0.99)),
-            share(h, total),
+            if *shared {
+                share(h, total)
+            } else {
+                String::from("-")
+            },
         );
     }
+    let tokens =
+        |kind: &str| counter(registry, BACKEND_TOKENS, &[("type", kind)]).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{:<24} {:>7} (input {}, of which cached {}; reasoning {})",
+        "output tokens",
+        tokens("output"),
+        tokens("input"),
+        tokens("cached_input"),
+        tokens("reasoning"),
+    );
     let _ = writeln!(
         out,
         "(p50/p95/p99 interpolated within the histogram buckets, as histogram_quantile does; \
@@ -122,6 +143,10 @@ mod tests {
             "request_preparation",
             "backend_response",
             "stream_processing",
+            "time to first token",
+            "chunk gap",
+            "gateway overhead",
+            "output tokens",
         ] {
             assert!(table.contains(row), "{table}");
         }

@@ -3,43 +3,68 @@
 //!
 //! Each request goes through `auth_validation`, `request_parsing` and `request_preparation`
 //! (the gateway's own work, which should stay under 3 ms), then the backend call, timed until
-//! the provider's first byte, then `stream_processing`: the answer relayed to the client, until
+//! the provider's first byte (tried again on a 5xx or a refused connection, with
+//! `--upstream-retries`), then `stream_processing`: the answer relayed to the client, until
 //! the stream ends or the client leaves.
+//!
+//! The relayed stream tells its events apart (`#[perf_stream(chunks = Relayed::chunk)]`): the
+//! first content event gives the time to first token, each next one a chunk gap, and the usage
+//! event the tokens. A streamed chat request asks the provider for its usage, which the client
+//! gets only if it asked too; a whole answer's usage is read from its body
+//! (`current::usage`), and the answer carries a `Server-Timing` header.
 
-use std::convert::Infallible;
+use std::future::ready;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::response::sse::{Event, Sse};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::sse::Sse;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 
 use super::auth::ApiKeys;
 use super::error::{ApiError, RequestBody};
 use super::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
-use super::sse::relay;
+use super::sse::{relay, Relayed};
 use super::upstream::{read_body, Answer, ProviderFailure, Upstream};
 
-/// What the handlers share: the clients' keys, the provider, and its `provider` label.
+/// What the handlers share: the clients' keys, the provider, its `provider` label, and how
+/// requests are forwarded and answered.
 #[derive(Debug, Clone)]
 pub struct App {
     keys: Arc<ApiKeys>,
     upstream: Upstream,
     provider: Arc<str>,
+    retries: u32,
+    server_timing: bool,
 }
 
 impl App {
     /// The state of a gateway letting in `keys` and forwarding to `upstream`, labelled
-    /// `provider` in the metrics.
+    /// `provider` in the metrics; no retries, `Server-Timing` on whole answers.
     pub fn new(keys: ApiKeys, upstream: Upstream, provider: &str) -> App {
         App {
             keys: Arc::new(keys),
             upstream,
             provider: provider.into(),
+            retries: 0,
+            server_timing: true,
         }
+    }
+
+    /// Tries a provider call up to `retries` more times when it fails with a 5xx or cannot
+    /// connect, before any headers (`--upstream-retries`).
+    pub fn with_retries(mut self, retries: u32) -> App {
+        self.retries = retries;
+        self
+    }
+
+    /// Sends a `Server-Timing` header with whole answers, or not (`--no-server-timing`).
+    pub fn with_server_timing(mut self, on: bool) -> App {
+        self.server_timing = on;
+        self
     }
 
     /// The `provider` label of the backend metrics.
@@ -80,20 +105,62 @@ async fn forward<R: OpenAiRequest>(
     // The key first: an anonymous client gets its 401 without making the gateway parse (up to
     // `--max-body-bytes` of) its JSON.
     validate(app, headers)?;
-    let req: R = request_parsing(body)?;
+    let mut req: R = request_parsing(body)?;
+    let usage_asked = req.ask_for_usage();
     let prepared = request_preparation(app, &req)?;
-    let upstream = call_provider(app, req.model(), prepared).await?;
+    let upstream = call_with_retries(app, req.model(), prepared).await?;
     if req.is_stream() {
         // An answer that is no SSE stream would reach the client as an empty one.
         let upstream = upstream
             .expect_event_stream()
             .map_err(ProviderFailure::report)?;
-        return Ok(Sse::new(relay_events(upstream)).into_response());
+        // The usage chunk the gateway asked for on the client's behalf is read by the tracked
+        // stream (for the tokens), then kept from a client that did not ask for it.
+        let events = relay_events(upstream)
+            .filter_map(move |event| ready(event.for_client(usage_asked).map(Ok::<_, Never>)));
+        return Ok(Sse::new(events).into_response());
     }
-    let body = read_body(answer(upstream))
+    let whole = read_body(answer(upstream))
         .await
         .map_err(ProviderFailure::report)?;
-    Ok(json_response(body))
+    if let Some(usage) = whole.usage {
+        perf_runtime::current::usage(usage);
+    }
+    let mut response = json_response(whole.body);
+    if app.server_timing {
+        add_server_timing(&mut response);
+    }
+    Ok(response)
+}
+
+/// An SSE stream that never fails (its failures are `error` events).
+type Never = std::convert::Infallible;
+
+/// Calls the provider, and again (at once, up to `--upstream-retries` more times) while it
+/// answers a 5xx or cannot be reached: nothing went to the client yet, and the provider
+/// generated nothing. Each try is a backend call of its own: its wait is a backend window (left
+/// out of the gateway's overhead), its failure is counted in `backend_errors_total`, and only
+/// the one that answers records a TTFB.
+async fn call_with_retries(
+    app: &App,
+    model: &str,
+    mut request: reqwest::Request,
+) -> Result<Answer, ApiError> {
+    let mut retries = app.retries;
+    loop {
+        let again = (retries > 0).then(|| request.try_clone()).flatten();
+        let failure = match call_provider(app, model, request).await {
+            Ok(answer) => return Ok(answer),
+            Err(failure) => failure,
+        };
+        match again {
+            Some(next) if failure.is_retryable() => {
+                retries -= 1;
+                request = next;
+            }
+            _ => return Err(failure.into_error()),
+        }
+    }
 }
 
 /// Reads the client's JSON body: a 400 for anything malformed.
@@ -116,27 +183,27 @@ fn request_preparation<R: OpenAiRequest>(app: &App, req: &R) -> Result<reqwest::
 
 /// Sends the request to the provider; done when its response headers arrive (the first byte).
 /// A failure (no answer within `--upstream-timeout-ms`, no connection, an error status) records
-/// no TTFB; its kind is reported here, for this backend call, and the client gets a 504, a 502,
-/// or the provider's own 4xx.
+/// no TTFB; its kind is recorded here, for this backend call, and the client gets a 504, a 502,
+/// or the provider's own 4xx (unless a retry answers).
 #[perf_backend(provider = app.provider(), model = model)]
 async fn call_provider(
     app: &App,
     model: &str,
     request: reqwest::Request,
-) -> Result<Answer, ApiError> {
+) -> Result<Answer, ProviderFailure> {
     app.upstream
         .send(request)
         .await
-        .map_err(ProviderFailure::report)
+        .inspect_err(ProviderFailure::record)
 }
 
 /// The provider's SSE stream re-framed for the client: streaming is timed until it ends or the
-/// client leaves, and the request ends then. A provider that breaks off or stalls mid-stream
-/// (past `--upstream-idle-timeout-ms`) ends it with an SSE `error` event, and fails the request.
-#[perf_stream]
-fn relay_events(
-    upstream: Answer,
-) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+/// client leaves, and the request ends then. Each event says what it is (`Relayed::chunk`):
+/// the first content event records the time to first token, each later one a chunk gap, the
+/// usage event the tokens. A provider that breaks off or stalls mid-stream (past
+/// `--upstream-idle-timeout-ms`) ends it with an SSE `error` event, and fails the request.
+#[perf_stream(chunks = Relayed::chunk)]
+fn relay_events(upstream: Answer) -> impl Stream<Item = Relayed> + Send + 'static {
     relay(upstream.chunks())
 }
 
@@ -152,6 +219,17 @@ fn answer(upstream: Answer) -> impl Stream<Item = Result<Bytes, ProviderFailure>
 /// A JSON answer, passed on as the provider sent it (once checked to be a JSON object).
 fn json_response(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Adds the request's `Server-Timing` so far (each stage, and the backend's wait for its first
+/// byte, in milliseconds): browsers' developer tools and `curl -i` show where the time went.
+fn add_server_timing(response: &mut Response) {
+    let timing = perf_runtime::current::server_timing()
+        .filter(|timing| !timing.is_empty())
+        .and_then(|timing| HeaderValue::from_str(&timing).ok());
+    if let Some(timing) = timing {
+        response.headers_mut().insert("server-timing", timing);
+    }
 }
 
 /// `GET /healthz`: the gateway is up.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_table;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod mock;
 pub mod openai;

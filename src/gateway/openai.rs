@@ -23,6 +23,11 @@ pub trait OpenAiRequest: DeserializeOwned + Serialize {
 
     /// Constraints the types alone do not express; the message says what is wrong.
     fn check(&self) -> Result<(), String>;
+
+    /// Asks the provider for the token usage of a streamed answer where the API needs asking
+    /// (chat completions: `stream_options.include_usage`), and tells whether the client asked
+    /// for it itself: if not, the gateway keeps the usage-only chunk from it.
+    fn ask_for_usage(&mut self) -> bool;
 }
 
 /// Parses and checks a request body: malformed JSON, a field of the wrong type or a missing one
@@ -43,9 +48,35 @@ pub struct ChatRequest {
     /// `true` for an SSE stream of `chat.completion.chunk`s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// Options of a streamed answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
     /// Every other field, forwarded as it came.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `stream_options` of a chat completion request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StreamOptions {
+    /// `true` for a last chunk with the answer's `usage` (and `"choices": []`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_usage: Option<bool>,
+    /// Every other option, forwarded as it came.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ChatRequest {
+    /// Whether the request asks for the usage chunk at the end of its stream.
+    pub fn includes_usage(&self) -> bool {
+        self.is_stream()
+            && self
+                .stream_options
+                .as_ref()
+                .and_then(|options| options.include_usage)
+                == Some(true)
+    }
 }
 
 /// One message of a chat conversation.
@@ -104,6 +135,18 @@ impl OpenAiRequest for ChatRequest {
         }
         Ok(())
     }
+
+    fn ask_for_usage(&mut self) -> bool {
+        if !self.is_stream() {
+            // A whole answer always has its usage; providers refuse `stream_options` here.
+            return true;
+        }
+        let asked = self.includes_usage();
+        self.stream_options
+            .get_or_insert_with(StreamOptions::default)
+            .include_usage = Some(true);
+        asked
+    }
 }
 
 /// The body of `POST /v1/responses`.
@@ -134,6 +177,11 @@ impl OpenAiRequest for ResponsesRequest {
 
     fn check(&self) -> Result<(), String> {
         check_model(&self.model)
+    }
+
+    fn ask_for_usage(&mut self) -> bool {
+        // `response.completed` always carries the usage: nothing to ask, nothing to hide.
+        true
     }
 }
 
@@ -173,5 +221,31 @@ mod tests {
         assert!(message(parse(wrong)).contains("expected a boolean"));
         let empty = br#"{"model":"m","messages":[]}"#;
         assert!(message(parse(empty)).contains("at least one message"));
+    }
+
+    #[test]
+    fn usage_is_asked_for_streamed_chats_only() {
+        let mut streamed: ChatRequest =
+            parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#)
+                .unwrap();
+        assert!(!streamed.ask_for_usage(), "the client did not ask");
+        let sent = serde_json::to_value(&streamed).unwrap();
+        assert_eq!(
+            sent["stream_options"],
+            serde_json::json!({"include_usage": true})
+        );
+
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,
+            "stream_options":{"include_usage":true,"other":1}}"#;
+        let mut asking: ChatRequest = parse(body).unwrap();
+        assert!(asking.ask_for_usage());
+        let sent = serde_json::to_value(&asking).unwrap();
+        assert_eq!(sent["stream_options"]["other"], 1, "other options kept");
+
+        let mut whole: ChatRequest =
+            parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert!(whole.ask_for_usage());
+        let sent = serde_json::to_value(&whole).unwrap();
+        assert!(sent.get("stream_options").is_none(), "{sent}");
     }
 }

@@ -370,7 +370,9 @@ impl Gateway {
             ApiKeys::new(&config.api_keys),
             client,
             &config.provider_label(),
-        );
+        )
+        .with_retries(config.upstream_retries)
+        .with_server_timing(config.server_timing);
         let cache = MetricsCache::new(Duration::from_millis(config.metrics_max_age_ms));
         let limits = config.connection_limits();
         let mut routes = api_routes().merge(routes);

@@ -1,15 +1,14 @@
 //! Server-sent events from the provider, re-framed for the client: the provider's byte stream
-//! is cut into events, and each is sent on as an axum SSE [`Event`].
+//! is cut into events, each is told apart ([`classify`]: content, usage, other) and sent on as
+//! an axum SSE [`Event`].
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 
+use super::events::{classify, Chunk, EventInfo, NotJson};
+use super::upstream::ProviderFailure;
 use axum::response::sse::Event;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use serde::de::IgnoredAny;
-
-use super::upstream::ProviderFailure;
 
 /// Longest event (or line) accepted from the provider, in bytes.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -122,12 +121,32 @@ impl Decoder {
     }
 }
 
-/// The provider's SSE byte stream as events for the client. Each event's data must be JSON
-/// (or `[DONE]`). If the provider's stream fails (broken off, late), carries an oversized event
-/// or one whose data is not JSON, the failure is [reported](ProviderFailure::report), the
-/// request is marked failed, the client gets a last `error` event with an OpenAI error body,
-/// and the stream ends (dropping the provider's).
-pub fn relay<S>(upstream: S) -> impl Stream<Item = Result<Event, Infallible>> + Send
+/// One event of the provider, re-framed for the client, and what it is.
+#[derive(Debug)]
+pub struct Relayed {
+    event: Event,
+    info: EventInfo,
+}
+
+impl Relayed {
+    /// What the event is to the metrics: what `#[perf_stream(chunks = Relayed::chunk)]` reads.
+    pub fn chunk(&self) -> Chunk {
+        self.info.chunk
+    }
+
+    /// The event for the client: `None` for a usage-only chunk the client did not ask for
+    /// (`usage_asked` false: the gateway asked the provider for it, for the metrics).
+    pub fn for_client(self, usage_asked: bool) -> Option<Event> {
+        (usage_asked || !self.info.usage_only).then_some(self.event)
+    }
+}
+
+/// The provider's SSE byte stream as events for the client, each with what it is. Each event's
+/// data must be JSON (or `[DONE]`). If the provider's stream fails (broken off, late), carries
+/// an oversized event or one whose data is not JSON, the failure is
+/// [reported](ProviderFailure::report), the request is marked failed, the client gets a last
+/// `error` event with an OpenAI error body, and the stream ends (dropping the provider's).
+pub fn relay<S>(upstream: S) -> impl Stream<Item = Relayed> + Send
 where
     S: Stream<Item = Result<Bytes, ProviderFailure>> + Send + 'static,
 {
@@ -135,9 +154,15 @@ where
     futures_util::stream::unfold(state, |(mut upstream, mut decoder, mut done)| async move {
         loop {
             let failure = if let Some(event) = decoder.next_event() {
-                match check_data(&event.data) {
-                    Ok(()) => return Some((Ok(event.into()), (upstream, decoder, done))),
-                    Err(failure) => failure,
+                match classify(&event.data) {
+                    Ok(info) => {
+                        let event = Relayed {
+                            event: event.into(),
+                            info,
+                        };
+                        return Some((event, (upstream, decoder, done)));
+                    }
+                    Err(NotJson) => not_json(&event.data),
                 }
             } else if done {
                 return None;
@@ -162,29 +187,30 @@ where
             let error = failure.report();
             perf_runtime::current::fail();
             let data = serde_json::to_string(&error.body()).unwrap_or_default();
-            let event = Event::default().event("error").data(data);
-            return Some((Ok(event), (None, Decoder::default(), true)));
+            let event = Relayed {
+                event: Event::default().event("error").data(data),
+                info: EventInfo::default(),
+            };
+            return Some((event, (None, Decoder::default(), true)));
         }
     })
 }
 
-/// An event's data: JSON, or the `[DONE]` that ends a chat stream.
-fn check_data(data: &str) -> Result<(), ProviderFailure> {
-    if data == "[DONE]" || serde_json::from_str::<IgnoredAny>(data).is_ok() {
-        return Ok(());
-    }
+/// The failure of an event whose data is neither JSON nor `[DONE]`.
+fn not_json(data: &str) -> ProviderFailure {
     let mut start = data.chars().take(80).collect::<String>();
     if start.len() < data.len() {
         start.push('…');
     }
-    Err(ProviderFailure::protocol(format!(
+    ProviderFailure::protocol(format!(
         "provider sent an event whose data is not JSON: {start:?}"
-    )))
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::convert::Infallible;
 
     fn decode(chunks: &[&str]) -> Vec<SseEvent> {
         let mut decoder = Decoder::default();
@@ -237,8 +263,19 @@ mod tests {
 
     /// The events of `relay` over `chunks`, as the client reads them.
     async fn relayed(chunks: Vec<Result<Bytes, ProviderFailure>>) -> Vec<SseEvent> {
+        relayed_for(chunks, true).await
+    }
+
+    /// The same, for a client that asked for usage or not.
+    async fn relayed_for(
+        chunks: Vec<Result<Bytes, ProviderFailure>>,
+        usage_asked: bool,
+    ) -> Vec<SseEvent> {
         use axum::response::IntoResponse;
-        let sse = axum::response::sse::Sse::new(relay(futures_util::stream::iter(chunks)));
+        let events = relay(futures_util::stream::iter(chunks)).filter_map(move |relayed| {
+            std::future::ready(relayed.for_client(usage_asked).map(Ok::<_, Infallible>))
+        });
+        let sse = axum::response::sse::Sse::new(events);
         let body = axum::body::to_bytes(sse.into_response().into_body(), usize::MAX)
             .await
             .expect("the whole body");
@@ -273,5 +310,32 @@ mod tests {
         assert!(events[1].data.contains("not JSON"), "{events:?}");
         let done = relayed(vec![Ok(Bytes::from("data: {}\n\ndata: [DONE]\n\n"))]).await;
         assert_eq!(done, [ev(None, "{}"), ev(None, "[DONE]")]);
+    }
+
+    #[tokio::test]
+    async fn the_usage_chunk_reaches_only_a_client_that_asked() {
+        let usage = r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
+        let stream = format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"a\"}}}}]}}\n\n: keep-alive\n\ndata: {usage}\n\ndata: [DONE]\n\n"
+        );
+        let chunks = || vec![Ok(Bytes::from(stream.clone()))];
+        let asked = relayed_for(chunks(), true).await;
+        assert_eq!(asked.len(), 3, "{asked:?}");
+        assert_eq!(asked[1], ev(None, usage));
+        let not_asked = relayed_for(chunks(), false).await;
+        assert_eq!(not_asked.len(), 2, "{not_asked:?}");
+        assert_eq!(not_asked[1], ev(None, "[DONE]"));
+    }
+
+    #[tokio::test]
+    async fn relayed_events_say_what_they_are() {
+        let stream = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
+                      data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n\
+                      data: [DONE]\n\n";
+        let chunks: Vec<Chunk> = relay(futures_util::stream::iter([Ok(Bytes::from(stream))]))
+            .map(|relayed| relayed.chunk())
+            .collect()
+            .await;
+        assert_eq!(chunks, [Chunk::OTHER, Chunk::CONTENT, Chunk::OTHER]);
     }
 }

@@ -13,7 +13,9 @@
 //! | the connection cut | 502 | streamed: an SSE `error` event; whole: 502 |
 //!
 //! Each failure is a [`ProviderFailure`] of a [`BackendErrorKind`], which
-//! [`ProviderFailure::report`] records for the request's backend call.
+//! [`ProviderFailure::report`] records for the request's backend call. A 5xx status or a
+//! connection that could not be made is [retryable](ProviderFailure::is_retryable): nothing
+//! reached the client yet, and the provider generated nothing it would bill.
 
 use std::error::Error as _;
 use std::net::IpAddr;
@@ -25,11 +27,11 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 pub use perf_runtime::BackendErrorKind;
 use reqwest::{Client, Request, Response, Url};
-use serde::de::IgnoredAny;
 use tokio::time::Instant;
 
 use super::config::UpstreamTimeouts;
 use super::error::ApiError;
+use super::events::{answer_usage, Usage};
 use super::openai::OpenAiRequest;
 
 /// Largest non-streamed answer read from the provider, in bytes.
@@ -46,11 +48,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ProviderFailure {
     kind: BackendErrorKind,
     error: ApiError,
+    retryable: bool,
 }
 
 impl ProviderFailure {
     fn new(kind: BackendErrorKind, error: ApiError) -> Self {
-        ProviderFailure { kind, error }
+        ProviderFailure {
+            kind,
+            error,
+            retryable: false,
+        }
+    }
+
+    fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
     }
 
     fn timeout(message: String) -> Self {
@@ -75,10 +87,26 @@ impl ProviderFailure {
         &self.error
     }
 
+    /// Whether another try may succeed and is safe: the provider answered a 5xx, or could not
+    /// be reached, before any response headers.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
     /// Records the failure's kind for the current request's latest backend call
-    /// (`backend_errors_total`), and gives the error for the client.
-    pub fn report(self) -> ApiError {
+    /// (`backend_errors_total`).
+    pub fn record(&self) {
         perf_runtime::current::backend_error(self.kind);
+    }
+
+    /// The error for the client, the failure being recorded already.
+    pub fn into_error(self) -> ApiError {
+        self.error
+    }
+
+    /// Records the failure (see [`record`](Self::record)), and gives the error for the client.
+    pub fn report(self) -> ApiError {
+        self.record();
         self.error
     }
 }
@@ -284,13 +312,26 @@ impl Answer {
             };
             ApiError::bad_gateway(format!("provider answered {status}{whose}: {message}"))
         };
-        ProviderFailure::new(BackendErrorKind::Status, error)
+        let failure = ProviderFailure::new(BackendErrorKind::Status, error);
+        if status.is_server_error() {
+            return failure.retryable();
+        }
+        failure
     }
+}
+
+/// A whole non-streamed answer: its body, and the token usage it reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WholeAnswer {
+    /// The body, a JSON object.
+    pub body: Bytes,
+    /// Its `usage`, if it has one the gateway can read.
+    pub usage: Option<Usage>,
 }
 
 /// Reads a whole non-streamed answer, up to [`MAX_ANSWER_BYTES`], and checks that it is a JSON
 /// object: a broken, late, oversized or invalid answer is a failure.
-pub async fn read_body<S>(body: S) -> Result<Bytes, ProviderFailure>
+pub async fn read_body<S>(body: S) -> Result<WholeAnswer, ProviderFailure>
 where
     S: Stream<Item = Result<Bytes, ProviderFailure>>,
 {
@@ -303,15 +344,19 @@ where
         }
         answer.extend_from_slice(&chunk);
     }
-    check_json_object(&answer)?;
-    Ok(answer.into())
+    let usage = check_json_object(&answer)?;
+    Ok(WholeAnswer {
+        body: answer.into(),
+        usage,
+    })
 }
 
-/// Checks that `bytes` is one JSON object (what every OpenAI answer is), without building it.
-pub fn check_json_object(bytes: &[u8]) -> Result<(), ProviderFailure> {
+/// Checks that `bytes` is one JSON object (what every OpenAI answer is), reading only its
+/// `usage` (see [`answer_usage`]).
+pub fn check_json_object(bytes: &[u8]) -> Result<Option<Usage>, ProviderFailure> {
     let object = bytes.trim_ascii_start().first() == Some(&b'{');
-    match serde_json::from_slice::<IgnoredAny>(bytes) {
-        Ok(_) if object => Ok(()),
+    match answer_usage(bytes) {
+        Ok(usage) if object => Ok(usage),
         Ok(_) => Err(ProviderFailure::protocol(
             "the provider's answer is JSON, but not an object",
         )),
@@ -328,7 +373,8 @@ fn transport_failure(error: &reqwest::Error) -> ProviderFailure {
         return ProviderFailure::new(
             BackendErrorKind::Connect,
             ApiError::bad_gateway(format!("provider unreachable: {}", describe(error))),
-        );
+        )
+        .retryable();
     }
     let invalid_http = error.is_redirect()
         || std::iter::successors(error.source(), |e| (*e).source())

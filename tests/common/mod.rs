@@ -384,11 +384,13 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
         assert_eq!(all, cap + 1, "{family_name}");
     }
 
-    // `/metrics` stays bounded: 12 lines per backend series (10 buckets, sum, count), plus a
-    // part that does not depend on the models (front end, stages, percentages, outcomes,
-    // comments).
+    // `/metrics` stays bounded: per kept model, 12 lines for each of the TTFB and streaming
+    // series (10 buckets, sum, count), 17 for the TTFT series (14 buckets) of the streamed
+    // requests, 4 token counters (one chunk per answer: no chunk gap); plus a part that does
+    // not depend on the models (front end, stages, percentages, outcomes, comments).
     let lines = text.lines().count();
-    let backend_lines = 2 * (cap + 1) * 12;
+    let ttft_lines = perf_runtime::metrics::TTFT_BUCKETS.len() + 3;
+    let backend_lines = (cap + 1) * (2 * 12 + ttft_lines + 4);
     assert!(
         lines <= backend_lines + 250,
         "{lines} lines for {backend_lines} backend lines"
@@ -503,4 +505,70 @@ pub fn backend_counts(endpoint: &str, model: &str) -> (u64, u64) {
 /// `after - before`, element by element.
 pub fn diff<const N: usize>(after: [u64; N], before: [u64; N]) -> [u64; N] {
     std::array::from_fn(|i| after[i] - before[i])
+}
+
+/// A chat completion request of `model` whose one message is `prompt`; with
+/// `stream_options.include_usage` if `include_usage`.
+pub fn chat_with(model: &str, prompt: &str, stream: bool, include_usage: bool) -> String {
+    let mut body = json!({"model": model, "stream": stream,
+                          "messages": [{"role": "user", "content": prompt}]});
+    if include_usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body.to_string()
+}
+
+/// The `usage` the mock reports for a prompt of `prompt_chars` characters and an answer of
+/// `chunks` words (src/gateway/mock: a quarter of the characters rounded up, half of them
+/// cached; one token per word, a quarter of them reasoning).
+pub fn mock_usage(prompt_chars: u64, chunks: u64) -> perf_runtime::Usage {
+    let input = prompt_chars.div_ceil(4);
+    perf_runtime::Usage {
+        input,
+        output: chunks,
+        cached_input: input / 2,
+        reasoning: chunks / 4,
+    }
+}
+
+/// `backend_tokens_total{provider="mock", model, endpoint, type}` of each type, 0 for a type
+/// not counted yet.
+pub fn mock_tokens(model: &str, endpoint: &str) -> perf_runtime::Usage {
+    let get = |kind| {
+        counter(
+            "backend_tokens_total",
+            &[
+                ("provider", "mock"),
+                ("model", model),
+                ("endpoint", endpoint),
+                ("type", kind),
+            ],
+        )
+    };
+    perf_runtime::Usage {
+        input: get("input"),
+        output: get("output"),
+        cached_input: get("cached_input"),
+        reasoning: get("reasoning"),
+    }
+}
+
+/// The entries of a response's `Server-Timing` header: each name with its `dur` in
+/// milliseconds, in order; empty without the header.
+pub fn server_timing(headers: &reqwest::header::HeaderMap) -> Vec<(String, f64)> {
+    let Some(value) = headers.get("server-timing") else {
+        return Vec::new();
+    };
+    let value = value.to_str().expect("an ASCII Server-Timing");
+    value
+        .split(',')
+        .map(|entry| {
+            let mut params = entry.trim().split(';');
+            let name = params.next().expect("a metric name").to_owned();
+            let dur = params
+                .find_map(|p| p.trim().strip_prefix("dur="))
+                .unwrap_or_else(|| panic!("no dur in {entry:?} of {value:?}"));
+            (name, dur.parse().expect("a number of milliseconds"))
+        })
+        .collect()
 }

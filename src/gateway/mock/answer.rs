@@ -76,6 +76,31 @@ impl Answer {
         self.words.len()
     }
 
+    /// The answer's `usage`, in the chat completions' names: prompt tokens from the request's
+    /// size, half of them cached; completion tokens one per word, a quarter of them reasoning.
+    fn chat_usage(&self) -> Value {
+        let (prompt, completion) = (self.prompt_tokens, self.completion_tokens());
+        json!({
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": prompt / 2},
+            "completion_tokens_details": {"reasoning_tokens": completion / 4},
+        })
+    }
+
+    /// The same in the Responses API's names.
+    fn responses_usage(&self) -> Value {
+        let (prompt, completion) = (self.prompt_tokens, self.completion_tokens());
+        json!({
+            "input_tokens": prompt,
+            "output_tokens": completion,
+            "total_tokens": prompt + completion,
+            "input_tokens_details": {"cached_tokens": prompt / 2},
+            "output_tokens_details": {"reasoning_tokens": completion / 4},
+        })
+    }
+
     /// A `chat.completion` object.
     pub fn chat_completion(&self) -> Value {
         json!({
@@ -89,41 +114,59 @@ impl Answer {
                 "logprobs": null,
                 "finish_reason": "stop",
             }],
-            "usage": {
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens(),
-                "total_tokens": self.prompt_tokens + self.completion_tokens(),
-            },
+            "usage": self.chat_usage(),
         })
     }
 
-    fn chat_chunk(&self, delta: Value, finish_reason: Option<&str>) -> Event {
-        sse(
-            None,
-            json!({
+    /// A `chat.completion.chunk` with `choices` and `usage` (`null` on every chunk but the last
+    /// when the usage is asked for; absent otherwise).
+    fn chat_chunk(&self, choices: Value, usage: Option<Value>) -> Event {
+        let mut chunk = json!({
             "id": format!("chatcmpl-mock-{}", self.id),
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
-            }),
-        )
+            "choices": choices,
+        });
+        if let Some(usage) = usage {
+            merge(&mut chunk, json!({ "usage": usage }));
+        }
+        sse(None, chunk)
     }
 
-    /// The `chat.completion.chunk` events of a streamed chat answer, each word after its
-    /// interval, then the finishing chunk and `[DONE]`.
-    pub fn chat_stream(&self, intervals: Vec<Duration>) -> Vec<(Duration, Event)> {
-        let words = self.words.iter().zip(intervals).enumerate();
-        let mut events: Vec<_> = words
-            .map(|(i, (word, interval))| {
-                let delta = match i {
-                    0 => json!({"role": "assistant", "content": word}),
-                    _ => json!({"content": word}),
-                };
-                (interval, self.chat_chunk(delta, None))
-            })
-            .collect();
-        events.push((Duration::ZERO, self.chat_chunk(json!({}), Some("stop"))));
+    fn chat_delta(&self, delta: Value, finish_reason: Option<&str>, usage: Option<Value>) -> Event {
+        let choice =
+            json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason});
+        self.chat_chunk(json!([choice]), usage)
+    }
+
+    /// The `chat.completion.chunk` events of a streamed chat answer: the role-only delta and a
+    /// keep-alive comment at once, each word after its delay, then the finishing chunk, the
+    /// usage chunk if `include_usage`, and `[DONE]`.
+    pub fn chat_stream(
+        &self,
+        intervals: Vec<Duration>,
+        include_usage: bool,
+    ) -> Vec<(Duration, Event)> {
+        let null = || include_usage.then_some(Value::Null);
+        let role = json!({"role": "assistant", "content": ""});
+        let mut events = vec![
+            (Duration::ZERO, self.chat_delta(role, None, null())),
+            (Duration::ZERO, Event::default().comment("keep-alive")),
+        ];
+        let words = self.words.iter().zip(intervals);
+        events.extend(words.map(|(word, interval)| {
+            let delta = json!({ "content": word });
+            (interval, self.chat_delta(delta, None, null()))
+        }));
+        events.push((
+            Duration::ZERO,
+            self.chat_delta(json!({}), Some("stop"), null()),
+        ));
+        if include_usage {
+            let usage = self.chat_chunk(json!([]), Some(self.chat_usage()));
+            events.push((Duration::ZERO, usage));
+        }
         events.push((Duration::ZERO, Event::default().data("[DONE]")));
         events
     }
@@ -160,18 +203,13 @@ impl Answer {
 
     /// A `response` object, completed.
     pub fn response(&self) -> Value {
-        let usage = json!({
-            "input_tokens": self.prompt_tokens,
-            "output_tokens": self.completion_tokens(),
-            "total_tokens": self.prompt_tokens + self.completion_tokens(),
-        });
         let message = self.message("completed", json!([self.output_text()]));
-        self.response_object("completed", json!([message]), usage)
+        self.response_object("completed", json!([message]), self.responses_usage())
     }
 
     /// The `response.*` events of a streamed Responses answer: the response and its message
-    /// opened at once, each word as an `output_text.delta` after its interval, then the closing
-    /// events.
+    /// opened at once with a keep-alive comment, each word as an `output_text.delta` after its
+    /// delay, then the closing events.
     pub fn responses_stream(&self, intervals: Vec<Duration>) -> Vec<(Duration, Event)> {
         let item = |extra: Value| {
             let mut event =
@@ -179,11 +217,11 @@ impl Answer {
             merge(&mut event, extra);
             event
         };
+        let in_progress =
+            || json!({"response": self.response_object("in_progress", json!([]), Value::Null)});
         let mut events = vec![
-            (
-                "response.created",
-                json!({"response": self.response_object("in_progress", json!([]), Value::Null)}),
-            ),
+            ("response.created", in_progress()),
+            ("response.in_progress", in_progress()),
             (
                 "response.output_item.added",
                 json!({"output_index": 0, "item": self.message("in_progress", json!([]))}),
@@ -208,7 +246,7 @@ impl Answer {
             ),
             ("response.completed", json!({"response": self.response()})),
         ]);
-        events
+        let mut events: Vec<(Duration, Event)> = events
             .into_iter()
             .enumerate()
             .map(|(sequence, (kind, mut body))| {
@@ -219,7 +257,10 @@ impl Answer {
                 );
                 (delta.copied().unwrap_or_default(), sse(Some(kind), body))
             })
-            .collect()
+            .collect();
+        let keep_alive = Event::default().comment("keep-alive");
+        events.insert(opening, (Duration::ZERO, keep_alive));
+        events
     }
 }
 

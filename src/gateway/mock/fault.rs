@@ -90,7 +90,7 @@ impl Fault {
             // Until the gateway gives up and closes the connection, which drops this future.
             std::future::pending::<()>().await;
         }
-        sleep(ttfb).await;
+        super::wait(ttfb).await;
         let first = || events.into_iter().next().map(|(_, event)| event);
         let whole_text = whole.to_string();
         let half = Bytes::from(whole_text[..whole_text.len() / 2].to_owned());

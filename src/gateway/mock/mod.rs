@@ -1,14 +1,33 @@
 //! The built-in mock LLM provider: OpenAI's wire format over real HTTP and SSE, with a
-//! configurable time to first byte and pace of chunks, so the gateway shows true metrics with
-//! no API key.
+//! configurable time to first byte, time to first token and pace of chunks, so the gateway
+//! shows true metrics with no API key.
 //!
 //! The mock answers `POST /v1/chat/completions` and `POST /v1/responses`, streamed or not, with
 //! a canned text of [`MockConfig::chunks`] words. It sends its response headers after
-//! [`MockConfig::ttfb`], then, when streaming, one chunk every [`MockConfig::chunk_interval`]. A
-//! non-streamed answer comes whole once the same chunks are "generated" (after the time to first
-//! byte and every interval), as real providers answer.
+//! [`MockConfig::ttfb`]. A streamed answer then opens as real providers' do, at once: a
+//! role-only first delta (`{"role":"assistant","content":""}`; for the Responses API
+//! `response.created`, `response.in_progress`, `response.output_item.added` and
+//! `response.content_part.added`) and an SSE comment (`: keep-alive`). The first content chunk
+//! follows [`MockConfig::first_token`] after the headers, then one every
+//! [`MockConfig::chunk_interval`]. A non-streamed answer comes whole once the same chunks are
+//! "generated" (after the time to first byte, the first token and every interval), as real
+//! providers answer.
 //!
-//! A model named `fault:...` makes it fail instead, as real providers do: see [`fault`].
+//! Every answer reports a `usage` that depends only on the request, so that tests predict it:
+//!
+//! | field | value |
+//! |---|---|
+//! | `prompt_tokens` (`input_tokens`) | the characters of the messages' text content (or `input`), a quarter of them rounded up; an array of content parts counts one character per part |
+//! | `prompt_tokens_details.cached_tokens` | half of the prompt tokens, rounded down |
+//! | `completion_tokens` (`output_tokens`) | [`MockConfig::chunks`] |
+//! | `completion_tokens_details.reasoning_tokens` | a quarter of the completion tokens, rounded down |
+//!
+//! A streamed chat answer reports it in a last chunk (`"choices": []`, before `[DONE]`) only
+//! when the request asks with `stream_options.include_usage`, as OpenAI does (every other chunk
+//! then has `"usage": null`); the Responses API in `response.completed`.
+//!
+//! A model named `fault:...` makes it fail instead, as real providers do: see [`fault`]. With
+//! [`MockConfig::fail_every`], every Nth answer is a 500, whatever the model.
 
 mod answer;
 pub mod fault;
@@ -17,6 +36,7 @@ use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +46,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use futures_util::Stream;
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{sleep_until, Instant};
 
 use self::answer::Answer;
 use self::fault::Fault;
@@ -34,27 +54,56 @@ use super::error::{ApiError, RequestBody};
 use super::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
 use super::server::ServerHandle;
 
-/// The mock's timing.
+/// The mock's timing and failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MockConfig {
     /// Time until the response headers are sent.
     pub ttfb: Duration,
+    /// Time from the headers to the first content chunk.
+    pub first_token: Duration,
     /// Content chunks (words) in an answer.
     pub chunks: u32,
-    /// Time before each chunk.
+    /// Time between two content chunks.
     pub chunk_interval: Duration,
     /// Each delay varies uniformly by up to this much either way, never by more than the delay
     /// itself (so the mean stays as set). Zero for exact timing.
     pub jitter: Duration,
+    /// Every this many answers, one (the Nth, the 2Nth, ...) is a 500 after the time to first
+    /// byte. Zero for never.
+    pub fail_every: u64,
 }
 
 impl MockConfig {
-    /// The delays of one answer: the time to first byte, then the time before each chunk.
+    /// The delays of one answer: the time to first byte, then the time before each content
+    /// chunk (the first token's, then the intervals).
     fn schedule(&self) -> (Duration, Vec<Duration>) {
         let intervals = (0..self.chunks)
-            .map(|_| jittered(self.chunk_interval, self.jitter))
+            .map(|i| {
+                let delay = if i == 0 {
+                    self.first_token
+                } else {
+                    self.chunk_interval
+                };
+                jittered(delay, self.jitter)
+            })
             .collect();
         (jittered(self.ttfb, self.jitter), intervals)
+    }
+}
+
+/// The mock's state: its configuration and the answers it has made.
+#[derive(Debug)]
+struct Mock {
+    config: MockConfig,
+    answers: AtomicU64,
+}
+
+impl Mock {
+    /// Counts one more answer; tells whether it is one that fails ([`MockConfig::fail_every`]).
+    fn next_fails(&self) -> bool {
+        let n = self.answers.fetch_add(1, Ordering::Relaxed) + 1;
+        // `is_multiple_of(0)` holds for 0 only, and `n` starts at 1: 0 is never.
+        n.is_multiple_of(self.config.fail_every)
     }
 }
 
@@ -95,33 +144,41 @@ pub fn router(config: MockConfig) -> Router {
         .route("/v1/responses", post(responses))
         // The gateway in front limits the bodies; the mock takes whatever it forwards.
         .layer(DefaultBodyLimit::disable())
-        .with_state(Arc::new(config))
+        .with_state(Arc::new(Mock {
+            config,
+            answers: AtomicU64::new(0),
+        }))
 }
 
 async fn chat_completions(
-    State(config): State<Arc<MockConfig>>,
+    State(mock): State<Arc<Mock>>,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse(&body)?;
     let prompt = req.messages.iter().filter_map(|m| m.content.as_ref());
-    let answer = Answer::new(&req.model, config.chunks, prompt.map(|c| c.len()).sum());
+    let answer = Answer::new(
+        &req.model,
+        mock.config.chunks,
+        prompt.map(|c| c.len()).sum(),
+    );
+    let include_usage = req.includes_usage();
     Ok(reply(
-        &config,
+        &mock,
         &req,
-        |script| answer.chat_stream(script),
+        |script| answer.chat_stream(script, include_usage),
         || answer.chat_completion(),
     )
     .await)
 }
 
 async fn responses(
-    State(config): State<Arc<MockConfig>>,
+    State(mock): State<Arc<Mock>>,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
     let req: ResponsesRequest = parse(&body)?;
-    let answer = Answer::new(&req.model, config.chunks, req.input.len());
+    let answer = Answer::new(&req.model, mock.config.chunks, req.input.len());
     Ok(reply(
-        &config,
+        &mock,
         &req,
         |script| answer.responses_stream(script),
         || answer.response(),
@@ -132,23 +189,49 @@ async fn responses(
 /// Answers on the mock's schedule: an SSE stream paced by the chunk intervals, or a JSON body
 /// once every chunk would have been generated.
 async fn reply<R: OpenAiRequest>(
-    config: &MockConfig,
+    mock: &Mock,
     req: &R,
     stream: impl FnOnce(Vec<Duration>) -> Vec<(Duration, Event)>,
     whole: impl FnOnce() -> serde_json::Value,
 ) -> Response {
-    let (ttfb, intervals) = config.schedule();
-    if let Some(fault) = Fault::of(req.model()) {
+    let (ttfb, intervals) = mock.config.schedule();
+    let fault = Fault::of(req.model()).or_else(|| {
+        mock.next_fails().then_some(Fault::Status {
+            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            text: false,
+        })
+    });
+    if let Some(fault) = fault {
         return fault
             .play(ttfb, req.is_stream(), stream(intervals), whole())
             .await;
     }
     if req.is_stream() {
-        sleep(ttfb).await;
+        wait(ttfb).await;
         Sse::new(paced(stream(intervals))).into_response()
     } else {
-        sleep(ttfb + intervals.iter().sum::<Duration>()).await;
+        wait(ttfb + intervals.iter().sum::<Duration>()).await;
         Json(whole()).into_response()
+    }
+}
+
+/// How late tokio's timer may fire: it rounds each deadline up to its next 1 ms tick, and wakes
+/// a little after.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// Waits `delay`, to within a fraction of a millisecond: tokio's timer to [`TIMER_SLACK`]
+/// before the time, then yielding to the other tasks until it has come (a time to first byte of
+/// 100 ms is then 100 ms, not 102). Not at all for no delay.
+async fn wait(delay: Duration) {
+    if delay.is_zero() {
+        return;
+    }
+    let until = Instant::now() + delay;
+    if delay > TIMER_SLACK {
+        sleep_until(until - TIMER_SLACK).await;
+    }
+    while Instant::now() < until {
+        tokio::task::yield_now().await;
     }
 }
 
@@ -161,7 +244,9 @@ fn paced(events: Vec<(Duration, Event)>) -> impl Stream<Item = Result<Event, Inf
         |(mut events, mut due)| async move {
             let (delay, event) = events.next()?;
             due += delay;
-            sleep_until(due).await;
+            if due > Instant::now() {
+                sleep_until(due).await;
+            }
             Some((Ok(event), (events, due)))
         },
     )
