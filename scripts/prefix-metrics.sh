@@ -25,7 +25,7 @@ if ! [[ $prefix =~ ^[A-Za-z_:][A-Za-z0-9_:]*$ ]]; then
 fi
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-families='backend_ttfb_seconds|streaming_duration_seconds|frontend_processing_seconds|request_stage_duration_seconds|stage_percentage|operation_duration_seconds|requests_total|requests_in_flight|backend_in_flight|backend_errors_total'
+families='backend_ttfb_seconds|streaming_duration_seconds|frontend_processing_seconds|request_stage_duration_seconds|stage_percentage|operation_duration_seconds|requests_total|requests_in_flight|backend_in_flight|backend_errors_total|backend_ttft_seconds|backend_chunk_gap_seconds|backend_tokens_total|request_duration_seconds|gateway_overhead_seconds'
 
 mkdir -p "$out/dashboards" "$out/tests/prometheus"
 for file in dashboards/performance-monitoring.json prometheus-alerts.yml \

@@ -9,10 +9,11 @@
 //! * `live_gateway_under_load`: a Prometheus scraping the example gateway every second, and
 //!   evaluating the rules every second, while virtual clients load the gateway (mock TTFB 2.2 s):
 //!   every dashboard expression and README query returns data, every template variable has
-//!   values, every rule is healthy and every recording rule records data, `HighBackendTTFB` goes
-//!   pending (it cannot fire within the test: `for: 5m`) and the three other alerts stay
-//!   inactive throughout. One more client's requests fail (the mock answers them 503), so that
-//!   the backend errors have data too.
+//!   values, every rule is healthy and every recording rule records data, `HighBackendTTFB` and
+//!   `HighTimeToFirstToken` go pending (they cannot fire within the test: `for: 5m`) and the
+//!   three other alerts stay inactive throughout. Half the requests are streamed, so that the
+//!   time to first token, the chunk gaps and the tokens have data; one more client's requests
+//!   fail (the mock answers them 503), so that the backend errors have data too.
 //!
 //! Grafana variables are substituted as Grafana would send them with "All" selected and a 15 s
 //! scrape interval (see [`substitute`]). Without `prometheus` on `PATH` the Prometheus tests say
@@ -35,15 +36,18 @@ use common::tool_or_skip;
 const DASHBOARD: &str = "dashboards/performance-monitoring.json";
 const README: &str = "README.md";
 const RULE_FILES: [&str; 2] = ["prometheus-alerts.yml", "prometheus-recording-rules.yml"];
-const ALERTS: [&str; 4] = [
-    "HighBackendTTFB",
+/// The alerts the live test's slow provider makes pending (its TTFB and TTFT are above 2 s).
+const PENDING: [&str; 2] = ["HighBackendTTFB", "HighTimeToFirstToken"];
+/// The alerts that stay inactive throughout the live test.
+const INACTIVE: [&str; 3] = [
     "CriticalBackendTTFB",
     "HighStreamingDuration",
     "HighFrontendProcessing",
 ];
 
 /// Mock provider TTFB of the live test: above HighBackendTTFB's 2.0 s, below CriticalBackendTTFB's
-/// 3.0 s, both for every observation and for the p95 of the buckets (2.0 < p95 ≤ 2.5).
+/// 3.0 s, both for every observation and for the p95 of the buckets (2.0 < p95 ≤ 2.5). The first
+/// token follows 10 ms later: the TTFT is above HighTimeToFirstToken's 2.0 s too.
 const MOCK_TTFB: Duration = Duration::from_millis(2200);
 /// Longest the live test waits for every condition once Prometheus is ready.
 const LIVE_DEADLINE: Duration = Duration::from_secs(70);
@@ -639,6 +643,11 @@ fn dashboard_is_importable() {
         "Request stage breakdown (stacked, mean per request)",
         "Time distribution by stage (%)",
         "Top 10 slowest backend TTFB (p95)",
+        "Time to first token by model (p50, p95)",
+        "Chunk gap by model (p99)",
+        "Output tokens per second by model",
+        "Gateway overhead by endpoint (p99)",
+        "Request duration by outcome (p95)",
     ] {
         assert!(
             titles.contains(&wanted),
@@ -682,7 +691,14 @@ fn dashboard_is_importable() {
                 expr.contains("$endpoint") || expr.contains("backend_in_flight{"),
                 "{title}: not filtered by $endpoint: {expr}"
             );
-            if expr.contains("backend_ttfb") || expr.contains("streaming_duration") {
+            let per_model = [
+                "backend_ttfb",
+                "streaming_duration",
+                "backend_ttft",
+                "backend_chunk_gap",
+                "backend_tokens",
+            ];
+            if per_model.iter().any(|family| expr.contains(family)) {
                 assert!(
                     expr.contains("$provider") && expr.contains("$model"),
                     "{title}: not filtered by $provider and $model: {expr}"
@@ -819,7 +835,7 @@ async fn live_gateway_under_load() {
                 .unwrap_or("absent")
                 .to_owned()
         };
-        let others: Vec<String> = ALERTS[1..]
+        let others: Vec<String> = INACTIVE
             .iter()
             .map(|a| (a, state(a)))
             .filter(|(_, s)| s != "inactive")
@@ -831,18 +847,24 @@ async fn live_gateway_under_load() {
                 others.join(", ")
             ));
         }
-        match state("HighBackendTTFB").as_str() {
-            "pending" => {
-                let alerts = prometheus.alerts().await.unwrap_or_default();
-                let listed = alerts.iter().any(|a| {
-                    a["labels"]["alertname"] == "HighBackendTTFB" && a["state"] == "pending"
-                });
-                if !listed {
-                    missing.push("HighBackendTTFB pending in /api/v1/alerts".into());
+        let mut firing = None;
+        for alert in PENDING {
+            match state(alert).as_str() {
+                "pending" => {
+                    let alerts = prometheus.alerts().await.unwrap_or_default();
+                    let listed = alerts
+                        .iter()
+                        .any(|a| a["labels"]["alertname"] == alert && a["state"] == "pending");
+                    if !listed {
+                        missing.push(format!("{alert} pending in /api/v1/alerts"));
+                    }
                 }
+                "firing" => firing = Some(format!("{alert} firing before its for: 5m")),
+                other => missing.push(format!("{alert} is {other}, not yet pending")),
             }
-            "firing" => break Err("HighBackendTTFB firing before its for: 5m".into()),
-            other => missing.push(format!("HighBackendTTFB is {other}, not yet pending")),
+        }
+        if let Some(firing) = firing {
+            break Err(firing);
         }
 
         // Every dashboard expression and README query returns data.
@@ -908,7 +930,7 @@ async fn live_gateway_under_load() {
     assert!(stats.provider_errors.load(Ordering::Relaxed) > 0);
     println!(
         "live: {} dashboard/README queries and {} variables with data, rules healthy, \
-         HighBackendTTFB pending, others inactive, after {:?}; {} requests, {} failing on purpose",
+         {PENDING:?} pending, others inactive, after {:?}; {} requests, {} failing on purpose",
         queries.len(),
         variables.len(),
         started.elapsed(),
