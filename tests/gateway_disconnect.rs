@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chat, counter, histogram, post, start, try_gauge, try_histogram, KEY};
+use common::{chat, counter, eventually, histogram, post, start, try_gauge, try_histogram, KEY};
 use perf_runtime::metrics::snapshot::HistogramSnapshot;
 
 const CHAT: &str = "/v1/chat/completions";
@@ -42,32 +42,27 @@ async fn a_client_hanging_up_ends_the_request() {
         ("model", "hang-up"),
         ("endpoint", CHAT),
     ];
-    let mut recorded = Default::default();
-    for _ in 0..100 {
-        recorded = try_histogram("streaming_duration_seconds", &labels).unwrap_or_default();
-        if recorded.count > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The request ended there, as cancelled. `requests_total` is the last thing a request's
+    // end records: once it is counted, its streaming is recorded too.
+    let cancelled = || {
+        counter(
+            "requests_total",
+            &[("endpoint", CHAT), ("outcome", "cancelled")],
+        )
+    };
+    assert!(eventually(|| cancelled() >= 1).await, "the request ended");
+    assert_eq!(cancelled(), 1);
     let HistogramSnapshot {
         count,
         sum: seconds,
         ..
-    } = recorded;
+    } = try_histogram("streaming_duration_seconds", &labels).unwrap_or_default();
     assert_eq!(count, 1, "streaming recorded once");
     assert!(
         seconds < 0.9,
         "recorded up to the hang-up, not the full stream: {seconds} s"
     );
-    // The request ended there, as cancelled: the split of a cut-off answer is not set.
-    assert_eq!(
-        counter(
-            "requests_total",
-            &[("endpoint", CHAT), ("outcome", "cancelled")]
-        ),
-        1
-    );
+    // The split of a cut-off answer is not set.
     assert!(
         try_gauge("stage_percentage", &[("endpoint", CHAT)]).is_none(),
         "no split for a request the client left"
