@@ -106,8 +106,7 @@ async fn forward<R: OpenAiRequest>(
     // `--max-body-bytes` of) its JSON.
     validate(app, headers)?;
     let mut req: R = request_parsing(body)?;
-    let usage_asked = req.ask_for_usage();
-    let prepared = request_preparation(app, &req)?;
+    let (prepared, usage_asked) = request_preparation(app, &mut req)?;
     let upstream = call_with_retries(app, req.model(), prepared).await?;
     if req.is_stream() {
         // An answer that is no SSE stream would reach the client as an empty one.
@@ -175,10 +174,15 @@ fn validate(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     app.keys.check(headers)
 }
 
-/// Builds the provider's request: URL, headers, body.
+/// Builds the provider's request: URL, headers, body, asking for the usage of a streamed
+/// answer; and tells whether the client asked for that usage itself.
 #[perf_stage]
-fn request_preparation<R: OpenAiRequest>(app: &App, req: &R) -> Result<reqwest::Request, ApiError> {
-    app.upstream.prepare(req)
+fn request_preparation<R: OpenAiRequest>(
+    app: &App,
+    req: &mut R,
+) -> Result<(reqwest::Request, bool), ApiError> {
+    let usage_asked = req.ask_for_usage();
+    Ok((app.upstream.prepare(req)?, usage_asked))
 }
 
 /// Sends the request to the provider; done when its response headers arrive (the first byte).
