@@ -16,9 +16,9 @@
 //!   fail (the mock answers them 503), so that the backend errors have data too.
 //!
 //! Grafana variables are substituted as Grafana would send them with "All" selected and a 15 s
-//! scrape interval (see [`queries::substitute`]). Without `prometheus` on `PATH` the Prometheus tests say
-//! that they were skipped and why, and pass; under `CI=true` a missing `prometheus` is a failure.
-//! Everything listens on loopback; every loop is bounded by a deadline.
+//! scrape interval (see [`queries::substitute`]). Without `prometheus` on `PATH` the Prometheus
+//! tests say that they were skipped and why, and pass; under `CI=true` a missing `prometheus` is
+//! a failure. Everything listens on loopback; every loop is bounded by a deadline.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
