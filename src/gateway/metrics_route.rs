@@ -1,0 +1,241 @@
+//! `GET /metrics`: who may read it, and the rendering shared by every scrape (with its gzip
+//! form), so that scrapers looping on it cost the API one rendering per `max_age`, not one each.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::auth::ApiKeys;
+use super::error::ApiError;
+
+/// Who may read `GET /metrics`.
+#[derive(Debug, Clone)]
+pub enum MetricsAccess {
+    /// Anyone who reaches the listener: the default, for a Prometheus on a private network.
+    Open,
+    /// Only a request with `Authorization: Bearer TOKEN`: 401 otherwise.
+    Token(Arc<ApiKeys>),
+}
+
+impl MetricsAccess {
+    /// Open without a token, else behind it (`--metrics-token`). An empty token is refused: it
+    /// would lock Prometheus out, or look like protection while being none.
+    pub fn new(token: Option<&str>) -> io::Result<MetricsAccess> {
+        match token {
+            None => Ok(MetricsAccess::Open),
+            Some(token) if token.trim().is_empty() => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--metrics-token must not be empty",
+            )),
+            Some(token) => Ok(MetricsAccess::Token(Arc::new(ApiKeys::new([token.trim()])))),
+        }
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self {
+            MetricsAccess::Open => Ok(()),
+            MetricsAccess::Token(token) => token.check(headers).map_err(|_| {
+                ApiError::unauthorized(
+                    "/metrics needs `Authorization: Bearer TOKEN` with the gateway's --metrics-token",
+                )
+            }),
+        }
+    }
+}
+
+/// The `operation` of `operation_duration_seconds` that times each rendering of `/metrics`:
+/// its count is the number of renderings, its sum their time.
+pub const RENDER_OPERATION: &str = "metrics_render";
+
+/// One rendering of `/metrics` shared by every scrape for a short while.
+///
+/// Rendering perf's families costs CPU in proportion to their series (a few ms for 1,000
+/// models); scrapers that loop on `/metrics` would otherwise take that from the API. Here at
+/// most one rendering is made per `max_age`: a scrape finds the last one if it is younger, and a
+/// scrape arriving while another renders waits for that rendering instead of starting its own.
+/// The rendering runs on tokio's blocking pool, off the workers that serve the API, timed as
+/// `operation_duration_seconds{operation="metrics_render"}`. Its gzip form, for scrapers that
+/// accept it (Prometheus does), is made once too, at the first such scrape.
+#[derive(Debug)]
+pub struct MetricsCache {
+    max_age: Duration,
+    /// The last rendering. The lock is held across a rendering: whoever comes meanwhile waits
+    /// for it.
+    latest: tokio::sync::Mutex<Option<Rendering>>,
+}
+
+#[derive(Debug)]
+struct Rendering {
+    /// When the rendering started: the age of its numbers.
+    at: Instant,
+    text: Bytes,
+    gzip: Option<Bytes>,
+}
+
+impl MetricsCache {
+    /// A cache whose renderings serve scrapes for `max_age` (zero: one rendering per scrape,
+    /// one at a time).
+    pub fn new(max_age: Duration) -> Arc<MetricsCache> {
+        Arc::new(MetricsCache {
+            max_age,
+            latest: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The text format of the global metrics, at most `max_age` old.
+    pub async fn get(&self) -> io::Result<Bytes> {
+        self.rendering(false).await
+    }
+
+    /// The same, gzip-compressed (`Content-Encoding: gzip`).
+    pub async fn get_gzip(&self) -> io::Result<Bytes> {
+        self.rendering(true).await
+    }
+
+    async fn rendering(&self, gzip: bool) -> io::Result<Bytes> {
+        let mut latest = self.latest.lock().await;
+        let fresh = latest
+            .as_ref()
+            .is_some_and(|rendering| rendering.at.elapsed() < self.max_age);
+        let rendering = match &mut *latest {
+            Some(rendering) if fresh => rendering,
+            stale => {
+                let at = Instant::now();
+                let text = tokio::task::spawn_blocking(|| {
+                    let _timer = perf_runtime::track_duration(RENDER_OPERATION);
+                    perf_runtime::exposition::render_global()
+                })
+                .await
+                .map_err(io::Error::other)?;
+                stale.insert(Rendering {
+                    at,
+                    text: Bytes::from(text),
+                    gzip: None,
+                })
+            }
+        };
+        if !gzip {
+            return Ok(rendering.text.clone());
+        }
+        if let Some(compressed) = &rendering.gzip {
+            return Ok(compressed.clone());
+        }
+        let text = rendering.text.clone();
+        let compressed = tokio::task::spawn_blocking(move || compress(&text))
+            .await
+            .map_err(io::Error::other)??;
+        Ok(rendering.gzip.insert(compressed).clone())
+    }
+}
+
+/// `text` gzip-compressed, at the fastest level: the text format compresses well at any.
+fn compress(text: &[u8]) -> io::Result<Bytes> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 8),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(text)?;
+    Ok(encoder.finish()?.into())
+}
+
+/// Whether an `Accept-Encoding` header accepts gzip (not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+#[derive(Debug, Clone)]
+struct MetricsState {
+    access: MetricsAccess,
+    cache: Arc<MetricsCache>,
+}
+
+/// `GET /metrics` (the Prometheus text format of the global metrics, through `cache`, gzipped
+/// for a scraper that accepts it), behind `access`.
+pub fn metrics_routes<S: Clone + Send + Sync + 'static>(
+    access: MetricsAccess,
+    cache: Arc<MetricsCache>,
+) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(MetricsState { access, cache })
+}
+
+async fn metrics(State(state): State<MetricsState>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.access.check(&headers) {
+        return e.into_response();
+    }
+    let content_type = (header::CONTENT_TYPE, perf_runtime::exposition::CONTENT_TYPE);
+    let vary = (header::VARY, "accept-encoding");
+    let answer = if accepts_gzip(&headers) {
+        state.cache.get_gzip().await.map(|gzip| {
+            let encoding = (header::CONTENT_ENCODING, "gzip");
+            ([content_type, vary, encoding], gzip).into_response()
+        })
+    } else {
+        state
+            .cache
+            .get()
+            .await
+            .map(|text| ([content_type, vary], text).into_response())
+    };
+    answer.unwrap_or_else(|_| ApiError::internal("rendering the metrics failed").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn accept(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn gzip_when_accepted() {
+        assert!(accepts_gzip(&accept(&["gzip"])));
+        assert!(accepts_gzip(&accept(&["identity", "deflate, GZIP;q=0.5"])));
+        assert!(accepts_gzip(&accept(&["*"])));
+        assert!(!accepts_gzip(&accept(&[])));
+        assert!(!accepts_gzip(&accept(&["br, deflate"])));
+        assert!(!accepts_gzip(&accept(&["gzip;q=0"])));
+    }
+
+    #[tokio::test]
+    async fn one_rendering_serves_both_forms() {
+        let cache = MetricsCache::new(Duration::from_secs(60));
+        let text = cache.get().await.expect("a rendering");
+        let gzip = cache.get_gzip().await.expect("its gzip form");
+        assert_eq!(cache.get_gzip().await.expect("the same"), gzip);
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut back)
+            .expect("valid gzip");
+        assert_eq!(back, text);
+    }
+}
