@@ -1,0 +1,142 @@
+//! Driving a gateway from a test: starting it, with the mock's timing, and the requests and
+//! their answers as a client sees them, so that each test states only what differs.
+
+use clap::Parser;
+use perf::gateway::sse::{Decoder, SseEvent};
+use perf::{Config, Gateway};
+use serde_json::{json, Value};
+
+pub const KEY: &str = "test-key";
+
+/// A gateway on an ephemeral port of 127.0.0.1, accepting [`KEY`], started with `args`.
+pub async fn start(args: &[&str]) -> Gateway {
+    let mut argv = vec!["gateway", "--listen", "127.0.0.1:0", "--api-key", KEY];
+    argv.extend_from_slice(args);
+    Gateway::start(&Config::parse_from(argv))
+        .await
+        .expect("the gateway starts")
+}
+
+/// A fast mock: 20 ms to the first byte, 5 chunks 5 ms apart.
+pub const FAST_MOCK: &[&str] = &[
+    "--mock-ttfb-ms",
+    "20",
+    "--mock-chunks",
+    "5",
+    "--mock-chunk-interval-ms",
+    "5",
+    "--mock-jitter-ms",
+    "0",
+];
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// `POST {gateway}/v1{path}` with `body`, authenticated with `key` if given.
+pub async fn post(
+    gateway: &Gateway,
+    path: &str,
+    key: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{}{path}", gateway.base_url()))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.expect("the gateway answers")
+}
+
+pub fn chat(model: &str, stream: bool) -> String {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hi"}]})
+        .to_string()
+}
+
+pub fn responses(model: &str, stream: bool) -> String {
+    json!({"model": model, "stream": stream, "input": "Hi"}).to_string()
+}
+
+/// The events of an SSE body.
+pub fn sse_events(body: &[u8]) -> Vec<SseEvent> {
+    let mut decoder = Decoder::default();
+    decoder.push(body).expect("events of sane size");
+    decoder.finish();
+    std::iter::from_fn(|| decoder.next_event()).collect()
+}
+
+/// The JSON error body of an error answer, after checking its status.
+pub async fn error_of(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let content_type = response.headers()["content-type"].clone();
+    assert_eq!(content_type, "application/json");
+    let body: Value = serde_json::from_slice(&response.bytes().await.expect("a body"))
+        .expect("a JSON error body");
+    let error = &body["error"];
+    assert!(error["message"].is_string(), "{body}");
+    assert!(error["type"].is_string(), "{body}");
+    assert!(
+        error.get("param").is_some() && error.get("code").is_some(),
+        "{body}"
+    );
+    body
+}
+
+/// `GET url` with `Authorization: Bearer token` if given: status and body.
+pub async fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = client().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a text body"))
+}
+
+/// A mock that answers at once: 2 chunks, no delay.
+pub const ZERO_MOCK: &[&str] = &[
+    "--mock-ttfb-ms",
+    "0",
+    "--mock-chunks",
+    "2",
+    "--mock-chunk-interval-ms",
+    "0",
+    "--mock-jitter-ms",
+    "0",
+];
+
+/// A chat completion request of `model` whose one message is `prompt`; with
+/// `stream_options.include_usage` if `include_usage`.
+pub fn chat_with(model: &str, prompt: &str, stream: bool, include_usage: bool) -> String {
+    let mut body = json!({"model": model, "stream": stream,
+                          "messages": [{"role": "user", "content": prompt}]});
+    if include_usage {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body.to_string()
+}
+
+/// The entries of a response's `Server-Timing` header: each name with its `dur` in
+/// milliseconds, in order; empty without the header.
+pub fn server_timing(headers: &reqwest::header::HeaderMap) -> Vec<(String, f64)> {
+    let Some(value) = headers.get("server-timing") else {
+        return Vec::new();
+    };
+    let value = value.to_str().expect("an ASCII Server-Timing");
+    value
+        .split(',')
+        .map(|entry| {
+            let mut params = entry.trim().split(';');
+            let name = params.next().expect("a metric name").to_owned();
+            let dur = params
+                .find_map(|p| p.trim().strip_prefix("dur="))
+                .unwrap_or_else(|| panic!("no dur in {entry:?} of {value:?}"));
+            (name, dur.parse().expect("a number of milliseconds"))
+        })
+        .collect()
+}

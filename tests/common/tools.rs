@@ -1,0 +1,63 @@
+//! Finding Prometheus's own tools (promtool) on PATH, and skipping a test without them, so that
+//! the exposition is also checked by the reference parser where it is installed.
+
+/// `name` in one of the directories of `PATH`.
+pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `tool` from PATH, or `None` after saying that `test` is skipped and why (past the harness's
+/// output capture, which shows `eprintln!` only for failing tests); a panic under `CI=true`,
+/// where a missing Prometheus is a failure.
+pub fn tool_or_skip(tool: &str, test: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write;
+    if let Some(found) = find_on_path(tool) {
+        return Some(found);
+    }
+    let why = format!(
+        "{tool} is not on PATH (it comes with Debian's `prometheus` package: \
+         apt-get install --no-install-recommends prometheus)"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why}; under CI=true this is a failure");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}
+
+/// `promtool`, or `None` after saying that `test` is skipped; see [`tool_or_skip`].
+pub fn promtool_or_skip(test: &str) -> Option<std::path::PathBuf> {
+    tool_or_skip("promtool", test)
+}
+
+/// Runs `promtool check metrics` on `text`; panics with promtool's output unless it passes
+/// (exit 0: it parses, and the lint finds nothing).
+pub fn promtool_check_metrics(promtool: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    let input = text.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().expect("promtool runs");
+    writer
+        .join()
+        .expect("the writer thread")
+        .expect("promtool reads the exposition");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
