@@ -5,8 +5,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 
-use super::contract::OUTCOMES;
+use super::contract::{Families, OUTCOMES};
 use super::counter::Counter;
+use super::family::Family;
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
 use super::labels;
@@ -87,28 +88,26 @@ impl BackendSet {
         [&self.provider, &self.model, self.endpoint.path(), last]
     }
 
+    /// A histogram of `family` for this provider, model and endpoint, made on first use.
+    fn lazy(
+        &self,
+        slot: &OnceLock<&'static Histogram>,
+        family: impl FnOnce(&'static Families) -> &'static Family<Histogram>,
+    ) -> &'static Histogram {
+        slot.get_or_init(|| {
+            let [provider, model, endpoint, _] = self.labels("");
+            family(&self.endpoint.metrics.families).get(&[provider, model, endpoint])
+        })
+    }
+
     /// `backend_ttft_seconds` of this provider and model.
     pub fn ttft(&self) -> &'static Histogram {
-        self.ttft.get_or_init(|| {
-            let [provider, model, endpoint, _] = self.labels("");
-            self.endpoint
-                .metrics
-                .families
-                .backend_ttft
-                .get(&[provider, model, endpoint])
-        })
+        self.lazy(&self.ttft, |families| &families.backend_ttft)
     }
 
     /// `backend_chunk_gap_seconds` of this provider and model.
     pub fn chunk_gap(&self) -> &'static Histogram {
-        self.chunk_gap.get_or_init(|| {
-            let [provider, model, endpoint, _] = self.labels("");
-            self.endpoint
-                .metrics
-                .families
-                .backend_chunk_gap
-                .get(&[provider, model, endpoint])
-        })
+        self.lazy(&self.chunk_gap, |families| &families.backend_chunk_gap)
     }
 
     /// Counts `n` tokens of type `TOKEN_TYPES[kind]`.

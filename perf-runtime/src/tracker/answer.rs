@@ -38,11 +38,8 @@ impl RequestState {
     /// The backend whose labels the streaming (and its chunks) are recorded under: the last that
     /// answered, else `unknown`.
     pub fn streaming_set(&self) -> &'static BackendSet {
-        // SAFETY: `backend` is null or was stored from a `&'static BackendSet`.
-        match unsafe { self.backend.load(Relaxed).as_ref() } {
-            Some(set) => set,
-            None => self.endpoint().unknown_backend(),
-        }
+        self.answered()
+            .unwrap_or_else(|| self.endpoint().unknown_backend())
     }
 
     /// A streamed item, classified: the time to first token (from the latest backend call's
@@ -50,21 +47,20 @@ impl RequestState {
     pub fn chunk(&self, chunk: Chunk, seen: &mut ContentSeen) {
         if chunk.content {
             let now = Clock::now();
-            match *seen {
-                ContentSeen::Since(previous, gaps) => gaps.observe_ns(previous.until(now)),
+            let gaps = match *seen {
+                ContentSeen::Since(previous, gaps) => {
+                    gaps.observe_ns(previous.until(now));
+                    gaps
+                }
                 ContentSeen::None => {
+                    let set = self.streaming_set();
                     let start = self.last_call_start.load(Relaxed);
                     if start != 0 {
-                        self.streaming_set()
-                            .ttft()
-                            .observe_ns(Clock(start).until(now));
+                        set.ttft().observe_ns(Clock(start).until(now));
                     }
+                    // Looked up once per stream, at its first content chunk.
+                    set.chunk_gap()
                 }
-            }
-            // The gaps' series is looked up once per stream, at its first content chunk.
-            let gaps = match *seen {
-                ContentSeen::Since(_, gaps) => gaps,
-                ContentSeen::None => self.streaming_set().chunk_gap(),
             };
             *seen = ContentSeen::Since(now, gaps);
         }
@@ -76,14 +72,7 @@ impl RequestState {
     /// Counts the provider's token `usage` against the backend that answered (else the latest
     /// call; nothing without any).
     pub fn usage(&self, usage: Usage) {
-        // SAFETY: both are null or stored from a `&'static BackendSet`.
-        let set = unsafe {
-            self.backend
-                .load(Relaxed)
-                .as_ref()
-                .or_else(|| self.last_call.load(Relaxed).as_ref())
-        };
-        if let Some(set) = set {
+        if let Some(set) = self.answered().or_else(|| self.last_call()) {
             for (kind, n) in usage.counts().into_iter().enumerate() {
                 set.tokens(kind, n);
             }

@@ -91,9 +91,9 @@ pub(crate) struct RequestState {
     /// When the first backend call started ([`NOT_STARTED`] before).
     backend_started: AtomicU64,
     /// The last backend that answered: the labels of the streaming.
-    pub(super) backend: AtomicPtr<BackendSet>,
+    backend: AtomicPtr<BackendSet>,
     /// The latest backend call, answered or not: what a reported error is counted against.
-    pub(super) last_call: AtomicPtr<BackendSet>,
+    last_call: AtomicPtr<BackendSet>,
     /// When the latest backend call started: the start of its time to first token.
     pub(super) last_call_start: AtomicU64,
     /// When the request began (its handler's start).
@@ -224,10 +224,19 @@ impl RequestState {
     /// Counts a failure of the latest backend call in `backend_errors_total`; nothing if the
     /// request made none.
     pub fn backend_error(&self, kind: BackendErrorKind) {
-        // SAFETY: null or stored from a `&'static BackendSet`.
-        if let Some(call) = unsafe { self.last_call.load(Relaxed).as_ref() } {
+        if let Some(call) = self.last_call() {
             call.error(kind);
         }
+    }
+
+    /// The last backend that answered.
+    pub fn answered(&self) -> Option<&'static BackendSet> {
+        set_in(&self.backend)
+    }
+
+    /// The latest backend call, answered or not.
+    pub fn last_call(&self) -> Option<&'static BackendSet> {
+        set_in(&self.last_call)
     }
 
     /// Backend time so far: a stream subtracts what was spent during its reading.
@@ -345,6 +354,12 @@ impl RequestState {
             self.streaming_ns.load(Relaxed),
         ]
     }
+}
+
+/// The backend set a pointer of the state holds, if any.
+fn set_in(pointer: &AtomicPtr<BackendSet>) -> Option<&'static BackendSet> {
+    // SAFETY: the state's backend pointers are null or stored from a `&'static BackendSet`.
+    unsafe { pointer.load(Relaxed).as_ref() }
 }
 
 /// A counted reference to a request's state: the slot goes back to the pool when the last one
