@@ -9,7 +9,7 @@ mod common;
 
 use common::{
     backend_errors, chat, chat_with, client, count, error_of, mock_tokens, mock_usage, post,
-    responses, server_timing, sse_events, start, FAST_MOCK, KEY,
+    responses, server_timing, sse_events, start, FAST_MOCK, KEY, SERVER_TIMING_ENTRIES,
 };
 use serde_json::{json, Value};
 
@@ -155,15 +155,7 @@ async fn whole_answers_count_their_usage_and_carry_server_timing() {
     assert_eq!(response.status(), 200);
     let timing = server_timing(response.headers());
     let names: Vec<&str> = timing.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "request_parsing",
-            "auth_validation",
-            "request_preparation",
-            "backend"
-        ]
-    );
+    assert_eq!(names, SERVER_TIMING_ENTRIES);
     // The mock answers whole after 20 ms and 5 chunks of 5 ms.
     let backend = timing[3].1;
     assert!((45.0..5000.0).contains(&backend), "backend {backend} ms");

@@ -121,6 +121,14 @@ pub fn chat_with(model: &str, prompt: &str, stream: bool, include_usage: bool) -
     body.to_string()
 }
 
+/// The entries the gateway's `Server-Timing` has, in order: its three stages and the backend.
+pub const SERVER_TIMING_ENTRIES: [&str; 4] = [
+    "request_parsing",
+    "auth_validation",
+    "request_preparation",
+    "backend",
+];
+
 /// The entries of a response's `Server-Timing` header: each name with its `dur` in
 /// milliseconds, in order; empty without the header.
 pub fn server_timing(headers: &reqwest::header::HeaderMap) -> Vec<(String, f64)> {
