@@ -9,7 +9,7 @@
 //! a thread's mock clock on every read.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A point in time: a raw reading of the process' clock source (never 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,6 +33,30 @@ impl Clock {
 
     pub fn elapsed(self) -> Duration {
         Duration::from_nanos(self.until(Clock::now()))
+    }
+}
+
+/// A clock reading paired with the wall clock's at the same moment: what places earlier
+/// readings (an exemplar's) on the wall clock.
+pub(crate) struct WallAnchor {
+    at: Clock,
+    unix: f64,
+}
+
+impl WallAnchor {
+    pub fn now() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        WallAnchor {
+            at: Clock::now(),
+            unix,
+        }
+    }
+
+    /// Seconds since the Unix epoch at reading `earlier`.
+    pub fn unix_seconds(&self, earlier: Clock) -> f64 {
+        self.unix - earlier.until(self.at) as f64 * 1e-9
     }
 }
 

@@ -76,6 +76,7 @@ pub mod exposition;
 mod macro_support;
 pub mod metrics;
 mod stage;
+mod trace;
 mod tracker;
 
 pub use duration::{track_duration, DurationGuard};
@@ -85,6 +86,7 @@ pub use metrics::{
 };
 pub use perf_macros::{perf_backend, perf_endpoint, perf_stage, perf_statements, perf_stream};
 pub use stage::{Stage, StageName, MAX_STAGES};
+pub use trace::TraceId;
 pub use tracker::current;
 pub use tracker::{
     BackendGuard, Chunk, ChunksBy, Classify, PerformanceTracker, Run, StageGuard, StreamingGuard,

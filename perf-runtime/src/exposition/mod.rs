@@ -1,15 +1,24 @@
-//! The Prometheus text format, and a ready `/metrics` handler.
+//! `/metrics` in every format Prometheus asks for: the text format (0.0.4), OpenMetrics 1.0
+//! text (with exemplars) and the delimited protobuf format (with native histograms), chosen from
+//! the scraper's `Accept` header ([`Format::from_accept`]). The same series in each.
 //!
-//! perf's own families are written straight from its metric core; every other family of the
-//! registry (the application's, the `process` collector's) goes through the `prometheus`
-//! crate's `TextEncoder`. Nothing here reads the `prometheus` crate's proto model, which changes
-//! with that crate's features, so the output is the same whatever features the program's
-//! dependency graph turns on.
+//! perf's own families are written straight from its metric core. Every other family of the
+//! registry (the application's, the `process` collector's) goes through the `prometheus` crate's
+//! `TextEncoder` in the text format, and is read into the same plain data as perf's for the
+//! other two (`foreign.rs`). Nothing here depends on the `prometheus` crate's features, so the
+//! output is the same whatever features the program's dependency graph turns on.
 
+mod foreign;
+mod format;
+mod openmetrics;
+mod protobuf;
 mod text;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
+pub use format::Format;
+
+use crate::metrics::reading::FamilyReading;
 use crate::metrics::{gather_split, Gathered, Metrics};
 
 /// The `Content-Type` of the Prometheus text exposition format.
@@ -21,12 +30,12 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub fn render(registry: &Registry) -> String {
     let Gathered { ours, theirs } = gather_split(registry);
     let mut ours: Vec<_> = ours.iter().map(|family| family.read()).collect();
-    ours.sort_by_key(|family| family.name);
+    ours.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = String::with_capacity(64 * 1024);
     let mut writer = text::TextWriter::default();
     let mut theirs = theirs.into_iter().peekable();
     for family in &ours {
-        while let Some(other) = theirs.next_if(|other| other.name() < family.name) {
+        while let Some(other) = theirs.next_if(|other| other.name() < &*family.name) {
             encode_theirs(&other, &mut out);
         }
         writer.family(family, &mut out);
@@ -35,6 +44,56 @@ pub fn render(registry: &Registry) -> String {
         encode_theirs(&other, &mut out);
     }
     out
+}
+
+/// Renders every family in `registry` in `format` (see [`Format::content_type`] for the
+/// response's `Content-Type`).
+///
+/// ```
+/// use perf_runtime::exposition::{render_as, Format};
+///
+/// let registry = prometheus::Registry::new();
+/// let metrics = perf_runtime::Metrics::builder().build(&registry).unwrap();
+/// let tracker = perf_runtime::PerformanceTracker::with_metrics(metrics, "/v1/chat/completions");
+/// tracker.backend_request("openai", "gpt-4o").first_byte();
+/// drop(tracker);
+///
+/// let format = Format::from_accept(Some("application/openmetrics-text; version=1.0.0"));
+/// let text = String::from_utf8(render_as(&registry, format)).unwrap();
+/// assert!(text.contains("backend_ttfb_seconds_bucket{endpoint=\"/v1/chat/completions\",le=\"0.1\",model=\"gpt-4o\",provider=\"openai\"} 1 # {trace_id=\""));
+/// assert!(text.ends_with("# EOF\n"));
+/// ```
+pub fn render_as(registry: &Registry, format: Format) -> Vec<u8> {
+    if format == Format::Text {
+        return render(registry).into_bytes();
+    }
+    let Gathered { ours, theirs } = gather_split(registry);
+    let mut families: Vec<FamilyReading> = ours.iter().map(|family| family.read()).collect();
+    for family in &theirs {
+        match foreign::read(family) {
+            Ok(family) => families.push(family),
+            Err(error) => log_once(&error),
+        }
+    }
+    families.sort_by(|a, b| a.name.cmp(&b.name));
+    match format {
+        Format::OpenMetrics | Format::Text => {
+            let mut out = String::with_capacity(64 * 1024);
+            let mut writer = openmetrics::OpenMetricsWriter::default();
+            for family in &families {
+                writer.family(family, &mut out);
+            }
+            openmetrics::OpenMetricsWriter::finish(&mut out);
+            out.into_bytes()
+        }
+        Format::Protobuf => {
+            let mut out = Vec::with_capacity(64 * 1024);
+            for family in &families {
+                protobuf::family(family, &mut out);
+            }
+            out
+        }
+    }
 }
 
 /// One family of the application's, through the `prometheus` crate's own encoder.
@@ -46,8 +105,8 @@ fn encode_theirs(family: &prometheus::proto::MetricFamily, out: &mut String) {
     }
 }
 
-/// A family the `prometheus` crate cannot encode is left out, and said once.
-fn log_once(error: &prometheus::Error) {
+/// A family that cannot be encoded is left out, and said once.
+fn log_once(error: &dyn std::fmt::Display) {
     static SAID: std::sync::Once = std::sync::Once::new();
     SAID.call_once(|| log::error!("perf: a metric family was left out of /metrics: {error}"));
 }
@@ -58,7 +117,13 @@ pub fn render_global() -> String {
     render(Metrics::global().registry())
 }
 
-/// An axum handler serving [`render_global`] with the right content type.
+/// [`render_global`] in `format`.
+pub fn render_global_as(format: Format) -> Vec<u8> {
+    render_as(Metrics::global().registry(), format)
+}
+
+/// An axum handler serving [`render_global_as`] in the format the scraper's `Accept` header
+/// asks for, with its content type.
 ///
 /// ```
 /// # #[cfg(feature = "axum")] {
@@ -67,11 +132,15 @@ pub fn render_global() -> String {
 /// # }
 /// ```
 #[cfg(feature = "axum")]
-pub async fn metrics_handler() -> axum::response::Response {
+pub async fn metrics_handler(headers: axum::http::HeaderMap) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = Format::from_accept(accept);
     (
-        [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
-        render_global(),
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        render_global_as(format),
     )
         .into_response()
 }

@@ -4,6 +4,7 @@
 //! fraction of its cost: each series' label block is escaped once, bucket bounds are formatted
 //! once per render, and counts are written as integers.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use crate::metrics::reading::{FamilyReading, Kind, Value};
@@ -21,12 +22,12 @@ impl TextWriter {
         if family.series.is_empty() {
             return;
         }
-        let name = family.name;
+        let name: &str = &family.name;
         if !family.help.is_empty() {
             out.push_str("# HELP ");
             out.push_str(name);
             out.push(' ');
-            escape(out, family.help, false);
+            escape(out, &family.help, false);
             out.push('\n');
         }
         out.push_str("# TYPE ");
@@ -35,35 +36,38 @@ impl TextWriter {
             Kind::Counter => " counter\n",
             Kind::Gauge => " gauge\n",
             Kind::Histogram => " histogram\n",
+            Kind::Summary => " summary\n",
+            Kind::Untyped => " untyped\n",
         });
         for series in &family.series {
-            self.labels.clear();
-            for (i, (label, value)) in series.labels.iter().enumerate() {
-                if i > 0 {
-                    self.labels.push(',');
-                }
-                self.labels.push_str(label);
-                self.labels.push_str("=\"");
-                escape(&mut self.labels, value, true);
-                self.labels.push('"');
-            }
+            label_block(&mut self.labels, &series.labels);
             let line = Line {
                 name,
                 labels: &self.labels,
+                openmetrics: false,
             };
             match &series.value {
-                Value::Counter(count) => line.count("", None, *count, out),
-                Value::Gauge(value) => line.float("", None, *value, out),
-                Value::Histogram {
-                    buckets,
-                    count,
-                    sum,
-                } => {
-                    for &(bound, cumulative) in buckets {
+                Value::Counter(value) | Value::Gauge(value) | Value::Untyped(value) => {
+                    line.number("", None, *value, out)
+                }
+                Value::Histogram(histogram) => {
+                    for &(bound, cumulative) in &histogram.buckets {
                         let le = self.bounds.text(bound);
                         line.count("_bucket", Some(("le", le)), cumulative, out);
                     }
-                    line.count("_bucket", Some(("le", "+Inf")), *count, out);
+                    line.count("_bucket", Some(("le", "+Inf")), histogram.count, out);
+                    line.float("_sum", None, histogram.sum, out);
+                    line.count("_count", None, histogram.count, out);
+                }
+                Value::Summary {
+                    quantiles,
+                    count,
+                    sum,
+                } => {
+                    for &(quantile, value) in quantiles {
+                        let q = self.bounds.text(quantile);
+                        line.float("", Some(("quantile", q)), value, out);
+                    }
                     line.float("_sum", None, *sum, out);
                     line.count("_count", None, *count, out);
                 }
@@ -72,14 +76,31 @@ impl TextWriter {
     }
 }
 
+/// `labels` as the text inside a sample's braces: `a="x",b="y"`, values escaped.
+pub(super) fn label_block(block: &mut String, labels: &[(Cow<'static, str>, String)]) {
+    block.clear();
+    for (i, (label, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            block.push(',');
+        }
+        block.push_str(label);
+        block.push_str("=\"");
+        escape(block, value, true);
+        block.push('"');
+    }
+}
+
 /// One series' sample lines.
-struct Line<'a> {
-    name: &'a str,
-    labels: &'a str,
+pub(super) struct Line<'a> {
+    pub name: &'a str,
+    pub labels: &'a str,
+    /// OpenMetrics spells infinities `+Inf` and `-Inf`; the text format as the `prometheus`
+    /// crate's `TextEncoder` does (`inf`), for the same bytes.
+    pub openmetrics: bool,
 }
 
 impl Line<'_> {
-    fn start(&self, suffix: &str, extra: Option<(&str, &str)>, out: &mut String) {
+    pub fn start(&self, suffix: &str, extra: Option<(&str, &str)>, out: &mut String) {
         out.push_str(self.name);
         out.push_str(suffix);
         if self.labels.is_empty() && extra.is_none() {
@@ -100,13 +121,27 @@ impl Line<'_> {
         out.push_str("} ");
     }
 
-    fn float(&self, suffix: &str, extra: Option<(&str, &str)>, value: f64, out: &mut String) {
+    pub fn float(&self, suffix: &str, extra: Option<(&str, &str)>, value: f64, out: &mut String) {
         self.start(suffix, extra, out);
-        let _ = writeln!(out, "{value}");
+        if self.openmetrics {
+            float(out, value);
+        } else {
+            let _ = write!(out, "{value}");
+        }
+        out.push('\n');
+    }
+
+    /// A counter's or gauge's value: as a count when it is a whole number.
+    pub fn number(&self, suffix: &str, extra: Option<(&str, &str)>, value: f64, out: &mut String) {
+        if value.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&value) {
+            self.count(suffix, extra, value as u64, out)
+        } else {
+            self.float(suffix, extra, value, out)
+        }
     }
 
     /// A count: the same text as the float it converts to, below 2^53, without float formatting.
-    fn count(&self, suffix: &str, extra: Option<(&str, &str)>, value: u64, out: &mut String) {
+    pub fn count(&self, suffix: &str, extra: Option<(&str, &str)>, value: u64, out: &mut String) {
         if value >= 1 << 53 {
             return self.float(suffix, extra, value as f64, out);
         }
@@ -115,13 +150,24 @@ impl Line<'_> {
     }
 }
 
+/// A float as Prometheus writes it (`+Inf`, `-Inf`, `NaN`, else Rust's shortest form).
+pub(super) fn float(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
 /// Bucket bounds as text, formatted once per render: a registry has only a few dozen distinct
 /// bounds, repeated on every series.
 #[derive(Default)]
-struct BoundCache(Vec<(u64, String)>);
+pub(super) struct BoundCache(Vec<(u64, String)>);
 
 impl BoundCache {
-    fn text(&mut self, bound: f64) -> &str {
+    pub fn text(&mut self, bound: f64) -> &str {
         let bits = bound.to_bits();
         let index = match self.0.iter().position(|(b, _)| *b == bits) {
             Some(index) => index,
@@ -135,7 +181,7 @@ impl BoundCache {
 }
 
 /// Escapes `\` and newlines (and `"` in label values) as the text format wants.
-fn escape(out: &mut String, value: &str, quotes: bool) {
+pub(super) fn escape(out: &mut String, value: &str, quotes: bool) {
     let special = |c: char| c == '\\' || c == '\n' || (quotes && c == '"');
     if !value.contains(special) {
         out.push_str(value);

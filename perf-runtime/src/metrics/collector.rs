@@ -95,7 +95,7 @@ fn to_proto(reading: &FamilyReading) -> MetricFamily {
                 .iter()
                 .map(|(name, value)| {
                     let mut pair = LabelPair::default();
-                    pair.set_name((*name).to_owned());
+                    pair.set_name(name.to_string());
                     pair.set_value(value.clone());
                     pair
                 })
@@ -104,22 +104,19 @@ fn to_proto(reading: &FamilyReading) -> MetricFamily {
             match &series.value {
                 Value::Counter(count) => {
                     let mut counter = Counter::default();
-                    counter.set_value(*count as f64);
+                    counter.set_value(*count);
                     metric.set_counter(counter);
                 }
-                Value::Gauge(value) => {
+                Value::Gauge(value) | Value::Untyped(value) => {
                     let mut gauge = Gauge::default();
                     gauge.set_value(*value);
                     metric.set_gauge(gauge);
                 }
-                Value::Histogram {
-                    buckets,
-                    count,
-                    sum,
-                } => {
+                Value::Histogram(reading) => {
                     let mut histogram = Histogram::default();
                     histogram.set_bucket(
-                        buckets
+                        reading
+                            .buckets
                             .iter()
                             .map(|&(bound, cumulative)| {
                                 let mut bucket = Bucket::default();
@@ -129,21 +126,24 @@ fn to_proto(reading: &FamilyReading) -> MetricFamily {
                             })
                             .collect(),
                     );
-                    histogram.set_sample_count(*count);
-                    histogram.set_sample_sum(*sum);
+                    histogram.set_sample_count(reading.count);
+                    histogram.set_sample_sum(reading.sum);
                     metric.set_histogram(histogram);
                 }
+                // Only the application's families are summaries.
+                Value::Summary { .. } => {}
             }
             metric
         })
         .collect();
     let mut family = MetricFamily::default();
-    family.set_name(reading.name.into());
-    family.set_help(reading.help.into());
+    family.set_name(reading.name.to_string());
+    family.set_help(reading.help.to_string());
     family.set_field_type(match reading.kind {
         Kind::Counter => MetricType::COUNTER,
         Kind::Gauge => MetricType::GAUGE,
         Kind::Histogram => MetricType::HISTOGRAM,
+        Kind::Summary | Kind::Untyped => MetricType::UNTYPED,
     });
     family.set_metric(metrics);
     family

@@ -10,7 +10,7 @@ use prometheus::Registry;
 use super::collector::Registered;
 use super::counter::Counter;
 use super::family::{Family, Series};
-use super::histogram::Histogram;
+use super::histogram::{Detail, Histogram};
 use super::in_flight::InFlight;
 use super::stage_percentage::Split;
 use super::InstallError;
@@ -131,9 +131,27 @@ fn histogram(
     help: &'static str,
     labels: &'static [&'static str],
     buckets: &'static [f64],
+    detail: Detail,
 ) -> Family<Histogram> {
-    Family::new(name, help, labels, &[], move || Histogram::new(buckets))
+    Family::new(name, help, labels, &[], move || {
+        Histogram::new(buckets, detail)
+    })
 }
+
+/// Exemplars and native buckets: the families that answer "which request?" and "how many µs?".
+const DETAILED: Detail = Detail {
+    exemplars: true,
+    native: true,
+};
+/// Exemplars only.
+const TRACED: Detail = Detail {
+    exemplars: true,
+    native: false,
+};
+const PLAIN: Detail = Detail {
+    exemplars: false,
+    native: false,
+};
 
 impl Families {
     /// The families, each name preceded by `prefix` (checked by the caller).
@@ -152,24 +170,28 @@ impl Families {
                 "Time from sending the request to the LLM provider until its first byte came back.",
                 &["provider", "model", "endpoint"],
                 &BACKEND_BUCKETS,
+                DETAILED,
             ),
             streaming_duration: histogram(
                 name(STREAMING_DURATION),
                 "Time spent streaming the provider's answer back to the client, until the stream ended or was dropped.",
                 &["provider", "model", "endpoint"],
                 &BACKEND_BUCKETS,
+                DETAILED,
             ),
             frontend_processing: histogram(
                 name(FRONTEND_PROCESSING),
                 "Gateway's own work before the backend call (parsing, auth, preparation) per request; should stay under 3 ms.",
                 &["endpoint"],
                 &FRONTEND_BUCKETS,
+                DETAILED,
             ),
             stage_duration: histogram(
                 name(REQUEST_STAGE_DURATION),
                 "Duration of each stage of a request (request_parsing, auth_validation, request_preparation, backend_fetch, stream_processing, or a declared one).",
                 &["stage", "endpoint"],
                 &STAGE_BUCKETS,
+                DETAILED,
             ),
             stage_percentage: Family::new(
                 name(STAGE_PERCENTAGE),
@@ -183,6 +205,7 @@ impl Families {
                 "Duration of custom operations timed with perf_runtime::track_duration.",
                 &["operation"],
                 &STAGE_BUCKETS,
+                PLAIN,
             ),
             requests: Family::new(
                 name(REQUESTS_TOTAL),
@@ -217,12 +240,14 @@ impl Families {
                 "Time from sending the request to the LLM provider until its first chunk with content (not the headers, a role-only delta or a keep-alive). Streamed answers only.",
                 &["provider", "model", "endpoint"],
                 &TTFT_BUCKETS,
+                TRACED,
             ),
             backend_chunk_gap: histogram(
                 name(BACKEND_CHUNK_GAP),
                 "Time between two consecutive content chunks of a streamed answer, one observation per gap.",
                 &["provider", "model", "endpoint"],
                 &CHUNK_GAP_BUCKETS,
+                PLAIN,
             ),
             backend_tokens: Family::new(
                 name(BACKEND_TOKENS),
@@ -236,12 +261,14 @@ impl Families {
                 "Whole requests, from the handler's start to the end of its answer, by outcome.",
                 &["endpoint", "outcome"],
                 &REQUEST_BUCKETS,
+                TRACED,
             ),
             gateway_overhead: histogram(
                 name(GATEWAY_OVERHEAD),
                 "A request's time outside its backend windows (sending a backend call to the end of the provider's answer): the gateway's own cost.",
                 &["endpoint"],
                 &OVERHEAD_BUCKETS,
+                PLAIN,
             ),
         }
     }

@@ -25,6 +25,6 @@ impl Series for Counter {
     const KIND: Kind = Kind::Counter;
 
     fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
-        push(None, Value::Counter(self.0.sum(0)));
+        push(None, Value::Counter(self.0.sum(0) as f64));
     }
 }

@@ -1,6 +1,6 @@
 //! A metric family: series made on demand from label values, read out as plain data.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::RwLock;
@@ -100,21 +100,21 @@ impl<T: Series> ReadFamily for Family<T> {
         let mut series = Vec::new();
         for (key, values) in self.series.read().unwrap_or_else(|e| e.into_inner()).iter() {
             values.read(&mut |implied, value| {
-                let mut labels: Vec<(&'static str, String)> = self
+                let mut labels: Vec<(Cow<'static, str>, String)> = self
                     .labels
                     .iter()
                     .zip(key.0.iter())
-                    .map(|(name, value)| (*name, value.to_string()))
-                    .chain(implied.map(|(name, value)| (name, value.to_string())))
+                    .map(|(name, value)| (Cow::Borrowed(*name), value.to_string()))
+                    .chain(implied.map(|(name, value)| (Cow::Borrowed(name), value.to_string())))
                     .collect();
-                labels.sort_by(|a, b| a.0.cmp(b.0));
+                labels.sort_by(|a, b| a.0.cmp(&b.0));
                 series.push(SeriesReading { labels, value });
             });
         }
         series.sort_by(|a, b| values(a).cmp(values(b)));
         FamilyReading {
-            name: self.name,
-            help: self.help,
+            name: Cow::Borrowed(self.name),
+            help: Cow::Borrowed(self.help),
             kind: T::KIND,
             series,
         }

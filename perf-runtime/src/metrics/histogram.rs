@@ -2,29 +2,46 @@
 
 use std::time::Duration;
 
+use super::exemplar::Exemplars;
 use super::family::Series;
-use super::reading::{Kind, Value};
-use super::shard::ShardedWords;
+use super::native::NativeBuckets;
+use super::reading::{ExemplarReading, HistogramReading, Kind, Value};
+use super::shard::{self, ShardedWords, SHARDS};
+use crate::clock::{Clock, WallAnchor};
+use crate::trace::TraceId;
+
+/// What a histogram keeps beyond its classic buckets.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Detail {
+    /// The latest exemplar of each bucket (a traced observation's trace id).
+    pub exemplars: bool,
+    /// Native buckets, for Prometheus' protobuf format.
+    pub native: bool,
+}
 
 /// A histogram of durations with fixed buckets.
 ///
 /// Recording is two relaxed atomic adds into the calling thread's shard: the bucket's count and
-/// the sum (in microseconds, so that a busy series takes centuries, not days, to overflow). A
-/// scrape adds the shards; an observation in flight may show in its bucket a moment before its
-/// sum.
+/// the sum (in microseconds, so that a busy series takes centuries, not days, to overflow); a
+/// third for the native bucket, and an exemplar write, where the series keeps them. A scrape
+/// adds the shards; an observation in flight may show in its bucket a moment before its sum.
 pub(crate) struct Histogram {
     bounds: &'static [f64],
     bounds_ns: Box<[u64]>,
     /// Per shard: one count per bucket (the last one is `+Inf`), then the sum.
     words: ShardedWords,
+    exemplars: Option<Exemplars>,
+    native: Option<NativeBuckets>,
 }
 
 impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Self {
+    pub fn new(bounds: &'static [f64], detail: Detail) -> Self {
         Histogram {
             bounds,
             bounds_ns: bounds.iter().map(|b| (b * 1e9).round() as u64).collect(),
             words: ShardedWords::new(bounds.len() + 2),
+            exemplars: detail.exemplars.then(|| Exemplars::new(bounds.len() + 1)),
+            native: detail.native.then(NativeBuckets::new),
         }
     }
 
@@ -35,22 +52,37 @@ impl Histogram {
 
     /// Records one observation of `ns` nanoseconds.
     pub fn observe_ns(&self, ns: u64) {
+        self.record(shard::current(), ns);
+    }
+
+    /// Records one observation of `ns` nanoseconds made at `at` by request `trace`: the
+    /// exemplar of its bucket, if the series keeps exemplars.
+    pub fn observe_traced(&self, ns: u64, trace: TraceId, at: Clock) {
+        let shard = shard::current();
+        let bucket = self.record(shard, ns);
+        if let Some(exemplars) = &self.exemplars {
+            exemplars.record(shard, bucket, trace, ns, at);
+        }
+    }
+
+    fn record(&self, shard: usize, ns: u64) -> usize {
         // Every bound compared at once, branch-free: no chain of dependent loads and jumps.
         let bucket: usize = self.bounds_ns.iter().map(|&le| usize::from(le < ns)).sum();
-        self.words.add(bucket, 1);
+        self.words.add_at(shard, bucket, 1);
         self.words
-            .add(self.sum_word(), ns.saturating_add(500) / 1000);
+            .add_at(shard, self.sum_word(), ns.saturating_add(500) / 1000);
+        if let Some(native) = &self.native {
+            native.observe(shard, ns);
+        }
+        bucket
     }
 
     fn sum_word(&self) -> usize {
         self.bounds.len() + 1
     }
-}
 
-impl Series for Histogram {
-    const KIND: Kind = Kind::Histogram;
-
-    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+    /// The series as plain data.
+    pub fn reading(&self) -> HistogramReading {
         let mut cumulative = 0;
         let buckets = self
             .bounds
@@ -63,14 +95,36 @@ impl Series for Histogram {
             .collect();
         let count = cumulative + self.words.sum(self.bounds.len());
         let sum = self.words.sum(self.sum_word()) as f64 / 1e6;
-        push(
-            None,
-            Value::Histogram {
-                buckets,
-                count,
-                sum,
-            },
-        );
+        let exemplars = match &self.exemplars {
+            Some(exemplars) => {
+                let anchor = WallAnchor::now();
+                (0..=self.bounds.len())
+                    .map(|bucket| {
+                        exemplars.read(bucket, SHARDS).map(|e| ExemplarReading {
+                            trace: e.trace,
+                            value: e.ns as f64 * 1e-9,
+                            timestamp: anchor.unix_seconds(e.at),
+                        })
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        HistogramReading {
+            buckets,
+            count,
+            sum,
+            exemplars,
+            native: self.native.as_ref().map(NativeBuckets::read),
+        }
+    }
+}
+
+impl Series for Histogram {
+    const KIND: Kind = Kind::Histogram;
+
+    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+        push(None, Value::Histogram(self.reading()));
     }
 }
 
@@ -78,25 +132,51 @@ impl Series for Histogram {
 mod tests {
     use super::*;
 
+    static BOUNDS: [f64; 3] = [0.1, 0.5, 1.0];
+
     #[test]
     fn buckets_are_upper_inclusive_and_cumulative() {
-        static BOUNDS: [f64; 3] = [0.1, 0.5, 1.0];
-        let h = Histogram::new(&BOUNDS);
+        let h = Histogram::new(&BOUNDS, Detail::default());
         for ms in [100, 101, 500, 2000] {
             h.observe(Duration::from_millis(ms));
         }
-        let mut read = None;
-        h.read(&mut |_, value| read = Some(value));
-        let Some(Value::Histogram {
-            buckets,
-            count,
-            sum,
-        }) = read
-        else {
-            panic!("a histogram reads as one histogram value");
-        };
-        assert_eq!(buckets, [(0.1, 1), (0.5, 3), (1.0, 3)]);
-        assert_eq!(count, 4);
-        assert!((sum - 2.701).abs() < 1e-9);
+        let reading = h.reading();
+        assert_eq!(reading.buckets, [(0.1, 1), (0.5, 3), (1.0, 3)]);
+        assert_eq!(reading.count, 4);
+        assert!((reading.sum - 2.701).abs() < 1e-9);
+        assert!(reading.exemplars.is_empty());
+        assert_eq!(reading.native, None);
+    }
+
+    #[test]
+    fn traced_observations_leave_their_trace_in_their_bucket() {
+        let h = Histogram::new(
+            &BOUNDS,
+            Detail {
+                exemplars: true,
+                native: true,
+            },
+        );
+        let (slow, fast) = (TraceId::random(), TraceId::random());
+        let before = WallAnchor::now().unix_seconds(Clock::now());
+        h.observe_traced(2_000_000_000, slow, Clock::now());
+        h.observe_traced(50_000_000, fast, Clock::now());
+        h.observe_ns(60_000_000);
+        let reading = h.reading();
+        let exemplars: Vec<_> = reading
+            .exemplars
+            .iter()
+            .map(|e| e.map(|e| e.trace))
+            .collect();
+        assert_eq!(exemplars, [Some(fast), None, None, Some(slow)]);
+        let slow = reading.exemplars[3].unwrap();
+        assert_eq!(slow.value, 2.0);
+        assert!(
+            slow.timestamp >= before - 0.001,
+            "{} < {before}",
+            slow.timestamp
+        );
+        let native = reading.native.unwrap();
+        assert_eq!(native.buckets.iter().map(|b| b.1).sum::<u64>(), 3);
     }
 }

@@ -1,9 +1,14 @@
-//! What a family holds at one scrape, as plain data read from perf's own metric core.
+//! What a family holds at one scrape, as plain data: what every way out of perf reads.
 //!
-//! Every way out of perf reads this and nothing else: the `prometheus` crate's proto model (for
-//! `prometheus::gather()`), perf's text writer (for `/metrics`) and the snapshots of tests and
-//! the `--demo` table. The proto model changes with the `prometheus` crate's features
-//! (`protobuf` swaps it for generated code with other accessors), so perf never reads it back.
+//! perf's families read themselves into it from perf's metric core; the application's families
+//! are read into it from the `prometheus` crate's proto model with accessors every feature set
+//! of that crate has (`exposition/foreign.rs`). The text, OpenMetrics and protobuf writers, the
+//! `prometheus::gather()` bridge and the snapshots of tests and the `--demo` table read only this.
+
+use std::borrow::Cow;
+
+use super::native::NativeReading;
+use crate::trace::TraceId;
 
 /// The Prometheus type of a family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,26 +16,55 @@ pub(crate) enum Kind {
     Counter,
     Gauge,
     Histogram,
+    /// Only among the application's families.
+    Summary,
+    /// Only among the application's families.
+    Untyped,
 }
 
 /// One sample set: a counter's count, a gauge's value, a histogram's buckets.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Value {
-    Counter(u64),
+    Counter(f64),
     Gauge(f64),
-    Histogram {
-        /// `(upper bound, cumulative count)` of each finite bucket, in increasing bound order.
-        buckets: Vec<(f64, u64)>,
+    Untyped(f64),
+    Histogram(HistogramReading),
+    Summary {
+        /// `(quantile, value)`.
+        quantiles: Vec<(f64, f64)>,
         count: u64,
-        /// In seconds.
         sum: f64,
     },
+}
+
+/// A histogram series at one scrape.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct HistogramReading {
+    /// `(upper bound, cumulative count)` of each finite bucket, in increasing bound order.
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    /// In seconds.
+    pub sum: f64,
+    /// The latest exemplar of each bucket, `+Inf` last; empty if the series keeps none.
+    pub exemplars: Vec<Option<ExemplarReading>>,
+    /// The native (sparse exponential) buckets, if the series keeps them.
+    pub native: Option<NativeReading>,
+}
+
+/// A bucket's latest exemplar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ExemplarReading {
+    pub trace: TraceId,
+    /// The observation, in seconds.
+    pub value: f64,
+    /// When it was observed, in seconds since the Unix epoch.
+    pub timestamp: f64,
 }
 
 /// One series: its labels sorted by name, and its value.
 #[derive(Clone, Debug)]
 pub(crate) struct SeriesReading {
-    pub labels: Vec<(&'static str, String)>,
+    pub labels: Vec<(Cow<'static, str>, String)>,
     pub value: Value,
 }
 
@@ -47,10 +81,17 @@ impl SeriesReading {
 /// label values, labels taken in name order).
 #[derive(Clone, Debug)]
 pub(crate) struct FamilyReading {
-    pub name: &'static str,
-    pub help: &'static str,
+    pub name: Cow<'static, str>,
+    pub help: Cow<'static, str>,
     pub kind: Kind,
     pub series: Vec<SeriesReading>,
+}
+
+impl FamilyReading {
+    /// The unit OpenMetrics declares for the family: perf's durations end in `_seconds`.
+    pub fn unit(&self) -> Option<&'static str> {
+        (self.kind == Kind::Histogram && self.name.ends_with("_seconds")).then_some("seconds")
+    }
 }
 
 /// A family of perf's, as the exposition and the snapshots see it: whatever its series type.

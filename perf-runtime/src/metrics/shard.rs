@@ -47,7 +47,12 @@ impl ShardedWords {
 
     /// Adds `n` to word `word` of the calling thread's shard.
     pub fn add(&self, word: usize, n: u64) {
-        self.word(current(), word).fetch_add(n, Relaxed);
+        self.add_at(current(), word, n);
+    }
+
+    /// Adds `n` to word `word` of shard `shard`.
+    pub fn add_at(&self, shard: usize, word: usize, n: u64) {
+        self.word(shard, word).fetch_add(n, Relaxed);
     }
 
     /// Word `word` summed over the shards.

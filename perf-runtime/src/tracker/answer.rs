@@ -56,7 +56,8 @@ impl RequestState {
                     let set = self.streaming_set();
                     let start = self.last_call_start.load(Relaxed);
                     if start != 0 {
-                        set.ttft().observe_ns(Clock(start).until(now));
+                        set.ttft()
+                            .observe_traced(Clock(start).until(now), self.trace_id(), now);
                     }
                     // Looked up once per stream, at its first content chunk.
                     set.chunk_gap()

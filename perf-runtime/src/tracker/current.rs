@@ -17,6 +17,7 @@ use super::state::{HandlerExit, RequestState, StateRef};
 use super::{PerformanceTracker, TrackedStream};
 use crate::metrics::{BackendErrorKind, Endpoint, EndpointMetrics};
 use crate::stage::{Stage, StageName};
+use crate::trace::TraceId;
 
 thread_local! {
     /// The request whose handler or stream is being polled (or dropped) on this thread, or null.
@@ -153,4 +154,34 @@ pub fn usage(usage: Usage) {
 /// (`request_parsing;dur=0.041, backend;dur=501.700`); `None` outside a request.
 pub fn server_timing() -> Option<String> {
     state().map(RequestState::server_timing)
+}
+
+/// The current request's trace id: the one given to [`set_trace_id`], else the random one it
+/// was given when it started. `None` outside a request.
+pub fn trace_id() -> Option<TraceId> {
+    state().map(RequestState::trace_id)
+}
+
+/// Gives the current request the trace id of the client's W3C `traceparent` header (see
+/// [`TraceId::from_traceparent`]): the exemplars of the buckets it lands in carry it from now
+/// on. Call it first thing in the handler. Outside a request, does nothing.
+///
+/// ```
+/// use perf_runtime::{current, perf_endpoint, TraceId};
+///
+/// #[perf_endpoint("/v1/chat/completions")]
+/// async fn chat(traceparent: Option<&str>) -> String {
+///     if let Some(id) = traceparent.and_then(TraceId::from_traceparent) {
+///         current::set_trace_id(id);
+///     }
+///     current::trace_id().unwrap().to_string()
+/// }
+/// # let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// # let id = futures_util::FutureExt::now_or_never(chat(Some(header))).unwrap();
+/// # assert_eq!(id, "4bf92f3577b34da6a3ce929d0e0e4736");
+/// ```
+pub fn set_trace_id(id: TraceId) {
+    if let Some(state) = state() {
+        state.set_trace_id(id);
+    }
 }

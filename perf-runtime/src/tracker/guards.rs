@@ -77,10 +77,13 @@ impl<'a> StageGuard<'a> {
 impl Drop for StageGuard<'_> {
     fn drop(&mut self) {
         let end = Clock::now();
-        self.series
-            .observe(Duration::from_nanos(self.start.until(end)));
-        if let Some(state) = self.owner.state() {
-            state.close_stage(self.stage, self.start, end, self.frontend);
+        let ns = self.start.until(end);
+        match self.owner.state() {
+            Some(state) => {
+                self.series.observe_traced(ns, state.trace_id(), end);
+                state.close_stage(self.stage, self.start, end, self.frontend);
+            }
+            None => self.series.observe_ns(ns),
         }
     }
 }
@@ -149,15 +152,25 @@ impl<'a> BackendGuard<'a> {
 impl Drop for BackendGuard<'_> {
     fn drop(&mut self) {
         let end = Clock::now();
-        let elapsed = Duration::from_nanos(self.start.until(end));
+        let ns = self.start.until(end);
         self.series.in_flight.finish();
-        self.fetch.observe(elapsed);
-        if self.answered {
-            self.series.ttfb.observe(elapsed);
-        }
-        if let Some(state) = self.owner.state() {
-            state.close_backend(nanos(elapsed), self.answered.then_some(self.series));
-            state.close_window(end);
+        let answered = self.answered.then_some(&self.series.ttfb);
+        match self.owner.state() {
+            Some(state) => {
+                let trace = state.trace_id();
+                self.fetch.observe_traced(ns, trace, end);
+                if let Some(ttfb) = answered {
+                    ttfb.observe_traced(ns, trace, end);
+                }
+                state.close_backend(ns, self.answered.then_some(self.series));
+                state.close_window(end);
+            }
+            None => {
+                self.fetch.observe_ns(ns);
+                if let Some(ttfb) = answered {
+                    ttfb.observe_ns(ns);
+                }
+            }
         }
     }
 }
@@ -199,10 +212,6 @@ pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: 
     let during = state.backend_ns().saturating_sub(backend_before);
     let ns = start.until(end).saturating_sub(during);
     if !state.add_streaming(ns) {
-        state.observe_streaming(Duration::from_nanos(ns));
+        state.observe_streaming(ns, end);
     }
-}
-
-pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -40,6 +40,7 @@ use state::{HandlerExit, RequestState, StateRef};
 
 use crate::metrics::{BackendErrorKind, Endpoint, EndpointMetrics, Metrics};
 use crate::stage::Stage;
+use crate::trace::TraceId;
 
 /// Times one request: its stages, its backend calls, its streaming, and the split between them.
 ///
@@ -196,6 +197,17 @@ impl PerformanceTracker {
     /// (`request_parsing;dur=0.041, backend;dur=501.700`).
     pub fn server_timing(&self) -> String {
         self.state.server_timing()
+    }
+
+    /// The request's trace id: the exemplar of the buckets it lands in.
+    pub fn trace_id(&self) -> TraceId {
+        self.state.trace_id()
+    }
+
+    /// Gives the request the trace id of the client's `traceparent`; see
+    /// [`current::set_trace_id`].
+    pub fn set_trace_id(&self, id: TraceId) {
+        self.state.set_trace_id(id);
     }
 
     /// The handler is done with the request: it ends now, or when the streams it was handed to

@@ -21,12 +21,12 @@
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
-use std::time::Duration;
 
 use super::pool;
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics};
 use crate::stage::Stage;
+use crate::trace::TraceId;
 
 /// Stages whose time a request keeps for its `Server-Timing` header: those with the smallest
 /// ids (the built-in ones, then the first declared).
@@ -105,6 +105,8 @@ pub(crate) struct RequestState {
     pub(super) windows_ns: AtomicU64,
     /// Time per stage, by stage id, for `Server-Timing`.
     pub(super) stage_ns: [AtomicU64; TIMED_STAGES],
+    /// The trace id, high and low halves: the exemplar of every bucket the request lands in.
+    trace: [AtomicU64; 2],
 }
 
 impl RequestState {
@@ -129,6 +131,7 @@ impl RequestState {
             windows_since: AtomicU64::new(0),
             windows_ns: AtomicU64::new(0),
             stage_ns: Default::default(),
+            trace: Default::default(),
         }
     }
 
@@ -154,6 +157,7 @@ impl RequestState {
         for stage in &self.stage_ns {
             stage.store(0, Relaxed);
         }
+        self.set_trace_id(TraceId::random());
         self.started.store(Clock::now().0, Relaxed);
         endpoint.in_flight.start();
     }
@@ -161,6 +165,20 @@ impl RequestState {
     pub fn endpoint(&self) -> &'static EndpointMetrics {
         // SAFETY: set from a `&'static EndpointMetrics` before the slot is handed out.
         unsafe { &*self.endpoint.load(Relaxed) }
+    }
+
+    /// The request's trace id.
+    pub fn trace_id(&self) -> TraceId {
+        let id =
+            u128::from(self.trace[0].load(Relaxed)) << 64 | u128::from(self.trace[1].load(Relaxed));
+        TraceId::from_u128(id).unwrap_or_else(TraceId::random)
+    }
+
+    /// Sets the request's trace id (from the client's `traceparent`).
+    pub fn set_trace_id(&self, id: TraceId) {
+        let id = id.as_u128();
+        self.trace[0].store((id >> 64) as u64, Relaxed);
+        self.trace[1].store(id as u64, Relaxed);
     }
 
     fn flags(&self) -> u32 {
@@ -251,13 +269,14 @@ impl RequestState {
         self.flags.fetch_or(STREAMED, AcqRel) & ENDED == 0
     }
 
-    /// Records `elapsed` of streaming: `streaming_duration_seconds` (labelled with the last
+    /// Records `ns` of streaming, ended at `at`: `streaming_duration_seconds` (labelled with the last
     /// backend that answered, else `unknown`) and the `stream_processing` stage.
-    pub fn observe_streaming(&self, elapsed: Duration) {
-        self.streaming_set().streaming.observe(elapsed);
+    pub fn observe_streaming(&self, ns: u64, at: Clock) {
+        let trace = self.trace_id();
+        self.streaming_set().streaming.observe_traced(ns, trace, at);
         self.endpoint()
             .stage(Stage::STREAM_PROCESSING)
-            .observe(elapsed);
+            .observe_traced(ns, trace, at);
     }
 
     // Owners.
@@ -315,16 +334,20 @@ impl RequestState {
             Outcome::Completed
         };
         let endpoint = self.endpoint();
+        let now = Clock::now();
+        let trace = self.trace_id();
         let frontend = self.frontend_ns.load(Relaxed);
         if flags & (RETURNED | FRONTEND_SEEN) == RETURNED | FRONTEND_SEEN {
-            endpoint.frontend.observe(Duration::from_nanos(frontend));
+            endpoint.frontend.observe_traced(frontend, trace, now);
         }
         let streaming = self.streaming_ns.load(Relaxed);
         if flags & STREAMED != 0 {
-            self.observe_streaming(Duration::from_nanos(streaming));
+            self.observe_streaming(streaming, now);
         }
-        let lasted = Clock(self.started.load(Relaxed)).until(Clock::now());
-        endpoint.duration(outcome as usize).observe_ns(lasted);
+        let lasted = Clock(self.started.load(Relaxed)).until(now);
+        endpoint
+            .duration(outcome as usize)
+            .observe_traced(lasted, trace, now);
         if flags & RETURNED != 0 {
             let outside = lasted.saturating_sub(self.windows_ns.load(Relaxed));
             endpoint.overhead.observe_ns(outside);
@@ -334,7 +357,7 @@ impl RequestState {
             let total: u64 = phases.iter().sum();
             if total > 0 {
                 let shares = phases.map(|phase| phase as f64 * 100.0 / total as f64);
-                endpoint.split().set(Clock::now().0, shares);
+                endpoint.split().set(now.0, shares);
             }
         }
         // Counted last: whoever sees the request counted sees all it recorded.

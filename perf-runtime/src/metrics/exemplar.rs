@@ -1,0 +1,109 @@
+//! Exemplars: each bucket of a histogram keeps the latest observation that landed in it, with
+//! the trace id of its request, so that a slow bucket leads to a request.
+//!
+//! One slot per bucket per shard (a thread writes its own shard's slots, as it does its counts),
+//! each a small seqlock: a write is one compare-and-swap on the slot's own cache line and four
+//! stores; a scrape keeps, per bucket, the newest slot that was not being written. A write that
+//! meets another mid-way (two threads dealt the same shard) gives way: an exemplar is a sample,
+//! and the bucket keeps the other one.
+
+use std::sync::atomic::{fence, Ordering::*};
+
+use super::shard::ShardedWords;
+use crate::clock::Clock;
+use crate::trace::TraceId;
+
+/// Words of one slot: sequence, trace id (high, low), value in ns, clock reading.
+const WORDS: usize = 5;
+
+/// The latest exemplar of each bucket of one histogram series.
+pub(crate) struct Exemplars {
+    slots: ShardedWords,
+}
+
+impl Exemplars {
+    /// Slots for `buckets` buckets (`+Inf` included).
+    pub fn new(buckets: usize) -> Self {
+        Exemplars {
+            slots: ShardedWords::new(buckets * WORDS),
+        }
+    }
+
+    /// Makes the observation of `ns` at `at` by request `trace` the latest of `bucket`.
+    pub fn record(&self, shard: usize, bucket: usize, trace: TraceId, ns: u64, at: Clock) {
+        let word = |i: usize| self.slots.word(shard, bucket * WORDS + i);
+        let sequence = word(0);
+        let before = sequence.load(Relaxed);
+        if before & 1 == 1
+            || sequence
+                .compare_exchange(before, before + 1, Acquire, Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let id = trace.as_u128();
+        word(1).store((id >> 64) as u64, Relaxed);
+        word(2).store(id as u64, Relaxed);
+        word(3).store(ns, Relaxed);
+        word(4).store(at.0, Relaxed);
+        sequence.store(before + 2, Release);
+    }
+
+    /// The newest exemplar of `bucket` over the shards, if any.
+    pub fn read(&self, bucket: usize, shards: usize) -> Option<Exemplar> {
+        (0..shards)
+            .filter_map(|shard| self.read_slot(shard, bucket))
+            .max_by_key(|exemplar| exemplar.at)
+    }
+
+    fn read_slot(&self, shard: usize, bucket: usize) -> Option<Exemplar> {
+        let word = |i: usize| self.slots.word(shard, bucket * WORDS + i);
+        let before = word(0).load(Acquire);
+        if before == 0 || before & 1 == 1 {
+            return None;
+        }
+        let id = u128::from(word(1).load(Relaxed)) << 64 | u128::from(word(2).load(Relaxed));
+        let ns = word(3).load(Relaxed);
+        let at = Clock(word(4).load(Relaxed));
+        fence(Acquire);
+        if word(0).load(Relaxed) != before {
+            return None;
+        }
+        Some(Exemplar {
+            trace: TraceId::from_u128(id)?,
+            ns,
+            at,
+        })
+    }
+}
+
+/// One exemplar: which request made the observation, its value, and when.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Exemplar {
+    pub trace: TraceId,
+    pub ns: u64,
+    /// When it was observed; [`Clock::unix_seconds`] gives the timestamp.
+    pub at: Clock,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_exemplar_of_each_bucket_over_the_shards() {
+        let exemplars = Exemplars::new(3);
+        let id = |n| TraceId::from_u128(n).unwrap();
+        exemplars.record(0, 1, id(1), 10, Clock(100));
+        exemplars.record(1, 1, id(2), 20, Clock(300));
+        exemplars.record(2, 1, id(3), 30, Clock(200));
+        exemplars.record(0, 2, id(u128::MAX), 40, Clock(50));
+        assert_eq!(exemplars.read(0, 8), None);
+        let newest = exemplars.read(1, 8).unwrap();
+        assert_eq!(
+            (newest.trace, newest.ns, newest.at),
+            (id(2), 20, Clock(300))
+        );
+        assert_eq!(exemplars.read(2, 8).unwrap().trace, id(u128::MAX));
+    }
+}
