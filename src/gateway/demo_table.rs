@@ -1,7 +1,9 @@
 //! The live table of `--demo`: p50/p95/p99 per stage and the split of the time, then the
 //! LLM-native numbers (time to first token, chunk gaps, the gateway's overhead, tokens), read
-//! back from the metrics registry the way Prometheus would read `/metrics` (quantiles
-//! interpolated within the histogram buckets, as `histogram_quantile` does).
+//! back from the metrics registry the way Prometheus would read `/metrics`: quantiles as
+//! `histogram_quantile` gives them, from the native buckets where the family keeps them (stages,
+//! front end, TTFB, streaming: within 4.3 % at any scale, so a stage of a few µs reads true),
+//! else interpolated within the classic buckets.
 
 use std::fmt::Write as _;
 
@@ -76,8 +78,9 @@ pub fn render(registry: &Registry) -> String {
     );
     let _ = writeln!(
         out,
-        "(p50/p95/p99 interpolated within the histogram buckets, as histogram_quantile does; \
-         mean exact)"
+        "(p50/p95/p99 as histogram_quantile gives them: from the native buckets, within 4.3 %, \
+         for the stages, front end, TTFB and streaming; interpolated within the classic buckets \
+         for the rest; mean exact)"
     );
     for endpoint in ENDPOINTS {
         let split: Vec<String> = PHASES
@@ -111,6 +114,8 @@ fn share(h: &HistogramSnapshot, total: f64) -> String {
 fn secs(value: Option<f64>) -> String {
     match value {
         None => String::from("-"),
+        Some(s) if s < 1e-6 => format!("{:.0} ns", s * 1e9),
+        Some(s) if s < 1e-5 => format!("{:.1} µs", s * 1e6),
         Some(s) if s < 1e-3 => format!("{:.0} µs", s * 1e6),
         Some(s) if s < 1.0 => format!("{:.1} ms", s * 1e3),
         Some(s) => format!("{s:.2} s"),
@@ -124,6 +129,8 @@ mod tests {
     #[test]
     fn durations_read_well() {
         assert_eq!(secs(None), "-");
+        assert_eq!(secs(Some(0.000_000_42)), "420 ns");
+        assert_eq!(secs(Some(0.000_003_14)), "3.1 µs");
         assert_eq!(secs(Some(0.000_25)), "250 µs");
         assert_eq!(secs(Some(0.0123)), "12.3 ms");
         assert_eq!(secs(Some(1.7)), "1.70 s");

@@ -12,6 +12,11 @@
 //! event the tokens. A streamed chat request asks the provider for its usage, which the client
 //! gets only if it asked too; a whole answer's usage is read from its body
 //! (`current::usage`), and the answer carries a `Server-Timing` header.
+//!
+//! First thing, each handler gives the request the trace id of the client's W3C `traceparent`
+//! header (else perf's random one stays): the exemplars of the buckets the request lands in
+//! carry it, every answer returns it (`traceparent`, `x-trace-id`), and each call to the
+//! provider sends it on (see [`super::trace`]).
 
 use std::future::ready;
 use std::sync::Arc;
@@ -22,12 +27,13 @@ use axum::response::sse::Sse;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};
+use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream, TraceId};
 
 use super::auth::ApiKeys;
 use super::error::{ApiError, RequestBody};
 use super::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
 use super::sse::{relay, Relayed};
+use super::trace;
 use super::upstream::{read_body, Answer, ProviderFailure, Upstream};
 
 /// What the handlers share: the clients' keys, the provider, its `provider` label, and how
@@ -80,8 +86,10 @@ pub async fn chat_completions(
     State(app): State<App>,
     headers: HeaderMap,
     RequestBody(body): RequestBody,
-) -> Result<Response, ApiError> {
-    forward::<ChatRequest>(&app, &headers, &body).await
+) -> Result<Response, Response> {
+    let trace = trace::adopt(&headers);
+    let answer = forward::<ChatRequest>(&app, &headers, &body, trace).await;
+    trace::tag_result(answer, trace)
 }
 
 /// `POST /v1/responses`: a `response` object, or with `"stream": true` an SSE stream of
@@ -91,23 +99,27 @@ pub async fn responses(
     State(app): State<App>,
     headers: HeaderMap,
     RequestBody(body): RequestBody,
-) -> Result<Response, ApiError> {
-    forward::<ResponsesRequest>(&app, &headers, &body).await
+) -> Result<Response, Response> {
+    let trace = trace::adopt(&headers);
+    let answer = forward::<ResponsesRequest>(&app, &headers, &body, trace).await;
+    trace::tag_result(answer, trace)
 }
 
 /// One request of either API, through every stage. Each step is a function with its own
 /// attribute; they record into the request the calling `#[perf_endpoint]` handler started.
+/// `trace` goes on to the provider.
 async fn forward<R: OpenAiRequest>(
     app: &App,
     headers: &HeaderMap,
     body: &[u8],
+    trace: TraceId,
 ) -> Result<Response, ApiError> {
     // The key first: an anonymous client gets its 401 without making the gateway parse (up to
     // `--max-body-bytes` of) its JSON.
     validate(app, headers)?;
     let mut req: R = request_parsing(body)?;
     let (prepared, usage_asked) = request_preparation(app, &mut req)?;
-    let upstream = call_with_retries(app, req.model(), prepared).await?;
+    let upstream = call_with_retries(app, req.model(), prepared, trace).await?;
     if req.is_stream() {
         // An answer that is no SSE stream would reach the client as an empty one.
         let upstream = upstream
@@ -144,11 +156,12 @@ async fn call_with_retries(
     app: &App,
     model: &str,
     mut request: reqwest::Request,
+    trace: TraceId,
 ) -> Result<Answer, ApiError> {
     let mut retries = app.retries;
     loop {
         let again = (retries > 0).then(|| request.try_clone()).flatten();
-        let failure = match call_provider(app, model, request).await {
+        let failure = match call_provider(app, model, request, trace).await {
             Ok(answer) => return Ok(answer),
             Err(failure) => failure,
         };
@@ -185,18 +198,19 @@ fn request_preparation<R: OpenAiRequest>(
     Ok((app.upstream.prepare(req)?, usage_asked))
 }
 
-/// Sends the request to the provider; done when its response headers arrive (the first byte).
-/// A failure (no answer within `--upstream-timeout-ms`, no connection, an error status) records
-/// no TTFB; its kind is recorded here, for this backend call, and the client gets a 504, a 502,
-/// or the provider's own 4xx (unless a retry answers).
+/// Sends the request to the provider, with a `traceparent` of `trace`; done when its response
+/// headers arrive (the first byte). A failure (no answer within `--upstream-timeout-ms`, no
+/// connection, an error status) records no TTFB; its kind is recorded here, for this backend
+/// call, and the client gets a 504, a 502, or the provider's own 4xx (unless a retry answers).
 #[perf_backend(provider = app.provider(), model = model)]
 async fn call_provider(
     app: &App,
     model: &str,
     request: reqwest::Request,
+    trace: TraceId,
 ) -> Result<Answer, ProviderFailure> {
     app.upstream
-        .send(request)
+        .send(request, trace)
         .await
         .inspect_err(ProviderFailure::record)
 }

@@ -1,5 +1,7 @@
-//! `GET /metrics`: who may read it, and the rendering shared by every scrape (with its gzip
-//! form), so that scrapers looping on it cost the API one rendering per `max_age`, not one each.
+//! `GET /metrics`: who may read it, the format each scraper asks for (its `Accept` header: the
+//! Prometheus text format, OpenMetrics with exemplars, or protobuf with native histograms), and
+//! the rendering of each format shared by every scrape (with its gzip form), so that scrapers
+//! looping on it cost the API one rendering per format per `max_age`, not one each.
 
 use std::io;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use perf_runtime::exposition::Format;
 use tokio::time::Instant;
 
 use super::auth::ApiKeys;
@@ -55,21 +58,34 @@ impl MetricsAccess {
 /// its count is the number of renderings, its sum their time.
 pub const RENDER_OPERATION: &str = "metrics_render";
 
-/// One rendering of `/metrics` shared by every scrape for a short while.
+/// One rendering of `/metrics` per format, shared by every scrape for a short while.
 ///
 /// Rendering perf's families costs CPU in proportion to their series (a few ms for 1,000
 /// models); scrapers that loop on `/metrics` would otherwise take that from the API. Here at
-/// most one rendering is made per `max_age`: a scrape finds the last one if it is younger, and a
-/// scrape arriving while another renders waits for that rendering instead of starting its own.
-/// The rendering runs on tokio's blocking pool, off the workers that serve the API, timed as
+/// most one rendering of each format is made per `max_age`: a scrape finds the last one of its
+/// format if it is younger, and a scrape arriving while another renders that format waits for
+/// that rendering instead of starting its own (a scrape of another format does not wait). The
+/// rendering runs on tokio's blocking pool, off the workers that serve the API, timed as
 /// `operation_duration_seconds{operation="metrics_render"}`. Its gzip form, for scrapers that
 /// accept it (Prometheus does), is made once too, at the first such scrape.
 #[derive(Debug)]
 pub struct MetricsCache {
     max_age: Duration,
-    /// The last rendering. The lock is held across a rendering: whoever comes meanwhile waits
-    /// for it.
-    latest: tokio::sync::Mutex<Option<Rendering>>,
+    /// The last rendering of each format, in [`slot`] order. Each lock is held across a
+    /// rendering: whoever comes meanwhile for that format waits for it.
+    latest: [tokio::sync::Mutex<Option<Rendering>>; FORMATS],
+}
+
+/// The formats `/metrics` answers in.
+const FORMATS: usize = 3;
+
+/// The place of `format`'s rendering in [`MetricsCache::latest`].
+fn slot(format: Format) -> usize {
+    match format {
+        Format::Text => 0,
+        Format::OpenMetrics => 1,
+        Format::Protobuf => 2,
+    }
 }
 
 #[derive(Debug)]
@@ -86,22 +102,27 @@ impl MetricsCache {
     pub fn new(max_age: Duration) -> Arc<MetricsCache> {
         Arc::new(MetricsCache {
             max_age,
-            latest: tokio::sync::Mutex::new(None),
+            latest: std::array::from_fn(|_| tokio::sync::Mutex::new(None)),
         })
     }
 
     /// The text format of the global metrics, at most `max_age` old.
     pub async fn get(&self) -> io::Result<Bytes> {
-        self.rendering(false).await
+        self.rendering(Format::Text, false).await
     }
 
     /// The same, gzip-compressed (`Content-Encoding: gzip`).
     pub async fn get_gzip(&self) -> io::Result<Bytes> {
-        self.rendering(true).await
+        self.rendering(Format::Text, true).await
     }
 
-    async fn rendering(&self, gzip: bool) -> io::Result<Bytes> {
-        let mut latest = self.latest.lock().await;
+    /// The global metrics in `format`, at most `max_age` old; gzip-compressed if `gzip`.
+    pub async fn get_as(&self, format: Format, gzip: bool) -> io::Result<Bytes> {
+        self.rendering(format, gzip).await
+    }
+
+    async fn rendering(&self, format: Format, gzip: bool) -> io::Result<Bytes> {
+        let mut latest = self.latest[slot(format)].lock().await;
         let fresh = latest
             .as_ref()
             .is_some_and(|rendering| rendering.at.elapsed() < self.max_age);
@@ -109,9 +130,9 @@ impl MetricsCache {
             Some(rendering) if fresh => rendering,
             stale => {
                 let at = Instant::now();
-                let text = tokio::task::spawn_blocking(|| {
+                let text = tokio::task::spawn_blocking(move || {
                     let _timer = perf_runtime::track_duration(RENDER_OPERATION);
-                    perf_runtime::exposition::render_global()
+                    perf_runtime::exposition::render_global_as(format)
                 })
                 .await
                 .map_err(io::Error::other)?;
@@ -136,7 +157,7 @@ impl MetricsCache {
     }
 }
 
-/// `text` gzip-compressed, at the fastest level: the text format compresses well at any.
+/// `text` gzip-compressed, at the fastest level: every format compresses well at any.
 fn compress(text: &[u8]) -> io::Result<Bytes> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
@@ -172,8 +193,9 @@ struct MetricsState {
     cache: Arc<MetricsCache>,
 }
 
-/// `GET /metrics` (the Prometheus text format of the global metrics, through `cache`, gzipped
-/// for a scraper that accepts it), behind `access`.
+/// `GET /metrics` (the global metrics in the format the scraper's `Accept` header asks for, the
+/// Prometheus text format by default; through `cache`, gzipped for a scraper that accepts it),
+/// behind `access`.
 pub fn metrics_routes<S: Clone + Send + Sync + 'static>(
     access: MetricsAccess,
     cache: Arc<MetricsCache>,
@@ -187,20 +209,21 @@ async fn metrics(State(state): State<MetricsState>, headers: HeaderMap) -> Respo
     if let Err(e) = state.access.check(&headers) {
         return e.into_response();
     }
-    let content_type = (header::CONTENT_TYPE, perf_runtime::exposition::CONTENT_TYPE);
-    let vary = (header::VARY, "accept-encoding");
-    let answer = if accepts_gzip(&headers) {
-        state.cache.get_gzip().await.map(|gzip| {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = Format::from_accept(accept);
+    let content_type = (header::CONTENT_TYPE, format.content_type());
+    let vary = (header::VARY, "accept, accept-encoding");
+    let gzip = accepts_gzip(&headers);
+    let answer = state.cache.get_as(format, gzip).await.map(|body| {
+        if gzip {
             let encoding = (header::CONTENT_ENCODING, "gzip");
-            ([content_type, vary, encoding], gzip).into_response()
-        })
-    } else {
-        state
-            .cache
-            .get()
-            .await
-            .map(|text| ([content_type, vary], text).into_response())
-    };
+            ([content_type, vary, encoding], body).into_response()
+        } else {
+            ([content_type, vary], body).into_response()
+        }
+    });
     answer.unwrap_or_else(|_| ApiError::internal("rendering the metrics failed").into_response())
 }
 
@@ -237,5 +260,26 @@ mod tests {
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut back)
             .expect("valid gzip");
         assert_eq!(back, text);
+    }
+
+    #[tokio::test]
+    async fn each_format_has_its_own_rendering() {
+        let tracker = perf_runtime::track_request_stages("/test/formats");
+        tracker.backend_request("mock", "m").first_byte();
+        drop(tracker);
+        let cache = MetricsCache::new(Duration::from_secs(60));
+        let text = cache.get_as(Format::Text, false).await.expect("text");
+        let openmetrics = cache.get_as(Format::OpenMetrics, false).await.expect("OM");
+        let protobuf = cache
+            .get_as(Format::Protobuf, false)
+            .await
+            .expect("protobuf");
+        assert!(!text.ends_with(b"# EOF\n"));
+        assert!(openmetrics.ends_with(b"# EOF\n"));
+        assert!(text.starts_with(b"# HELP "));
+        assert!(!protobuf.is_empty() && !protobuf.starts_with(b"# "));
+        assert_eq!(cache.get().await.expect("the same text"), text);
+        let again = cache.get_as(Format::OpenMetrics, false).await.expect("OM");
+        assert_eq!(again, openmetrics, "shared while fresh");
     }
 }

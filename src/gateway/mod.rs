@@ -15,4 +15,5 @@ pub mod mock;
 pub mod openai;
 pub mod server;
 pub mod sse;
+pub mod trace;
 pub mod upstream;

@@ -20,6 +20,7 @@ use super::config::{Config, LabelSettings};
 use super::error::{fallback, ApiError};
 use super::handlers::{chat_completions, healthz, responses, App};
 use super::mock::MockProvider;
+use super::trace;
 use super::upstream::Upstream;
 
 pub use super::listen::ServerHandle;
@@ -46,12 +47,14 @@ pub fn api_routes() -> Router<App> {
 }
 
 /// `routes` as a service: unknown routes answered 404, request bodies limited to
-/// `max_body_bytes`, a panicking handler answered 500, `app` as the state.
+/// `max_body_bytes`, a panicking handler answered 500, every answer with a trace id (those no
+/// handler tagged: the client's, or a new one), `app` as the state.
 fn service(routes: Router<App>, app: App, max_body_bytes: usize) -> Router {
     routes
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(catch_panic())
+        .layer(axum::middleware::from_fn(trace::tag_untagged))
         .with_state(app)
 }
 

@@ -22,10 +22,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 pub use perf_runtime::BackendErrorKind;
+use perf_runtime::TraceId;
 use reqwest::{Client, Request, Response, Url};
 use tokio::time::Instant;
 
@@ -33,6 +34,7 @@ use super::config::UpstreamTimeouts;
 use super::error::ApiError;
 use super::events::{answer_usage, Usage};
 use super::openai::OpenAiRequest;
+use super::trace::TRACEPARENT;
 
 /// Largest non-streamed answer read from the provider, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
@@ -170,10 +172,19 @@ impl Upstream {
             .map_err(|e| ApiError::internal(describe(&e)))
     }
 
-    /// Sends a prepared request; returns once the provider's response headers have arrived
-    /// (the time to first byte) with a success status. Anything else is a failure: no headers
-    /// within the first-byte (or total) timeout, no connection, an error status.
-    pub async fn send(&self, request: Request) -> Result<Answer, ProviderFailure> {
+    /// Sends a prepared request on behalf of trace `trace` (a `traceparent` header with its id
+    /// and a new span id: each try is a span of its own); returns once the provider's response
+    /// headers have arrived (the time to first byte) with a success status. Anything else is a
+    /// failure: no headers within the first-byte (or total) timeout, no connection, an error
+    /// status.
+    pub async fn send(
+        &self,
+        mut request: Request,
+        trace: TraceId,
+    ) -> Result<Answer, ProviderFailure> {
+        if let Ok(traceparent) = HeaderValue::from_str(&trace.traceparent()) {
+            request.headers_mut().insert(TRACEPARENT, traceparent);
+        }
         let started = Instant::now();
         let deadline = self.timeouts.total.map(|t| started + t);
         let first_byte = self.timeouts.first_byte.map(|t| started + t);

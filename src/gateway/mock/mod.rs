@@ -28,24 +28,33 @@
 //!
 //! A model named `fault:...` makes it fail instead, as real providers do: see [`fault`]. With
 //! [`MockConfig::fail_every`], every Nth answer is a 500, whatever the model.
+//!
+//! One request can ask for a time to first byte of its own with `"metadata": {"mock_ttfb_ms":
+//! "700"}` (OpenAI's `metadata`, which the gateway forwards as it is): exactly that long, no
+//! jitter; the rest of its answer on the mock's schedule. The mock keeps the W3C `traceparent`
+//! header of the last [`KEPT_TRACEPARENTS`] requests it got
+//! ([`MockProvider::traceparents`]): what a provider's tracing would see of the gateway.
 
 mod answer;
 pub mod fault;
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use futures_util::Stream;
+use serde_json::{Map, Value};
 use tokio::time::{sleep_until, Instant};
 
 use self::answer::Answer;
@@ -91,14 +100,42 @@ impl MockConfig {
     }
 }
 
-/// The mock's state: its configuration and the answers it has made.
+/// How many of the latest requests' `traceparent` headers the mock keeps.
+pub const KEPT_TRACEPARENTS: usize = 1024;
+
+/// The mock's state: its configuration, the answers it has made and the latest `traceparent`
+/// headers it got.
 #[derive(Debug)]
 struct Mock {
     config: MockConfig,
     answers: AtomicU64,
+    traceparents: Mutex<VecDeque<String>>,
 }
 
 impl Mock {
+    fn new(config: MockConfig) -> Mock {
+        Mock {
+            config,
+            answers: AtomicU64::new(0),
+            traceparents: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Keeps the request's `traceparent` header, if it has one.
+    fn saw(&self, headers: &HeaderMap) {
+        let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        let mut kept = self
+            .traceparents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if kept.len() == KEPT_TRACEPARENTS {
+            kept.pop_front();
+        }
+        kept.push_back(traceparent.to_owned());
+    }
+
     /// Counts one more answer; tells whether it is one that fails ([`MockConfig::fail_every`]).
     fn next_fails(&self) -> bool {
         let n = self.answers.fetch_add(1, Ordering::Relaxed) + 1;
@@ -111,14 +148,27 @@ impl Mock {
 #[derive(Debug)]
 pub struct MockProvider {
     server: ServerHandle,
+    mock: Arc<Mock>,
 }
 
 impl MockProvider {
     /// Starts the mock on an ephemeral port of `127.0.0.1`.
     pub async fn start(config: MockConfig) -> io::Result<MockProvider> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let server = ServerHandle::serve(listener, router(config))?;
-        Ok(MockProvider { server })
+        let mock = Arc::new(Mock::new(config));
+        let server = ServerHandle::serve(listener, routes(mock.clone()))?;
+        Ok(MockProvider { server, mock })
+    }
+
+    /// The `traceparent` headers of the latest [`KEPT_TRACEPARENTS`] requests that had one,
+    /// oldest first.
+    pub fn traceparents(&self) -> Vec<String> {
+        let kept = self
+            .mock
+            .traceparents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        kept.iter().cloned().collect()
     }
 
     /// The address the mock listens on.
@@ -139,21 +189,24 @@ impl MockProvider {
 
 /// The mock's routes.
 pub fn router(config: MockConfig) -> Router {
+    routes(Arc::new(Mock::new(config)))
+}
+
+fn routes(mock: Arc<Mock>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses))
         // The gateway in front limits the bodies; the mock takes whatever it forwards.
         .layer(DefaultBodyLimit::disable())
-        .with_state(Arc::new(Mock {
-            config,
-            answers: AtomicU64::new(0),
-        }))
+        .with_state(mock)
 }
 
 async fn chat_completions(
     State(mock): State<Arc<Mock>>,
+    headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
+    mock.saw(&headers);
     let req: ChatRequest = parse(&body)?;
     let prompt = req.messages.iter().filter_map(|m| m.content.as_ref());
     let answer = Answer::new(
@@ -165,6 +218,7 @@ async fn chat_completions(
     Ok(reply(
         &mock,
         &req,
+        ttfb_asked(&req.extra),
         |script| answer.chat_stream(script, include_usage),
         || answer.chat_completion(),
     )
@@ -173,28 +227,45 @@ async fn chat_completions(
 
 async fn responses(
     State(mock): State<Arc<Mock>>,
+    headers: HeaderMap,
     RequestBody(body): RequestBody,
 ) -> Result<Response, ApiError> {
+    mock.saw(&headers);
     let req: ResponsesRequest = parse(&body)?;
     let answer = Answer::new(&req.model, mock.config.chunks, req.input.len());
     Ok(reply(
         &mock,
         &req,
+        ttfb_asked(&req.extra),
         |script| answer.responses_stream(script),
         || answer.response(),
     )
     .await)
 }
 
-/// Answers on the mock's schedule: an SSE stream paced by the chunk intervals, or a JSON body
-/// once every chunk would have been generated.
+/// The time to first byte a request asks for: `"metadata": {"mock_ttfb_ms": "700"}` (OpenAI's
+/// metadata values are strings; a number is taken too).
+fn ttfb_asked(extra: &Map<String, Value>) -> Option<Duration> {
+    let ms = match extra.get("metadata")?.get("mock_ttfb_ms")? {
+        Value::String(ms) => ms.trim().parse().ok()?,
+        Value::Number(ms) => ms.as_u64()?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+/// Answers on the mock's schedule (with the time to first byte `ttfb` if the request asked for
+/// one): an SSE stream paced by the chunk intervals, or a JSON body once every chunk would have
+/// been generated.
 async fn reply<R: OpenAiRequest>(
     mock: &Mock,
     req: &R,
+    ttfb: Option<Duration>,
     stream: impl FnOnce(Vec<Duration>) -> Vec<(Duration, Event)>,
     whole: impl FnOnce() -> serde_json::Value,
 ) -> Response {
-    let (ttfb, intervals) = mock.config.schedule();
+    let (scheduled, intervals) = mock.config.schedule();
+    let ttfb = ttfb.unwrap_or(scheduled);
     let fault = Fault::of(req.model()).or_else(|| {
         mock.next_fails().then_some(Fault::Status {
             status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -267,6 +338,27 @@ fn jittered(base: Duration, jitter: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_may_ask_for_its_time_to_first_byte() {
+        let extra = |metadata: Value| {
+            let mut extra = Map::new();
+            extra.insert("metadata".into(), metadata);
+            extra
+        };
+        let asked = |metadata| ttfb_asked(&extra(metadata));
+        assert_eq!(
+            asked(serde_json::json!({"mock_ttfb_ms": "700"})),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            asked(serde_json::json!({"mock_ttfb_ms": 5})),
+            Some(Duration::from_millis(5))
+        );
+        assert_eq!(asked(serde_json::json!({"mock_ttfb_ms": "soon"})), None);
+        assert_eq!(asked(serde_json::json!({"user": "x"})), None);
+        assert_eq!(ttfb_asked(&Map::new()), None);
+    }
 
     #[test]
     fn jitter_stays_within_bounds() {
