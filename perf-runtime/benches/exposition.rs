@@ -13,7 +13,8 @@
 //!   (endpoint × provider × model)" in its strict reading;
 //!
 //! plus, in both, the stage, front-end and percentage series of the 5 endpoints. The target is a
-//! render of at most 2 ms. Also timed apart: `gather` alone and `encode` alone.
+//! render of at most 2 ms. Also timed: perf's OpenMetrics (with exemplars) and protobuf (with
+//! native buckets) renderings, and prometheus' `gather` alone and `encode` alone.
 //!
 //! ```sh
 //! cargo bench -p perf-runtime --bench exposition -- --warm-up-time 1 --measurement-time 3
@@ -105,6 +106,14 @@ fn render(c: &mut Criterion) {
             &registry,
             |b, registry| b.iter(|| black_box(exposition::render(registry))),
         );
+        for (name, format) in [
+            ("perf_render_openmetrics", exposition::Format::OpenMetrics),
+            ("perf_render_protobuf", exposition::Format::Protobuf),
+        ] {
+            group.bench_with_input(BenchmarkId::new(name, combos), &registry, |b, registry| {
+                b.iter(|| black_box(exposition::render_as(registry, format)))
+            });
+        }
         group.bench_with_input(
             BenchmarkId::new("prometheus_gather_encode", combos),
             &registry,

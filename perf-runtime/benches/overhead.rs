@@ -119,6 +119,25 @@ fn raw(c: &mut Criterion) {
             series.observe(black_box(0.123));
         })
     });
+    // perf's own stage histogram: classic buckets only, with the latest exemplar per bucket, and
+    // with native buckets too (what the stage, front-end, TTFB and streaming families keep).
+    for (id, exemplars, native) in [
+        ("perf_observe_classic", false, false),
+        ("perf_observe_exemplar", true, false),
+        ("perf_observe_exemplar_native", true, true),
+    ] {
+        let histogram = perf_runtime::__private::BenchHistogram::new(exemplars, native);
+        let mut ns = 0u64;
+        group.bench_function(id, |b| {
+            measure(b, id, || {
+                // Values spread over the buckets, as a stage's are.
+                ns = ns
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                histogram.observe_traced(black_box(ns >> 38));
+            })
+        });
+    }
     group.bench_function("histogram_with_label_values_observe", |b| {
         measure(b, "histogram_with_label_values_observe", || {
             ttfb.with_label_values(black_box(&labels))
@@ -242,6 +261,9 @@ fn summary() {
         "current_task_local_lookup",
         "stream_item_plain",
         "stream_item_chunks",
+        "perf_observe_classic",
+        "perf_observe_exemplar",
+        "perf_observe_exemplar_native",
     ];
     for id in raw {
         let x = ns(id);
@@ -257,6 +279,15 @@ fn summary() {
     let per_chunk = ns("stream_item_chunks") - ns("stream_item_plain");
     if !per_chunk.is_nan() {
         println!("chunk gap recording per content chunk (chunks - plain): {per_chunk:.1} ns");
+    }
+    let classic = ns("perf_observe_classic");
+    let exemplar = ns("perf_observe_exemplar") - classic;
+    let native = ns("perf_observe_exemplar_native") - classic;
+    if !native.is_nan() {
+        println!(
+            "per observation over classic buckets: exemplar {exemplar:+.1} ns, exemplar and \
+             native buckets {native:+.1} ns (target: exemplar <= 15 ns)"
+        );
     }
     if !(now.is_nan() || observe.is_nan() || set.is_nan()) {
         println!(

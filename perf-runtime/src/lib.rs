@@ -71,6 +71,7 @@ mod duration;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::macro_support::*;
+    pub use crate::metrics::BenchHistogram;
 }
 pub mod exposition;
 mod macro_support;

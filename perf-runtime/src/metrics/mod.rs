@@ -35,6 +35,7 @@ pub use contract::{
 pub use endpoint::BackendErrorKind;
 pub(crate) use endpoint::BackendSet;
 pub use endpoint::{Endpoint, EndpointMetrics};
+pub use histogram::BenchHistogram;
 pub(crate) use histogram::Histogram;
 #[doc(hidden)]
 pub use known::KnownEndpoint;
