@@ -1,12 +1,16 @@
-//! A closed-loop load generator for the example gateway, on loopback: `--concurrency` clients
-//! each send one request after another for `--warmup-secs`, then for `--duration-secs` while
-//! their completions are counted and timed.
+//! A load generator for the example gateway, on loopback. By default a closed loop:
+//! `--concurrency` clients each send one request after another for `--warmup-secs`, then for
+//! `--duration-secs` while their completions are counted and timed (requests/s at saturation).
+//! With `--rate N`, an open loop: N requests per second on a fixed schedule, whatever the
+//! answers, each timed from its scheduled send time (latency at a given load; see `open_loop`).
 //!
 //! ```sh
 //! cargo run --release --example gateway -- --mock-ttfb-ms 0 --mock-chunks 3 \
 //!     --mock-chunk-interval-ms 0 --mock-jitter-ms 0 &
 //! cargo run --release --example load -- --url http://127.0.0.1:8080/v1/chat/completions \
 //!     --concurrency 32 --duration-secs 5 --warmup-secs 2 --stream
+//! cargo run --release --example load -- --url http://127.0.0.1:8080/v1/chat/completions \
+//!     --rate 4000 --duration-secs 5 --warmup-secs 1
 //! ```
 //!
 //! It prints one JSON line on stdout (for scripts: `benches/end-to-end.sh`) and one line for
@@ -14,7 +18,11 @@
 //! was sent: a 2xx status and its body read to the end. Anything else (a transport error,
 //! another status, a body broken off) is an error; latencies are those of the successful
 //! requests, from sending to the last byte of the body. Requests still open when the window
-//! closes are dropped, not counted.
+//! closes are dropped, not counted. With `--rate` the window holds the requests *scheduled* in
+//! it instead: each is waited for (up to `--drain-secs` after the window) and its latency runs
+//! from its scheduled send time to the last byte of its body (the end of the stream for SSE);
+//! the line then gives p50, p90, p99, p99.9 and the maximum in µs (exact: every latency is kept)
+//! and the rate achieved.
 //!
 //! `--scrapers N` adds N loops on `/metrics` beside the clients (BENCHMARKS.md, "Scrapes");
 //! `--models N` spreads the requests over N model names, e.g. to give `/metrics` 1,000 of them.
@@ -32,13 +40,14 @@ use clap::Parser;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, Url};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 #[path = "load/report.rs"]
 mod report;
-use report::{own_cpu_secs, report, Tally};
+use report::{report, Sched, Tally};
 
-/// Closed-loop load on the example gateway, on loopback.
+/// Closed-loop (or, with `--rate`, open-loop) load on the example gateway, on loopback.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "load")]
 struct Args {
@@ -55,9 +64,22 @@ struct Args {
     #[arg(long, default_value = "gpt-4o-mini")]
     model: String,
 
-    /// Clients, each with one request in flight at a time.
+    /// Clients, each with one request in flight at a time. With `--rate`: the most requests in
+    /// flight at once (a scheduled request that finds them all taken waits, its clock running).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+
+    /// Open loop: send this many requests per second, request i at `i / RATE` seconds from the
+    /// start, whether or not the earlier ones were answered, and time each from its scheduled
+    /// send time, so that a server that falls behind is charged for the requests it delayed
+    /// (no coordinated omission). Without it, the closed loop of `--concurrency` clients.
+    #[arg(long)]
+    rate: Option<f64>,
+
+    /// With `--rate`: how long, after the window, requests scheduled in it may take to finish;
+    /// those still open then are errors.
+    #[arg(long, default_value_t = 5.0)]
+    drain_secs: f64,
 
     /// Length of the measured window, in seconds.
     #[arg(long, default_value_t = 5.0)]
@@ -138,8 +160,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cpu_secs = own_cpu_secs();
-    report(&args, &tally, cpu_secs);
+    let sched = Sched::this_process(tally.ended_threads);
+    report(&args, &tally, sched);
     if tally.latencies.is_empty() {
         ExitCode::FAILURE
     } else {
@@ -165,6 +187,14 @@ fn check(args: &Args) -> Result<(), String> {
     let finite = |s: f64| s.is_finite() && (0.0..=3600.0).contains(&s);
     if !finite(args.warmup_secs) || !finite(args.duration_secs) || args.duration_secs == 0.0 {
         return Err("--duration-secs must be in (0, 3600], --warmup-secs in [0, 3600]".into());
+    }
+    if !finite(args.drain_secs) {
+        return Err("--drain-secs must be in [0, 3600]".into());
+    }
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0 && rate <= 1e6) {
+            return Err("--rate must be in (0, 1000000] requests per second".into());
+        }
     }
     Ok(())
 }
@@ -254,6 +284,31 @@ async fn scraper(
     tally
 }
 
+/// What every request of a run shares.
+struct Target {
+    client: Client,
+    url: Url,
+    auth: HeaderValue,
+    bodies: Arc<Vec<Bytes>>,
+    stream: bool,
+}
+
+impl Target {
+    /// Request number `ticket`, with the next body of `--models` in turn.
+    async fn send(&self, ticket: u64) -> Result<u64, String> {
+        let body = &self.bodies[(ticket % self.bodies.len() as u64) as usize];
+        request(&self.client, &self.url, &self.auth, body, self.stream).await
+    }
+}
+
+/// The run's timeline: load from `start`, measured from `measure_from` to `end`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+}
+
 /// Runs the clients until the end of the measured window, and gathers what they saw in it.
 async fn run(args: &Args) -> Result<Tally, String> {
     let client = Client::builder()
@@ -265,19 +320,72 @@ async fn run(args: &Args) -> Result<Tally, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let auth = HeaderValue::from_str(&format!("Bearer {}", args.key))
         .map_err(|_| "--key is not a valid header value".to_owned())?;
-    let bodies = bodies(args);
+    let target = Arc::new(Target {
+        client: client.clone(),
+        url: args.url.clone(),
+        auth,
+        bodies: bodies(args),
+        stream: args.stream,
+    });
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup_secs);
-    let end = measure_from + Duration::from_secs_f64(args.duration_secs);
+    let window = Window {
+        start,
+        measure_from,
+        end: measure_from + Duration::from_secs_f64(args.duration_secs),
+    };
+    let scrapers: Vec<_> = (0..args.scrapers)
+        .map(|i| {
+            let interval = Duration::from_millis(args.scrape_interval_ms);
+            // Scrapers at an interval start spread over it, as Prometheus spreads its targets.
+            let offset = interval.mul_f64(i as f64 / args.scrapers as f64);
+            let gzip = !args.scrape_identity;
+            let scraper = scraper(
+                client.clone(),
+                scrape_url(args),
+                gzip,
+                interval,
+                window.measure_from,
+                window.end,
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(offset).await;
+                scraper.await
+            })
+        })
+        .collect();
+    let mut total = match args.rate {
+        Some(rate) => open_loop(args, rate, target, window).await?,
+        None => closed_loop(args, &target, window).await?,
+    };
+    for scraper in scrapers {
+        total.merge(
+            scraper
+                .await
+                .map_err(|e| format!("a scraper task failed: {e}"))?,
+        );
+    }
+    if args.rate.is_none() {
+        // The window ends at the deadline, or earlier once `--requests` are done.
+        total.window = Instant::now()
+            .min(window.end)
+            .saturating_duration_since(window.measure_from);
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+/// The closed loop: `--concurrency` clients, each sending its next request once the last one
+/// has been read to its end, until `window.end`.
+async fn closed_loop(args: &Args, target: &Arc<Target>, window: Window) -> Result<Tally, String> {
+    let Window {
+        measure_from, end, ..
+    } = window;
     let tickets = Arc::new(AtomicU64::new(0));
     let limit = args.requests.unwrap_or(u64::MAX);
     let clients: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let client = client.clone();
-            let url = args.url.clone();
-            let auth = auth.clone();
-            let bodies = Arc::clone(&bodies);
-            let stream = args.stream;
+            let target = Arc::clone(target);
             let tickets = Arc::clone(&tickets);
             tokio::spawn(async move {
                 let mut tally = Tally::default();
@@ -288,9 +396,8 @@ async fn run(args: &Args) -> Result<Tally, String> {
                         if ticket >= limit {
                             break;
                         }
-                        let body = &bodies[(ticket % bodies.len() as u64) as usize];
                         let sent = Instant::now();
-                        let result = request(&client, &url, &auth, body, stream).await;
+                        let result = target.send(ticket).await;
                         let done = Instant::now();
                         tally.completed_all += 1;
                         let failed = result.is_err();
@@ -321,39 +428,141 @@ async fn run(args: &Args) -> Result<Tally, String> {
             })
         })
         .collect();
-    let scrapers: Vec<_> = (0..args.scrapers)
-        .map(|i| {
-            let interval = Duration::from_millis(args.scrape_interval_ms);
-            // Scrapers at an interval start spread over it, as Prometheus spreads its targets.
-            let offset = interval.mul_f64(i as f64 / args.scrapers as f64);
-            let gzip = !args.scrape_identity;
-            let scraper = scraper(
-                client.clone(),
-                scrape_url(args),
-                gzip,
-                interval,
-                measure_from,
-                end,
-            );
-            tokio::spawn(async move {
-                tokio::time::sleep(offset).await;
-                scraper.await
-            })
-        })
-        .collect();
     let mut total = Tally::default();
-    for client in clients.into_iter().chain(scrapers) {
+    for client in clients {
         total.merge(
             client
                 .await
                 .map_err(|e| format!("a client task failed: {e}"))?,
         );
     }
-    // The window ends at the deadline, or earlier once `--requests` are done.
-    total.window = Instant::now()
-        .min(end)
-        .saturating_duration_since(measure_from);
     Ok(total)
+}
+
+/// One request of the open loop, as its task reports it.
+struct Outcome {
+    scheduled: std::time::Instant,
+    sent: std::time::Instant,
+    done: std::time::Instant,
+    result: Result<u64, String>,
+}
+
+/// The open loop of `--rate`: request i is due at `window.start + i / rate`, sent then whatever
+/// became of the earlier ones (if `--concurrency` requests are still in flight, it waits for
+/// one of them, its clock running). Its latency runs from the time it was due to the last byte
+/// of its answer, so a server that stalls is charged for every request it held up, not only
+/// for the one it stalled (no coordinated omission). The window counts the requests *due* in
+/// it, each waited for up to `--drain-secs` after the window's end.
+///
+/// The schedule is kept by a thread of its own, sleeping with the OS's high-resolution timer
+/// and handing each request to the runtime when it is due: tokio's timer ticks in whole
+/// milliseconds and would send the requests in bursts, up to 1 ms late. What lateness remains
+/// (the OS timer's slack, ~50 µs on Linux, the hand-over, waiting for a free slot) is in the
+/// latencies, and also reported on its own (`lag_*`).
+async fn open_loop(
+    args: &Args,
+    rate: f64,
+    target: Arc<Target>,
+    window: Window,
+) -> Result<Tally, String> {
+    let handle = tokio::runtime::Handle::current();
+    let slots = Arc::new(Semaphore::new(args.concurrency));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    let limit = args.requests.unwrap_or(u64::MAX);
+    let (start, measure_from, end) = (
+        window.start.into_std(),
+        window.measure_from.into_std(),
+        window.end.into_std(),
+    );
+    let due = move |i: u64| start + Duration::from_secs_f64(i as f64 / rate);
+    // The dispatcher returns how many requests were due inside the window, and its own CPU time.
+    let dispatcher = std::thread::Builder::new()
+        .name("load-schedule".into())
+        .spawn(move || {
+            let mut in_window = 0u64;
+            for ticket in 0..limit {
+                let scheduled = due(ticket);
+                if scheduled >= end {
+                    break;
+                }
+                let now = std::time::Instant::now();
+                if scheduled > now {
+                    std::thread::sleep(scheduled - now);
+                }
+                in_window += u64::from(scheduled >= measure_from);
+                let target = Arc::clone(&target);
+                let slots = Arc::clone(&slots);
+                let tx = tx.clone();
+                handle.spawn(async move {
+                    let Ok(_slot) = slots.acquire_owned().await else {
+                        return;
+                    };
+                    let sent = std::time::Instant::now();
+                    let result = target.send(ticket).await;
+                    let done = std::time::Instant::now();
+                    let _ = tx.send(Outcome {
+                        scheduled,
+                        sent,
+                        done,
+                        result,
+                    });
+                });
+            }
+            (in_window, Sched::this_thread().unwrap_or_default())
+        })
+        .map_err(|e| format!("cannot start the scheduling thread: {e}"))?;
+
+    let mut tally = Tally::default();
+    let mut answered = 0u64;
+    let drained = tokio::time::sleep_until(window.end + Duration::from_secs_f64(args.drain_secs));
+    tokio::pin!(drained);
+    // Until every request has reported (the channel closes once the dispatcher and every task
+    // have dropped their senders), or the drain time is up.
+    loop {
+        let outcome = tokio::select! {
+            outcome = rx.recv() => outcome,
+            () = &mut drained => None,
+        };
+        let Some(outcome) = outcome else { break };
+        tally.completed_all += 1;
+        if outcome.scheduled < measure_from {
+            continue;
+        }
+        answered += 1;
+        match outcome.result {
+            Ok(bytes) => {
+                tally
+                    .latencies
+                    .push(nanos(outcome.done - outcome.scheduled));
+                tally.lags.push(nanos(outcome.sent - outcome.scheduled));
+                tally.bytes += bytes;
+            }
+            Err(e) => {
+                tally.errors += 1;
+                tally.first_error.get_or_insert(e);
+            }
+        }
+    }
+    // Done by now: its last request was due before `end`.
+    (tally.scheduled, tally.ended_threads) = dispatcher
+        .join()
+        .map_err(|_| "the scheduling thread panicked".to_owned())?;
+    tally.unfinished = tally.scheduled.saturating_sub(answered);
+    if tally.unfinished > 0 {
+        tally.errors += tally.unfinished;
+        tally.first_error.get_or_insert(format!(
+            "{} requests not answered {} s after the window",
+            tally.unfinished, args.drain_secs
+        ));
+    }
+    // The window is the schedule's, shorter if `--requests` ran out before its end.
+    let last = if limit == u64::MAX {
+        end
+    } else {
+        due(limit).min(end)
+    };
+    tally.window = last.saturating_duration_since(measure_from);
+    Ok(tally)
 }
 
 /// One request: its status checked and its body read to the end; the body's length.
