@@ -102,7 +102,7 @@ impl Histogram {
                     .map(|bucket| {
                         exemplars.read(bucket, SHARDS).map(|e| ExemplarReading {
                             trace: e.trace,
-                            value: e.ns as f64 * 1e-9,
+                            value: e.ns as f64 / 1e9,
                             timestamp: anchor.unix_seconds(e.at),
                         })
                     })

@@ -150,6 +150,9 @@ pub trait Transport: Sized {
     fn send(&self, body: String) -> impl Future<Output = Result<String, u16>> + Send;
     /// What perf serves on `/metrics`.
     fn metrics(&self) -> impl Future<Output = String> + Send;
+    /// What perf serves on `/metrics` to a scraper that asks for OpenMetrics (as Prometheus
+    /// does first).
+    fn openmetrics(&self) -> impl Future<Output = String> + Send;
 }
 
 /// No HTTP: each request drives the handler's future on a tokio task of its own (which also
@@ -175,5 +178,10 @@ impl Transport for Direct {
 
     async fn metrics(&self) -> String {
         perf_runtime::exposition::render_global()
+    }
+
+    async fn openmetrics(&self) -> String {
+        let format = perf_runtime::exposition::Format::OpenMetrics;
+        String::from_utf8(perf_runtime::exposition::render_global_as(format)).expect("UTF-8")
     }
 }

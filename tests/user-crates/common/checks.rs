@@ -307,9 +307,43 @@ pub async fn defaults<T: Transport>(build: Build) {
         without_process(&gathered),
         "/metrics and TextEncoder differ"
     );
+    assert_openmetrics(&transport.openmetrics().await, &served);
     let problems = warnings_and_errors();
     assert!(problems.is_empty(), "perf logged: {problems:#?}");
     assert_async_trait_stage_timed_while_it_ran();
+}
+
+/// The OpenMetrics exposition holds every sample of the text one (an exemplar may follow it),
+/// the application's counter as OpenMetrics names its family, the requests' trace ids as
+/// exemplars, and its end.
+fn assert_openmetrics(openmetrics: &str, text: &str) {
+    println!("--- /metrics, OpenMetrics ---\n{openmetrics}");
+    assert!(
+        openmetrics.ends_with("\n# EOF\n"),
+        "no # EOF:\n{openmetrics}"
+    );
+    let text = without_process(text);
+    for sample in text.lines().filter(|line| !line.starts_with('#')) {
+        let with_exemplar = format!("{sample} # {{trace_id=\"");
+        assert!(
+            openmetrics
+                .lines()
+                .any(|line| line == sample || line.starts_with(&with_exemplar)),
+            "OpenMetrics lacks {sample:?}:\n{openmetrics}"
+        );
+    }
+    assert!(
+        openmetrics
+            .lines()
+            .any(|l| l == "# TYPE app_logins counter"),
+        "{openmetrics}"
+    );
+    assert!(
+        openmetrics
+            .lines()
+            .any(|l| l.starts_with("backend_ttfb_seconds_bucket{") && l.contains(" # {trace_id=\"")),
+        "no TTFB exemplar:\n{openmetrics}"
+    );
 }
 
 /// The `#[async_trait]` method's stage holds the time its future ran (each check sleeps

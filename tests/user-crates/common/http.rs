@@ -79,24 +79,40 @@ impl Transport for Http {
     }
 
     async fn metrics(&self) -> String {
-        let response = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
+        self.scrape(None, perf_runtime::exposition::CONTENT_TYPE)
             .await
-            .expect("GET /metrics");
+    }
+
+    async fn openmetrics(&self) -> String {
+        let format = perf_runtime::exposition::Format::OpenMetrics;
+        self.scrape(Some(OPENMETRICS_ACCEPT), format.content_type())
+            .await
+    }
+}
+
+/// What Prometheus 2.42 sends by default.
+const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+impl Http {
+    /// `GET /metrics` with `accept`, checking the answer's content type.
+    async fn scrape(&self, accept: Option<&str>, content_type: &str) -> String {
+        let mut request = self.client.get(format!("{}/metrics", self.base));
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT.as_str(), accept);
+        }
+        let response = request.send().await.expect("GET /metrics");
         assert!(
             response.status().is_success(),
             "/metrics: {}",
             response.status()
         );
-        let content_type = response
+        let served_type = response
             .headers()
             .get(header::CONTENT_TYPE.as_str())
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        assert_eq!(content_type, perf_runtime::exposition::CONTENT_TYPE);
+        assert_eq!(served_type, content_type);
         response.text().await.expect("read /metrics")
     }
 }
