@@ -14,8 +14,9 @@
 # (LARGE - SMALL): start-up, shutdown and the first requests' one-time work cancel out.
 #
 # Settings (environment): SMALL=500 LARGE=4500 CONCURRENCY=4 STREAM_CONCURRENCY=32
-# MODES="json stream" PORT=18090,
-# INSTRUMENTED= UNINSTRUMENTED= (gateway binaries), OUT=target/end-to-end/instructions-<date>.
+# MODES="json stream" PORT=18090, CARGO_TARGET_DIR=target (where benches/end-to-end.sh built),
+# INSTRUMENTED= UNINSTRUMENTED= LOAD= (binaries),
+# OUT=$CARGO_TARGET_DIR/end-to-end/instructions-<date>.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,10 +28,12 @@ CONCURRENCY=${CONCURRENCY:-4}
 STREAM_CONCURRENCY=${STREAM_CONCURRENCY:-32}
 MODES=${MODES:-json stream}
 PORT=${PORT:-18090}
-OUT=${OUT:-target/end-to-end/instructions-$(date +%Y%m%d-%H%M%S)}
-INSTRUMENTED=${INSTRUMENTED:-$ROOT/target/release/examples/gateway}
-UNINSTRUMENTED=${UNINSTRUMENTED:-$ROOT/target/uninstrumented/release/examples/gateway}
-LOAD=$ROOT/target/release/examples/load
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ $TARGET == /* ]] || TARGET=$ROOT/$TARGET
+OUT=${OUT:-$TARGET/end-to-end/instructions-$(date +%Y%m%d-%H%M%S)}
+INSTRUMENTED=${INSTRUMENTED:-$TARGET/release/examples/gateway}
+UNINSTRUMENTED=${UNINSTRUMENTED:-$TARGET/uninstrumented/release/examples/gateway}
+LOAD=${LOAD:-$TARGET/release/examples/load}
 
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
