@@ -79,8 +79,8 @@ pub fn render(registry: &Registry) -> String {
     let _ = writeln!(
         out,
         "(p50/p95/p99 as histogram_quantile gives them: from the native buckets, within 4.3 %, \
-         for the stages, front end, TTFB and streaming; interpolated within the classic buckets \
-         for the rest; mean exact)"
+         for the stages,\n front end, TTFB and streaming; interpolated within the classic \
+         buckets for the rest; mean exact)"
     );
     for endpoint in ENDPOINTS {
         let split: Vec<String> = PHASES

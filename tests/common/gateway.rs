@@ -10,9 +10,17 @@ pub const KEY: &str = "test-key";
 
 /// A gateway on an ephemeral port of 127.0.0.1, accepting [`KEY`], started with `args`.
 pub async fn start(args: &[&str]) -> Gateway {
+    start_with_routes(args, axum::Router::new()).await
+}
+
+/// [`start`], with `routes` of the test's own served next to the API.
+pub async fn start_with_routes(
+    args: &[&str],
+    routes: axum::Router<perf::gateway::handlers::App>,
+) -> Gateway {
     let mut argv = vec!["gateway", "--listen", "127.0.0.1:0", "--api-key", KEY];
     argv.extend_from_slice(args);
-    Gateway::start(&Config::parse_from(argv))
+    Gateway::start_with_routes(&Config::parse_from(argv), routes)
         .await
         .expect("the gateway starts")
 }
@@ -51,6 +59,43 @@ pub async fn post(
         request = request.bearer_auth(key);
     }
     request.send().await.expect("the gateway answers")
+}
+
+/// `POST {gateway}/v1{path}` with [`KEY`], `body` and, if given, the client's `traceparent`.
+pub async fn post_traced(
+    gateway: &Gateway,
+    path: &str,
+    body: String,
+    traceparent: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{}{path}", gateway.base_url()))
+        .header("content-type", "application/json")
+        .bearer_auth(KEY)
+        .body(body);
+    if let Some(traceparent) = traceparent {
+        request = request.header("traceparent", traceparent);
+    }
+    request.send().await.expect("the gateway answers")
+}
+
+/// The trace id an answer carries, after checking that it carries it twice, the same: as
+/// `x-trace-id` (32 lowercase hex digits, not all zero) and in a valid `traceparent`.
+pub fn trace_id_of(headers: &reqwest::header::HeaderMap) -> String {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
+            .to_str()
+            .expect("an ASCII header")
+            .to_owned()
+    };
+    let id = header("x-trace-id");
+    let traceparent = header("traceparent");
+    let parsed = perf_runtime::TraceId::from_traceparent(&traceparent)
+        .unwrap_or_else(|| panic!("an invalid traceparent: {traceparent:?}"));
+    assert_eq!(parsed.to_string(), id, "x-trace-id and traceparent");
+    id
 }
 
 pub fn chat(model: &str, stream: bool) -> String {

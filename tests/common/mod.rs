@@ -1,6 +1,7 @@
 //! What the gateway tests share: starting a gateway, sending requests, reading SSE and metrics.
-//! Split by concern (`gateway`: starting and requests; `readers`: the registry; `tools`:
-//! promtool) and re-exported here, so that a test names everything as `common::…`.
+//! Split by concern (`gateway`: starting and requests; `readers`: the registry; `formats`: the
+//! three formats of `/metrics`; `tools`: promtool) and re-exported here, so that a test names
+//! everything as `common::…`.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
@@ -9,10 +10,13 @@
 #[path = "../../perf-runtime/tests/common/mod.rs"]
 pub mod runtime;
 
+mod formats;
 mod gateway;
 mod readers;
 mod tools;
 
+#[allow(unused_imports)] // only the binaries that read /metrics' formats use them
+pub use formats::*;
 pub use gateway::*;
 pub use readers::*;
 pub use tools::*;
