@@ -20,7 +20,6 @@
 //! tests say that they were skipped and why, and pass; under `CI=true` a missing `prometheus` is
 //! a failure. Everything listens on loopback; every loop is bounded by a deadline.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,11 +41,10 @@ use queries::{
     dashboard, dashboard_queries, has_data, panels, readme_queries, rules_problem,
     variable_queries, Query,
 };
-use server::Prometheus;
+use server::{root, Prometheus, RULE_FILES};
 
 const DASHBOARD: &str = "dashboards/performance-monitoring.json";
 const README: &str = "README.md";
-const RULE_FILES: [&str; 2] = ["prometheus-alerts.yml", "prometheus-recording-rules.yml"];
 /// The alerts the live test's slow provider makes pending (its TTFB and TTFT are above 2 s).
 const PENDING: [&str; 2] = ["HighBackendTTFB", "HighTimeToFirstToken"];
 /// The alerts that stay inactive throughout the live test.
@@ -62,10 +60,6 @@ const INACTIVE: [&str; 3] = [
 const MOCK_TTFB: Duration = Duration::from_millis(2200);
 /// Longest the live test waits for every condition once Prometheus is ready.
 const LIVE_DEADLINE: Duration = Duration::from_secs(70);
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn read(relative: &str) -> String {
     std::fs::read_to_string(root().join(relative))

@@ -1,4 +1,8 @@
-//! A Prometheus server, child process of the test, and its HTTP API.
+//! A Prometheus server, child process of the test, and its HTTP API: shared by the tests of the
+//! dashboard and rules (`prometheus_live.rs`) and of `/metrics`' formats
+//! (`prometheus_formats.rs`).
+
+#![allow(dead_code)] // each test binary uses its own part of the API
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -8,7 +12,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{root, RULE_FILES};
+/// The repository's rule files, which every test's Prometheus loads.
+pub const RULE_FILES: [&str; 2] = ["prometheus-alerts.yml", "prometheus-recording-rules.yml"];
+
+/// The repository's root (the root package's directory).
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
 
 /// A `prometheus` child process with its own configuration and storage in a temporary
 /// directory; killed and cleaned up on drop.
@@ -66,6 +76,16 @@ fn prometheus_config(target: Option<SocketAddr>) -> String {
 impl Prometheus {
     /// Starts Prometheus on a free loopback port and waits until it is ready (at most 30 s).
     pub async fn start(binary: &Path, target: Option<SocketAddr>) -> Prometheus {
+        Self::start_with(binary, target, &[]).await
+    }
+
+    /// [`start`](Self::start) with Prometheus' feature flags `features`
+    /// (`--enable-feature=exemplar-storage`, `native-histograms`).
+    pub async fn start_with(
+        binary: &Path,
+        target: Option<SocketAddr>,
+        features: &[&str],
+    ) -> Prometheus {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let mut last_log = String::new();
         // The free port may be taken between the check and Prometheus' bind: a few attempts.
@@ -81,7 +101,11 @@ impl Prometheus {
             std::fs::write(&config, prometheus_config(target)).expect("prometheus.yml");
             let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
             let port = free_port();
-            let child = Command::new(binary)
+            let mut command = Command::new(binary);
+            if !features.is_empty() {
+                command.arg(format!("--enable-feature={}", features.join(",")));
+            }
+            let child = command
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",
@@ -187,6 +211,49 @@ impl Prometheus {
             .api(self.http.get(format!("{}/api/v1/alerts", self.base)))
             .await?;
         Ok(data["alerts"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The exemplars of the series `query` selects between `start` and `end` (Unix seconds):
+    /// one entry per series, its `seriesLabels` and `exemplars` (`labels`, `value`, `timestamp`).
+    pub async fn query_exemplars(
+        &self,
+        query: &str,
+        start: f64,
+        end: f64,
+    ) -> Result<Vec<Value>, String> {
+        let request = self
+            .http
+            .get(format!("{}/api/v1/query_exemplars", self.base))
+            .query(&[
+                ("query", query.to_owned()),
+                ("start", format!("{start:.3}")),
+                ("end", format!("{end:.3}")),
+            ]);
+        let data = self.api(request).await?;
+        Ok(data.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The active targets of `/api/v1/targets`: `health`, `lastError`, `scrapeUrl`, ...
+    pub async fn targets(&self) -> Result<Vec<Value>, String> {
+        let data = self
+            .api(self.http.get(format!("{}/api/v1/targets", self.base)))
+            .await?;
+        Ok(data["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Prometheus' own `/metrics` (the text format): its scrape counters, without scraping
+    /// itself.
+    pub async fn own_metrics(&self) -> Result<String, String> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        response.text().await.map_err(|e| e.to_string())
     }
 
     pub async fn target_health(&self) -> String {
