@@ -178,6 +178,25 @@ fn dashboard_is_importable() {
         "3 ms line not drawn"
     );
 
+    // The TTFB and streaming graphs show exemplars (one query each: the same dots otherwise
+    // drawn thrice).
+    for title in [
+        "Backend API TTFB by provider/model (p50, p95, p99)",
+        "Streaming duration by provider/model (p50, p95, p99)",
+    ] {
+        let panel = panels(&dashboard)
+            .into_iter()
+            .find(|p| p["title"] == title)
+            .expect("the panel");
+        let with_exemplars = panel["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .filter(|t| t["exemplar"] == true)
+            .count();
+        assert_eq!(with_exemplars, 1, "{title}: targets with exemplars");
+    }
+
     let vars = dashboard["templating"]["list"]
         .as_array()
         .expect("variables");
