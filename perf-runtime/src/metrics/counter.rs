@@ -4,7 +4,7 @@ use super::family::Series;
 use super::reading::{Kind, Value};
 use super::shard::ShardedWords;
 
-/// A monotonic count: one relaxed add into the calling thread's shard.
+/// A monotonic count: one add into the calling thread's shard (see `shard.rs`).
 pub(crate) struct Counter(ShardedWords);
 
 impl Counter {

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{fence, Ordering::*};
 
-use super::shard::ShardedWords;
+use super::shard::{Shard, ShardedWords};
 use crate::clock::Clock;
 use crate::trace::TraceId;
 
@@ -30,22 +30,28 @@ impl Exemplars {
     }
 
     /// Makes the observation of `ns` at `at` by request `trace` the latest of `bucket`.
-    pub fn record(&self, shard: usize, bucket: usize, trace: TraceId, ns: u64, at: Clock) {
-        let word = |i: usize| self.slots.word(shard, bucket * WORDS + i);
-        let sequence = word(0);
+    pub fn record(&self, shard: Shard, bucket: usize, trace: TraceId, ns: u64, at: Clock) {
+        let slot = &self.slots.shard(shard.index())[bucket * WORDS..][..WORDS];
+        let sequence = &slot[0];
         let before = sequence.load(Relaxed);
-        if before & 1 == 1
+        if shard.owned() {
+            // The only writer: no other write can be under way.
+            sequence.store(before + 1, Relaxed);
+        } else if before & 1 == 1
             || sequence
-                .compare_exchange(before, before + 1, Acquire, Relaxed)
+                .compare_exchange(before, before + 1, Relaxed, Relaxed)
                 .is_err()
         {
             return;
         }
+        // The odd sequence is visible before any word of the slot is: a reader that sees a new
+        // word (its loads, then an Acquire fence) then sees the write under way and skips it.
+        fence(Release);
         let id = trace.as_u128();
-        word(1).store((id >> 64) as u64, Relaxed);
-        word(2).store(id as u64, Relaxed);
-        word(3).store(ns, Relaxed);
-        word(4).store(at.0, Relaxed);
+        slot[1].store((id >> 64) as u64, Relaxed);
+        slot[2].store(id as u64, Relaxed);
+        slot[3].store(ns, Relaxed);
+        slot[4].store(at.0, Relaxed);
         sequence.store(before + 2, Release);
     }
 
@@ -89,21 +95,24 @@ pub(crate) struct Exemplar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::shard::SHARDS;
 
     #[test]
     fn keeps_the_newest_exemplar_of_each_bucket_over_the_shards() {
         let exemplars = Exemplars::new(3);
         let id = |n| TraceId::from_u128(n).unwrap();
-        exemplars.record(0, 1, id(1), 10, Clock(100));
-        exemplars.record(1, 1, id(2), 20, Clock(300));
-        exemplars.record(2, 1, id(3), 30, Clock(200));
-        exemplars.record(0, 2, id(u128::MAX), 40, Clock(50));
-        assert_eq!(exemplars.read(0, 8), None);
-        let newest = exemplars.read(1, 8).unwrap();
+        let shard = Shard::SHARED;
+        let mine = crate::metrics::shard::current();
+        exemplars.record(mine, 1, id(1), 10, Clock(100));
+        exemplars.record(shard, 1, id(2), 20, Clock(300));
+        exemplars.record(mine, 1, id(3), 30, Clock(200));
+        exemplars.record(mine, 2, id(u128::MAX), 40, Clock(50));
+        assert_eq!(exemplars.read(0, SHARDS), None);
+        let newest = exemplars.read(1, SHARDS).unwrap();
         assert_eq!(
             (newest.trace, newest.ns, newest.at),
             (id(2), 20, Clock(300))
         );
-        assert_eq!(exemplars.read(2, 8).unwrap().trace, id(u128::MAX));
+        assert_eq!(exemplars.read(2, SHARDS).unwrap().trace, id(u128::MAX));
     }
 }

@@ -4,7 +4,7 @@ use super::family::Series;
 use super::reading::{Kind, Value};
 use super::shard::ShardedWords;
 
-/// How many are under way: one relaxed add into the calling thread's shard to start, one
+/// How many are under way: one add into the calling thread's shard to start, one
 /// (wrapping) subtraction to finish, on whatever thread that happens.
 pub(crate) struct InFlight(ShardedWords);
 

@@ -1,22 +1,55 @@
-//! Spreading concurrent writes over separate cache lines.
+//! Spreading concurrent writes over separate cache lines, one writer per line where possible.
 //!
 //! One shared atomic per series makes every core that records into it fight for the same cache
 //! line: on two cores the prometheus crate's histograms record *slower* from two threads than
-//! from one. Each series here has a few shards, each on its own cache lines; a thread always
-//! writes to the same shard, and a scrape adds the shards up. No observation is lost or counted
-//! twice: each is one atomic add into exactly one shard.
+//! from one. Each series here has a few shards, each on its own cache lines, and a scrape adds
+//! them up. The first [`OWNED`] threads that record each own a shard for their life: its words
+//! have that one writer, so a write is a plain load and store (no locked read-modify-write).
+//! Threads beyond them (and a thread being torn down) share the last shard, written with atomic
+//! adds. No observation is lost or counted twice either way.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
-/// Shards per series: enough that the worker threads of a small machine rarely share one.
-pub(crate) const SHARDS: usize = 8;
+/// Shards owned by one thread each.
+pub(crate) const OWNED: usize = 8;
+/// Shards per series: the owned ones, then the one shared by every other thread.
+pub(crate) const SHARDS: usize = OWNED + 1;
 
 /// Words per cache line (128 bytes: two 64-byte lines, as adjacent-line prefetch pairs them).
 pub(crate) const LINE_WORDS: usize = 16;
 
+/// The shard a thread writes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shard(usize);
+
+impl Shard {
+    /// The shard shared by the threads that own none.
+    pub const SHARED: Shard = Shard(OWNED);
+
+    pub fn index(self) -> usize {
+        self.0
+    }
+
+    /// Whether the calling thread is this shard's only writer.
+    pub fn owned(self) -> bool {
+        self.0 < OWNED
+    }
+
+    /// Adds `n` to `word` of this shard (wrapping): a plain load and store where the shard has
+    /// one writer, an atomic add where it is shared.
+    #[inline]
+    pub fn add(self, word: &AtomicU64, n: u64) {
+        if self.owned() {
+            word.store(word.load(Relaxed).wrapping_add(n), Relaxed);
+        } else {
+            word.fetch_add(n, Relaxed);
+        }
+    }
+}
+
 /// Sixteen atomic words alone on their cache lines.
-#[repr(align(128))]
+#[repr(C, align(128))]
 pub(crate) struct Line(pub [AtomicU64; LINE_WORDS]);
 
 impl Line {
@@ -45,14 +78,24 @@ impl ShardedWords {
         &self.lines[shard * self.lines_per_shard + word / LINE_WORDS].0[word % LINE_WORDS]
     }
 
+    /// The words of shard `shard`, in order.
+    #[inline]
+    pub fn shard(&self, shard: usize) -> &[AtomicU64] {
+        let lines = &self.lines[shard * self.lines_per_shard..][..self.lines_per_shard];
+        // SAFETY: a `Line` is `repr(C)` with nothing but `LINE_WORDS` words (128 bytes, its
+        // alignment: no padding), so consecutive lines are consecutive words, aligned for them.
+        unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * LINE_WORDS) }
+    }
+
     /// Adds `n` to word `word` of the calling thread's shard.
     pub fn add(&self, word: usize, n: u64) {
         self.add_at(current(), word, n);
     }
 
-    /// Adds `n` to word `word` of shard `shard`.
-    pub fn add_at(&self, shard: usize, word: usize, n: u64) {
-        self.word(shard, word).fetch_add(n, Relaxed);
+    /// Adds `n` to word `word` of shard `shard`, which must be the calling thread's.
+    #[inline]
+    pub fn add_at(&self, shard: Shard, word: usize, n: u64) {
+        shard.add(self.word(shard.index(), word), n);
     }
 
     /// Word `word` summed over the shards.
@@ -63,20 +106,61 @@ impl ShardedWords {
     }
 }
 
-/// The calling thread's shard: threads are dealt shards in turn when they first record.
-pub(crate) fn current() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    SHARD.with(|shard| {
-        let mut index = shard.get();
-        if index == usize::MAX {
-            index = NEXT.fetch_add(1, Relaxed) % SHARDS;
-            shard.set(index);
+/// Owned shards taken, one bit each.
+static CLAIMED: AtomicU32 = AtomicU32::new(0);
+
+/// A thread's shard, claimed on its first write and given back when the thread ends.
+struct Claim(Cell<usize>);
+
+const UNCLAIMED: usize = usize::MAX;
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let index = self.0.get();
+        if index < OWNED {
+            // Release: the thread's last writes happen before the next owner's first.
+            CLAIMED.fetch_and(!(1 << index), Release);
         }
-        index
-    })
+    }
+}
+
+thread_local! {
+    static SHARD: Claim = const { Claim(Cell::new(UNCLAIMED)) };
+}
+
+/// The calling thread's shard: the owned one it claimed at its first write, or the shared one
+/// (all owned shards taken, or the thread's claim already given back as it ends).
+#[inline]
+pub(crate) fn current() -> Shard {
+    SHARD
+        .try_with(|claim| {
+            let index = claim.0.get();
+            if index != UNCLAIMED {
+                return Shard(index);
+            }
+            let index = take_free();
+            claim.0.set(index);
+            Shard(index)
+        })
+        .unwrap_or(Shard::SHARED)
+}
+
+/// The lowest free owned shard, now taken, or the shared one.
+#[cold]
+fn take_free() -> usize {
+    let mut claimed = CLAIMED.load(Relaxed);
+    loop {
+        let free = !claimed & ((1 << OWNED) - 1);
+        if free == 0 {
+            return Shard::SHARED.index();
+        }
+        let index = free.trailing_zeros() as usize;
+        // Acquire: the previous owner's writes happen before ours.
+        match CLAIMED.compare_exchange_weak(claimed, claimed | 1 << index, Acquire, Relaxed) {
+            Ok(_) => return index,
+            Err(now) => claimed = now,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -87,15 +171,25 @@ mod tests {
     fn sums_every_shard_exactly() {
         let words = ShardedWords::new(20);
         std::thread::scope(|s| {
-            for _ in 0..4 {
-                s.spawn(|| {
-                    for _ in 0..1000 {
-                        words.add(19, 1);
-                    }
-                });
+            // More threads than owned shards, in waves: owned shards change hands, the rest
+            // share the last one.
+            for _ in 0..3 {
+                for _ in 0..12 {
+                    s.spawn(|| {
+                        for _ in 0..1000 {
+                            words.add(19, 1);
+                        }
+                    });
+                }
             }
         });
-        assert_eq!(words.sum(19), 4000);
+        assert_eq!(words.sum(19), 36_000);
         assert_eq!(words.sum(0), 0);
+    }
+
+    #[test]
+    fn a_thread_keeps_its_shard() {
+        let first = current();
+        assert_eq!(current(), first);
     }
 }
