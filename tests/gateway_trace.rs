@@ -2,11 +2,14 @@
 //! the one the answer returns (`traceparent` with a span id of the gateway's, and `x-trace-id`)
 //! and the one the provider gets (a new span id per try); without a valid one, each request gets
 //! a fresh id; every answer carries it, errors included (those of the handlers, of the provider,
-//! mid-stream, and those no handler made: 404, 413).
+//! mid-stream, and those no handler made: 404, 413, a panic's 500).
 
 mod common;
 
-use common::{chat, client, post_traced, responses, start, trace_id_of, FAST_MOCK, KEY, ZERO_MOCK};
+use common::{
+    chat, client, post_traced, responses, start, start_with_routes, trace_id_of, FAST_MOCK, KEY,
+    ZERO_MOCK,
+};
 use perf::Gateway;
 use perf_runtime::TraceId;
 
@@ -135,9 +138,19 @@ async fn without_a_valid_traceparent_each_request_gets_a_fresh_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_carry_the_trace_id_too() {
-    let gateway = start(&[ZERO_MOCK, &["--max-body-bytes", "2048"]].concat()).await;
+    let panics = axum::Router::new().route(
+        "/v1/panics",
+        axum::routing::post(|| async {
+            if true {
+                panic!("a handler that panics");
+            }
+            "never"
+        }),
+    );
+    let args = [ZERO_MOCK, &["--max-body-bytes", "2048"]].concat();
+    let gateway = start_with_routes(&args, panics).await;
     let url = |path: &str| format!("{}{path}", gateway.base_url());
-    let cases: [(&str, reqwest::RequestBuilder, u16); 6] = [
+    let cases: [(&str, reqwest::RequestBuilder, u16); 7] = [
         (
             "no key",
             client()
@@ -181,6 +194,11 @@ async fn errors_carry_the_trace_id_too() {
                 .bearer_auth(KEY)
                 .body(chat(&"m".repeat(4096), false)),
             413,
+        ),
+        (
+            "a handler that panicked (no answer of its own)",
+            client().post(url("/panics")).bearer_auth(KEY),
+            500,
         ),
     ];
     for (i, (case, request, status)) in cases.into_iter().enumerate() {

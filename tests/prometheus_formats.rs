@@ -300,7 +300,8 @@ async fn native_histograms_read_a_stages_true_median() {
             return Err(format!("{spins} spins so far (median {read})"));
         }
         // NaN (no observation in the window yet) is not within either.
-        if !((read / truth - 1.0).abs() < 0.1) {
+        let within = (read / truth - 1.0).abs() < 0.1;
+        if !within {
             return Err(format!("median {:.1} µs after {spins} spins", read * 1e6));
         }
         Ok(read)

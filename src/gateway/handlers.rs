@@ -33,7 +33,7 @@ use super::auth::ApiKeys;
 use super::error::{ApiError, RequestBody};
 use super::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
 use super::sse::{relay, Relayed};
-use super::trace;
+use super::trace::{self, Traced};
 use super::upstream::{read_body, Answer, ProviderFailure, Upstream};
 
 /// What the handlers share: the clients' keys, the provider, its `provider` label, and how
@@ -86,7 +86,7 @@ pub async fn chat_completions(
     State(app): State<App>,
     headers: HeaderMap,
     RequestBody(body): RequestBody,
-) -> Result<Response, Response> {
+) -> Result<Traced<Response>, Traced<ApiError>> {
     let trace = trace::adopt(&headers);
     let answer = forward::<ChatRequest>(&app, &headers, &body, trace).await;
     trace::tag_result(answer, trace)
@@ -99,7 +99,7 @@ pub async fn responses(
     State(app): State<App>,
     headers: HeaderMap,
     RequestBody(body): RequestBody,
-) -> Result<Response, Response> {
+) -> Result<Traced<Response>, Traced<ApiError>> {
     let trace = trace::adopt(&headers);
     let answer = forward::<ResponsesRequest>(&app, &headers, &body, trace).await;
     trace::tag_result(answer, trace)

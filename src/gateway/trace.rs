@@ -61,15 +61,26 @@ pub fn tag(answer: impl IntoResponse, id: TraceId) -> Response {
     response
 }
 
-/// A handler's answer, success or error, tagged with the request's trace id: still an `Err`
-/// for an error, so that `#[perf_endpoint]` counts it as one.
-pub fn tag_result<T: IntoResponse, E: IntoResponse>(
-    answer: Result<T, E>,
+/// An answer, or an error, with the trace id it goes out with: its response carries the trace's
+/// headers ([`tag`]).
+#[derive(Debug)]
+pub struct Traced<T> {
+    answer: T,
     id: TraceId,
-) -> Result<Response, Response> {
+}
+
+impl<T: IntoResponse> IntoResponse for Traced<T> {
+    fn into_response(self) -> Response {
+        tag(self.answer, self.id)
+    }
+}
+
+/// A handler's answer, success or error, going out with the request's trace id: still an `Err`
+/// for an error, so that `#[perf_endpoint]` counts it as one.
+pub fn tag_result<T, E>(answer: Result<T, E>, id: TraceId) -> Result<Traced<T>, Traced<E>> {
     match answer {
-        Ok(answer) => Ok(tag(answer, id)),
-        Err(error) => Err(tag(error, id)),
+        Ok(answer) => Ok(Traced { answer, id }),
+        Err(answer) => Err(Traced { answer, id }),
     }
 }
 
