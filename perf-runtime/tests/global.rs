@@ -336,25 +336,36 @@ fn render_global_is_valid_text() {
 
 #[cfg(feature = "axum")]
 #[test]
-fn metrics_handler_serves_the_text_format() {
+fn metrics_handler_serves_the_format_the_scraper_accepts() {
     let tracker = PerformanceTracker::new("/global/handler");
     tracker.backend_request("openrouter", "gpt-4o").first_byte();
     tracker.record_percentages();
 
-    let response = rt().block_on(exposition::metrics_handler());
-    assert_eq!(response.status(), axum::http::StatusCode::OK);
-    assert_eq!(
-        response
+    let serve = |accept: Option<&str>| {
+        let mut headers = axum::http::HeaderMap::new();
+        if let Some(accept) = accept {
+            headers.insert(axum::http::header::ACCEPT, accept.parse().unwrap());
+        }
+        let response = rt().block_on(exposition::metrics_handler(headers));
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        let content_type = response
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-        Some(exposition::CONTENT_TYPE)
-    );
-    let body = rt()
-        .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
-        .unwrap();
-    let text = String::from_utf8(body.to_vec()).unwrap();
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = rt()
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .unwrap();
+        (content_type, String::from_utf8(body.to_vec()).unwrap())
+    };
+    let (content_type, text) = serve(None);
+    assert_eq!(content_type.as_deref(), Some(exposition::CONTENT_TYPE));
     assert!(text.contains("backend_ttfb_seconds_bucket"));
     assert!(text.contains("endpoint=\"/global/handler\""));
     check_exposition(&text).unwrap();
+
+    let openmetrics = exposition::Format::OpenMetrics;
+    let (content_type, text) = serve(Some("application/openmetrics-text; version=1.0.0"));
+    assert_eq!(content_type.as_deref(), Some(openmetrics.content_type()));
+    assert!(text.ends_with("# EOF\n"), "{text}");
 }
