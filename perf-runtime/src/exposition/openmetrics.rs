@@ -73,14 +73,7 @@ impl OpenMetricsWriter {
                     quantiles,
                     count,
                     sum,
-                } => {
-                    for &(quantile, value) in quantiles {
-                        let q = self.bounds.text(quantile);
-                        line.float("", Some(("quantile", q)), value, out);
-                    }
-                    line.float("_sum", None, *sum, out);
-                    line.count("_count", None, *count, out);
-                }
+                } => line.summary(&mut self.bounds, quantiles, *count, *sum, out),
             }
         }
     }

@@ -63,14 +63,7 @@ impl TextWriter {
                     quantiles,
                     count,
                     sum,
-                } => {
-                    for &(quantile, value) in quantiles {
-                        let q = self.bounds.text(quantile);
-                        line.float("", Some(("quantile", q)), value, out);
-                    }
-                    line.float("_sum", None, *sum, out);
-                    line.count("_count", None, *count, out);
-                }
+                } => line.summary(&mut self.bounds, quantiles, *count, *sum, out),
             }
         }
     }
@@ -129,6 +122,22 @@ impl Line<'_> {
             let _ = write!(out, "{value}");
         }
         out.push('\n');
+    }
+
+    /// A summary's quantile, sum and count samples (the application's families only).
+    pub fn summary(
+        &self,
+        bounds: &mut BoundCache,
+        quantiles: &[(f64, f64)],
+        count: u64,
+        sum: f64,
+        out: &mut String,
+    ) {
+        for &(quantile, value) in quantiles {
+            self.float("", Some(("quantile", bounds.text(quantile))), value, out);
+        }
+        self.float("_sum", None, sum, out);
+        self.count("_count", None, count, out);
     }
 
     /// A counter's or gauge's value: as a count when it is a whole number.
