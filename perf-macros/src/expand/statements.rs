@@ -24,6 +24,8 @@ pub fn rewrite_statements(block: &mut Block) -> Vec<Error> {
     let mut rewriter = Rewriter {
         errors: Vec::new(),
         paths: Vec::new(),
+        follows_timed: false,
+        timed: false,
     };
     rewriter.visit_block_mut(block);
     let uses = rewriter.paths.iter().map(|path| {
@@ -39,10 +41,25 @@ pub fn rewrite_statements(block: &mut Block) -> Vec<Error> {
 struct Rewriter {
     errors: Vec<Error>,
     paths: Vec<syn::Path>,
+    /// The statement about to be visited directly follows a timed one in its block.
+    follows_timed: bool,
+    /// The statement just visited is timed: a stage or a backend call, whose guard closes at
+    /// the statement's end.
+    timed: bool,
 }
 
 impl VisitMut for Rewriter {
     fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_block_mut(&mut self, block: &mut Block) {
+        let mut follows = false;
+        for stmt in &mut block.stmts {
+            self.follows_timed = follows;
+            self.visit_stmt_mut(stmt);
+            follows = self.timed;
+        }
+        self.timed = false;
+    }
 
     fn visit_macro_mut(&mut self, mac: &mut Macro) {
         let mut found = Vec::new();
@@ -54,10 +71,15 @@ impl VisitMut for Rewriter {
     }
 
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        let follows = std::mem::take(&mut self.follows_timed);
         visit_mut::visit_stmt_mut(self, stmt);
-        if let Err(error) = rewrite(stmt, &mut self.paths) {
-            self.errors.push(error);
-        }
+        self.timed = match rewrite(stmt, &mut self.paths, follows) {
+            Ok(timed) => timed,
+            Err(error) => {
+                self.errors.push(error);
+                false
+            }
+        };
     }
 }
 
@@ -92,10 +114,12 @@ fn kind_of(attr: &Attribute) -> Option<Kind> {
 }
 
 /// Rewrites `stmt` if it carries one of our attributes, and adds that attribute's path to `paths`.
-fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>) -> syn::Result<()> {
+/// `follows` says that it directly follows a timed statement in its block. Returns whether it
+/// is timed now (a stage or a backend call).
+fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>, follows: bool) -> syn::Result<bool> {
     if let Stmt::Macro(mac) = stmt {
         if !mac.attrs.iter().any(|a| kind_of(a).is_some()) {
-            return Ok(());
+            return Ok(false);
         }
         let expr = Expr::Macro(syn::ExprMacro {
             attrs: std::mem::take(&mut mac.attrs),
@@ -104,7 +128,7 @@ fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>) -> syn::Result<()> {
         *stmt = Stmt::Expr(expr, mac.semi_token);
     }
     let Some(attrs) = attrs_of(stmt) else {
-        return Ok(());
+        return Ok(false);
     };
     let mut ours = take_ours(attrs);
     for (_, attr) in &ours {
@@ -117,8 +141,9 @@ fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>) -> syn::Result<()> {
         ));
     }
     let Some(attr) = ours.pop() else {
-        return Ok(());
+        return Ok(false);
     };
+    let timed = matches!(attr.0, Kind::Stage | Kind::Backend);
     match stmt {
         Stmt::Local(local) => {
             let Some(init) = &mut local.init else {
@@ -128,16 +153,16 @@ fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>) -> syn::Result<()> {
                 ));
             };
             let value = &init.expr;
-            let wrapped = apply(&attr, quote::quote!(#value))?;
+            let wrapped = apply(&attr, quote::quote!(#value), follows)?;
             *init.expr = Expr::Verbatim(wrapped);
         }
         Stmt::Expr(expr, _) => {
-            let wrapped = apply(&attr, quote::quote!(#expr))?;
+            let wrapped = apply(&attr, quote::quote!(#expr), follows)?;
             *expr = Expr::Verbatim(wrapped);
         }
-        Stmt::Item(_) | Stmt::Macro(_) => {}
+        Stmt::Item(_) | Stmt::Macro(_) => return Ok(false),
     }
-    Ok(())
+    Ok(timed)
 }
 
 /// `tokens`, a macro's input, without this crate's attributes on its statements and expressions,
@@ -254,8 +279,12 @@ fn take_ours(attrs: &mut Vec<Attribute>) -> Vec<(Kind, Attribute)> {
     ours
 }
 
-/// Wraps `value` as the attribute says.
-fn apply((kind, attr): &(Kind, Attribute), value: TokenStream) -> syn::Result<TokenStream> {
+/// Wraps `value` as the attribute says; `follows` as in [`rewrite`].
+fn apply(
+    (kind, attr): &(Kind, Attribute),
+    value: TokenStream,
+    follows: bool,
+) -> syn::Result<TokenStream> {
     match kind {
         Kind::Stage => {
             let args = parse_args(attr, StageArgs::parse)?;
@@ -266,11 +295,11 @@ fn apply((kind, attr): &(Kind, Attribute), value: TokenStream) -> syn::Result<To
                 ));
             };
             let stage = stages::check(&name)?;
-            Ok(wrap::stage(&stage, value))
+            Ok(wrap::stage_after(&stage, value, follows))
         }
         Kind::Backend => {
             let args = parse_args(attr, |input| BackendArgs::parse_with(input, Some(attr)))?;
-            Ok(wrap::backend(&args, value))
+            Ok(wrap::backend_after(&args, value, follows))
         }
         Kind::Stream => {
             let args = parse_args(attr, StreamArgs::parse)?;

@@ -16,6 +16,12 @@ pub const OFF: bool = cfg!(feature = "off");
 
 /// `value` timed as `stage`: the stage's guard lives while `value` is evaluated.
 pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
+    stage_after(stage, value, false)
+}
+
+/// [`stage`]; `follows` says that the statement directly follows a timed statement (a stage or
+/// backend call closed just before it begins): it begins at that one's end reading.
+pub fn stage_after(stage: &CheckedStage, value: TokenStream, follows: bool) -> TokenStream {
     if OFF {
         return quote!({ #value });
     }
@@ -23,6 +29,11 @@ pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
     let guard = hidden("__perf_stage");
     let site = hidden("__PERF_STAGE");
     let name = &stage.name;
+    let open = if follows {
+        quote!(next_stage)
+    } else {
+        quote!(stage)
+    };
     // Where a declared stage comes from: the build now depends on that manifest.
     let declared = stage.declared_in.as_ref().map(|manifest| {
         quote!(
@@ -33,7 +44,7 @@ pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
         {
             #declared
             static #site: #rt::StageName = #rt::StageName::new(#name);
-            let #guard = #rt::current::stage(&#site);
+            let #guard = #rt::current::#open(&#site);
             #value
         }
     }
@@ -45,10 +56,24 @@ pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
     backend_typed(args, value, None)
 }
 
+/// [`backend`]; `follows` as in [`stage_after`].
+pub fn backend_after(args: &BackendArgs, value: TokenStream, follows: bool) -> TokenStream {
+    backend_opened(args, value, None, follows)
+}
+
 /// [`backend`], with the value's type stated when known (`output`): the success check is a
 /// method call on the value, so its type must be known there, and a value whose type is only
 /// inferred later (an async block's output with `?` in it) needs it written.
 pub fn backend_typed(args: &BackendArgs, value: TokenStream, output: Option<&Type>) -> TokenStream {
+    backend_opened(args, value, output, false)
+}
+
+fn backend_opened(
+    args: &BackendArgs,
+    value: TokenStream,
+    output: Option<&Type>,
+    follows: bool,
+) -> TokenStream {
     let rt = runtime();
     let guard = hidden("__perf_backend");
     let out = hidden("__perf_value");
@@ -59,9 +84,14 @@ pub fn backend_typed(args: &BackendArgs, value: TokenStream, output: Option<&Typ
     }
     let succeeded = succeeded(quote!(&#out));
     let annotated = output.map(|ty| quote!(: #ty));
+    let open = if follows {
+        quote!(next_backend_request)
+    } else {
+        quote!(backend_request)
+    };
     quote! {
         {
-            let mut #guard = #rt::current::backend_request(#provider, #model);
+            let mut #guard = #rt::current::#open(#provider, #model);
             let #out #annotated = #value;
             if #succeeded {
                 #guard.set_answered();

@@ -12,9 +12,10 @@ use std::cell::Cell;
 use futures_core::Stream;
 
 use super::chunks::{Chunk, ChunksBy, Usage};
-use super::guards::{BackendGuard, Owner, StageGuard};
+use super::guards::{after_last_close, BackendGuard, Owner, StageGuard};
 use super::state::{HandlerExit, RequestState, StateRef};
 use super::{PerformanceTracker, TrackedStream};
+use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, Endpoint, EndpointMetrics};
 use crate::stage::{Stage, StageName};
 use crate::trace::TraceId;
@@ -87,20 +88,45 @@ pub fn backend_error(kind: BackendErrorKind) {
 
 /// Starts timing `stage` in the current request; see [`PerformanceTracker::stage`].
 pub fn stage(stage: &StageName) -> StageGuard<'static> {
+    stage_at(stage, Clock::now)
+}
+
+/// [`stage`], begun where the stage or backend call closed last on this thread ended: what
+/// the macros expand a statement to that directly follows a timed statement (one clock reading
+/// where one ends and the next begins). Not for calling by hand.
+#[doc(hidden)]
+pub fn next_stage(stage: &StageName) -> StageGuard<'static> {
+    stage_at(stage, after_last_close)
+}
+
+fn stage_at(stage: &StageName, start: fn() -> Clock) -> StageGuard<'static> {
     let stage: Stage = stage.get();
     match state() {
-        Some(state) => StageGuard::begin(Owner::Held(state.counted()), stage),
-        None => StageGuard::detached(unscoped(), stage),
+        Some(state) => StageGuard::begin_at(Owner::Held(state.counted()), stage, start),
+        None => StageGuard::detached(unscoped(), stage, start),
     }
 }
 
 /// Starts timing a backend call of the current request; see
 /// [`PerformanceTracker::backend_request`].
 pub fn backend_request(provider: impl AsRef<str>, model: impl AsRef<str>) -> BackendGuard<'static> {
-    let (provider, model) = (provider.as_ref(), model.as_ref());
+    backend_request_at(provider.as_ref(), model.as_ref(), Clock::now)
+}
+
+/// [`backend_request`], begun where the stage or backend call closed last on this thread ended
+/// (see [`next_stage`]). Not for calling by hand.
+#[doc(hidden)]
+pub fn next_backend_request(
+    provider: impl AsRef<str>,
+    model: impl AsRef<str>,
+) -> BackendGuard<'static> {
+    backend_request_at(provider.as_ref(), model.as_ref(), after_last_close)
+}
+
+fn backend_request_at(provider: &str, model: &str, start: fn() -> Clock) -> BackendGuard<'static> {
     match state() {
-        Some(state) => BackendGuard::begin(Owner::Held(state.counted()), provider, model),
-        None => BackendGuard::detached(unscoped(), provider, model),
+        Some(state) => BackendGuard::begin_at(Owner::Held(state.counted()), provider, model, start),
+        None => BackendGuard::detached(unscoped(), provider, model, start),
     }
 }
 

@@ -1,12 +1,33 @@
 //! Scope guards: each records its histogram observation when dropped, however the scope is left,
 //! and closes on the request it opened on (or on none), never on another.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use super::state::{RequestState, StateRef};
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics, Histogram};
 use crate::stage::Stage;
+
+thread_local! {
+    /// The reading at which the last stage or backend call that closed on this thread ended (0
+    /// once taken): where a stage or call that the macros know to follow it at once begins.
+    static LAST_END: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Notes `end` as the end of the stage or call closed last on this thread.
+fn closed_at(end: Clock) {
+    let _ = LAST_END.try_with(|last| last.set(end.0));
+}
+
+/// Where a stage or call that directly follows another's close begins: that close's reading
+/// (one clock reading for both), else now.
+pub(crate) fn after_last_close() -> Clock {
+    match LAST_END.try_with(|last| last.replace(0)) {
+        Ok(at) if at != 0 => Clock(at),
+        _ => Clock::now(),
+    }
+}
 
 /// The request a guard adds its time to when it is dropped.
 pub(crate) enum Owner<'a> {
@@ -44,8 +65,13 @@ pub struct StageGuard<'a> {
 
 impl<'a> StageGuard<'a> {
     pub(crate) fn begin(owner: Owner<'a>, stage: Stage) -> Self {
+        Self::begin_at(owner, stage, Clock::now)
+    }
+
+    /// Opens the stage at the reading `start` gives, taken last.
+    pub(crate) fn begin_at(owner: Owner<'a>, stage: Stage, start: fn() -> Clock) -> Self {
         let Some(state) = owner.state() else {
-            return Self::detached(super::current::unscoped(), stage);
+            return Self::detached(super::current::unscoped(), stage, start);
         };
         let series = state.endpoint().stage(stage);
         let frontend = state.open_stage();
@@ -54,17 +80,21 @@ impl<'a> StageGuard<'a> {
             stage,
             series,
             frontend,
-            start: Clock::now(),
+            start: start(),
         }
     }
 
-    pub(crate) fn detached(endpoint: &'static EndpointMetrics, stage: Stage) -> Self {
+    pub(crate) fn detached(
+        endpoint: &'static EndpointMetrics,
+        stage: Stage,
+        start: fn() -> Clock,
+    ) -> Self {
         StageGuard {
             owner: Owner::Detached,
             stage,
             series: endpoint.stage(stage),
             frontend: false,
-            start: Clock::now(),
+            start: start(),
         }
     }
 
@@ -77,6 +107,7 @@ impl<'a> StageGuard<'a> {
 impl Drop for StageGuard<'_> {
     fn drop(&mut self) {
         let end = Clock::now();
+        closed_at(end);
         let ns = self.start.until(end);
         match self.owner.state() {
             Some(state) => {
@@ -104,10 +135,20 @@ pub struct BackendGuard<'a> {
 
 impl<'a> BackendGuard<'a> {
     pub(crate) fn begin(owner: Owner<'a>, provider: &str, model: &str) -> Self {
+        Self::begin_at(owner, provider, model, Clock::now)
+    }
+
+    /// Opens the call at the reading `start` gives, taken last.
+    pub(crate) fn begin_at(
+        owner: Owner<'a>,
+        provider: &str,
+        model: &str,
+        start: fn() -> Clock,
+    ) -> Self {
         let Some(state) = owner.state() else {
-            return Self::detached(super::current::unscoped(), provider, model);
+            return Self::detached(super::current::unscoped(), provider, model, start);
         };
-        let mut guard = Self::detached(state.endpoint(), provider, model);
+        let mut guard = Self::detached(state.endpoint(), provider, model, start);
         state.open_backend(guard.start, guard.series);
         guard.owner = owner;
         guard
@@ -117,6 +158,7 @@ impl<'a> BackendGuard<'a> {
         endpoint: &'static EndpointMetrics,
         provider: &str,
         model: &str,
+        start: fn() -> Clock,
     ) -> Self {
         let series = endpoint.backend(provider, model);
         series.in_flight.start();
@@ -125,7 +167,7 @@ impl<'a> BackendGuard<'a> {
             series,
             fetch: endpoint.stage(Stage::BACKEND_FETCH),
             answered: false,
-            start: Clock::now(),
+            start: start(),
         }
     }
 
@@ -152,6 +194,7 @@ impl<'a> BackendGuard<'a> {
 impl Drop for BackendGuard<'_> {
     fn drop(&mut self) {
         let end = Clock::now();
+        closed_at(end);
         let ns = self.start.until(end);
         self.series.in_flight.finish();
         let answered = self.answered.then_some(&self.series.ttfb);
@@ -205,8 +248,8 @@ impl Drop for StreamingGuard<'_> {
 
 /// Adds the streaming from `start` until now, less the backend time spent meanwhile (a provider
 /// called lazily, as the stream is read), to `state`, and closes its backend window (opened by
-/// the caller at `start`); records it at once if the request ended.
-pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: u64) {
+/// the caller at `start`); records it at once if the request ended. Returns the end's reading.
+pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: u64) -> Clock {
     let end = Clock::now();
     state.close_window(end);
     let during = state.backend_ns().saturating_sub(backend_before);
@@ -214,4 +257,5 @@ pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: 
     if !state.add_streaming(ns) {
         state.observe_streaming(ns, end);
     }
+    end
 }

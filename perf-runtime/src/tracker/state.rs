@@ -296,7 +296,7 @@ impl RequestState {
             HandlerExit::Panicked => PANICKED,
         };
         if self.flags.fetch_or(HANDLER_GONE | flag, AcqRel) & HANDLER_GONE == 0 {
-            self.release_owner();
+            self.release_owner(None);
         }
     }
 
@@ -307,23 +307,33 @@ impl RequestState {
 
     /// Stream number `number` lets go, saying whether it was read to its end (`None`: no say,
     /// it was only read inside another stream of the request). A stream that was read outranks
-    /// any that was not; among equals, the later hand-off outranks the earlier.
-    pub fn release_stream(&self, number: u32, read: bool, to_the_end: Option<bool>) {
+    /// any that was not; among equals, the later hand-off outranks the earlier. `at`: a reading
+    /// just taken, which the request's end may use as its own.
+    pub fn release_stream(
+        &self,
+        number: u32,
+        read: bool,
+        to_the_end: Option<bool>,
+        at: Option<Clock>,
+    ) {
         if let Some(to_the_end) = to_the_end {
             let say = u64::from(read) << 40 | u64::from(number) << 1 | u64::from(to_the_end);
             self.stream_vote.fetch_max(say, Relaxed);
         }
-        self.release_owner();
+        self.release_owner(at);
     }
 
-    fn release_owner(&self) {
+    /// An owner lets go; the request ends (at `at`, a reading just taken, else now) if it was
+    /// the last.
+    fn release_owner(&self, at: Option<Clock>) {
         if self.owners.fetch_sub(1, AcqRel) == 1 {
-            self.end();
+            self.end(at.unwrap_or_else(Clock::now));
         }
     }
 
-    /// The end of the request, exactly once: what the outcome allows, then `requests_total`.
-    fn end(&self) {
+    /// The end of the request at `now`, exactly once: what the outcome allows, then
+    /// `requests_total`.
+    fn end(&self, now: Clock) {
         let flags = self.flags.fetch_or(ENDED, AcqRel);
         let vote = self.stream_vote.load(Relaxed);
         let outcome = if flags & (FAILED | PANICKED) != 0 {
@@ -334,7 +344,6 @@ impl RequestState {
             Outcome::Completed
         };
         let endpoint = self.endpoint();
-        let now = Clock::now();
         let trace = self.trace_id();
         let frontend = self.frontend_ns.load(Relaxed);
         if flags & (RETURNED | FRONTEND_SEEN) == RETURNED | FRONTEND_SEEN {

@@ -108,13 +108,14 @@ impl<S, C> TrackedStream<S, C> {
 /// Lets go of the request, once: a stream that was read adds its streaming and says whether it
 /// was read to its end.
 fn release(state: &RequestState, number: u32, reading: &mut Reading, to_the_end: bool) {
+    let mut at = None;
     let say = match *reading {
         Reading::Released => return,
         Reading::Read {
             start,
             backend_before,
         } => {
-            add_streaming(state, start, backend_before);
+            at = Some(add_streaming(state, start, backend_before));
             Some(to_the_end)
         }
         Reading::Unread => Some(false),
@@ -125,7 +126,7 @@ fn release(state: &RequestState, number: u32, reading: &mut Reading, to_the_end:
     if state.is_panicking() {
         state.panicked();
     }
-    state.release_stream(number, read, say);
+    state.release_stream(number, read, say, at);
 }
 
 impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
