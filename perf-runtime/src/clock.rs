@@ -8,6 +8,7 @@
 //! nanoseconds only when a duration is needed. quanta's own `Instant::now` would first look for
 //! a thread's mock clock on every read.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +19,23 @@ pub(crate) struct Clock(pub u64);
 /// The calibrated clock source, made on first use.
 fn source() -> &'static quanta::Clock {
     static SOURCE: OnceLock<quanta::Clock> = OnceLock::new();
-    SOURCE.get_or_init(quanta::Clock::new)
+    SOURCE.get_or_init(|| {
+        let clock = quanta::Clock::new();
+        SCALE.store(clock.delta_as_nanos(1, 1 + (1 << 32)).max(1), Relaxed);
+        clock
+    })
+}
+
+/// Nanoseconds per 2^32 raw units (quanta's calibration, read once; 2^32 where the raw clock
+/// counts nanoseconds), 0 before the first reading: a difference is scaled with one multiply,
+/// no call.
+static SCALE: AtomicU64 = AtomicU64::new(0);
+
+/// The scale, once `source` has set it: for readings that did not come from [`Clock::now`].
+#[cold]
+fn calibrated_scale() -> u64 {
+    source();
+    SCALE.load(Relaxed)
 }
 
 impl Clock {
@@ -27,8 +44,18 @@ impl Clock {
     }
 
     /// Nanoseconds from `self` to `later` (0 if `later` is not later).
+    #[inline]
     pub fn until(self, later: Clock) -> u64 {
-        source().delta_as_nanos(self.0, later.0)
+        if later.0 <= self.0 {
+            return 0;
+        }
+        let mut scale = SCALE.load(Relaxed);
+        if scale == 0 {
+            scale = calibrated_scale();
+        }
+        let scale = u128::from(scale);
+        let ns = (u128::from(later.0 - self.0) * scale) >> 32;
+        u64::try_from(ns).unwrap_or(u64::MAX)
     }
 
     pub fn elapsed(self) -> Duration {
@@ -73,5 +100,18 @@ mod tests {
         let ns = start.until(end);
         assert!((20_000_000..2_000_000_000).contains(&ns), "{ns}");
         assert_eq!(end.until(start), 0);
+    }
+
+    #[test]
+    fn differences_scale_as_quantas() {
+        let start = Clock::now();
+        for ticks in [1u64, 1000, 1 << 20, 3 << 30, 1 << 40, 1 << 50] {
+            let ours = start.until(Clock(start.0 + ticks)) as f64;
+            let quantas = source().delta_as_nanos(start.0, start.0 + ticks) as f64;
+            assert!(
+                (ours - quantas).abs() <= 1.0 + quantas * 1e-6,
+                "{ticks}: {ours} {quantas}"
+            );
+        }
     }
 }

@@ -57,22 +57,31 @@ impl NativeBuckets {
         shard.add(&self.counts(shard.index()).0[Slots::get().slot(ns)], 1);
     }
 
+    #[inline]
     fn counts(&self, shard: usize) -> &Counts {
-        let pointer = &self.shards[shard];
-        let mut counts = pointer.load(Acquire);
+        let counts = self.shards[shard].load(Acquire);
         if counts.is_null() {
-            let new = Box::into_raw(Box::new(Counts(std::array::from_fn(|_| AtomicU64::new(0)))));
-            counts = match pointer.compare_exchange(std::ptr::null_mut(), new, AcqRel, Acquire) {
-                Ok(_) => new,
-                Err(theirs) => {
-                    // SAFETY: `new` was never shared.
-                    drop(unsafe { Box::from_raw(new) });
-                    theirs
-                }
-            };
+            return self.made(shard);
         }
         // SAFETY: non-null pointers are set once, from a leaked box, and never freed while
         // `self` lives (see Drop).
+        unsafe { &*counts }
+    }
+
+    /// Shard `shard`'s counts, made by this call or a racing one: its first observation.
+    #[cold]
+    fn made(&self, shard: usize) -> &Counts {
+        let pointer = &self.shards[shard];
+        let new = Box::into_raw(Box::new(Counts(std::array::from_fn(|_| AtomicU64::new(0)))));
+        let counts = match pointer.compare_exchange(std::ptr::null_mut(), new, AcqRel, Acquire) {
+            Ok(_) => new,
+            Err(theirs) => {
+                // SAFETY: `new` was never shared.
+                drop(unsafe { Box::from_raw(new) });
+                theirs
+            }
+        };
+        // SAFETY: as in `counts`.
         unsafe { &*counts }
     }
 

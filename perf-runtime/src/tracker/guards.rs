@@ -112,7 +112,7 @@ impl Drop for StageGuard<'_> {
         match self.owner.state() {
             Some(state) => {
                 self.series.observe_traced(ns, state.trace_id(), end);
-                state.close_stage(self.stage, self.start, end, self.frontend);
+                state.close_stage(self.stage, ns, self.start, end, self.frontend);
             }
             None => self.series.observe_ns(ns),
         }

@@ -209,17 +209,24 @@ impl RequestState {
         outermost && self.backend_started.load(Relaxed) == NOT_STARTED
     }
 
-    /// Closes a stage that ran from `start` to `end`: its front-end share stops where the first
-    /// backend call started.
-    pub fn close_stage(&self, stage: Stage, start: Clock, end: Clock, frontend: bool) {
+    /// Closes a stage that ran `ns` from `start` to `end`: its front-end share stops where the
+    /// first backend call started.
+    pub fn close_stage(&self, stage: Stage, ns: u64, start: Clock, end: Clock, frontend: bool) {
         self.open_stages.fetch_sub(1, Relaxed);
         if let Some(time) = self.stage_ns.get(stage.index()) {
-            time.fetch_add(start.until(end), Relaxed);
+            time.fetch_add(ns, Relaxed);
         }
         if frontend {
-            let cut = Clock(end.0.min(self.backend_started.load(Relaxed)));
-            self.frontend_ns.fetch_add(start.until(cut), Relaxed);
-            self.flags.fetch_or(FRONTEND_SEEN, Relaxed);
+            let backend_started = self.backend_started.load(Relaxed);
+            let share = if end.0 <= backend_started {
+                ns
+            } else {
+                start.until(Clock(backend_started))
+            };
+            self.frontend_ns.fetch_add(share, Relaxed);
+            if self.flags.load(Relaxed) & FRONTEND_SEEN == 0 {
+                self.flags.fetch_or(FRONTEND_SEEN, Relaxed);
+            }
         }
     }
 
