@@ -53,6 +53,7 @@ pub fn with<R>(f: impl FnOnce(&PerformanceTracker) -> R) -> Option<R> {
 
 /// Makes `state` current on this thread until the returned guard is dropped, which restores the
 /// previous one (a request polled inside another's poll, or a panic, leave no trace).
+#[inline]
 pub(crate) fn enter(state: &RequestState) -> Entered {
     Entered(CURRENT.with(|current| current.replace(state)))
 }
@@ -61,6 +62,7 @@ pub(crate) fn enter(state: &RequestState) -> Entered {
 pub(crate) struct Entered(*const RequestState);
 
 impl Drop for Entered {
+    #[inline]
     fn drop(&mut self) {
         let _ = CURRENT.try_with(|current| current.set(self.0));
     }

@@ -29,6 +29,15 @@ pub(crate) fn after_last_close() -> Clock {
     }
 }
 
+/// `end` if a guard was ended by hand (and is dropped right after), else now.
+fn ended_or_now(end: Clock) -> Clock {
+    if end.0 != 0 {
+        end
+    } else {
+        Clock::now()
+    }
+}
+
 /// The request a guard adds its time to when it is dropped.
 pub(crate) enum Owner<'a> {
     /// A tracker's request, borrowed with the tracker.
@@ -61,6 +70,9 @@ pub struct StageGuard<'a> {
     series: &'static Histogram,
     frontend: bool,
     start: Clock,
+    /// Set by [`finish`](Self::finish): the drop that follows ends there (one reading for
+    /// both); `Clock(0)` before.
+    end: Clock,
 }
 
 impl<'a> StageGuard<'a> {
@@ -81,6 +93,7 @@ impl<'a> StageGuard<'a> {
             series,
             frontend,
             start: start(),
+            end: Clock(0),
         }
     }
 
@@ -95,18 +108,20 @@ impl<'a> StageGuard<'a> {
             series: endpoint.stage(stage),
             frontend: false,
             start: start(),
+            end: Clock(0),
         }
     }
 
     /// Ends the stage now and returns how long it took.
-    pub fn finish(self) -> Duration {
-        self.start.elapsed()
+    pub fn finish(mut self) -> Duration {
+        self.end = Clock::now();
+        Duration::from_nanos(self.start.until(self.end))
     }
 }
 
 impl Drop for StageGuard<'_> {
     fn drop(&mut self) {
-        let end = Clock::now();
+        let end = ended_or_now(self.end);
         closed_at(end);
         let ns = self.start.until(end);
         match self.owner.state() {
@@ -131,6 +146,8 @@ pub struct BackendGuard<'a> {
     fetch: &'static Histogram,
     answered: bool,
     start: Clock,
+    /// Set by [`first_byte`](Self::first_byte), as a stage guard's by `finish`.
+    end: Clock,
 }
 
 impl<'a> BackendGuard<'a> {
@@ -168,6 +185,7 @@ impl<'a> BackendGuard<'a> {
             fetch: endpoint.stage(Stage::BACKEND_FETCH),
             answered: false,
             start: start(),
+            end: Clock(0),
         }
     }
 
@@ -181,7 +199,8 @@ impl<'a> BackendGuard<'a> {
     /// The provider's first byte arrived: records the TTFB and ends the backend stage.
     pub fn first_byte(mut self) -> Duration {
         self.answered = true;
-        self.start.elapsed()
+        self.end = Clock::now();
+        Duration::from_nanos(self.start.until(self.end))
     }
 
     /// Marks the call answered without ending the guard's scope; the TTFB is recorded when the
@@ -193,7 +212,7 @@ impl<'a> BackendGuard<'a> {
 
 impl Drop for BackendGuard<'_> {
     fn drop(&mut self) {
-        let end = Clock::now();
+        let end = ended_or_now(self.end);
         closed_at(end);
         let ns = self.start.until(end);
         self.series.in_flight.finish();

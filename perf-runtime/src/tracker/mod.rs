@@ -291,6 +291,7 @@ impl std::fmt::Debug for PerformanceTracker {
 pub(crate) struct UnwindWatch<'a>(pub Option<&'a RequestState>);
 
 impl Drop for UnwindWatch<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let (Some(state), true) = (self.0, std::thread::panicking()) {
             state.panicked();

@@ -27,12 +27,14 @@ thread_local! {
 struct Polling(*const RequestState);
 
 impl Polling {
+    #[inline]
     fn enter(state: &RequestState) -> Polling {
         Polling(POLLING.with(|polling| polling.replace(state)))
     }
 }
 
 impl Drop for Polling {
+    #[inline]
     fn drop(&mut self) {
         let _ = POLLING.try_with(|polling| polling.set(self.0));
     }
