@@ -109,40 +109,54 @@ impl ShardedWords {
 /// Owned shards taken, one bit each.
 static CLAIMED: AtomicU32 = AtomicU32::new(0);
 
-/// A thread's shard, claimed on its first write and given back when the thread ends.
-struct Claim(Cell<usize>);
+/// A thread's owned shard, given back when the thread ends.
+struct Claim(usize);
 
 const UNCLAIMED: usize = usize::MAX;
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let index = self.0.get();
-        if index < OWNED {
-            // Release: the thread's last writes happen before the next owner's first.
-            CLAIMED.fetch_and(!(1 << index), Release);
-        }
+        // Not this thread's shard any more: its writes from now on go to the shared one.
+        let _ = SHARD.try_with(|shard| shard.set(Shard::SHARED.index()));
+        // Release: the thread's last writes happen before the next owner's first.
+        CLAIMED.fetch_and(!(1 << self.0), Release);
     }
 }
 
 thread_local! {
-    static SHARD: Claim = const { Claim(Cell::new(UNCLAIMED)) };
+    /// The thread's shard, read on every write (no destructor: a plain thread-local read).
+    static SHARD: Cell<usize> = const { Cell::new(UNCLAIMED) };
+    /// What gives an owned shard back when the thread ends.
+    static CLAIM: Cell<Option<Claim>> = const { Cell::new(None) };
 }
 
 /// The calling thread's shard: the owned one it claimed at its first write, or the shared one
 /// (all owned shards taken, or the thread's claim already given back as it ends).
 #[inline]
 pub(crate) fn current() -> Shard {
-    SHARD
-        .try_with(|claim| {
-            let index = claim.0.get();
-            if index != UNCLAIMED {
-                return Shard(index);
-            }
-            let index = take_free();
-            claim.0.set(index);
-            Shard(index)
-        })
-        .unwrap_or(Shard::SHARED)
+    match SHARD.try_with(Cell::get) {
+        Ok(UNCLAIMED) => claim(),
+        Ok(index) => Shard(index),
+        Err(_) => Shard::SHARED,
+    }
+}
+
+/// The thread's first write: an owned shard if one is free (given back when the thread ends),
+/// else the shared one.
+#[cold]
+fn claim() -> Shard {
+    let index = take_free();
+    let kept = index != Shard::SHARED.index()
+        && CLAIM
+            .try_with(|claim| claim.set(Some(Claim(index))))
+            .is_ok();
+    if !kept && index != Shard::SHARED.index() {
+        // The thread is ending: give it back at once.
+        CLAIMED.fetch_and(!(1 << index), Release);
+    }
+    let index = if kept { index } else { Shard::SHARED.index() };
+    let _ = SHARD.try_with(|shard| shard.set(index));
+    Shard(index)
 }
 
 /// The lowest free owned shard, now taken, or the shared one.
