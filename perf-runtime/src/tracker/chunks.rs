@@ -2,6 +2,8 @@
 //! reports. A tracked stream that knows this records the time to the first token, the gap
 //! between chunks and the tokens; one that does not (the default) costs nothing more.
 
+use super::answer::ContentSeen;
+
 /// Token counts of a provider's `usage`: `backend_tokens_total{type}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -60,7 +62,18 @@ impl Chunk {
 pub trait Classify<T> {
     /// What `item` is, or `None` to leave it uncounted.
     fn classify(&mut self, item: &T) -> Option<Chunk>;
+
+    /// Where the stream keeps what it has seen of content so far (the time of its last content
+    /// chunk): only a classifier that finds content needs the room.
+    #[doc(hidden)]
+    fn seen(&mut self) -> Option<&mut Seen> {
+        None
+    }
 }
+
+/// What a classified stream has seen of content so far. Not for use outside the crate.
+#[doc(hidden)]
+pub struct Seen(pub(crate) ContentSeen);
 
 impl<T> Classify<T> for () {
     #[inline(always)]
@@ -70,11 +83,22 @@ impl<T> Classify<T> for () {
 }
 
 /// A function that tells what each item is: what `#[perf_stream(chunks = f)]` hands the stream.
-pub struct ChunksBy<F>(pub F);
+pub struct ChunksBy<F>(pub F, Seen);
+
+impl<F> ChunksBy<F> {
+    pub(crate) fn new(chunks: F) -> Self {
+        ChunksBy(chunks, Seen(ContentSeen::None))
+    }
+}
 
 impl<T, F: FnMut(&T) -> Chunk> Classify<T> for ChunksBy<F> {
     #[inline]
     fn classify(&mut self, item: &T) -> Option<Chunk> {
         Some((self.0)(item))
+    }
+
+    #[inline]
+    fn seen(&mut self) -> Option<&mut Seen> {
+        Some(&mut self.1)
     }
 }

@@ -158,10 +158,10 @@ where
     F: FnMut(&S::Item) -> Chunk,
 {
     match state() {
-        Some(state) => TrackedStream::classified(stream, state.counted(), ChunksBy(chunks)),
+        Some(state) => TrackedStream::classified(stream, state.counted(), ChunksBy::new(chunks)),
         None => {
             let state = StateRef::new(unscoped());
-            let stream = TrackedStream::classified(stream, state.clone(), ChunksBy(chunks));
+            let stream = TrackedStream::classified(stream, state.clone(), ChunksBy::new(chunks));
             state.release_handler(HandlerExit::Returned(true));
             stream
         }

@@ -181,7 +181,7 @@ impl PerformanceTracker {
         S: futures_core::Stream,
         F: FnMut(&S::Item) -> Chunk,
     {
-        let stream = TrackedStream::classified(stream, self.state.clone(), ChunksBy(chunks));
+        let stream = TrackedStream::classified(stream, self.state.clone(), ChunksBy::new(chunks));
         self.state.release_handler(HandlerExit::Returned(true));
         stream
     }

@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::answer::ContentSeen;
 use super::chunks::Classify;
 use super::current;
 use super::guards::add_streaming;
@@ -41,13 +40,14 @@ impl Drop for Polling {
 }
 
 /// How far a tracked stream has been read.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Reading {
     /// Not polled yet: dropped now, it says `cancelled` unless a stream that was read says
     /// otherwise (a fallback's first try, dropped unread, has no say over the answer).
     Unread,
-    /// Polled since `start`, when the request's backend time was `backend_before`.
-    Read { start: Clock, backend_before: u64 },
+    /// Polled since `start`, when the request's backend time was `backend_before` (the
+    /// stream's fields, kept apart so that the tag fits beside its number).
+    Read,
     /// Polled only from inside another tracked stream of the same request, which times it.
     Inner,
     /// Ended or dropped: it has let go of the request.
@@ -70,9 +70,10 @@ pin_project! {
         state: StateRef,
         number: u32,
         reading: Reading,
-        // What each item is (`()`: not looked at), and the content seen so far.
+        start: Clock,
+        backend_before: u64,
+        // What each item is (`()`: not looked at), and for a classifier the content seen so far.
         classify: C,
-        content: ContentSeen,
     }
 
     impl<S, C> PinnedDrop for TrackedStream<S, C> {
@@ -80,7 +81,8 @@ pin_project! {
             let mut this = this.project();
             let _current = current::enter(this.state);
             this.inner.set(None);
-            release(this.state, *this.number, this.reading, false);
+            let read = (*this.start, *this.backend_before);
+            release(this.state, *this.number, this.reading, read, false);
         }
     }
 }
@@ -101,29 +103,33 @@ impl<S, C> TrackedStream<S, C> {
             state,
             number,
             reading: Reading::Unread,
+            start: Clock(0),
+            backend_before: 0,
             classify,
-            content: ContentSeen::None,
         }
     }
 }
 
-/// Lets go of the request, once: a stream that was read adds its streaming and says whether it
-/// was read to its end.
-fn release(state: &RequestState, number: u32, reading: &mut Reading, to_the_end: bool) {
+/// Lets go of the request, once: a stream that was read (since `read`: its start and the
+/// request's backend time then) adds its streaming and says whether it was read to its end.
+fn release(
+    state: &RequestState,
+    number: u32,
+    reading: &mut Reading,
+    (start, backend_before): (Clock, u64),
+    to_the_end: bool,
+) {
     let mut at = None;
     let say = match *reading {
         Reading::Released => return,
-        Reading::Read {
-            start,
-            backend_before,
-        } => {
+        Reading::Read => {
             at = Some(add_streaming(state, start, backend_before));
             Some(to_the_end)
         }
         Reading::Unread => Some(false),
         Reading::Inner => None,
     };
-    let read = matches!(*reading, Reading::Read { .. });
+    let read = *reading == Reading::Read;
     *reading = Reading::Released;
     if state.is_panicking() {
         state.panicked();
@@ -147,10 +153,9 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
                 let start = Clock::now();
                 // Relaying the provider's answer: a backend window until the stream lets go.
                 state.open_window(start);
-                Reading::Read {
-                    start,
-                    backend_before: state.backend_ns(),
-                }
+                *this.start = start;
+                *this.backend_before = state.backend_ns();
+                Reading::Read
             };
         }
         let watch = UnwindWatch(Some(state));
@@ -160,14 +165,17 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
         };
         drop(watch);
         drop(polling);
-        if let (Poll::Ready(Some(item)), Reading::Read { .. }) = (&polled, *this.reading) {
+        if let (Poll::Ready(Some(item)), Reading::Read) = (&polled, *this.reading) {
             if let Some(chunk) = this.classify.classify(item) {
-                state.chunk(chunk, this.content);
+                if let Some(seen) = this.classify.seen() {
+                    state.chunk(chunk, &mut seen.0);
+                }
             }
         }
         if let Poll::Ready(None) = polled {
             this.inner.set(None);
-            release(state, *this.number, this.reading, true);
+            let read = (*this.start, *this.backend_before);
+            release(state, *this.number, this.reading, read, true);
         }
         polled
     }
