@@ -2,7 +2,7 @@
 //! inflated durations.
 //!
 //! A reading is quanta's raw counter: the TSC where the processor has an invariant one (about
-//! 10 ns a read here, against 23 ns for `Instant::now`, and a request reads it a dozen times),
+//! 10 ns a read here, against 23 ns for `Instant::now`, and a request reads it 8 to 11 times),
 //! else the OS's monotonic clock in nanoseconds. Readings of different guards and threads
 //! compare (a front-end stage is cut where a backend call started); a difference is scaled to
 //! nanoseconds only when a duration is needed. quanta's own `Instant::now` would first look for
