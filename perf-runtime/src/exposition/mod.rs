@@ -18,7 +18,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 pub use format::Format;
 
-use crate::metrics::reading::FamilyReading;
+use crate::metrics::reading::{Detail, FamilyReading};
 use crate::metrics::{gather_split, Gathered, Metrics};
 
 /// The `Content-Type` of the Prometheus text exposition format.
@@ -29,7 +29,10 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// (see BENCHMARKS.md).
 pub fn render(registry: &Registry) -> String {
     let Gathered { ours, theirs } = gather_split(registry);
-    let mut ours: Vec<_> = ours.iter().map(|family| family.read()).collect();
+    let mut ours: Vec<_> = ours
+        .iter()
+        .map(|family| family.read(Detail::default()))
+        .collect();
     ours.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = String::with_capacity(64 * 1024);
     let mut writer = text::TextWriter::default();
@@ -68,7 +71,12 @@ pub fn render_as(registry: &Registry, format: Format) -> Vec<u8> {
         return render(registry).into_bytes();
     }
     let Gathered { ours, theirs } = gather_split(registry);
-    let mut families: Vec<FamilyReading> = ours.iter().map(|family| family.read()).collect();
+    // Exemplars in both formats; native buckets only in protobuf.
+    let want = Detail {
+        exemplars: true,
+        native: format == Format::Protobuf,
+    };
+    let mut families: Vec<FamilyReading> = ours.iter().map(|family| family.read(want)).collect();
     for family in &theirs {
         match foreign::read(family) {
             Ok(family) => families.push(family),

@@ -145,7 +145,7 @@ fn protobuf_has_the_same_series_with_native_buckets_and_exemplars() {
     let ours: Vec<_> = gather_split(&registry)
         .ours
         .iter()
-        .map(|f| f.read())
+        .map(|f| f.read(crate::metrics::reading::Detail::ALL))
         .collect();
     let series = |name: &str| {
         ours.iter()

@@ -16,7 +16,7 @@ use prometheus::proto::{
 use prometheus::Registry;
 
 use super::family::{Family, Series};
-use super::reading::{FamilyReading, Kind, ReadFamily, Value};
+use super::reading::{Detail, FamilyReading, Kind, ReadFamily, Value};
 
 /// Registers a `'static` family in a registry.
 pub(crate) struct Registered<T: 'static>(pub &'static Family<T>);
@@ -30,7 +30,7 @@ impl<T: Series> Collector for Registered<T> {
         if note_down(self.0) {
             return Vec::new();
         }
-        let reading = self.0.read();
+        let reading = self.0.read(Detail::default());
         if reading.series.is_empty() {
             return Vec::new();
         }

@@ -10,8 +10,9 @@ use prometheus::Registry;
 use super::collector::Registered;
 use super::counter::Counter;
 use super::family::{Family, Series};
-use super::histogram::{Detail, Histogram};
+use super::histogram::Histogram;
 use super::in_flight::InFlight;
+use super::reading::Detail;
 use super::stage_percentage::Split;
 use super::InstallError;
 
@@ -139,10 +140,7 @@ fn histogram(
 }
 
 /// Exemplars and native buckets: the families that answer "which request?" and "how many µs?".
-const DETAILED: Detail = Detail {
-    exemplars: true,
-    native: true,
-};
+const DETAILED: Detail = Detail::ALL;
 /// Exemplars only.
 const TRACED: Detail = Detail {
     exemplars: true,

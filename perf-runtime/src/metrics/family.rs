@@ -7,7 +7,7 @@ use std::sync::RwLock;
 
 use prometheus::core::Desc;
 
-use super::reading::{FamilyReading, Kind, ReadFamily, SeriesReading, Value};
+use super::reading::{Detail, FamilyReading, Kind, ReadFamily, SeriesReading, Value};
 
 /// What a family is made of: a histogram, a counter, a share triple.
 pub(crate) trait Series: Send + Sync + 'static {
@@ -16,7 +16,7 @@ pub(crate) trait Series: Send + Sync + 'static {
 
     /// Reads this series: one `value` per sample set, each with the label the series adds
     /// itself, if any (the `stage` of a share triple).
-    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value));
+    fn read(&self, want: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value));
 }
 
 /// A family of series of `T`, one per distinct tuple of label values.
@@ -96,10 +96,10 @@ impl<T: Series> ReadFamily for Family<T> {
 
     /// Every series, labels sorted by name, series sorted by label values: the order of
     /// `Registry::gather`, so that every way out shows the same bytes.
-    fn read(&self) -> FamilyReading {
+    fn read(&self, want: Detail) -> FamilyReading {
         let mut series = Vec::new();
         for (key, values) in self.series.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            values.read(&mut |implied, value| {
+            values.read(want, &mut |implied, value| {
                 let mut labels: Vec<(Cow<'static, str>, String)> = self
                     .labels
                     .iter()

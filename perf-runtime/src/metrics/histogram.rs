@@ -5,19 +5,10 @@ use std::time::Duration;
 use super::exemplar::Exemplars;
 use super::family::Series;
 use super::native::NativeBuckets;
-use super::reading::{ExemplarReading, HistogramReading, Kind, Value};
+use super::reading::{Detail, ExemplarReading, HistogramReading, Kind, Value};
 use super::shard::{self, Shard, ShardedWords, SHARDS};
 use crate::clock::{Clock, WallAnchor};
 use crate::trace::TraceId;
-
-/// What a histogram keeps beyond its classic buckets.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Detail {
-    /// The latest exemplar of each bucket (a traced observation's trace id).
-    pub exemplars: bool,
-    /// Native buckets, for Prometheus' protobuf format.
-    pub native: bool,
-}
 
 /// A histogram of durations with fixed buckets.
 ///
@@ -107,8 +98,9 @@ impl Histogram {
         self.bounds.len() + 1
     }
 
-    /// The series as plain data.
-    pub fn reading(&self) -> HistogramReading {
+    /// The series as plain data, with the exemplars and native buckets `want` asks for (and
+    /// the series keeps): the text format reads neither.
+    pub fn reading(&self, want: Detail) -> HistogramReading {
         let mut cumulative = 0;
         let buckets = self
             .bounds
@@ -121,7 +113,7 @@ impl Histogram {
             .collect();
         let count = cumulative + self.words.sum(self.bounds.len());
         let sum = self.words.sum(self.sum_word()) as f64 / 1e6;
-        let exemplars = match &self.exemplars {
+        let exemplars = match self.exemplars.as_ref().filter(|_| want.exemplars) {
             Some(exemplars) => {
                 let anchor = WallAnchor::now();
                 (0..=self.bounds.len())
@@ -141,7 +133,11 @@ impl Histogram {
             count,
             sum,
             exemplars,
-            native: self.native.as_ref().map(NativeBuckets::read),
+            native: self
+                .native
+                .as_ref()
+                .filter(|_| want.native)
+                .map(NativeBuckets::read),
         }
     }
 }
@@ -174,8 +170,12 @@ impl BenchHistogram {
 impl Series for Histogram {
     const KIND: Kind = Kind::Histogram;
 
-    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
-        push(None, Value::Histogram(self.reading()));
+    fn read(
+        &self,
+        want: Detail,
+        push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value),
+    ) {
+        push(None, Value::Histogram(self.reading(want)));
     }
 }
 
@@ -191,7 +191,7 @@ mod tests {
         for ms in [100, 101, 500, 2000] {
             h.observe(Duration::from_millis(ms));
         }
-        let reading = h.reading();
+        let reading = h.reading(Detail::ALL);
         assert_eq!(reading.buckets, [(0.1, 1), (0.5, 3), (1.0, 3)]);
         assert_eq!(reading.count, 4);
         assert!((reading.sum - 2.701).abs() < 1e-9);
@@ -233,7 +233,7 @@ mod tests {
         h.observe_traced(2_000_000_000, slow, Clock::now());
         h.observe_traced(50_000_000, fast, Clock::now());
         h.observe_ns(60_000_000);
-        let reading = h.reading();
+        let reading = h.reading(Detail::ALL);
         let exemplars: Vec<_> = reading
             .exemplars
             .iter()

@@ -94,8 +94,26 @@ impl FamilyReading {
     }
 }
 
+/// What a histogram keeps beyond its classic buckets, or what a reader wants of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Detail {
+    /// The latest exemplar of each bucket (a traced observation's trace id).
+    pub exemplars: bool,
+    /// Native buckets, for Prometheus' protobuf format.
+    pub native: bool,
+}
+
+impl Detail {
+    /// Exemplars and native buckets.
+    pub const ALL: Detail = Detail {
+        exemplars: true,
+        native: true,
+    };
+}
+
 /// A family of perf's, as the exposition and the snapshots see it: whatever its series type.
 pub(crate) trait ReadFamily: Sync {
     fn name(&self) -> &'static str;
-    fn read(&self) -> FamilyReading;
+    /// The family now, with the exemplars and native buckets `want` asks for.
+    fn read(&self, want: Detail) -> FamilyReading;
 }

@@ -8,7 +8,7 @@ use prometheus::Registry;
 
 use super::collector::gather_split;
 use super::native::{NativeReading, ZERO_THRESHOLD};
-use super::reading::{HistogramReading, Value};
+use super::reading::{Detail, HistogramReading, Value};
 
 /// One histogram, or the sum of several series of it, read back from a registry.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -141,7 +141,14 @@ fn matching(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Vec<V
         .ours
         .iter()
         .filter(|f| f.name() == family)
-        .flat_map(|f| f.read().series)
+        .flat_map(|f| {
+            // Native buckets for the quantiles; no exemplars.
+            f.read(Detail {
+                exemplars: false,
+                native: true,
+            })
+            .series
+        })
         .filter(|series| series.matches(labels))
         .map(|series| series.value)
         .collect()

@@ -8,7 +8,7 @@
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use super::family::Series;
-use super::reading::{Kind, Value};
+use super::reading::{Detail, Kind, Value};
 use super::shard::{self, Line, SHARDS};
 
 /// The `stage` label values of `stage_percentage`, in the order of a request's phases.
@@ -105,7 +105,7 @@ fn read(line: &[AtomicU64]) -> Option<(u64, [f64; 3])> {
 impl Series for Split {
     const KIND: Kind = Kind::Gauge;
 
-    fn read(&self, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+    fn read(&self, _: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         let Some(shares) = self.latest() else {
             return;
         };
