@@ -3,7 +3,7 @@
 //!
 //! One slot per bucket per shard (a thread writes its own shard's slots, as it does its counts),
 //! each a small seqlock: a write is one compare-and-swap on the slot's own cache line and four
-//! stores; a scrape keeps, per bucket, the newest slot that was not being written. A write that
+//! stores; a scrape keeps, per bucket, the newest slot, waiting out a write under way. A write that
 //! meets another mid-way (two threads dealt the same shard) gives way: an exemplar is a sample,
 //! and the bucket keeps the other one.
 
@@ -62,24 +62,29 @@ impl Exemplars {
             .max_by_key(|exemplar| exemplar.at)
     }
 
+    /// The slot's exemplar. A slot being written is read again once the write is done (a few
+    /// stores): skipping it would show an older exemplar of another shard, which Prometheus
+    /// refuses as out of order.
     fn read_slot(&self, shard: usize, bucket: usize) -> Option<Exemplar> {
         let word = |i: usize| self.slots.word(shard, bucket * WORDS + i);
-        let before = word(0).load(Acquire);
-        if before == 0 || before & 1 == 1 {
-            return None;
+        for _ in 0..1000 {
+            let before = word(0).load(Acquire);
+            if before == 0 {
+                return None;
+            }
+            if before & 1 == 0 {
+                let id =
+                    u128::from(word(1).load(Relaxed)) << 64 | u128::from(word(2).load(Relaxed));
+                let ns = word(3).load(Relaxed);
+                let at = Clock(word(4).load(Relaxed));
+                fence(Acquire);
+                if word(0).load(Relaxed) == before {
+                    return TraceId::from_u128(id).map(|trace| Exemplar { trace, ns, at });
+                }
+            }
+            std::hint::spin_loop();
         }
-        let id = u128::from(word(1).load(Relaxed)) << 64 | u128::from(word(2).load(Relaxed));
-        let ns = word(3).load(Relaxed);
-        let at = Clock(word(4).load(Relaxed));
-        fence(Acquire);
-        if word(0).load(Relaxed) != before {
-            return None;
-        }
-        Some(Exemplar {
-            trace: TraceId::from_u128(id)?,
-            ns,
-            at,
-        })
+        None
     }
 }
 
