@@ -13,7 +13,7 @@ use futures_core::Stream;
 
 use super::chunks::{Chunk, ChunksBy, Usage};
 use super::guards::{after_last_close, BackendGuard, Owner, StageGuard};
-use super::state::{HandlerExit, RequestState, StateRef};
+use super::state::{RequestState, StateRef};
 use super::{PerformanceTracker, TrackedStream};
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, Endpoint, EndpointMetrics};
@@ -137,14 +137,15 @@ fn backend_request_at(provider: &str, model: &str, start: fn() -> Clock) -> Back
 /// the request current while it is read. See [`PerformanceTracker::stream`]. Outside a request,
 /// the stream is a request of its own under `endpoint="none"`.
 pub fn stream<S: Stream>(stream: S) -> TrackedStream<S> {
+    handed(|state| TrackedStream::new(stream, state))
+}
+
+/// What `make` builds with a share of the current request, or outside one, with a request of
+/// its own under `endpoint="none"` whose handler lets go at once.
+fn handed<T>(make: impl FnOnce(StateRef) -> T) -> T {
     match state() {
-        Some(state) => TrackedStream::new(stream, state.counted()),
-        None => {
-            let state = StateRef::new(unscoped());
-            let stream = TrackedStream::new(stream, state.clone());
-            state.release_handler(HandlerExit::Returned(true));
-            stream
-        }
+        Some(state) => make(state.counted()),
+        None => StateRef::new(unscoped()).hand_over(make),
     }
 }
 
@@ -157,15 +158,7 @@ where
     S: Stream,
     F: FnMut(&S::Item) -> Chunk,
 {
-    match state() {
-        Some(state) => TrackedStream::classified(stream, state.counted(), ChunksBy::new(chunks)),
-        None => {
-            let state = StateRef::new(unscoped());
-            let stream = TrackedStream::classified(stream, state.clone(), ChunksBy::new(chunks));
-            state.release_handler(HandlerExit::Returned(true));
-            stream
-        }
-    }
+    handed(|state| TrackedStream::classified(stream, state, ChunksBy::new(chunks)))
 }
 
 /// Counts the provider's token `usage` (from a non-streamed answer's body) in

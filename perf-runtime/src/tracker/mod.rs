@@ -168,9 +168,8 @@ impl PerformanceTracker {
     /// Hands the request to `stream`: the handler's share goes to it, so the request ends when
     /// the stream ends or is dropped. Streaming is timed from its first poll.
     pub fn stream<S>(self, stream: S) -> TrackedStream<S> {
-        let stream = TrackedStream::new(stream, self.state.clone());
-        self.state.release_handler(HandlerExit::Returned(true));
-        stream
+        self.state
+            .hand_over(|state| TrackedStream::new(stream, state))
     }
 
     /// [`stream`](Self::stream), with `chunks` telling what each item is: the stream then
@@ -181,9 +180,8 @@ impl PerformanceTracker {
         S: futures_core::Stream,
         F: FnMut(&S::Item) -> Chunk,
     {
-        let stream = TrackedStream::classified(stream, self.state.clone(), ChunksBy::new(chunks));
-        self.state.release_handler(HandlerExit::Returned(true));
-        stream
+        self.state
+            .hand_over(|state| TrackedStream::classified(stream, state, ChunksBy::new(chunks)))
     }
 
     /// Counts the provider's token `usage` (from a non-streamed answer's body) in

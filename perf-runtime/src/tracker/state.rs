@@ -279,7 +279,7 @@ impl RequestState {
     /// Records `ns` of streaming, ended at `at`: `streaming_duration_seconds` (labelled with the last
     /// backend that answered, else `unknown`) and the `stream_processing` stage.
     pub fn observe_streaming(&self, ns: u64, at: Clock) {
-        let trace = self.trace_id();
+        let trace = Some(self.trace_id());
         self.streaming_set().streaming.observe_traced(ns, trace, at);
         self.endpoint()
             .stage(Stage::STREAM_PROCESSING)
@@ -351,7 +351,7 @@ impl RequestState {
             Outcome::Completed
         };
         let endpoint = self.endpoint();
-        let trace = self.trace_id();
+        let trace = Some(self.trace_id());
         let frontend = self.frontend_ns.load(Relaxed);
         if flags & (RETURNED | FRONTEND_SEEN) == RETURNED | FRONTEND_SEEN {
             endpoint.frontend.observe_traced(frontend, trace, now);
@@ -411,6 +411,16 @@ impl StateRef {
         let slot = pool::take();
         slot.reset(endpoint);
         StateRef(slot)
+    }
+}
+
+impl StateRef {
+    /// The handler hands its request to what `make` builds (a stream, with a counted reference)
+    /// and lets go of it: the request ends when that lets go.
+    pub fn hand_over<T>(&self, make: impl FnOnce(StateRef) -> T) -> T {
+        let taker = make(self.clone());
+        self.release_handler(HandlerExit::Returned(true));
+        taker
     }
 }
 
