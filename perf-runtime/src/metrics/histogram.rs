@@ -61,12 +61,12 @@ impl Histogram {
         self.record(shard::current(), ns);
     }
 
-    /// Records one observation of `ns` nanoseconds made at `at` by request `trace`: the
+    /// Records one observation of `ns` nanoseconds made at `at` by request `trace` (if any): the
     /// exemplar of its bucket, if the series keeps exemplars.
-    pub fn observe_traced(&self, ns: u64, trace: TraceId, at: Clock) {
+    pub fn observe_traced(&self, ns: u64, trace: Option<TraceId>, at: Clock) {
         let shard = shard::current();
         let bucket = self.record(shard, ns);
-        if let Some(exemplars) = &self.exemplars {
+        if let (Some(exemplars), Some(trace)) = (&self.exemplars, trace) {
             exemplars.record(shard, bucket, trace, ns, at);
         }
     }
@@ -163,7 +163,7 @@ impl BenchHistogram {
 
     /// An observation with a trace and the clock reading its guard already has.
     pub fn observe_traced(&self, ns: u64) {
-        self.0.observe_traced(ns, self.1, Clock(ns.max(1)));
+        self.0.observe_traced(ns, Some(self.1), Clock(ns.max(1)));
     }
 }
 
@@ -230,8 +230,8 @@ mod tests {
         );
         let (slow, fast) = (TraceId::random(), TraceId::random());
         let before = WallAnchor::now().unix_seconds(Clock::now());
-        h.observe_traced(2_000_000_000, slow, Clock::now());
-        h.observe_traced(50_000_000, fast, Clock::now());
+        h.observe_traced(2_000_000_000, Some(slow), Clock::now());
+        h.observe_traced(50_000_000, Some(fast), Clock::now());
         h.observe_ns(60_000_000);
         let reading = h.reading(Detail::ALL);
         let exemplars: Vec<_> = reading

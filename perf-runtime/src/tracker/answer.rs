@@ -56,8 +56,11 @@ impl RequestState {
                     let set = self.streaming_set();
                     let start = self.last_call_start.load(Relaxed);
                     if start != 0 {
-                        set.ttft()
-                            .observe_traced(Clock(start).until(now), self.trace_id(), now);
+                        set.ttft().observe_traced(
+                            Clock(start).until(now),
+                            Some(self.trace_id()),
+                            now,
+                        );
                     }
                     // Looked up once per stream, at its first content chunk.
                     set.chunk_gap()

@@ -124,12 +124,11 @@ impl Drop for StageGuard<'_> {
         let end = ended_or_now(self.end);
         closed_at(end);
         let ns = self.start.until(end);
-        match self.owner.state() {
-            Some(state) => {
-                self.series.observe_traced(ns, state.trace_id(), end);
-                state.close_stage(self.stage, ns, self.start, end, self.frontend);
-            }
-            None => self.series.observe_ns(ns),
+        let state = self.owner.state();
+        let trace = state.map(RequestState::trace_id);
+        self.series.observe_traced(ns, trace, end);
+        if let Some(state) = state {
+            state.close_stage(self.stage, ns, self.start, end, self.frontend);
         }
     }
 }
@@ -216,23 +215,15 @@ impl Drop for BackendGuard<'_> {
         closed_at(end);
         let ns = self.start.until(end);
         self.series.in_flight.finish();
-        let answered = self.answered.then_some(&self.series.ttfb);
-        match self.owner.state() {
-            Some(state) => {
-                let trace = state.trace_id();
-                self.fetch.observe_traced(ns, trace, end);
-                if let Some(ttfb) = answered {
-                    ttfb.observe_traced(ns, trace, end);
-                }
-                state.close_backend(ns, self.answered.then_some(self.series));
-                state.close_window(end);
-            }
-            None => {
-                self.fetch.observe_ns(ns);
-                if let Some(ttfb) = answered {
-                    ttfb.observe_ns(ns);
-                }
-            }
+        let state = self.owner.state();
+        let trace = state.map(RequestState::trace_id);
+        self.fetch.observe_traced(ns, trace, end);
+        if self.answered {
+            self.series.ttfb.observe_traced(ns, trace, end);
+        }
+        if let Some(state) = state {
+            state.close_backend(ns, self.answered.then_some(self.series));
+            state.close_window(end);
         }
     }
 }
