@@ -230,35 +230,12 @@ impl NativeReading {
         }
         (spans, deltas)
     }
-
-    /// The `q` quantile, interpolated within its bucket as Prometheus 2.42's `histogram_quantile`
-    /// does for native histograms; `None` without observations.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        let count = self.zero_count + self.buckets.iter().map(|(_, c)| c).sum::<u64>();
-        if count == 0 || !(0.0..=1.0).contains(&q) {
-            return None;
-        }
-        let rank = q * count as f64;
-        let mut seen = self.zero_count as f64;
-        if rank <= seen {
-            return Some(ZERO_THRESHOLD * rank / seen);
-        }
-        for &(index, in_bucket) in &self.buckets {
-            let (lower, upper) = (Self::upper_bound(index - 1), Self::upper_bound(index));
-            if rank <= seen + in_bucket as f64 {
-                return Some(lower + (upper - lower) * (rank - seen) / in_bucket as f64);
-            }
-            seen += in_bucket as f64;
-        }
-        self.buckets
-            .last()
-            .map(|&(index, _)| Self::upper_bound(index))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::snapshot::NativeSnapshot;
 
     #[test]
     fn buckets_are_upper_inclusive_powers_of_two_to_the_eighth() {
@@ -309,7 +286,7 @@ mod tests {
         assert_eq!(reading.zero_count, 0);
         assert_eq!(reading.buckets.iter().map(|b| b.1).sum::<u64>(), 1000);
         for (q, truth) in [(0.5, 1.5e-6), (0.9, 1.9e-6), (0.1, 1.1e-6)] {
-            let read = reading.quantile(q).unwrap();
+            let read = NativeSnapshot::from(&reading).quantile(q).unwrap();
             assert!((read / truth - 1.0).abs() < 0.05, "q{q}: {read} vs {truth}");
         }
     }

@@ -36,27 +36,37 @@ pub struct NativeSnapshot {
 }
 
 impl NativeSnapshot {
-    fn reading(&self) -> NativeReading {
-        NativeReading {
-            zero_count: self.zero_count,
-            buckets: self
-                .buckets
-                .iter()
-                .map(|&(_, upper, count)| (index_of(upper), count))
-                .collect(),
+    /// The `q` quantile, interpolated within its bucket as Prometheus 2.42's
+    /// `histogram_quantile` does for native histograms; `None` without observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let count = self.zero_count + self.buckets.iter().map(|b| b.2).sum::<u64>();
+        if count == 0 || !(0.0..=1.0).contains(&q) {
+            return None;
         }
+        let rank = q * count as f64;
+        let mut seen = self.zero_count as f64;
+        if rank <= seen {
+            return Some(self.zero_threshold * rank / seen);
+        }
+        for &(lower, upper, in_bucket) in &self.buckets {
+            if rank <= seen + in_bucket as f64 {
+                return Some(lower + (upper - lower) * (rank - seen) / in_bucket as f64);
+            }
+            seen += in_bucket as f64;
+        }
+        self.buckets.last().map(|b| b.1)
     }
 
-    fn merge(&mut self, reading: &NativeReading) {
-        let mut merged = self.reading();
-        merged.zero_count += reading.zero_count;
-        for &(index, count) in &reading.buckets {
-            match merged.buckets.binary_search_by_key(&index, |b| b.0) {
-                Ok(at) => merged.buckets[at].1 += count,
-                Err(at) => merged.buckets.insert(at, (index, count)),
+    /// Adds another series' buckets (the same schema: equal bounds are the same bucket).
+    fn merge(&mut self, other: NativeSnapshot) {
+        self.zero_count += other.zero_count;
+        self.zero_threshold = other.zero_threshold;
+        for bucket in other.buckets {
+            match self.buckets.binary_search_by(|b| b.1.total_cmp(&bucket.1)) {
+                Ok(at) => self.buckets[at].2 += bucket.2,
+                Err(at) => self.buckets.insert(at, bucket),
             }
         }
-        *self = NativeSnapshot::from(&merged);
     }
 }
 
@@ -77,11 +87,6 @@ impl From<&NativeReading> for NativeSnapshot {
     }
 }
 
-/// The index of the native bucket whose upper bound is `upper`.
-fn index_of(upper: f64) -> i32 {
-    (upper.log2() * 8.0).round() as i32
-}
-
 impl HistogramSnapshot {
     /// The mean observation, if there was any.
     pub fn mean(&self) -> Option<f64> {
@@ -93,7 +98,7 @@ impl HistogramSnapshot {
     /// the classic ones.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if let Some(native) = &self.native {
-            return native.reading().quantile(q);
+            return native.quantile(q);
         }
         if self.count == 0 || !(0.0..=1.0).contains(&q) {
             return None;
@@ -123,7 +128,7 @@ impl HistogramSnapshot {
         if let Some(native) = &reading.native {
             self.native
                 .get_or_insert_with(Default::default)
-                .merge(native);
+                .merge(NativeSnapshot::from(native));
         }
         for (i, &(bound, cumulative)) in reading.buckets.iter().enumerate() {
             match self.buckets.get_mut(i) {
