@@ -202,17 +202,8 @@ mod tests {
     #[test]
     fn buckets_found_by_power_of_two_are_the_first_not_below() {
         let h = Histogram::new(&crate::metrics::REQUEST_BUCKETS, Detail::default());
-        let mut values: Vec<u64> = (0..2000).chain([u64::MAX, u64::MAX - 1]).collect();
-        for &le in h.bounds_ns.iter() {
-            values.extend([le.saturating_sub(1), le, le.saturating_add(1)]);
-        }
-        let mut x = 1u64;
-        for _ in 0..10_000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            values.push(x >> (x % 64));
-        }
+        let edges = h.bounds_ns.iter().copied();
+        let values = crate::metrics::test_values::values(2000, edges, 10_000);
         for ns in values {
             let linear = h.bounds_ns.iter().filter(|&&le| le < ns).count();
             assert_eq!(h.bucket(ns), linear, "{ns}");

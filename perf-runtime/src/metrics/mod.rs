@@ -16,6 +16,8 @@ pub(crate) mod reading;
 mod shard;
 pub mod snapshot;
 mod stage_percentage;
+#[cfg(test)]
+pub(crate) mod test_values;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

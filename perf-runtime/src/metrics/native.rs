@@ -259,17 +259,7 @@ mod tests {
     #[test]
     fn integer_slots_are_the_float_ones() {
         let slots = Slots::get();
-        let mut values: Vec<u64> = (0..5000).chain([u64::MAX, u64::MAX - 1]).collect();
-        for &high in &slots.highest {
-            values.extend([high, high.saturating_add(1), high.saturating_sub(1)]);
-        }
-        let mut x = 7u64;
-        for _ in 0..100_000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            values.push(x >> (x % 64));
-        }
+        let values = crate::metrics::test_values::values(5000, slots.highest, 100_000);
         for ns in values {
             assert_eq!(slots.slot(ns), slot(ns), "{ns}");
         }
