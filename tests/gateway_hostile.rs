@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use common::{
     backend_counts, chat, client, diff, error_of, eventually, frontend_count, get, post,
-    promtool_check_metrics, promtool_or_skip, responses, stage_count, stage_counts, start, turn,
-    Outcomes, KEY, ZERO_MOCK,
+    promtool_check_metrics, promtool_or_skip, responses, stage_count, stage_counts, start,
+    start_steady, turn, Outcomes, KEY, ZERO_MOCK,
 };
 use perf_runtime::metrics::MAX_LABEL_LEN;
 
@@ -147,21 +147,10 @@ async fn hostile_model_names_keep_the_exposition_valid() {
         .await
     );
     let chat_outcomes = Outcomes::of(CHAT).since(before.0);
-    assert_eq!(
-        chat_outcomes,
-        Outcomes {
-            completed: sent,
-            error: rejected.len() as u64,
-            cancelled: 0
-        }
-    );
+    assert_eq!(chat_outcomes, Outcomes::new(sent, rejected.len() as u64, 0));
     assert_eq!(
         Outcomes::of(RESPONSES).since(before.1),
-        Outcomes {
-            completed: sent - 1,
-            error: 0,
-            cancelled: 0
-        }
+        Outcomes::new(sent - 1, 0, 0)
     );
 
     // /metrics over HTTP: valid for promtool and for the Rust-side parser.
@@ -224,17 +213,7 @@ async fn hostile_model_names_keep_the_exposition_valid() {
 async fn a_client_hanging_up_mid_stream_is_cancelled_once() {
     let _turn = turn().await;
     // 400 chunks, 50 ms apart: 20 s if read to the end.
-    let gateway = start(&[
-        "--mock-ttfb-ms",
-        "0",
-        "--mock-chunks",
-        "400",
-        "--mock-chunk-interval-ms",
-        "50",
-        "--mock-jitter-ms",
-        "0",
-    ])
-    .await;
+    let gateway = start_steady((0, 400, 50), &[]).await;
     let model = "hang-up-mid-stream";
     let before = (Outcomes::of(CHAT), stage_counts(CHAT), frontend_count(CHAT));
 
@@ -247,14 +226,7 @@ async fn a_client_hanging_up_mid_stream_is_cancelled_once() {
     assert!(eventually(|| ended() && backend_counts(CHAT, model).1 == 1).await);
     // Nothing more comes later.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        Outcomes::of(CHAT).since(before.0),
-        Outcomes {
-            completed: 0,
-            error: 0,
-            cancelled: 1
-        }
-    );
+    assert_eq!(Outcomes::of(CHAT).since(before.0), Outcomes::new(0, 0, 1));
     assert_eq!(
         backend_counts(CHAT, model),
         (1, 1),
@@ -306,14 +278,7 @@ async fn a_client_giving_up_before_the_first_byte_is_cancelled_without_ttfb() {
 
     assert!(eventually(|| Outcomes::of(CHAT).since(before.0).total() == 1).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        Outcomes::of(CHAT).since(before.0),
-        Outcomes {
-            completed: 0,
-            error: 0,
-            cancelled: 1
-        }
-    );
+    assert_eq!(Outcomes::of(CHAT).since(before.0), Outcomes::new(0, 0, 1));
     assert_eq!(backend_counts(CHAT, model), (0, 0), "no TTFB, no streaming");
     assert_eq!(
         diff(stage_counts(CHAT), before.1),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{
     backend_counts, chat, diff, eventually, frontend_count, post, responses, stage_counts, start,
-    turn, Outcomes, KEY, ZERO_MOCK,
+    start_steady, turn, Outcomes, KEY, ZERO_MOCK,
 };
 use futures_util::{stream, StreamExt};
 use perf::Gateway;
@@ -52,11 +52,7 @@ async fn sixteen_concurrent_clients_400_requests_400_observations() {
     assert!(eventually(|| Outcomes::of(CHAT).since(before.0).total() == REQUESTS).await);
     assert_eq!(
         Outcomes::of(CHAT).since(before.0),
-        Outcomes {
-            completed: REQUESTS,
-            error: 0,
-            cancelled: 0
-        }
+        Outcomes::new(REQUESTS, 0, 0)
     );
     assert_eq!(backend_counts(CHAT, model), (REQUESTS, REQUESTS));
     assert_eq!(diff(stage_counts(CHAT), before.1), [REQUESTS; 5]);
@@ -243,17 +239,7 @@ async fn stress_with_random_cancellation_counts_every_request_exactly_once() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED_2024_u64);
-    let gateway = start(&[
-        "--mock-ttfb-ms",
-        "5",
-        "--mock-chunks",
-        "6",
-        "--mock-chunk-interval-ms",
-        "3",
-        "--mock-jitter-ms",
-        "0",
-    ])
-    .await;
+    let gateway = start_steady((5, 6, 3), &[]).await;
     let before = (Recorded::now(CHAT), Recorded::now(RESPONSES));
 
     let gateway_ref = &gateway;

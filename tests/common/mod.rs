@@ -175,11 +175,7 @@ pub async fn one_more_error(endpoint: &str, before: Outcomes) {
     let after = Outcomes::of(endpoint).since(before);
     assert_eq!(
         after,
-        Outcomes {
-            completed: 0,
-            error: 1,
-            cancelled: 0
-        },
+        Outcomes::new(0, 1, 0),
         "one request, counted once as an error"
     );
 }

@@ -69,6 +69,15 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
+    /// These counts: completed, error, cancelled.
+    pub fn new(completed: u64, error: u64, cancelled: u64) -> Outcomes {
+        Outcomes {
+            completed,
+            error,
+            cancelled,
+        }
+    }
+
     /// The counts of `endpoint` now.
     pub fn of(endpoint: &str) -> Outcomes {
         let get = |outcome| {
