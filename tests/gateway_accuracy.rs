@@ -3,24 +3,14 @@
 
 mod common;
 
-use common::{chat, gauge, histogram, post, start, KEY};
+use common::{chat, gauge, histogram, post, start_steady, KEY};
 
 const REQUESTS: u64 = 10;
 const CHAT: &str = "/v1/chat/completions";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_times_match_the_mock() {
-    let gateway = start(&[
-        "--mock-ttfb-ms",
-        "200",
-        "--mock-chunks",
-        "10",
-        "--mock-chunk-interval-ms",
-        "30",
-        "--mock-jitter-ms",
-        "0",
-    ])
-    .await;
+    let gateway = start_steady((200, 10, 30), &[]).await;
     for _ in 0..REQUESTS {
         let response = post(
             &gateway,

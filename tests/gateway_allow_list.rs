@@ -7,24 +7,16 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{models_in, scrape, send_models, start, Outcomes};
+use common::{models_in, scrape, send_models, start_steady, Outcomes};
 
 const CHAT: &str = "/v1/chat/completions";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_allowed_models_become_labels() {
-    let gateway = start(&[
-        "--allowed-models",
-        "gpt-4o, claude-3-5-sonnet",
-        "--mock-ttfb-ms",
-        "0",
-        "--mock-chunks",
-        "1",
-        "--mock-chunk-interval-ms",
-        "0",
-        "--mock-jitter-ms",
-        "0",
-    ])
+    let gateway = start_steady(
+        (0, 1, 0),
+        &["--allowed-models", "gpt-4o, claude-3-5-sonnet"],
+    )
     .await;
     let mut models: Vec<String> = (0..300).map(|i| format!("unlisted-{i}")).collect();
     for near in [

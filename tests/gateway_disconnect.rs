@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chat, counter, eventually, histogram, post, start, try_gauge, try_histogram, KEY};
+use common::{
+    chat, counter, eventually, histogram, post, start_steady, try_gauge, try_histogram, KEY,
+};
 use perf_runtime::metrics::snapshot::HistogramSnapshot;
 
 const CHAT: &str = "/v1/chat/completions";
@@ -14,17 +16,7 @@ const CHAT: &str = "/v1/chat/completions";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_hanging_up_ends_the_request() {
     // A stream of 20 chunks, 50 ms apart: 1 s if read to the end.
-    let gateway = start(&[
-        "--mock-ttfb-ms",
-        "50",
-        "--mock-chunks",
-        "20",
-        "--mock-chunk-interval-ms",
-        "50",
-        "--mock-jitter-ms",
-        "0",
-    ])
-    .await;
+    let gateway = start_steady((50, 20, 50), &[]).await;
     let mut response = post(
         &gateway,
         "/chat/completions",

@@ -25,6 +25,24 @@ pub async fn start_with_routes(
         .expect("the gateway starts")
 }
 
+/// [`start`] with a mock provider that keeps time exactly (no jitter): `ttfb_ms` to its first
+/// byte, then `chunks` chunks `interval_ms` apart; `args` besides.
+pub async fn start_steady(
+    (ttfb_ms, chunks, interval_ms): (u64, u64, u64),
+    args: &[&str],
+) -> Gateway {
+    let mock = [
+        ("--mock-ttfb-ms", ttfb_ms),
+        ("--mock-chunks", chunks),
+        ("--mock-chunk-interval-ms", interval_ms),
+        ("--mock-jitter-ms", 0),
+    ]
+    .map(|(flag, value)| [flag.to_string(), value.to_string()]);
+    let mut all: Vec<&str> = mock.iter().flatten().map(String::as_str).collect();
+    all.extend_from_slice(args);
+    start(&all).await
+}
+
 /// A fast mock: 20 ms to the first byte, 5 chunks 5 ms apart.
 pub const FAST_MOCK: &[&str] = &[
     "--mock-ttfb-ms",
