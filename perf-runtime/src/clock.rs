@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) struct Clock(pub u64);
 
 /// The calibrated clock source, made on first use.
+#[inline]
 fn source() -> &'static quanta::Clock {
     static SOURCE: OnceLock<quanta::Clock> = OnceLock::new();
     SOURCE.get_or_init(|| {
@@ -39,6 +40,7 @@ fn calibrated_scale() -> u64 {
 }
 
 impl Clock {
+    #[inline]
     pub fn now() -> Self {
         Clock(source().raw().max(1))
     }
@@ -71,6 +73,7 @@ pub(crate) struct WallAnchor {
 }
 
 impl WallAnchor {
+    #[inline]
     pub fn now() -> Self {
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)

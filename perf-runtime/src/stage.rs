@@ -95,6 +95,7 @@ impl Stage {
     }
 
     /// Index into per-endpoint stage tables (always below [`MAX_STAGES`]).
+    #[inline]
     pub(crate) fn index(self) -> usize {
         usize::from(self.0)
     }
@@ -150,6 +151,7 @@ impl StageName {
     }
 
     /// The interned stage.
+    #[inline]
     pub fn get(&self) -> Stage {
         *self.stage.get_or_init(|| Stage::named(self.name))
     }

@@ -12,10 +12,12 @@ impl Counter {
         Counter(ShardedWords::new(1))
     }
 
+    #[inline]
     pub fn inc(&self) {
         self.0.add(0, 1);
     }
 
+    #[inline]
     pub fn inc_by(&self, n: u64) {
         self.0.add(0, n);
     }

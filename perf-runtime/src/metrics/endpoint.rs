@@ -178,6 +178,7 @@ impl EndpointMetrics {
     }
 
     /// `request_duration_seconds{endpoint, outcome}`, `outcome` an index into [`OUTCOMES`].
+    #[inline]
     pub(crate) fn duration(&self, outcome: usize) -> &'static Histogram {
         self.durations[outcome].get_or_init(|| {
             self.metrics
@@ -188,12 +189,14 @@ impl EndpointMetrics {
     }
 
     /// The `stage_percentage` triple, resolved on first use.
+    #[inline]
     pub(crate) fn split(&self) -> &'static Split {
         self.split
             .get_or_init(|| self.metrics.families.stage_percentage.get(&[&self.path]))
     }
 
     /// `request_stage_duration_seconds{stage, endpoint}`, resolved on first use.
+    #[inline]
     pub(crate) fn stage(&self, stage: Stage) -> &'static Histogram {
         self.stages[stage.index()].get_or_init(|| {
             self.metrics
@@ -336,6 +339,7 @@ impl Endpoint {
     }
 
     /// The endpoint's handles in the global metrics.
+    #[inline]
     pub fn metrics(&self) -> &'static EndpointMetrics {
         self.resolved
             .get_or_init(|| Metrics::global().endpoint(self.path))

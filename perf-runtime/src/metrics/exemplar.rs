@@ -19,6 +19,7 @@ const WORDS: usize = 5;
 /// The latest exemplar of each bucket of one histogram series.
 pub(crate) struct Exemplars {
     slots: ShardedWords,
+    buckets: usize,
 }
 
 impl Exemplars {
@@ -26,13 +27,18 @@ impl Exemplars {
     pub fn new(buckets: usize) -> Self {
         Exemplars {
             slots: ShardedWords::new(buckets * WORDS),
+            buckets,
         }
     }
 
     /// Makes the observation of `ns` at `at` by request `trace` the latest of `bucket`.
+    #[inline]
     pub fn record(&self, shard: Shard, bucket: usize, trace: TraceId, ns: u64, at: Clock) {
-        let slot = &self.slots.shard(shard.index())[bucket * WORDS..][..WORDS];
-        let sequence = &slot[0];
+        let words = self.slots.words(shard);
+        debug_assert!(bucket < self.buckets);
+        // SAFETY: `bucket` is one of the histogram's buckets, for which `new` made room.
+        let word = |i: usize| unsafe { words.at(bucket * WORDS + i) };
+        let sequence = word(0);
         let before = sequence.load(Relaxed);
         if shard.owned() {
             // The only writer: no other write can be under way.
@@ -48,10 +54,10 @@ impl Exemplars {
         // word (its loads, then an Acquire fence) then sees the write under way and skips it.
         fence(Release);
         let id = trace.as_u128();
-        slot[1].store((id >> 64) as u64, Relaxed);
-        slot[2].store(id as u64, Relaxed);
-        slot[3].store(ns, Relaxed);
-        slot[4].store(at.0, Relaxed);
+        word(1).store((id >> 64) as u64, Relaxed);
+        word(2).store(id as u64, Relaxed);
+        word(3).store(ns, Relaxed);
+        word(4).store(at.0, Relaxed);
         sequence.store(before + 2, Release);
     }
 

@@ -1,5 +1,6 @@
 //! A histogram of durations, sharded so that concurrent requests do not contend.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::exemplar::Exemplars;
@@ -23,6 +24,8 @@ pub(crate) struct Histogram {
     /// For values whose highest set bit is bit `k - 1` (0 for the value 0), the first bucket
     /// that can hold them: the number of bounds below `2^(k - 1)`.
     first: [u8; 65],
+    /// The most bounds any power of two holds: the steps [`bucket`](Self::bucket) takes.
+    steps: u8,
     /// Per shard: one count per bucket (the last one is `+Inf`), then the sum.
     words: ShardedWords,
     exemplars: Option<Exemplars>,
@@ -41,10 +44,18 @@ impl Histogram {
             let below = bounds_ns.iter().filter(|&&le| le < low).count();
             u8::try_from(below).expect("fewer than 256 buckets")
         });
+        let steps = (0..64)
+            .map(|k| {
+                let range = (1u64 << k)..=(1u64 << k).wrapping_shl(1).wrapping_sub(1);
+                bounds_ns.iter().filter(|le| range.contains(le)).count()
+            })
+            .max()
+            .unwrap_or(0);
         Histogram {
             bounds,
             bounds_ns,
             first,
+            steps: u8::try_from(steps).expect("fewer than 256 buckets"),
             words: ShardedWords::new(bounds.len() + 2),
             exemplars: detail.exemplars.then(|| Exemplars::new(bounds.len() + 1)),
             native: detail.native.then(NativeBuckets::new),
@@ -63,6 +74,7 @@ impl Histogram {
 
     /// Records one observation of `ns` nanoseconds made at `at` by request `trace` (if any): the
     /// exemplar of its bucket, if the series keeps exemplars.
+    #[inline]
     pub fn observe_traced(&self, ns: u64, trace: Option<TraceId>, at: Clock) {
         let shard = shard::current();
         let bucket = self.record(shard, ns);
@@ -71,25 +83,45 @@ impl Histogram {
         }
     }
 
+    #[inline]
     fn record(&self, shard: Shard, ns: u64) -> usize {
         let bucket = self.bucket(ns);
-        let words = self.words.shard(shard.index());
-        shard.add(&words[bucket], 1);
-        shard.add(&words[self.sum_word()], ns.saturating_add(500) / 1000);
-        if let Some(native) = &self.native {
-            native.observe(shard, ns);
+        let words = self.words.words(shard);
+        // SAFETY: `bucket` is at most the `+Inf` bucket's index, and the sum is the word after
+        // it: both within the `bounds.len() + 2` words per shard.
+        let (count, sum) = unsafe { (words.at(bucket), words.at(self.bounds_ns.len())) };
+        let micros = ns.saturating_add(500) / 1000;
+        let native = self.native.as_ref().map(|native| native.cell(shard, ns));
+        // One test of the shard's kind for the whole observation.
+        if shard.owned() {
+            bump(count, 1);
+            bump(sum, micros);
+            if let Some(cell) = native {
+                bump(cell, 1);
+            }
+        } else {
+            count.fetch_add(1, Relaxed);
+            sum.fetch_add(micros, Relaxed);
+            if let Some(cell) = native {
+                cell.fetch_add(1, Relaxed);
+            }
         }
         bucket
     }
 
     /// The bucket of `ns`: the first whose bound is not below it. Found from the first bucket
-    /// that values of its power of two can fall in: at most a step or two, the bounds being
-    /// more than 1.3 apart.
+    /// that values of its power of two can fall in, in as many steps as a power of two holds
+    /// bounds (one to three for the contract's lists, one for the stages'), each taken without
+    /// a branch: values of one power of two land on either side of a bound at random, and a
+    /// mispredicted branch costs more than the comparisons.
     #[inline]
     fn bucket(&self, ns: u64) -> usize {
         let mut bucket = usize::from(self.first[(u64::BITS - ns.leading_zeros()) as usize]);
-        while self.bounds_ns[bucket] < ns {
-            bucket += 1;
+        for _ in 0..self.steps {
+            // SAFETY: `first` is at most the `+Inf` bucket's index, whose bound (`u64::MAX`) no
+            // value is above: no step passes it.
+            let bound = unsafe { *self.bounds_ns.get_unchecked(bucket) };
+            bucket += usize::from(bound < ns);
         }
         bucket
     }
@@ -140,6 +172,12 @@ impl Histogram {
                 .map(NativeBuckets::read),
         }
     }
+}
+
+/// Adds `n` to a word only the calling thread writes: a plain load and store.
+#[inline(always)]
+fn bump(word: &AtomicU64, n: u64) {
+    word.store(word.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 /// One stage histogram on its own, for the benchmarks: what an observation costs with and
@@ -201,12 +239,28 @@ mod tests {
 
     #[test]
     fn buckets_found_by_power_of_two_are_the_first_not_below() {
-        let h = Histogram::new(&crate::metrics::REQUEST_BUCKETS, Detail::default());
-        let edges = h.bounds_ns.iter().copied();
-        let values = crate::metrics::test_values::values(2000, edges, 10_000);
-        for ns in values {
-            let linear = h.bounds_ns.iter().filter(|&&le| le < ns).count();
-            assert_eq!(h.bucket(ns), linear, "{ns}");
+        use crate::metrics::*;
+        // Every bucket list of the contract, and a crowded one.
+        static CROWDED: [f64; 5] = [1e-6, 1.1e-6, 1.2e-6, 1.3e-6, 1.9e-6];
+        let lists: [(&'static [f64], u8); 8] = [
+            (&STAGE_BUCKETS, 1),
+            (&BACKEND_BUCKETS, 2),
+            (&FRONTEND_BUCKETS, 1),
+            (&TTFT_BUCKETS, 3),
+            (&CHUNK_GAP_BUCKETS, 2),
+            (&REQUEST_BUCKETS, 1),
+            (&OVERHEAD_BUCKETS, 1),
+            (&CROWDED, 4),
+        ];
+        for (bounds, steps) in lists {
+            let h = Histogram::new(bounds, Detail::default());
+            assert_eq!(h.steps, steps, "{bounds:?}");
+            let edges = h.bounds_ns.iter().copied();
+            let values = crate::metrics::test_values::values(2000, edges, 10_000);
+            for ns in values {
+                let linear = h.bounds_ns.iter().filter(|&&le| le < ns).count();
+                assert_eq!(h.bucket(ns), linear, "{ns}");
+            }
         }
     }
 

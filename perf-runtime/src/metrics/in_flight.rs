@@ -13,10 +13,12 @@ impl InFlight {
         InFlight(ShardedWords::new(1))
     }
 
+    #[inline]
     pub fn start(&self) {
         self.0.add(0, 1);
     }
 
+    #[inline]
     pub fn finish(&self) {
         self.0.add(0, u64::MAX);
     }

@@ -74,20 +74,27 @@ impl ShardedWords {
     }
 
     /// Word `word` of shard `shard`.
+    #[inline]
     pub fn word(&self, shard: usize, word: usize) -> &AtomicU64 {
         &self.lines[shard * self.lines_per_shard + word / LINE_WORDS].0[word % LINE_WORDS]
     }
 
-    /// The words of shard `shard`, in order.
-    #[inline]
-    pub fn shard(&self, shard: usize) -> &[AtomicU64] {
-        let lines = &self.lines[shard * self.lines_per_shard..][..self.lines_per_shard];
-        // SAFETY: a `Line` is `repr(C)` with nothing but `LINE_WORDS` words (128 bytes, its
-        // alignment: no padding), so consecutive lines are consecutive words, aligned for them.
-        unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * LINE_WORDS) }
+    /// The words of `shard`, for indexing without bounds checks on the recording path.
+    #[inline(always)]
+    pub fn words(&self, shard: Shard) -> Words<'_> {
+        let first = shard.index() * self.lines_per_shard;
+        debug_assert!(first < self.lines.len());
+        Words {
+            // SAFETY: a `Shard`'s index is below `SHARDS`, so the shard's first line is within
+            // `lines` (`SHARDS * lines_per_shard` of them).
+            first: unsafe { self.lines.as_ptr().add(first) }.cast(),
+            len: self.lines_per_shard * LINE_WORDS,
+            lines: std::marker::PhantomData,
+        }
     }
 
     /// Adds `n` to word `word` of the calling thread's shard.
+    #[inline]
     pub fn add(&self, word: usize, n: u64) {
         self.add_at(current(), word, n);
     }
@@ -103,6 +110,29 @@ impl ShardedWords {
         (0..SHARDS)
             .map(|shard| self.word(shard, word).load(Relaxed))
             .fold(0, u64::wrapping_add)
+    }
+}
+
+/// One shard's words, borrowed from their [`ShardedWords`].
+#[derive(Clone, Copy)]
+pub(crate) struct Words<'a> {
+    first: *const AtomicU64,
+    len: usize,
+    lines: std::marker::PhantomData<&'a [Line]>,
+}
+
+impl<'a> Words<'a> {
+    /// Word `i`, unchecked.
+    ///
+    /// # Safety
+    /// `i` is below the words per shard given to [`ShardedWords::new`].
+    #[inline(always)]
+    pub unsafe fn at(self, i: usize) -> &'a AtomicU64 {
+        debug_assert!(i < self.len);
+        // SAFETY: a `Line` is `repr(C)` with nothing but `LINE_WORDS` words (128 bytes, its
+        // alignment: no padding), so the shard's consecutive lines are consecutive words, at
+        // least as many as asked for, which the caller does not exceed.
+        unsafe { &*self.first.add(i) }
     }
 }
 

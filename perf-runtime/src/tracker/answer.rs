@@ -20,6 +20,7 @@ pub(crate) enum ContentSeen {
 
 impl RequestState {
     /// A backend window opens: a call is sent, or a stream starts relaying an answer.
+    #[inline]
     pub fn open_window(&self, at: Clock) {
         if self.windows_open.fetch_add(1, AcqRel) == 0 {
             self.windows_since.store(at.0, Relaxed);
@@ -28,6 +29,7 @@ impl RequestState {
 
     /// A backend window closes; when the last open one does, the time since the first opened
     /// is covered.
+    #[inline]
     pub fn close_window(&self, at: Clock) {
         if self.windows_open.fetch_sub(1, AcqRel) == 1 {
             let since = Clock(self.windows_since.load(Relaxed));
@@ -37,6 +39,7 @@ impl RequestState {
 
     /// The backend whose labels the streaming (and its chunks) are recorded under: the last that
     /// answered, else `unknown`.
+    #[inline]
     pub fn streaming_set(&self) -> &'static BackendSet {
         self.answered()
             .unwrap_or_else(|| self.endpoint().unknown_backend())

@@ -34,6 +34,7 @@ pub(crate) fn unscoped() -> &'static EndpointMetrics {
 }
 
 /// The current request's state, if the caller runs inside a request.
+#[inline]
 pub(crate) fn state() -> Option<&'static RequestState> {
     let current = CURRENT.try_with(Cell::get).ok()?;
     // SAFETY: the pointer is non-null only while `enter`'s guard lives, and whoever entered
@@ -71,6 +72,7 @@ impl Drop for Entered {
 /// Marks the current request as failed: it ends as `requests_total{outcome="error"}`, whoever
 /// ends it. Call it from a handler, or from inside a tracked stream (a provider that broke off
 /// mid-answer). Outside a request, does nothing.
+#[inline]
 pub fn fail() {
     if let Some(state) = state() {
         state.fail();
@@ -89,6 +91,7 @@ pub fn backend_error(kind: BackendErrorKind) {
 }
 
 /// Starts timing `stage` in the current request; see [`PerformanceTracker::stage`].
+#[inline]
 pub fn stage(stage: &StageName) -> StageGuard<'static> {
     stage_at(stage, Clock::now)
 }
@@ -97,10 +100,12 @@ pub fn stage(stage: &StageName) -> StageGuard<'static> {
 /// the macros expand a statement to that directly follows a timed statement (one clock reading
 /// where one ends and the next begins). Not for calling by hand.
 #[doc(hidden)]
+#[inline]
 pub fn next_stage(stage: &StageName) -> StageGuard<'static> {
     stage_at(stage, after_last_close)
 }
 
+#[inline]
 fn stage_at(stage: &StageName, start: fn() -> Clock) -> StageGuard<'static> {
     let stage: Stage = stage.get();
     match state() {
@@ -111,6 +116,7 @@ fn stage_at(stage: &StageName, start: fn() -> Clock) -> StageGuard<'static> {
 
 /// Starts timing a backend call of the current request; see
 /// [`PerformanceTracker::backend_request`].
+#[inline]
 pub fn backend_request(provider: impl AsRef<str>, model: impl AsRef<str>) -> BackendGuard<'static> {
     backend_request_at(provider.as_ref(), model.as_ref(), Clock::now)
 }
@@ -118,6 +124,7 @@ pub fn backend_request(provider: impl AsRef<str>, model: impl AsRef<str>) -> Bac
 /// [`backend_request`], begun where the stage or backend call closed last on this thread ended
 /// (see [`next_stage`]). Not for calling by hand.
 #[doc(hidden)]
+#[inline]
 pub fn next_backend_request(
     provider: impl AsRef<str>,
     model: impl AsRef<str>,
@@ -125,6 +132,7 @@ pub fn next_backend_request(
     backend_request_at(provider.as_ref(), model.as_ref(), after_last_close)
 }
 
+#[inline]
 fn backend_request_at(provider: &str, model: &str, start: fn() -> Clock) -> BackendGuard<'static> {
     match state() {
         Some(state) => BackendGuard::begin_at(Owner::Held(state.counted()), provider, model, start),

@@ -16,12 +16,14 @@ thread_local! {
 }
 
 /// Notes `end` as the end of the stage or call closed last on this thread.
+#[inline]
 fn closed_at(end: Clock) {
     let _ = LAST_END.try_with(|last| last.set(end.0));
 }
 
 /// Where a stage or call that directly follows another's close begins: that close's reading
 /// (one clock reading for both), else now.
+#[inline]
 pub(crate) fn after_last_close() -> Clock {
     match LAST_END.try_with(|last| last.replace(0)) {
         Ok(at) if at != 0 => Clock(at),
@@ -30,6 +32,7 @@ pub(crate) fn after_last_close() -> Clock {
 }
 
 /// `end` if a guard was ended by hand (and is dropped right after), else now.
+#[inline]
 fn ended_or_now(end: Clock) -> Clock {
     if end.0 != 0 {
         end
@@ -50,6 +53,7 @@ pub(crate) enum Owner<'a> {
 }
 
 impl Owner<'_> {
+    #[inline]
     fn state(&self) -> Option<&RequestState> {
         match self {
             Owner::Borrowed(state) => Some(state),
@@ -76,11 +80,13 @@ pub struct StageGuard<'a> {
 }
 
 impl<'a> StageGuard<'a> {
+    #[inline]
     pub(crate) fn begin(owner: Owner<'a>, stage: Stage) -> Self {
         Self::begin_at(owner, stage, Clock::now)
     }
 
     /// Opens the stage at the reading `start` gives, taken last.
+    #[inline]
     pub(crate) fn begin_at(owner: Owner<'a>, stage: Stage, start: fn() -> Clock) -> Self {
         let Some(state) = owner.state() else {
             return Self::detached(super::current::unscoped(), stage, start);
@@ -113,6 +119,7 @@ impl<'a> StageGuard<'a> {
     }
 
     /// Ends the stage now and returns how long it took.
+    #[inline]
     pub fn finish(mut self) -> Duration {
         self.end = Clock::now();
         Duration::from_nanos(self.start.until(self.end))
@@ -120,6 +127,7 @@ impl<'a> StageGuard<'a> {
 }
 
 impl Drop for StageGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let end = ended_or_now(self.end);
         closed_at(end);
@@ -150,11 +158,13 @@ pub struct BackendGuard<'a> {
 }
 
 impl<'a> BackendGuard<'a> {
+    #[inline]
     pub(crate) fn begin(owner: Owner<'a>, provider: &str, model: &str) -> Self {
         Self::begin_at(owner, provider, model, Clock::now)
     }
 
     /// Opens the call at the reading `start` gives, taken last.
+    #[inline]
     pub(crate) fn begin_at(
         owner: Owner<'a>,
         provider: &str,
@@ -196,6 +206,7 @@ impl<'a> BackendGuard<'a> {
     }
 
     /// The provider's first byte arrived: records the TTFB and ends the backend stage.
+    #[inline]
     pub fn first_byte(mut self) -> Duration {
         self.answered = true;
         self.end = Clock::now();
@@ -204,12 +215,14 @@ impl<'a> BackendGuard<'a> {
 
     /// Marks the call answered without ending the guard's scope; the TTFB is recorded when the
     /// guard is dropped. The `#[perf_backend]` expansion uses it.
+    #[inline]
     pub fn set_answered(&mut self) {
         self.answered = true;
     }
 }
 
 impl Drop for BackendGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let end = ended_or_now(self.end);
         closed_at(end);
@@ -239,6 +252,7 @@ pub struct StreamingGuard<'a> {
 }
 
 impl<'a> StreamingGuard<'a> {
+    #[inline]
     pub(crate) fn begin(state: &'a RequestState) -> Self {
         let start = Clock::now();
         state.open_window(start);
@@ -251,6 +265,7 @@ impl<'a> StreamingGuard<'a> {
 }
 
 impl Drop for StreamingGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         add_streaming(self.state, self.start, self.backend_before);
     }
@@ -259,6 +274,7 @@ impl Drop for StreamingGuard<'_> {
 /// Adds the streaming from `start` until now, less the backend time spent meanwhile (a provider
 /// called lazily, as the stream is read), to `state`, and closes its backend window (opened by
 /// the caller at `start`); records it at once if the request ended. Returns the end's reading.
+#[inline]
 pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: u64) -> Clock {
     let end = Clock::now();
     state.close_window(end);

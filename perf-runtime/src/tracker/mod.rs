@@ -103,11 +103,13 @@ impl PerformanceTracker {
     }
 
     /// A tracker for a pre-resolved endpoint: no lock, no hash.
+    #[inline]
     pub fn at(endpoint: &Endpoint) -> Self {
         Self::for_endpoint(endpoint.metrics())
     }
 
     /// A tracker for resolved endpoint handles.
+    #[inline]
     pub fn for_endpoint(endpoint: &'static EndpointMetrics) -> Self {
         PerformanceTracker {
             state: StateRef::new(endpoint),
@@ -124,6 +126,7 @@ impl PerformanceTracker {
         }
     }
 
+    #[inline]
     pub(crate) fn state(&self) -> &RequestState {
         &self.state
     }
@@ -135,6 +138,7 @@ impl PerformanceTracker {
 
     /// Starts timing `stage`; the returned guard records
     /// `request_stage_duration_seconds{stage, endpoint}` when dropped.
+    #[inline]
     pub fn stage(&self, stage: impl Into<Stage>) -> StageGuard<'_> {
         StageGuard::begin(Owner::Borrowed(&self.state), stage.into())
     }
@@ -153,6 +157,7 @@ impl PerformanceTracker {
     /// `model` usually comes from the client: it is cut to
     /// [`MAX_LABEL_LEN`](crate::metrics::MAX_LABEL_LEN) bytes and counted against the label
     /// cap (see [`MetricsBuilder`](crate::MetricsBuilder)).
+    #[inline]
     pub fn backend_request(&self, provider: &str, model: &str) -> BackendGuard<'_> {
         BackendGuard::begin(Owner::Borrowed(&self.state), provider, model)
     }
@@ -167,6 +172,7 @@ impl PerformanceTracker {
 
     /// Hands the request to `stream`: the handler's share goes to it, so the request ends when
     /// the stream ends or is dropped. Streaming is timed from its first poll.
+    #[inline]
     pub fn stream<S>(self, stream: S) -> TrackedStream<S> {
         self.state
             .hand_over(|state| TrackedStream::new(stream, state))
@@ -210,6 +216,7 @@ impl PerformanceTracker {
 
     /// The handler is done with the request: it ends now, or when the streams it was handed to
     /// end (see the type's documentation for what it records). Later calls do nothing.
+    #[inline]
     pub fn record_percentages(&self) {
         self.state.release_handler(HandlerExit::Returned(true));
     }
@@ -221,6 +228,7 @@ impl PerformanceTracker {
     }
 
     /// Marks the request as failed: it ends as `requests_total{outcome="error"}`.
+    #[inline]
     pub fn fail(&self) {
         self.state.fail();
     }
@@ -251,6 +259,7 @@ impl PerformanceTracker {
 }
 
 impl Drop for PerformanceTracker {
+    #[inline]
     fn drop(&mut self) {
         let Role::Handler { ends_on_drop } = self.role else {
             return;

@@ -136,6 +136,7 @@ impl RequestState {
     }
 
     /// Makes a pooled slot a new request of `endpoint`, owned by its handler.
+    #[inline]
     fn reset(&self, endpoint: &'static EndpointMetrics) {
         self.endpoint
             .store(ptr::from_ref(endpoint).cast_mut(), Relaxed);
@@ -162,12 +163,14 @@ impl RequestState {
         endpoint.in_flight.start();
     }
 
+    #[inline]
     pub fn endpoint(&self) -> &'static EndpointMetrics {
         // SAFETY: set from a `&'static EndpointMetrics` before the slot is handed out.
         unsafe { &*self.endpoint.load(Relaxed) }
     }
 
     /// The request's trace id.
+    #[inline]
     pub fn trace_id(&self) -> TraceId {
         let id =
             u128::from(self.trace[0].load(Relaxed)) << 64 | u128::from(self.trace[1].load(Relaxed));
@@ -175,27 +178,32 @@ impl RequestState {
     }
 
     /// Sets the request's trace id (from the client's `traceparent`).
+    #[inline]
     pub fn set_trace_id(&self, id: TraceId) {
         let id = id.as_u128();
         self.trace[0].store((id >> 64) as u64, Relaxed);
         self.trace[1].store(id as u64, Relaxed);
     }
 
+    #[inline]
     fn flags(&self) -> u32 {
         self.flags.load(Acquire)
     }
 
     /// Marks the request failed: it ends as `error`.
+    #[inline]
     pub fn fail(&self) {
         self.flags.fetch_or(FAILED, Relaxed);
     }
 
     /// Notes that a poll for this request panicked.
+    #[inline]
     pub fn panicked(&self) {
         self.flags.fetch_or(PANICKED, Relaxed);
     }
 
     /// Whether a poll for this request panicked, now or earlier.
+    #[inline]
     pub fn is_panicking(&self) -> bool {
         std::thread::panicking() || self.flags() & PANICKED != 0
     }
@@ -204,6 +212,7 @@ impl RequestState {
 
     /// Opens a stage at `start`; tells whether it counts as front-end time (it is outermost and
     /// no backend call has started).
+    #[inline]
     pub fn open_stage(&self) -> bool {
         let outermost = self.open_stages.fetch_add(1, Relaxed) == 0;
         outermost && self.backend_started.load(Relaxed) == NOT_STARTED
@@ -211,6 +220,7 @@ impl RequestState {
 
     /// Closes a stage that ran `ns` from `start` to `end`: its front-end share stops where the
     /// first backend call started.
+    #[inline]
     pub fn close_stage(&self, stage: Stage, ns: u64, start: Clock, end: Clock, frontend: bool) {
         self.open_stages.fetch_sub(1, Relaxed);
         if let Some(time) = self.stage_ns.get(stage.index()) {
@@ -230,6 +240,7 @@ impl RequestState {
         }
     }
 
+    #[inline]
     pub fn open_backend(&self, start: Clock, call: &'static BackendSet) {
         self.backend_started.fetch_min(start.0, Relaxed);
         self.last_call
@@ -238,6 +249,7 @@ impl RequestState {
         self.open_window(start);
     }
 
+    #[inline]
     pub fn close_backend(&self, ns: u64, answered: Option<&'static BackendSet>) {
         self.backend_ns.fetch_add(ns, Relaxed);
         if let Some(set) = answered {
@@ -255,6 +267,7 @@ impl RequestState {
     }
 
     /// The last backend that answered.
+    #[inline]
     pub fn answered(&self) -> Option<&'static BackendSet> {
         set_in(&self.backend)
     }
@@ -265,12 +278,14 @@ impl RequestState {
     }
 
     /// Backend time so far: a stream subtracts what was spent during its reading.
+    #[inline]
     pub fn backend_ns(&self) -> u64 {
         self.backend_ns.load(Relaxed)
     }
 
     /// Adds streaming time; it is recorded once, at the request's end. Returns `false` if the
     /// request has ended already (the caller records it then).
+    #[inline]
     pub fn add_streaming(&self, ns: u64) -> bool {
         self.streaming_ns.fetch_add(ns, Relaxed);
         self.flags.fetch_or(STREAMED, AcqRel) & ENDED == 0
@@ -289,12 +304,14 @@ impl RequestState {
     // Owners.
 
     /// A stream takes a share of the request; returns its hand-off number.
+    #[inline]
     pub fn hand_off(&self) -> u32 {
         self.owners.fetch_add(1, Relaxed);
         self.handoffs.fetch_add(1, Relaxed) + 1
     }
 
     /// The handler lets go, once; the request ends if no stream holds it.
+    #[inline]
     pub fn release_handler(&self, exit: HandlerExit) {
         let flag = match exit {
             HandlerExit::Returned(true) => RETURNED,
@@ -308,6 +325,7 @@ impl RequestState {
     }
 
     /// Whether the handler has let go.
+    #[inline]
     pub fn handler_gone(&self) -> bool {
         self.flags() & HANDLER_GONE != 0
     }
@@ -316,6 +334,7 @@ impl RequestState {
     /// it was only read inside another stream of the request). A stream that was read outranks
     /// any that was not; among equals, the later hand-off outranks the earlier. `at`: a reading
     /// just taken, which the request's end may use as its own.
+    #[inline]
     pub fn release_stream(
         &self,
         number: u32,
@@ -332,6 +351,7 @@ impl RequestState {
 
     /// An owner lets go; the request ends (at `at`, a reading just taken, else now) if it was
     /// the last.
+    #[inline]
     fn release_owner(&self, at: Option<Clock>) {
         if self.owners.fetch_sub(1, AcqRel) == 1 {
             self.end(at.unwrap_or_else(Clock::now));
@@ -382,6 +402,7 @@ impl RequestState {
     }
 
     /// Whether the request has ended: what a late guard adds no longer counts.
+    #[inline]
     pub fn ended(&self) -> bool {
         self.flags() & ENDED != 0
     }
@@ -396,6 +417,7 @@ impl RequestState {
 }
 
 /// The backend set a pointer of the state holds, if any.
+#[inline]
 fn set_in(pointer: &AtomicPtr<BackendSet>) -> Option<&'static BackendSet> {
     // SAFETY: the state's backend pointers are null or stored from a `&'static BackendSet`.
     unsafe { pointer.load(Relaxed).as_ref() }
@@ -407,6 +429,7 @@ pub(crate) struct StateRef(&'static RequestState);
 
 impl StateRef {
     /// A new request of `endpoint`, owned by its handler.
+    #[inline]
     pub fn new(endpoint: &'static EndpointMetrics) -> Self {
         let slot = pool::take();
         slot.reset(endpoint);
@@ -417,6 +440,7 @@ impl StateRef {
 impl StateRef {
     /// The handler hands its request to what `make` builds (a stream, with a counted reference)
     /// and lets go of it: the request ends when that lets go.
+    #[inline]
     pub fn hand_over<T>(&self, make: impl FnOnce(StateRef) -> T) -> T {
         let taker = make(self.clone());
         self.release_handler(HandlerExit::Returned(true));
@@ -427,12 +451,14 @@ impl StateRef {
 impl std::ops::Deref for StateRef {
     type Target = RequestState;
 
+    #[inline]
     fn deref(&self) -> &RequestState {
         self.0
     }
 }
 
 impl Clone for StateRef {
+    #[inline]
     fn clone(&self) -> Self {
         self.0.refs.fetch_add(1, Relaxed);
         StateRef(self.0)
@@ -440,6 +466,7 @@ impl Clone for StateRef {
 }
 
 impl Drop for StateRef {
+    #[inline]
     fn drop(&mut self) {
         if self.0.refs.fetch_sub(1, Release) == 1 {
             std::sync::atomic::fence(Acquire);
@@ -450,6 +477,7 @@ impl Drop for StateRef {
 
 impl RequestState {
     /// A new counted reference to this state, which the caller holds alive.
+    #[inline]
     pub fn counted(&'static self) -> StateRef {
         self.refs.fetch_add(1, Relaxed);
         StateRef(self)

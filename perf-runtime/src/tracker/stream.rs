@@ -89,6 +89,7 @@ pin_project! {
 
 impl<S> TrackedStream<S> {
     /// Takes a share of the request held by `state`.
+    #[inline]
     pub(crate) fn new(inner: S, state: StateRef) -> Self {
         Self::classified(inner, state, ())
     }
@@ -96,6 +97,7 @@ impl<S> TrackedStream<S> {
 
 impl<S, C> TrackedStream<S, C> {
     /// Takes a share of the request held by `state`; `classify` tells what each item is.
+    #[inline]
     pub(crate) fn classified(inner: S, state: StateRef, classify: C) -> Self {
         let number = state.hand_off();
         TrackedStream {
@@ -112,6 +114,7 @@ impl<S, C> TrackedStream<S, C> {
 
 /// Lets go of the request, once: a stream that was read (since `read`: its start and the
 /// request's backend time then) adds its streaming and says whether it was read to its end.
+#[inline]
 fn release(
     state: &RequestState,
     number: u32,
