@@ -319,7 +319,9 @@ fn instrument(
         Ok(function) => function,
         Err(error) => return with_errors(item, error),
     };
-    let mut errors = expand::rewrite_statements(&mut function.block);
+    // An endpoint's body runs right where its request starts.
+    let starts_request = matches!(kind, FnKind::Async);
+    let mut errors = expand::rewrite_statements(&mut function.block, starts_request);
     if errors.is_empty() {
         match expand(function.clone()) {
             Ok(expanded) => return expanded.into(),

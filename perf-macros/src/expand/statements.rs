@@ -20,12 +20,16 @@ use crate::stages;
 ///
 /// The attributes' paths are kept in `use path as _;` items at the top of the block, so that the
 /// user's `use perf_runtime::perf_stage;` counts as used and the path is still resolved.
-pub fn rewrite_statements(block: &mut Block) -> Vec<Error> {
+///
+/// `starts_request`: the block is an endpoint's body, which runs right where its request
+/// starts. A timed first statement then begins at the request's start reading.
+pub fn rewrite_statements(block: &mut Block, starts_request: bool) -> Vec<Error> {
     let mut rewriter = Rewriter {
         errors: Vec::new(),
         paths: Vec::new(),
         follows_timed: false,
         timed: false,
+        block_follows_timed: starts_request,
     };
     rewriter.visit_block_mut(block);
     let uses = rewriter.paths.iter().map(|path| {
@@ -46,13 +50,16 @@ struct Rewriter {
     /// The statement just visited is timed: a stage or a backend call, whose guard closes at
     /// the statement's end.
     timed: bool,
+    /// The next block visited begins right after a clock reading (the outermost block of an
+    /// endpoint, after its request's start): its first statement follows a timed one.
+    block_follows_timed: bool,
 }
 
 impl VisitMut for Rewriter {
     fn visit_item_mut(&mut self, _: &mut Item) {}
 
     fn visit_block_mut(&mut self, block: &mut Block) {
-        let mut follows = false;
+        let mut follows = std::mem::take(&mut self.block_follows_timed);
         for stmt in &mut block.stmts {
             self.follows_timed = follows;
             self.visit_stmt_mut(stmt);

@@ -7,7 +7,7 @@ use syn::{Error, Item, ItemFn, Result};
 /// What a macro needs the function to be.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum FnKind {
-    /// Only an `async fn` (`#[perf_endpoint]`).
+    /// An endpoint (`#[perf_endpoint]`): only an `async fn`, whose body starts a request.
     Async,
     /// Any function (`#[perf_stage]`, `#[perf_backend]`, `#[perf_stream]`).
     Any,

@@ -7,8 +7,10 @@
 //! * (c) [`seed`]: the seed's hand-written style, as a straight port of its Python would be: 6
 //!   `Instant::now()` reads at the stage boundaries, and every one of the 8 histogram
 //!   observations and 3 gauge sets through `with_label_values` (11 label lookups per request);
-//! * (d) [`manual`]: the runtime API by hand, `PerformanceTracker::at(&STATIC_ENDPOINT)`, stage
-//!   guards, `backend_request(..).first_byte()`, `tracker.stream(..)`.
+//! * (d) [`manual`]: the runtime API by hand, `PerformanceTracker::at(&STATIC_ENDPOINT)`, a stage
+//!   guard going on to the next with `next(..)` and to the backend call with `next_backend(..)`
+//!   (one clock reading at each boundary, as the macros take), `first_byte()`,
+//!   `tracker.stream(..)`.
 //!
 //! (b), (c) and (d) record the same series: 3 front-end stages, `backend_fetch`, TTFB,
 //! streaming, `stream_processing`, `frontend_processing` and the 3 `stage_percentage` gauges.
@@ -302,19 +304,13 @@ static MANUAL: Endpoint = Endpoint::new(MANUAL_ENDPOINT);
 /// (d) The handler with the runtime API, by hand.
 pub async fn manual(body: &'static str) -> Result<impl Stream<Item = &'static str>, BenchError> {
     let tracker = PerformanceTracker::at(&MANUAL);
-    let req = {
-        let _stage = tracker.stage(Stage::REQUEST_PARSING);
-        parse(body)?
-    };
-    {
-        let _stage = tracker.stage(Stage::AUTH_VALIDATION);
-        authorize(req.key)?;
-    }
-    let prepared = {
-        let _stage = tracker.stage(Stage::REQUEST_PREPARATION);
-        prepare(&req)
-    };
-    let backend = tracker.backend_request(PROVIDER, req.model);
+    let stage = tracker.stage(Stage::REQUEST_PARSING);
+    let req = parse(body)?;
+    let stage = stage.next(Stage::AUTH_VALIDATION);
+    authorize(req.key)?;
+    let stage = stage.next(Stage::REQUEST_PREPARATION);
+    let prepared = prepare(&req);
+    let backend = stage.next_backend(PROVIDER, req.model);
     let chunks = provider_call(req.model, prepared).await?;
     backend.first_byte();
     Ok(tracker.stream(chunks))

@@ -24,8 +24,6 @@ pub(crate) struct Histogram {
     /// For values whose highest set bit is bit `k - 1` (0 for the value 0), the first bucket
     /// that can hold them: the number of bounds below `2^(k - 1)`.
     first: [u8; 65],
-    /// The most bounds any power of two holds: the steps [`bucket`](Self::bucket) takes.
-    steps: u8,
     /// Per shard: one count per bucket (the last one is `+Inf`), then the sum.
     words: ShardedWords,
     exemplars: Option<Exemplars>,
@@ -44,18 +42,10 @@ impl Histogram {
             let below = bounds_ns.iter().filter(|&&le| le < low).count();
             u8::try_from(below).expect("fewer than 256 buckets")
         });
-        let steps = (0..64)
-            .map(|k| {
-                let range = (1u64 << k)..=(1u64 << k).wrapping_shl(1).wrapping_sub(1);
-                bounds_ns.iter().filter(|le| range.contains(le)).count()
-            })
-            .max()
-            .unwrap_or(0);
         Histogram {
             bounds,
             bounds_ns,
             first,
-            steps: u8::try_from(steps).expect("fewer than 256 buckets"),
             words: ShardedWords::new(bounds.len() + 2),
             exemplars: detail.exemplars.then(|| Exemplars::new(bounds.len() + 1)),
             native: detail.native.then(NativeBuckets::new),
@@ -110,24 +100,34 @@ impl Histogram {
     }
 
     /// The bucket of `ns`: the first whose bound is not below it. Found from the first bucket
-    /// that values of its power of two can fall in, in as many steps as a power of two holds
-    /// bounds (one to three for the contract's lists, one for the stages'), each taken without
-    /// a branch: values of one power of two land on either side of a bound at random, and a
-    /// mispredicted branch costs more than the comparisons.
+    /// that values of its power of two can fall in: at most a step or three. The steps branch:
+    /// a series' values mostly fall in one bucket or two (its bounds are 1.3 to 2.5 apart), so
+    /// the branch is predicted, and a predicted branch is cheaper than a chain of comparisons
+    /// (measured: a content chunk's gap observation, 26.4 ns branchless against 21.3 ns).
     #[inline]
     fn bucket(&self, ns: u64) -> usize {
         let mut bucket = usize::from(self.first[(u64::BITS - ns.leading_zeros()) as usize]);
-        for _ in 0..self.steps {
-            // SAFETY: `first` is at most the `+Inf` bucket's index, whose bound (`u64::MAX`) no
-            // value is above: no step passes it.
-            let bound = unsafe { *self.bounds_ns.get_unchecked(bucket) };
-            bucket += usize::from(bound < ns);
+        // SAFETY: `first` is at most the `+Inf` bucket's index, whose bound (`u64::MAX`) no
+        // value is above: the search stops there at the latest.
+        while unsafe { *self.bounds_ns.get_unchecked(bucket) } < ns {
+            bucket += 1;
         }
         bucket
     }
 
     fn sum_word(&self) -> usize {
         self.bounds.len() + 1
+    }
+
+    /// The latest exemplar of each bucket that has one, with its raw clock reading.
+    #[cfg(test)]
+    pub fn exemplars(&self) -> Vec<super::exemplar::Exemplar> {
+        let Some(exemplars) = &self.exemplars else {
+            return Vec::new();
+        };
+        (0..=self.bounds.len())
+            .filter_map(|bucket| exemplars.read(bucket, SHARDS))
+            .collect()
     }
 
     /// The series as plain data, with the exemplars and native buckets `want` asks for (and
@@ -242,19 +242,18 @@ mod tests {
         use crate::metrics::*;
         // Every bucket list of the contract, and a crowded one.
         static CROWDED: [f64; 5] = [1e-6, 1.1e-6, 1.2e-6, 1.3e-6, 1.9e-6];
-        let lists: [(&'static [f64], u8); 8] = [
-            (&STAGE_BUCKETS, 1),
-            (&BACKEND_BUCKETS, 2),
-            (&FRONTEND_BUCKETS, 1),
-            (&TTFT_BUCKETS, 3),
-            (&CHUNK_GAP_BUCKETS, 2),
-            (&REQUEST_BUCKETS, 1),
-            (&OVERHEAD_BUCKETS, 1),
-            (&CROWDED, 4),
+        let lists: [&'static [f64]; 8] = [
+            &STAGE_BUCKETS,
+            &BACKEND_BUCKETS,
+            &FRONTEND_BUCKETS,
+            &TTFT_BUCKETS,
+            &CHUNK_GAP_BUCKETS,
+            &REQUEST_BUCKETS,
+            &OVERHEAD_BUCKETS,
+            &CROWDED,
         ];
-        for (bounds, steps) in lists {
+        for bounds in lists {
             let h = Histogram::new(bounds, Detail::default());
-            assert_eq!(h.steps, steps, "{bounds:?}");
             let edges = h.bounds_ns.iter().copied();
             let values = crate::metrics::test_values::values(2000, edges, 10_000);
             for ns in values {

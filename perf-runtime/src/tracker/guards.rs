@@ -15,9 +15,10 @@ thread_local! {
     static LAST_END: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Notes `end` as the end of the stage or call closed last on this thread.
+/// Notes `end` as the end of the stage or call closed last on this thread (or the start of a
+/// request, which its endpoint's first statement may begin at).
 #[inline]
-fn closed_at(end: Clock) {
+pub(crate) fn closed_at(end: Clock) {
     let _ = LAST_END.try_with(|last| last.set(end.0));
 }
 
@@ -52,7 +53,16 @@ pub(crate) enum Owner<'a> {
     Detached,
 }
 
-impl Owner<'_> {
+impl<'a> Owner<'a> {
+    /// The same request, for a guard that follows this one's.
+    fn again(&self) -> Owner<'a> {
+        match self {
+            Owner::Borrowed(state) => Owner::Borrowed(state),
+            Owner::Held(state) => Owner::Held(state.clone()),
+            Owner::Detached => Owner::Detached,
+        }
+    }
+
     #[inline]
     fn state(&self) -> Option<&RequestState> {
         match self {
@@ -123,6 +133,40 @@ impl<'a> StageGuard<'a> {
     pub fn finish(mut self) -> Duration {
         self.end = Clock::now();
         Duration::from_nanos(self.start.until(self.end))
+    }
+
+    /// Ends this stage and begins `stage` in the same request, at one clock reading: what
+    /// code that goes from one stage straight into the next should call (the macros do the
+    /// same for adjacent timed statements).
+    ///
+    /// ```
+    /// use perf_runtime::{Endpoint, PerformanceTracker, Stage};
+    ///
+    /// static CHAT: Endpoint = Endpoint::new("/v1/chat/completions");
+    /// let tracker = PerformanceTracker::at(&CHAT);
+    /// let stage = tracker.stage(Stage::REQUEST_PARSING);
+    /// // parse ...
+    /// let stage = stage.next(Stage::AUTH_VALIDATION);
+    /// // authorize ...
+    /// let backend = stage.next_backend("openai", "gpt-4o-mini");
+    /// // send, wait for the first byte ...
+    /// backend.first_byte();
+    /// tracker.record_percentages();
+    /// ```
+    #[inline]
+    pub fn next(self, stage: impl Into<Stage>) -> StageGuard<'a> {
+        let owner = self.owner.again();
+        drop(self);
+        StageGuard::begin_at(owner, stage.into(), after_last_close)
+    }
+
+    /// Ends this stage and begins a call to the LLM provider at one clock reading; see
+    /// [`next`](Self::next) and [`PerformanceTracker::backend_request`](crate::PerformanceTracker::backend_request).
+    #[inline]
+    pub fn next_backend(self, provider: &str, model: &str) -> BackendGuard<'a> {
+        let owner = self.owner.again();
+        drop(self);
+        BackendGuard::begin_at(owner, provider, model, after_last_close)
     }
 }
 
@@ -284,4 +328,53 @@ pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: 
         state.observe_streaming(ns, end);
     }
     end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Endpoint, PerformanceTracker};
+
+    /// The reading of the latest observation of `stage` in `endpoint`.
+    fn observed_at(endpoint: &Endpoint, stage: Stage) -> Clock {
+        let exemplars = endpoint.metrics().stage(stage).exemplars();
+        exemplars
+            .iter()
+            .map(|e| e.at)
+            .max()
+            .expect("an observation")
+    }
+
+    #[test]
+    fn next_begins_where_the_stage_before_ended() {
+        static EP: Endpoint = Endpoint::new("/test/guards/next");
+        let tracker = PerformanceTracker::at(&EP);
+        let parsing = tracker.stage(Stage::REQUEST_PARSING);
+        let auth = parsing.next(Stage::AUTH_VALIDATION);
+        assert_eq!(auth.start, observed_at(&EP, Stage::REQUEST_PARSING));
+        let backend = auth.next_backend("provider", "model");
+        assert_eq!(backend.start, observed_at(&EP, Stage::AUTH_VALIDATION));
+        backend.first_byte();
+        tracker.record_percentages();
+    }
+
+    #[test]
+    fn a_statement_that_follows_the_start_of_a_request_begins_there() {
+        static EP: Endpoint = Endpoint::new("/test/guards/start");
+        let tracker = PerformanceTracker::at(&EP);
+        let state = tracker.state();
+        let first = StageGuard::begin_at(
+            Owner::Borrowed(state),
+            Stage::REQUEST_PARSING,
+            after_last_close,
+        );
+        assert_eq!(first.start, state.started());
+        // Taken once: a later one reads the clock.
+        let later = StageGuard::begin_at(
+            Owner::Borrowed(state),
+            Stage::AUTH_VALIDATION,
+            after_last_close,
+        );
+        assert!(later.start > first.start);
+    }
 }

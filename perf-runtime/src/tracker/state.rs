@@ -159,7 +159,10 @@ impl RequestState {
             stage.store(0, Relaxed);
         }
         self.set_trace_id(TraceId::random());
-        self.started.store(Clock::now().0, Relaxed);
+        let start = Clock::now();
+        self.started.store(start.0, Relaxed);
+        // An endpoint's first statement, if timed, begins here (one reading for both).
+        super::guards::closed_at(start);
         endpoint.in_flight.start();
     }
 
@@ -167,6 +170,12 @@ impl RequestState {
     pub fn endpoint(&self) -> &'static EndpointMetrics {
         // SAFETY: set from a `&'static EndpointMetrics` before the slot is handed out.
         unsafe { &*self.endpoint.load(Relaxed) }
+    }
+
+    /// When the request began.
+    #[cfg(test)]
+    pub fn started(&self) -> Clock {
+        Clock(self.started.load(Relaxed))
     }
 
     /// The request's trace id.

@@ -112,9 +112,30 @@ impl<S, C> TrackedStream<S, C> {
     }
 }
 
+/// How a stream's first poll reads it: from inside another tracked stream of its request
+/// (`outer`), or as the request's streaming, from now. Not inlined, as [`release`] is not:
+/// each item's poll stays small.
+#[inline(never)]
+fn first_poll(
+    state: &RequestState,
+    outer: *const RequestState,
+    start: &mut Clock,
+    backend_before: &mut u64,
+) -> Reading {
+    if std::ptr::eq(outer, state) {
+        return Reading::Inner;
+    }
+    *start = Clock::now();
+    // Relaying the provider's answer: a backend window until the stream lets go.
+    state.open_window(*start);
+    *backend_before = state.backend_ns();
+    Reading::Read
+}
+
 /// Lets go of the request, once: a stream that was read (since `read`: its start and the
 /// request's backend time then) adds its streaming and says whether it was read to its end.
-#[inline]
+// Not inlined: once per stream, it would weigh on every item's poll.
+#[inline(never)]
 fn release(
     state: &RequestState,
     number: u32,
@@ -150,16 +171,7 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
         let polling = Polling::enter(state);
         let outer = polling.0;
         if let Reading::Unread = this.reading {
-            *this.reading = if std::ptr::eq(outer, state) {
-                Reading::Inner
-            } else {
-                let start = Clock::now();
-                // Relaying the provider's answer: a backend window until the stream lets go.
-                state.open_window(start);
-                *this.start = start;
-                *this.backend_before = state.backend_ns();
-                Reading::Read
-            };
+            *this.reading = first_poll(state, outer, this.start, this.backend_before);
         }
         let watch = UnwindWatch(Some(state));
         let polled = match this.inner.as_mut().as_pin_mut() {
