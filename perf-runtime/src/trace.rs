@@ -69,13 +69,32 @@ impl TraceId {
     /// assert_eq!(TraceId::from_traceparent(&id.traceparent()), Some(id));
     /// ```
     pub fn traceparent(self) -> String {
-        format!("00-{self}-{:016x}-01", next_random().max(1))
+        let mut header = String::with_capacity(55);
+        header.push_str("00-");
+        header.push_str(hex_digits(self.as_u128(), &mut [0; 32]));
+        header.push('-');
+        header.push_str(hex_digits(u128::from(next_random().max(1)), &mut [0; 16]));
+        header.push_str("-01");
+        header
     }
+}
+
+/// The last `digits.len()` lowercase hex digits of `value`, written into `digits`. A gateway
+/// writes three ids per request (its answer's `traceparent` and `x-trace-id`, the provider's
+/// `traceparent`): a table lookup per digit, not the formatting machinery's hundreds of
+/// instructions.
+fn hex_digits<const N: usize>(mut value: u128, digits: &mut [u8; N]) -> &str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for digit in digits.iter_mut().rev() {
+        *digit = HEX[(value & 0xf) as usize];
+        value >>= 4;
+    }
+    std::str::from_utf8(digits).unwrap_or_default()
 }
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        f.write_str(hex_digits(self.as_u128(), &mut [0; 32]))
     }
 }
 
@@ -144,5 +163,22 @@ mod tests {
         assert_eq!(ids.len(), 1000);
         let id = TraceId::random();
         assert_eq!(TraceId::from_traceparent(&id.traceparent()), Some(id));
+    }
+
+    #[test]
+    fn ids_are_written_as_32_lowercase_hex_digits() {
+        for value in [1, 0xabc, u128::from(u64::MAX), u128::MAX, 0x4bf9_2f35 << 96] {
+            let id = TraceId::from_u128(value).unwrap();
+            assert_eq!(id.to_string(), format!("{value:032x}"));
+            let header = id.traceparent();
+            let fields: Vec<&str> = header.split('-').collect();
+            assert_eq!(fields.len(), 4, "{header}");
+            assert_eq!(
+                (fields[0], fields[1], fields[3]),
+                ("00", &*id.to_string(), "01")
+            );
+            assert_eq!(fields[2].len(), 16);
+            assert_ne!(u64::from_str_radix(fields[2], 16), Ok(0));
+        }
     }
 }
