@@ -295,18 +295,6 @@ fn summary() {
             6.0 * now + 8.0 * observe + 3.0 * set
         );
     }
-    // What (d) cannot do without: a reading at each of its 8 boundaries (start, 3 stages, the
-    // first byte, the stream's first poll and end) and its 10 observations (8 into series with
-    // exemplars and native buckets, request_duration with exemplars, gateway_overhead plain).
-    let (tsc, exemplar_only) = (ns("rdtsc"), ns("perf_observe_exemplar"));
-    let floor = 8.0 * tsc + 8.0 * ns("perf_observe_exemplar_native") + exemplar_only + classic;
-    if !floor.is_nan() {
-        println!(
-            "floor of (d)'s readings and observations, 8 rdtsc + 10 perf observations: {floor:.0} \
-             ns = {:.3} of (c)'s overhead",
-            floor / (c - a)
-        );
-    }
 }
 
 criterion_group! {
