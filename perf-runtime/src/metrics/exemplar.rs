@@ -34,9 +34,11 @@ impl Exemplars {
     /// Makes the observation of `ns` at `at` by request `trace` the latest of `bucket`.
     #[inline]
     pub fn record(&self, shard: Shard, bucket: usize, trace: TraceId, ns: u64, at: Clock) {
+        if bucket >= self.buckets {
+            return;
+        }
         let words = self.slots.words(shard);
-        debug_assert!(bucket < self.buckets);
-        // SAFETY: `bucket` is one of the histogram's buckets, for which `new` made room.
+        // SAFETY: `new` made room for `buckets` slots of `WORDS` words per shard.
         let word = |i: usize| unsafe { words.at(bucket * WORDS + i) };
         let sequence = word(0);
         let before = sequence.load(Relaxed);
