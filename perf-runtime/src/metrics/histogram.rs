@@ -1,6 +1,5 @@
 //! A histogram of durations, sharded so that concurrent requests do not contend.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::exemplar::Exemplars;
@@ -14,9 +13,10 @@ use crate::trace::TraceId;
 /// A histogram of durations with fixed buckets.
 ///
 /// Recording adds to two words of the calling thread's shard (plain stores where the thread owns
-/// it, see `shard.rs`): the bucket's count and the sum (in microseconds, so that a busy series takes centuries, not days, to overflow); a
-/// third for the native bucket, and an exemplar write, where the series keeps them. A scrape
-/// adds the shards; an observation in flight may show in its bucket a moment before its sum.
+/// it, see `shard.rs`): the bucket's count and the sum (in microseconds, so that a busy series
+/// takes centuries, not days, to overflow); a third for the native bucket, and an exemplar write,
+/// where the series keeps them. A scrape adds the shards; an observation in flight may show in
+/// its bucket a moment before its sum.
 pub(crate) struct Histogram {
     bounds: &'static [f64],
     /// The bounds in nanoseconds, then `u64::MAX` (the `+Inf` bucket's).
@@ -80,21 +80,10 @@ impl Histogram {
         // SAFETY: `bucket` is at most the `+Inf` bucket's index, and the sum is the word after
         // it: both within the `bounds.len() + 2` words per shard.
         let (count, sum) = unsafe { (words.at(bucket), words.at(self.bounds_ns.len())) };
-        let micros = ns.saturating_add(500) / 1000;
-        let native = self.native.as_ref().map(|native| native.cell(shard, ns));
-        // One test of the shard's kind for the whole observation.
-        if shard.owned() {
-            bump(count, 1);
-            bump(sum, micros);
-            if let Some(cell) = native {
-                bump(cell, 1);
-            }
-        } else {
-            count.fetch_add(1, Relaxed);
-            sum.fetch_add(micros, Relaxed);
-            if let Some(cell) = native {
-                cell.fetch_add(1, Relaxed);
-            }
+        shard.add(count, 1);
+        shard.add(sum, ns.saturating_add(500) / 1000);
+        if let Some(native) = &self.native {
+            shard.add(native.cell(shard, ns), 1);
         }
         bucket
     }
@@ -172,12 +161,6 @@ impl Histogram {
                 .map(NativeBuckets::read),
         }
     }
-}
-
-/// Adds `n` to a word only the calling thread writes: a plain load and store.
-#[inline(always)]
-fn bump(word: &AtomicU64, n: u64) {
-    word.store(word.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 /// One stage histogram on its own, for the benchmarks: what an observation costs with and
