@@ -119,27 +119,26 @@ impl RequestState {
 /// entry, and with the string's growth a third of what instrumentation added to a JSON request
 /// of the example gateway (`benches/end-to-end-instructions.sh`).
 fn push_millis(out: &mut String, ns: u64) {
-    let mut micros = ns.saturating_add(500) / 1000;
-    // u64::MAX µs is 17 digits before the point.
-    let mut text = [0u8; 24];
-    let mut at = text.len();
-    let mut digit = |text: &mut [u8; 24], value: u8| {
-        at -= 1;
-        text[at] = value;
-    };
-    for _ in 0..3 {
-        digit(&mut text, b'0' + (micros % 10) as u8);
-        micros /= 10;
-    }
-    digit(&mut text, b'.');
+    let micros = ns.saturating_add(500) / 1000;
+    // The whole milliseconds, last digit first (u64::MAX µs has 17 of them), then the three
+    // decimals.
+    let mut whole = [0u8; 20];
+    let mut at = whole.len();
+    let mut rest = micros / 1000;
     loop {
-        digit(&mut text, b'0' + (micros % 10) as u8);
-        micros /= 10;
-        if micros == 0 {
+        at -= 1;
+        whole[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
             break;
         }
     }
-    out.extend(text[at..].iter().map(|&b| char::from(b)));
+    out.extend(whole[at..].iter().map(|&digit| char::from(digit)));
+    out.push('.');
+    let decimals = micros % 1000;
+    for unit in [100, 10, 1] {
+        out.push(char::from(b'0' + (decimals / unit % 10) as u8));
+    }
 }
 
 #[cfg(test)]
