@@ -8,6 +8,7 @@ use super::state::{RequestState, StateRef};
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics, Histogram};
 use crate::stage::Stage;
+use crate::trace::TraceId;
 
 thread_local! {
     /// The reading at which the last stage or backend call that closed on this thread ended (0
@@ -32,13 +33,26 @@ pub(crate) fn after_last_close() -> Clock {
     }
 }
 
-/// `end` if a guard was ended by hand (and is dropped right after), else now.
+/// What a guard closing needs: its end (the reading taken by hand, if it was ended by hand and
+/// dropped right after, else now; noted as this thread's last close), the time it ran, and its
+/// request with that request's trace id, if it has one.
+struct Closing<'s> {
+    end: Clock,
+    ns: u64,
+    state: Option<&'s RequestState>,
+    trace: Option<TraceId>,
+}
+
 #[inline]
-fn ended_or_now(end: Clock) -> Clock {
-    if end.0 != 0 {
-        end
-    } else {
-        Clock::now()
+fn closing<'s>(owner: &'s Owner<'_>, start: Clock, end: Clock) -> Closing<'s> {
+    let end = if end.0 != 0 { end } else { Clock::now() };
+    closed_at(end);
+    let state = owner.state();
+    Closing {
+        end,
+        ns: start.until(end),
+        state,
+        trace: state.map(RequestState::trace_id),
     }
 }
 
@@ -173,11 +187,12 @@ impl<'a> StageGuard<'a> {
 impl Drop for StageGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        let end = ended_or_now(self.end);
-        closed_at(end);
-        let ns = self.start.until(end);
-        let state = self.owner.state();
-        let trace = state.map(RequestState::trace_id);
+        let Closing {
+            end,
+            ns,
+            state,
+            trace,
+        } = closing(&self.owner, self.start, self.end);
         self.series.observe_traced(ns, trace, end);
         if let Some(state) = state {
             state.close_stage(self.stage, ns, self.start, end, self.frontend);
@@ -268,12 +283,13 @@ impl<'a> BackendGuard<'a> {
 impl Drop for BackendGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        let end = ended_or_now(self.end);
-        closed_at(end);
-        let ns = self.start.until(end);
+        let Closing {
+            end,
+            ns,
+            state,
+            trace,
+        } = closing(&self.owner, self.start, self.end);
         self.series.in_flight.finish();
-        let state = self.owner.state();
-        let trace = state.map(RequestState::trace_id);
         self.fetch.observe_traced(ns, trace, end);
         if self.answered {
             self.series.ttfb.observe_traced(ns, trace, end);
@@ -325,7 +341,7 @@ pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: 
     let during = state.backend_ns().saturating_sub(backend_before);
     let ns = start.until(end).saturating_sub(during);
     if !state.add_streaming(ns) {
-        state.observe_streaming(ns, end);
+        state.observe_streaming(ns, state.trace_id(), end);
     }
     end
 }

@@ -300,10 +300,11 @@ impl RequestState {
         self.flags.fetch_or(STREAMED, AcqRel) & ENDED == 0
     }
 
-    /// Records `ns` of streaming, ended at `at`: `streaming_duration_seconds` (labelled with the last
-    /// backend that answered, else `unknown`) and the `stream_processing` stage.
-    pub fn observe_streaming(&self, ns: u64, at: Clock) {
-        let trace = Some(self.trace_id());
+    /// Records `ns` of streaming, ended at `at`, with the request's `trace`:
+    /// `streaming_duration_seconds` (labelled with the last backend that answered, else
+    /// `unknown`) and the `stream_processing` stage.
+    pub fn observe_streaming(&self, ns: u64, trace: TraceId, at: Clock) {
+        let trace = Some(trace);
         self.streaming_set().streaming.observe_traced(ns, trace, at);
         self.endpoint()
             .stage(Stage::STREAM_PROCESSING)
@@ -380,14 +381,15 @@ impl RequestState {
             Outcome::Completed
         };
         let endpoint = self.endpoint();
-        let trace = Some(self.trace_id());
+        let id = self.trace_id();
+        let trace = Some(id);
         let frontend = self.frontend_ns.load(Relaxed);
         if flags & (RETURNED | FRONTEND_SEEN) == RETURNED | FRONTEND_SEEN {
             endpoint.frontend.observe_traced(frontend, trace, now);
         }
         let streaming = self.streaming_ns.load(Relaxed);
         if flags & STREAMED != 0 {
-            self.observe_streaming(streaming, now);
+            self.observe_streaming(streaming, id, now);
         }
         let lasted = Clock(self.started.load(Relaxed)).until(now);
         endpoint
