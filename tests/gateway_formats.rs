@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::io::Read;
-
 use common::{
-    chat, client, decode_families, openmetrics_exemplars, post_traced, proto, scrape, scrape_as,
-    start, trace_id_of, ACCEPT_OPENMETRICS, ACCEPT_PROTOBUF, FAST_MOCK, OPENMETRICS_TYPE,
-    PROTOBUF_TYPE, TEXT_TYPE, ZERO_MOCK,
+    chat, client, decode_families, gunzip, openmetrics_exemplars, post_traced, proto, scrape,
+    scrape_as, start, trace_id_of, ACCEPT_OPENMETRICS, ACCEPT_PROTOBUF, FAST_MOCK,
+    OPENMETRICS_TYPE, PROTOBUF_TYPE, TEXT_TYPE, ZERO_MOCK,
 };
 use serde_json::json;
 
@@ -128,11 +126,7 @@ async fn metrics_in_each_format() {
         assert_eq!(response.headers()["content-encoding"], "gzip");
         assert_eq!(response.headers()["vary"], "accept, accept-encoding");
         let gzip = response.bytes().await.expect("a body");
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&gzip[..])
-            .read_to_end(&mut back)
-            .expect("valid gzip");
-        assert_eq!(back, plain, "{accept}");
+        assert_eq!(gunzip(&gzip), plain, "{accept}");
     }
     gateway.shutdown().await;
 }

@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::io::Read;
 use std::time::Duration;
 
-use common::{chat, client, count, get, post, start, turn, FAST_MOCK, KEY};
+use common::{chat, client, count, get, gunzip, post, start, turn, FAST_MOCK, KEY};
 use futures_util::future::join_all;
 use perf::gateway::server::RENDER_OPERATION;
 use perf::Gateway;
@@ -103,10 +102,7 @@ async fn gzip_for_scrapers_that_accept_it() {
             gzip.len(),
             text.len()
         );
-        let mut back = String::new();
-        flate2::read::GzDecoder::new(&gzip[..])
-            .read_to_string(&mut back)
-            .expect("valid gzip");
+        let back = String::from_utf8(gunzip(&gzip)).expect("UTF-8 text");
         assert_eq!(back, text, "the same rendering");
     }
     gateway.shutdown().await;

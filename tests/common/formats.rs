@@ -17,6 +17,16 @@ pub const ACCEPT_PROTOBUF: &str = "application/vnd.google.protobuf;\
     application/openmetrics-text;version=1.0.0;q=0.8,\
     application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
+/// A gzip body (`Content-Encoding: gzip`), inflated.
+pub fn gunzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut plain)
+        .expect("valid gzip");
+    plain
+}
+
 /// The `Content-Type` of each format.
 pub const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
