@@ -187,15 +187,10 @@ impl<'a> StageGuard<'a> {
 impl Drop for StageGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        let Closing {
-            end,
-            ns,
-            state,
-            trace,
-        } = closing(&self.owner, self.start, self.end);
-        self.series.observe_traced(ns, trace, end);
-        if let Some(state) = state {
-            state.close_stage(self.stage, ns, self.start, end, self.frontend);
+        let close = closing(&self.owner, self.start, self.end);
+        self.series.observe_traced(close.ns, close.trace, close.end);
+        if let Some(state) = close.state {
+            state.close_stage(self.stage, close.ns, self.start, close.end, self.frontend);
         }
     }
 }
@@ -283,20 +278,17 @@ impl<'a> BackendGuard<'a> {
 impl Drop for BackendGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        let Closing {
-            end,
-            ns,
-            state,
-            trace,
-        } = closing(&self.owner, self.start, self.end);
+        let close = closing(&self.owner, self.start, self.end);
         self.series.in_flight.finish();
-        self.fetch.observe_traced(ns, trace, end);
+        self.fetch.observe_traced(close.ns, close.trace, close.end);
         if self.answered {
-            self.series.ttfb.observe_traced(ns, trace, end);
+            self.series
+                .ttfb
+                .observe_traced(close.ns, close.trace, close.end);
         }
-        if let Some(state) = state {
-            state.close_backend(ns, self.answered.then_some(self.series));
-            state.close_window(end);
+        if let Some(state) = close.state {
+            state.close_backend(close.ns, self.answered.then_some(self.series));
+            state.close_window(close.end);
         }
     }
 }
