@@ -186,6 +186,20 @@ impl BenchHistogram {
     pub fn observe_traced(&self, ns: u64) {
         self.0.observe_traced(ns, Some(self.1), Clock(ns.max(1)));
     }
+
+    /// A reading of perf's clock, as a guard takes it.
+    #[inline]
+    pub fn now() -> u64 {
+        Clock::now().0
+    }
+
+    /// The time between two readings, observed with a trace as a guard observes its own.
+    #[inline]
+    pub fn observe_between(&self, start: u64, end: u64) {
+        let end = Clock(end);
+        self.0
+            .observe_traced(Clock(start).until(end), Some(self.1), end);
+    }
 }
 
 impl Series for Histogram {
