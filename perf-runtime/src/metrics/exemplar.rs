@@ -13,7 +13,7 @@ use super::shard::{Shard, ShardedWords};
 use crate::clock::Clock;
 use crate::trace::TraceId;
 
-/// Words of one slot: sequence, trace id (high, low), value in ns, clock reading.
+/// Words of one slot: sequence, trace id (high, low), value in clock ticks, clock reading.
 const WORDS: usize = 5;
 
 /// The latest exemplar of each bucket of one histogram series.
@@ -31,9 +31,9 @@ impl Exemplars {
         }
     }
 
-    /// Makes the observation of `ns` at `at` by request `trace` the latest of `bucket`.
+    /// Makes the observation of `ticks` at `at` by request `trace` the latest of `bucket`.
     #[inline]
-    pub fn record(&self, shard: Shard, bucket: usize, trace: TraceId, ns: u64, at: Clock) {
+    pub fn record(&self, shard: Shard, bucket: usize, trace: TraceId, ticks: u64, at: Clock) {
         if bucket >= self.buckets {
             return;
         }
@@ -58,7 +58,7 @@ impl Exemplars {
         let id = trace.as_u128();
         word(1).store((id >> 64) as u64, Relaxed);
         word(2).store(id as u64, Relaxed);
-        word(3).store(ns, Relaxed);
+        word(3).store(ticks, Relaxed);
         word(4).store(at.0, Relaxed);
         sequence.store(before + 2, Release);
     }
@@ -83,11 +83,11 @@ impl Exemplars {
             if before & 1 == 0 {
                 let id =
                     u128::from(word(1).load(Relaxed)) << 64 | u128::from(word(2).load(Relaxed));
-                let ns = word(3).load(Relaxed);
+                let ticks = word(3).load(Relaxed);
                 let at = Clock(word(4).load(Relaxed));
                 fence(Acquire);
                 if word(0).load(Relaxed) == before {
-                    return TraceId::from_u128(id).map(|trace| Exemplar { trace, ns, at });
+                    return TraceId::from_u128(id).map(|trace| Exemplar { trace, ticks, at });
                 }
             }
             std::hint::spin_loop();
@@ -100,7 +100,8 @@ impl Exemplars {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Exemplar {
     pub trace: TraceId,
-    pub ns: u64,
+    /// Its value, in clock ticks.
+    pub ticks: u64,
     /// When it was observed; [`Clock::unix_seconds`] gives the timestamp.
     pub at: Clock,
 }
@@ -123,7 +124,7 @@ mod tests {
         assert_eq!(exemplars.read(0, SHARDS), None);
         let newest = exemplars.read(1, SHARDS).unwrap();
         assert_eq!(
-            (newest.trace, newest.ns, newest.at),
+            (newest.trace, newest.ticks, newest.at),
             (id(2), 20, Clock(300))
         );
         assert_eq!(exemplars.read(2, SHARDS).unwrap().trace, id(u128::MAX));

@@ -55,10 +55,11 @@ impl NativeBuckets {
         }
     }
 
-    /// The count of `ns`'s bucket in shard `shard`: what an observation adds one to.
+    /// The count of the bucket of `ticks` (a duration in clock ticks) in shard `shard`: what an
+    /// observation adds one to.
     #[inline]
-    pub fn cell(&self, shard: Shard, ns: u64) -> &AtomicU64 {
-        let slot = self.slots.slot(ns);
+    pub fn cell(&self, shard: Shard, ticks: u64) -> &AtomicU64 {
+        let slot = self.slots.slot(ticks);
         // SAFETY: a slot is at most `BUCKETS`, the last of the `BUCKETS + 1` counts.
         unsafe { self.counts(shard).0.get_unchecked(slot) }
     }
@@ -129,12 +130,13 @@ impl Drop for NativeBuckets {
     }
 }
 
-/// Slots found by integer steps: the same as [`slot`], without a float in sight.
+/// Slots of durations in clock ticks found by integer steps: the same as [`tick_slot`], without
+/// a float in sight. Made once, for the process' clock.
 struct Slots {
-    /// By the highest set bit of a value in ns and the 3 bits below it (`8 * k + m`, see
+    /// By the highest set bit of a value in ticks and the 3 bits below it (`8 * k + m`, see
     /// [`Slots::slot`]), the slot of the lowest value with those bits.
     first: [u16; 65 * 8],
-    /// The highest value in ns of each slot (`u64::MAX` for the last).
+    /// The highest value in ticks of each slot (`u64::MAX` for the last).
     highest: [u64; BUCKETS + 1],
 }
 
@@ -147,7 +149,7 @@ impl Slots {
                 let (mut low, mut high) = (0u64, u64::MAX);
                 while low < high {
                     let mid = low + (high - low).div_ceil(2);
-                    if slot(mid) <= s {
+                    if tick_slot(mid) <= s {
                         low = mid;
                     } else {
                         high = mid - 1;
@@ -155,27 +157,27 @@ impl Slots {
                 }
                 low
             });
-            let first = std::array::from_fn(|group| slot(group_lowest(group)) as u16);
+            let first = std::array::from_fn(|group| tick_slot(group_lowest(group)) as u16);
             Box::new(Slots { first, highest })
         })
     }
 
-    /// The slot of `ns`: from the lowest slot of its highest bits, at most two steps up (a
+    /// The slot of `ticks`: from the lowest slot of its highest bits, at most two steps up (a
     /// slot is at least 1/11 of its values wide, the range of 3 bits at most 1/8 of its
     /// lowest; a test checks every group). The steps are taken without a branch: the values
     /// of a group land on either side of an edge at random, and a mispredicted branch costs
     /// more than the comparisons.
     #[inline]
-    fn slot(&self, ns: u64) -> usize {
-        let k = (u64::BITS - ns.leading_zeros()) as usize;
-        let m = (ns.checked_shl(ns.leading_zeros()).unwrap_or(0) >> 60) as usize & 7;
+    fn slot(&self, ticks: u64) -> usize {
+        let k = (u64::BITS - ticks.leading_zeros()) as usize;
+        let m = (ticks.checked_shl(ticks.leading_zeros()).unwrap_or(0) >> 60) as usize & 7;
         // SAFETY: `k <= 64` and `m <= 7`: within the 65 × 8 groups. Each group's first slot is
         // at most `BUCKETS`, whose highest value (`u64::MAX`) no value is above: no step passes
         // it.
         unsafe {
             let mut slot = usize::from(*self.first.get_unchecked(k * 8 + m));
-            slot += usize::from(ns > *self.highest.get_unchecked(slot));
-            slot + usize::from(ns > *self.highest.get_unchecked(slot))
+            slot += usize::from(ticks > *self.highest.get_unchecked(slot));
+            slot + usize::from(ticks > *self.highest.get_unchecked(slot))
         }
     }
 }
@@ -188,6 +190,11 @@ fn group_lowest(group: usize) -> u64 {
         (k @ 1..4, m) => ((8 + m) << (k - 1)) >> 3,
         (k, m) => (8 + m) << (k - 4),
     }
+}
+
+/// The slot of a duration of `ticks`: that of the nanoseconds they scale to.
+fn tick_slot(ticks: u64) -> usize {
+    slot(crate::clock::ticks_to_ns(ticks))
 }
 
 /// The slot of an observation: 0 for the zero bucket, else 1 + its bucket's place.
@@ -283,9 +290,9 @@ mod tests {
                 .find(|&&next| next > low)
                 .map_or(u64::MAX, |next| next - 1);
             let first = usize::from(slots.first[i]);
-            assert!(slot(high) <= first + 2, "group {i}: {low}..={high}");
-            assert_eq!(slots.slot(high), slot(high), "{high}");
-            assert_eq!(slots.slot(low), slot(low), "{low}");
+            assert!(tick_slot(high) <= first + 2, "group {i}: {low}..={high}");
+            assert_eq!(slots.slot(high), tick_slot(high), "{high}");
+            assert_eq!(slots.slot(low), tick_slot(low), "{low}");
         }
     }
 
@@ -293,8 +300,8 @@ mod tests {
     fn integer_slots_are_the_float_ones() {
         let slots = Slots::get();
         let values = crate::metrics::test_values::values(5000, slots.highest, 100_000);
-        for ns in values {
-            assert_eq!(slots.slot(ns), slot(ns), "{ns}");
+        for ticks in values {
+            assert_eq!(slots.slot(ticks), tick_slot(ticks), "{ticks}");
         }
     }
 
@@ -304,7 +311,8 @@ mod tests {
         for i in 0..1000u64 {
             // 1.000 µs to 1.999 µs, evenly.
             let shard = crate::metrics::shard::current();
-            shard.add(native.cell(shard, 1000 + i), 1);
+            let ticks = crate::clock::ns_to_ticks(1000 + i);
+            shard.add(native.cell(shard, ticks), 1);
         }
         let reading = native.read();
         assert_eq!(reading.zero_count, 0);

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::*;
 
 use super::chunks::{Chunk, Usage};
 use super::state::RequestState;
-use crate::clock::Clock;
+use crate::clock::{ticks_to_ns, Clock};
 use crate::metrics::{BackendSet, Histogram};
 use crate::stage::Stage;
 
@@ -33,7 +33,7 @@ impl RequestState {
     pub fn close_window(&self, at: Clock) {
         if self.windows_open.fetch_sub(1, AcqRel) == 1 {
             let since = Clock(self.windows_since.load(Relaxed));
-            self.windows_ns.fetch_add(since.until(at), Relaxed);
+            self.windows_ticks.fetch_add(since.ticks_until(at), Relaxed);
         }
     }
 
@@ -52,7 +52,7 @@ impl RequestState {
             let now = Clock::now();
             let gaps = match *seen {
                 ContentSeen::Since(previous, gaps) => {
-                    gaps.observe_ns(previous.until(now));
+                    gaps.observe_ticks(previous.ticks_until(now));
                     gaps
                 }
                 ContentSeen::None => {
@@ -60,7 +60,7 @@ impl RequestState {
                     let start = self.last_call_start.load(Relaxed);
                     if start != 0 {
                         set.ttft().observe_traced(
-                            Clock(start).until(now),
+                            Clock(start).ticks_until(now),
                             Some(self.trace_id()),
                             now,
                         );
@@ -99,14 +99,14 @@ impl RequestState {
             out.push_str(";dur=");
             push_millis(&mut out, ns);
         };
-        for (id, time) in self.stage_ns.iter().enumerate() {
-            let ns = time.load(Relaxed);
+        for (id, time) in self.stage_ticks.iter().enumerate() {
+            let ns = ticks_to_ns(time.load(Relaxed));
             let stage = Stage::from_index(id);
             if ns > 0 && stage != Stage::BACKEND_FETCH && stage != Stage::STREAM_PROCESSING {
                 entry(stage.name(), ns);
             }
         }
-        let backend = self.backend_ns.load(Relaxed);
+        let backend = ticks_to_ns(self.backend_ticks.load(Relaxed));
         if backend > 0 {
             entry("backend", backend);
         }

@@ -34,11 +34,11 @@ pub(crate) fn after_last_close() -> Clock {
 }
 
 /// What a guard closing needs: its end (the reading taken by hand, if it was ended by hand and
-/// dropped right after, else now; noted as this thread's last close), the time it ran, and its
-/// request with that request's trace id, if it has one.
+/// dropped right after, else now; noted as this thread's last close), the time it ran in clock
+/// ticks, and its request with that request's trace id, if it has one.
 struct Closing<'s> {
     end: Clock,
-    ns: u64,
+    ticks: u64,
     state: Option<&'s RequestState>,
     trace: Option<TraceId>,
 }
@@ -50,7 +50,7 @@ fn closing<'s>(owner: &'s Owner<'_>, start: Clock, end: Clock) -> Closing<'s> {
     let state = owner.state();
     Closing {
         end,
-        ns: start.until(end),
+        ticks: start.ticks_until(end),
         state,
         trace: state.map(RequestState::trace_id),
     }
@@ -188,9 +188,9 @@ impl Drop for StageGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let close = closing(&self.owner, self.start, self.end);
-        self.series.observe_traced(close.ns, close.trace, close.end);
+        self.series.observe_traced(close.ticks, close.trace, close.end);
         if let Some(state) = close.state {
-            state.close_stage(self.stage, close.ns, self.start, close.end, self.frontend);
+            state.close_stage(self.stage, close.ticks, self.start, close.end, self.frontend);
         }
     }
 }
@@ -280,14 +280,14 @@ impl Drop for BackendGuard<'_> {
     fn drop(&mut self) {
         let close = closing(&self.owner, self.start, self.end);
         self.series.in_flight.finish();
-        self.fetch.observe_traced(close.ns, close.trace, close.end);
+        self.fetch.observe_traced(close.ticks, close.trace, close.end);
         if self.answered {
             self.series
                 .ttfb
-                .observe_traced(close.ns, close.trace, close.end);
+                .observe_traced(close.ticks, close.trace, close.end);
         }
         if let Some(state) = close.state {
-            state.close_backend(close.ns, self.answered.then_some(self.series));
+            state.close_backend(close.ticks, self.answered.then_some(self.series));
             state.close_window(close.end);
         }
     }
@@ -311,7 +311,7 @@ impl<'a> StreamingGuard<'a> {
         StreamingGuard {
             state,
             start,
-            backend_before: state.backend_ns(),
+            backend_before: state.backend_ticks(),
         }
     }
 }
@@ -330,10 +330,10 @@ impl Drop for StreamingGuard<'_> {
 pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: u64) -> Clock {
     let end = Clock::now();
     state.close_window(end);
-    let during = state.backend_ns().saturating_sub(backend_before);
-    let ns = start.until(end).saturating_sub(during);
-    if !state.add_streaming(ns) {
-        state.observe_streaming(ns, state.trace_id(), end);
+    let during = state.backend_ticks().saturating_sub(backend_before);
+    let ticks = start.ticks_until(end).saturating_sub(during);
+    if !state.add_streaming(ticks) {
+        state.observe_streaming(ticks, state.trace_id(), end);
     }
     end
 }

@@ -23,7 +23,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 use super::pool;
-use crate::clock::Clock;
+use crate::clock::{ticks_to_ns, Clock};
 use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics};
 use crate::stage::Stage;
 use crate::trace::TraceId;
@@ -85,9 +85,9 @@ pub(crate) struct RequestState {
     /// The say of the stream that decides: `read << 40 | number << 1 | read to its end`; 0 for
     /// none.
     stream_vote: AtomicU64,
-    frontend_ns: AtomicU64,
-    pub(super) backend_ns: AtomicU64,
-    streaming_ns: AtomicU64,
+    frontend_ticks: AtomicU64,
+    pub(super) backend_ticks: AtomicU64,
+    streaming_ticks: AtomicU64,
     /// When the first backend call started ([`NOT_STARTED`] before).
     backend_started: AtomicU64,
     /// The last backend that answered: the labels of the streaming.
@@ -102,9 +102,9 @@ pub(crate) struct RequestState {
     /// at least one has been open, and the time covered by them so far: their union.
     pub(super) windows_open: AtomicU32,
     pub(super) windows_since: AtomicU64,
-    pub(super) windows_ns: AtomicU64,
+    pub(super) windows_ticks: AtomicU64,
     /// Time per stage, by stage id, for `Server-Timing`.
-    pub(super) stage_ns: [AtomicU64; TIMED_STAGES],
+    pub(super) stage_ticks: [AtomicU64; TIMED_STAGES],
     /// The trace id, high and low halves: the exemplar of every bucket the request lands in.
     trace: [AtomicU64; 2],
 }
@@ -119,9 +119,9 @@ impl RequestState {
             open_stages: AtomicU32::new(0),
             handoffs: AtomicU32::new(0),
             stream_vote: AtomicU64::new(0),
-            frontend_ns: AtomicU64::new(0),
-            backend_ns: AtomicU64::new(0),
-            streaming_ns: AtomicU64::new(0),
+            frontend_ticks: AtomicU64::new(0),
+            backend_ticks: AtomicU64::new(0),
+            streaming_ticks: AtomicU64::new(0),
             backend_started: AtomicU64::new(NOT_STARTED),
             backend: AtomicPtr::new(ptr::null_mut()),
             last_call: AtomicPtr::new(ptr::null_mut()),
@@ -129,8 +129,8 @@ impl RequestState {
             started: AtomicU64::new(0),
             windows_open: AtomicU32::new(0),
             windows_since: AtomicU64::new(0),
-            windows_ns: AtomicU64::new(0),
-            stage_ns: Default::default(),
+            windows_ticks: AtomicU64::new(0),
+            stage_ticks: Default::default(),
             trace: Default::default(),
         }
     }
@@ -146,16 +146,16 @@ impl RequestState {
         self.open_stages.store(0, Relaxed);
         self.handoffs.store(0, Relaxed);
         self.stream_vote.store(0, Relaxed);
-        self.frontend_ns.store(0, Relaxed);
-        self.backend_ns.store(0, Relaxed);
-        self.streaming_ns.store(0, Relaxed);
+        self.frontend_ticks.store(0, Relaxed);
+        self.backend_ticks.store(0, Relaxed);
+        self.streaming_ticks.store(0, Relaxed);
         self.backend_started.store(NOT_STARTED, Relaxed);
         self.backend.store(ptr::null_mut(), Relaxed);
         self.last_call.store(ptr::null_mut(), Relaxed);
         self.last_call_start.store(0, Relaxed);
         self.windows_open.store(0, Relaxed);
-        self.windows_ns.store(0, Relaxed);
-        for stage in &self.stage_ns {
+        self.windows_ticks.store(0, Relaxed);
+        for stage in &self.stage_ticks {
             stage.store(0, Relaxed);
         }
         self.set_trace_id(TraceId::random());
@@ -227,22 +227,22 @@ impl RequestState {
         outermost && self.backend_started.load(Relaxed) == NOT_STARTED
     }
 
-    /// Closes a stage that ran `ns` from `start` to `end`: its front-end share stops where the
+    /// Closes a stage that ran `ticks` from `start` to `end`: its front-end share stops where the
     /// first backend call started.
     #[inline]
-    pub fn close_stage(&self, stage: Stage, ns: u64, start: Clock, end: Clock, frontend: bool) {
+    pub fn close_stage(&self, stage: Stage, ticks: u64, start: Clock, end: Clock, frontend: bool) {
         self.open_stages.fetch_sub(1, Relaxed);
-        if let Some(time) = self.stage_ns.get(stage.index()) {
-            time.fetch_add(ns, Relaxed);
+        if let Some(time) = self.stage_ticks.get(stage.index()) {
+            time.fetch_add(ticks, Relaxed);
         }
         if frontend {
             let backend_started = self.backend_started.load(Relaxed);
             let share = if end.0 <= backend_started {
-                ns
+                ticks
             } else {
-                start.until(Clock(backend_started))
+                start.ticks_until(Clock(backend_started))
             };
-            self.frontend_ns.fetch_add(share, Relaxed);
+            self.frontend_ticks.fetch_add(share, Relaxed);
             if self.flags.load(Relaxed) & FRONTEND_SEEN == 0 {
                 self.flags.fetch_or(FRONTEND_SEEN, Relaxed);
             }
@@ -259,8 +259,8 @@ impl RequestState {
     }
 
     #[inline]
-    pub fn close_backend(&self, ns: u64, answered: Option<&'static BackendSet>) {
-        self.backend_ns.fetch_add(ns, Relaxed);
+    pub fn close_backend(&self, ticks: u64, answered: Option<&'static BackendSet>) {
+        self.backend_ticks.fetch_add(ticks, Relaxed);
         if let Some(set) = answered {
             self.backend.store(ptr::from_ref(set).cast_mut(), Relaxed);
             self.flags.fetch_or(ANSWERED, Relaxed);
@@ -288,27 +288,27 @@ impl RequestState {
 
     /// Backend time so far: a stream subtracts what was spent during its reading.
     #[inline]
-    pub fn backend_ns(&self) -> u64 {
-        self.backend_ns.load(Relaxed)
+    pub fn backend_ticks(&self) -> u64 {
+        self.backend_ticks.load(Relaxed)
     }
 
     /// Adds streaming time; it is recorded once, at the request's end. Returns `false` if the
     /// request has ended already (the caller records it then).
     #[inline]
-    pub fn add_streaming(&self, ns: u64) -> bool {
-        self.streaming_ns.fetch_add(ns, Relaxed);
+    pub fn add_streaming(&self, ticks: u64) -> bool {
+        self.streaming_ticks.fetch_add(ticks, Relaxed);
         self.flags.fetch_or(STREAMED, AcqRel) & ENDED == 0
     }
 
-    /// Records `ns` of streaming, ended at `at`, with the request's `trace`:
+    /// Records `ticks` of streaming, ended at `at`, with the request's `trace`:
     /// `streaming_duration_seconds` (labelled with the last backend that answered, else
     /// `unknown`) and the `stream_processing` stage.
-    pub fn observe_streaming(&self, ns: u64, trace: TraceId, at: Clock) {
+    pub fn observe_streaming(&self, ticks: u64, trace: TraceId, at: Clock) {
         let trace = Some(trace);
-        self.streaming_set().streaming.observe_traced(ns, trace, at);
+        self.streaming_set().streaming.observe_traced(ticks, trace, at);
         self.endpoint()
             .stage(Stage::STREAM_PROCESSING)
-            .observe_traced(ns, trace, at);
+            .observe_traced(ticks, trace, at);
     }
 
     // Owners.
@@ -383,24 +383,24 @@ impl RequestState {
         let endpoint = self.endpoint();
         let id = self.trace_id();
         let trace = Some(id);
-        let frontend = self.frontend_ns.load(Relaxed);
+        let frontend = self.frontend_ticks.load(Relaxed);
         if flags & (RETURNED | FRONTEND_SEEN) == RETURNED | FRONTEND_SEEN {
             endpoint.frontend.observe_traced(frontend, trace, now);
         }
-        let streaming = self.streaming_ns.load(Relaxed);
+        let streaming = self.streaming_ticks.load(Relaxed);
         if flags & STREAMED != 0 {
             self.observe_streaming(streaming, id, now);
         }
-        let lasted = Clock(self.started.load(Relaxed)).until(now);
+        let lasted = Clock(self.started.load(Relaxed)).ticks_until(now);
         endpoint
             .duration(outcome as usize)
             .observe_traced(lasted, trace, now);
         if flags & RETURNED != 0 {
-            let outside = lasted.saturating_sub(self.windows_ns.load(Relaxed));
-            endpoint.overhead.observe_ns(outside);
+            let outside = lasted.saturating_sub(self.windows_ticks.load(Relaxed));
+            endpoint.overhead.observe_ticks(outside);
         }
         if outcome == Outcome::Completed && flags & ANSWERED != 0 {
-            let phases = [frontend, self.backend_ns.load(Relaxed), streaming];
+            let phases = [frontend, self.backend_ticks.load(Relaxed), streaming];
             let total: u64 = phases.iter().sum();
             if total > 0 {
                 let shares = phases.map(|phase| phase as f64 * 100.0 / total as f64);
@@ -418,12 +418,14 @@ impl RequestState {
         self.flags() & ENDED != 0
     }
 
+    /// The front-end, backend and streaming time so far, in nanoseconds.
     pub fn phases(&self) -> [u64; 3] {
         [
-            self.frontend_ns.load(Relaxed),
-            self.backend_ns.load(Relaxed),
-            self.streaming_ns.load(Relaxed),
+            &self.frontend_ticks,
+            &self.backend_ticks,
+            &self.streaming_ticks,
         ]
+        .map(|phase| ticks_to_ns(phase.load(Relaxed)))
     }
 }
 

@@ -128,7 +128,7 @@ fn first_poll(
     *start = Clock::now();
     // Relaying the provider's answer: a backend window until the stream lets go.
     state.open_window(*start);
-    *backend_before = state.backend_ns();
+    *backend_before = state.backend_ticks();
     Reading::Read
 }
 
