@@ -379,7 +379,36 @@ fn verdict(a: f64, b: f64, c: f64, e: f64) {
     }
 }
 
+/// `n` requests of one build, alone: what `benches/request-instructions.sh` counts the
+/// instructions of under callgrind (which starts counting at this function and stops after it).
+#[inline(never)]
+fn requests(variant: Variant, n: usize) {
+    for _ in 0..n {
+        black_box(common::run(black_box(variant)));
+    }
+}
+
+/// `--requests LETTER N`: N requests of the build of that letter (`a` to `e`), after 100 that
+/// warm it up.
+fn requests_of(args: &[String]) -> Option<(Variant, usize)> {
+    let at = args.iter().position(|a| a == "--requests")?;
+    let letter = args.get(at + 1)?;
+    let variant = Variant::ALL
+        .into_iter()
+        .find(|v| v.id().starts_with(letter.as_str()))?;
+    Some((variant, args.get(at + 2)?.parse().ok()?))
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some((variant, n)) = requests_of(&args) {
+        // Warm-up, outside `requests`: the clock's calibration, the first series.
+        for _ in 0..100 {
+            black_box(common::run(variant));
+        }
+        requests(variant, n);
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     // Not under `--profile-time`: a profile of one benchmark must not include the others.
