@@ -145,7 +145,16 @@ mod tests {
 
     #[test]
     fn nanoseconds_turn_into_the_most_ticks_that_scale_to_them() {
-        for ns in [0u64, 1, 2, 999, 1000, 123_456_789, 100_000_000, 10_000_000_000] {
+        for ns in [
+            0u64,
+            1,
+            2,
+            999,
+            1000,
+            123_456_789,
+            100_000_000,
+            10_000_000_000,
+        ] {
             let ticks = ns_to_ticks(ns);
             assert!(ticks_to_ns(ticks) <= ns, "{ns}");
             assert!(ticks_to_ns(ticks + 1) > ns, "{ns}");

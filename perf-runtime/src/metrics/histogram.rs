@@ -198,7 +198,8 @@ impl BenchHistogram {
 
     /// An observation of `ticks` with a trace and the clock reading its guard already has.
     pub fn observe_traced(&self, ticks: u64) {
-        self.0.observe_traced(ticks, Some(self.1), Clock(ticks.max(1)));
+        self.0
+            .observe_traced(ticks, Some(self.1), Clock(ticks.max(1)));
     }
 
     /// A reading of perf's clock, as a guard takes it.
@@ -244,7 +245,11 @@ mod tests {
         assert_eq!(reading.buckets, [(0.1, 1), (0.5, 3), (1.0, 3)]);
         assert_eq!(reading.count, 4);
         // The sum keeps units of 2^10 ticks: within half a unit (≤ 0.5 µs) per observation.
-        assert!((reading.sum - 2.701).abs() < 4.0 * 0.6e-6, "{}", reading.sum);
+        assert!(
+            (reading.sum - 2.701).abs() < 4.0 * 0.6e-6,
+            "{}",
+            reading.sum
+        );
         assert!(reading.exemplars.is_empty());
         assert_eq!(reading.native, None);
     }

@@ -188,9 +188,16 @@ impl Drop for StageGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let close = closing(&self.owner, self.start, self.end);
-        self.series.observe_traced(close.ticks, close.trace, close.end);
+        self.series
+            .observe_traced(close.ticks, close.trace, close.end);
         if let Some(state) = close.state {
-            state.close_stage(self.stage, close.ticks, self.start, close.end, self.frontend);
+            state.close_stage(
+                self.stage,
+                close.ticks,
+                self.start,
+                close.end,
+                self.frontend,
+            );
         }
     }
 }
@@ -280,7 +287,8 @@ impl Drop for BackendGuard<'_> {
     fn drop(&mut self) {
         let close = closing(&self.owner, self.start, self.end);
         self.series.in_flight.finish();
-        self.fetch.observe_traced(close.ticks, close.trace, close.end);
+        self.fetch
+            .observe_traced(close.ticks, close.trace, close.end);
         if self.answered {
             self.series
                 .ttfb

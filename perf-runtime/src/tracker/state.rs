@@ -305,7 +305,9 @@ impl RequestState {
     /// `unknown`) and the `stream_processing` stage.
     pub fn observe_streaming(&self, ticks: u64, trace: TraceId, at: Clock) {
         let trace = Some(trace);
-        self.streaming_set().streaming.observe_traced(ticks, trace, at);
+        self.streaming_set()
+            .streaming
+            .observe_traced(ticks, trace, at);
         self.endpoint()
             .stage(Stage::STREAM_PROCESSING)
             .observe_traced(ticks, trace, at);
