@@ -132,9 +132,25 @@ UNINSTRUMENTED=${UNINSTRUMENTED:-$TARGET/uninstrumented/release/examples/gateway
 LOAD=$TARGET/release/examples/load
 MOCK_FLAGS=(--mock-ttfb-ms 0 --mock-chunks 3 --mock-chunk-interval-ms 0 --mock-jitter-ms 0)
 
-# Functions shared by the awk programs below: sort, median, and the rank of the sign test's
-# interval for a median.
+# Functions shared by the awk programs below: the records of a results file by mode, build and
+# round; sort, median, and the rank of the sign test's interval for a median.
+# shellcheck disable=SC2016 # awk's $2 and $NF, which the shell must leave alone
 AWK_LIB='
+# Keeps the current record (columns: 1 round, 2 mode, 3 build, then the figures) and returns its
+# key (mode, build): val[key, k, field] is that field of the k-th record of key (count[key] of them),
+# at[mode, build, round] its record number, modes[1..nmodes] the modes and rounds[mode,
+# 1..nrounds[mode]] their rounds, in order of appearance.
+function keep(    key, k, f) {
+    key = $2 SUBSEP $3
+    k = ++count[key]
+    for (f = 4; f <= NF; f++) val[key, k, f] = $f
+    if (!($2 in seen)) { seen[$2] = 1; modes[++nmodes] = $2 }
+    at[$2, $3, $1] = NR
+    if (!(($2, $1) in inround)) { inround[$2, $1] = 1; rounds[$2, ++nrounds[$2]] = $1 }
+    return key
+}
+# The field of the n records of key, into out[1..n].
+function column(key, field, n, out,    i) { for (i = 1; i <= n; i++) out[i] = val[key, i, field] }
 function sort(list, n,    i, j, t) { # insertion sort of list[1..n], in place
     for (i = 2; i <= n; i++) {
         t = list[i]
@@ -163,17 +179,10 @@ function rank90(n,    k, c, term, i) {
 
 summarize() { # summarize RESULTS_TSV: phase 1's two tables, in Markdown, and its verdicts
     awk -F'\t' -v minbusy="$MIN_BUSY" "$AWK_LIB"'
-    function column(key, field, n, out,    i) { for (i = 1; i <= n; i++) out[i] = val[key, i, field] }
     NR == 1 { next }
     {
-        key = $2 SUBSEP $3
-        k = ++count[key]
-        for (f = 4; f <= NF; f++) val[key, k, f] = $f
-        errs[key] += $5
-        if (!($2 in seen)) { seen[$2] = 1; modes[++nmodes] = $2 }
-        at[$2, $3, $1] = NR
+        errs[keep()] += $5
         rps[NR] = $4; cpu[NR] = $8; busy[NR] = $9
-        if (!(($2, $1) in inround)) { inround[$2, $1] = 1; rounds[$2, ++nrounds[$2]] = $1 }
     }
     END {
         printf "| mode | build | median req/s | min–max req/s | spread (max−min)/median | median gateway CPU µs/req | median CPUs busy: gateway / load | median CPUs waiting: gateway / load | median p99 ms | errors |\n"
@@ -248,17 +257,10 @@ summarize_latency() { # summarize_latency LATENCY_TSV: phase 2's tables, in Mark
     # columns: 1 round, 2 mode, 3 build, 4 rate, 5 rps, 6 errors, 7 p50_us, 8 p90_us, 9 p99_us,
     # 10 p999_us, 11 max_us, 12 lag_p99_us, 13 gateway_cpus, 14 load_cpus, 15 gateway_wait,
     # 16 load_wait
-    function column(key, field, n, out,    i) { for (i = 1; i <= n; i++) out[i] = val[key, i, field] }
     NR == 1 { next }
     {
-        key = $2 SUBSEP $3
-        k = ++count[key]
-        for (f = 4; f <= NF; f++) val[key, k, f] = $f
-        errs[key] += $6
-        if (!($2 in seen)) { seen[$2] = 1; modes[++nmodes] = $2 }
-        at[$2, $3, $1] = NR
+        errs[keep()] += $6
         p50[NR] = $7; p99[NR] = $9; failed[NR] = $6 > 0; waited[NR] = $15 > maxwait
-        if (!(($2, $1) in inround)) { inround[$2, $1] = 1; rounds[$2, ++nrounds[$2]] = $1 }
     }
     END {
         printf "| mode | build | rate req/s | median p50 µs | median p90 µs | median p99 µs | median p99.9 µs | max µs (all rounds) | median send lag p99 µs | median CPUs busy: gateway / load | median CPUs waiting: gateway / load | errors |\n"
