@@ -220,3 +220,43 @@ fn a_rejected_request_and_a_long_one_are_apart_in_request_duration() {
         assert_eq!(count, 1, "{outcome}");
     }
 }
+
+/// A stream keeps up to 15 gaps before it records them together: a long answer's gaps show while
+/// it is read, and none is lost at its end or when the client leaves mid-way.
+#[test]
+fn a_long_answers_gaps_are_recorded_in_batches_and_none_is_lost() {
+    let gaps = |model: &str| {
+        let labels = [
+            ("provider", "llm"),
+            ("model", model),
+            ("endpoint", "/llm/batched"),
+        ];
+        histogram_total(global(), "backend_chunk_gap_seconds", &labels).0
+    };
+    let answer = |model: &str| {
+        let tracker = perf_runtime::PerformanceTracker::new("/llm/batched");
+        tracker.backend_request("llm", model).first_byte();
+        tracker.stream_chunks(stream::iter(["token"; 40]), |_| Chunk::CONTENT)
+    };
+    block_on(async {
+        let mut read = Box::pin(answer("read-to-the-end"));
+        for _ in 0..20 {
+            read.next().await;
+        }
+        // 19 gaps so far: one batch of 16 recorded, 3 kept.
+        assert_eq!(gaps("read-to-the-end"), 16);
+        while read.next().await.is_some() {}
+        assert_eq!(
+            gaps("read-to-the-end"),
+            39,
+            "40 tokens, 39 gaps, at the end"
+        );
+
+        let mut left = Box::pin(answer("left-mid-way"));
+        for _ in 0..25 {
+            left.next().await;
+        }
+        drop(left);
+        assert_eq!(gaps("left-mid-way"), 24, "25 tokens read, 24 gaps");
+    });
+}

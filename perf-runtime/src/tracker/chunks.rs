@@ -87,7 +87,7 @@ pub struct ChunksBy<F>(pub F, Seen);
 
 impl<F> ChunksBy<F> {
     pub(crate) fn new(chunks: F) -> Self {
-        ChunksBy(chunks, Seen(ContentSeen::None))
+        ChunksBy(chunks, Seen(ContentSeen::new()))
     }
 }
 

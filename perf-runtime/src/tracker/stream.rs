@@ -189,6 +189,10 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
         }
         if let Poll::Ready(None) = polled {
             this.inner.set(None);
+            // The gaps still kept go to their series now (a dropped stream's, when it drops).
+            if let Some(seen) = this.classify.seen() {
+                seen.0.record();
+            }
             let read = (*this.start, *this.backend_before);
             release(state, *this.number, this.reading, read, true);
         }
