@@ -102,7 +102,7 @@ pub(crate) struct Exemplar {
     pub trace: TraceId,
     /// Its value, in clock ticks.
     pub ticks: u64,
-    /// When it was observed; [`Clock::unix_seconds`] gives the timestamp.
+    /// When it was observed; `WallAnchor::unix_seconds` gives the timestamp.
     pub at: Clock,
 }
 

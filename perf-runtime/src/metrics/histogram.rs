@@ -20,7 +20,7 @@ const SUM_UNIT: f64 = (1u64 << SUM_UNIT_SHIFT) as f64;
 ///
 /// Values are durations in clock ticks (see `clock.rs`). Recording adds to two words of the
 /// calling thread's shard (plain stores where the thread owns it, see `shard.rs`): the bucket's
-/// count and the sum (in units of [`SUM_UNIT_SHIFT`] ticks, so that a busy series takes decades,
+/// count and the sum (in units of 2^[`SUM_UNIT_SHIFT`] ticks, so that a busy series takes decades,
 /// not days, to overflow); a third for the native bucket, and an exemplar write, where the series
 /// keeps them. A scrape adds the shards; an observation in flight may show in its bucket a moment
 /// before its sum.
@@ -100,7 +100,7 @@ impl Histogram {
         let words = self.words.words(shard);
         // SAFETY: `bucket` is at most the `+Inf` bucket's index, and the sum is the word after
         // it: both within the `bounds.len() + 2` words per shard.
-        let (count, sum) = unsafe { (words.at(bucket), words.at(self.bounds_ticks.len())) };
+        let (count, sum) = unsafe { (words.at(bucket), words.at(self.sum_word())) };
         shard.add(count, 1);
         let half_unit = 1 << (SUM_UNIT_SHIFT - 1);
         shard.add(sum, ticks.saturating_add(half_unit) >> SUM_UNIT_SHIFT);
@@ -110,7 +110,7 @@ impl Histogram {
         bucket
     }
 
-    /// The bucket of `ns`: the first whose bound is not below it. Found from the first bucket
+    /// The bucket of `ticks`: the first whose bound is not below it. Found from the first bucket
     /// that values of its power of two can fall in: at most a step or three. The steps branch:
     /// a series' values mostly fall in one bucket or two (its bounds are 1.3 to 2.5 apart), so
     /// the branch is predicted, and a predicted branch is cheaper than a chain of comparisons
