@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use std::task::Context;
 use std::time::{Duration, Instant};
 
-use common::{Variant, BODY};
+use common::Variant;
 use criterion::{criterion_group, Bencher, Criterion};
 use futures_util::stream::{self, Stream};
 use futures_util::task::noop_waker_ref;
@@ -64,31 +64,13 @@ fn request(c: &mut Criterion) {
         common::run(v);
     }
     let mut group = c.benchmark_group("request");
-    group.bench_function(Variant::Plain.id(), |b| {
-        measure(b, Variant::Plain.id(), || {
-            black_box(common::request(common::plain(black_box(BODY))));
-        })
-    });
-    group.bench_function(Variant::Macros.id(), |b| {
-        measure(b, Variant::Macros.id(), || {
-            black_box(common::request(common::macros(black_box(BODY))));
-        })
-    });
-    group.bench_function(Variant::Seed.id(), |b| {
-        measure(b, Variant::Seed.id(), || {
-            black_box(common::request(common::seed(black_box(BODY))));
-        })
-    });
-    group.bench_function(Variant::Manual.id(), |b| {
-        measure(b, Variant::Manual.id(), || {
-            black_box(common::request(common::manual(black_box(BODY))));
-        })
-    });
-    group.bench_function(Variant::Floor.id(), |b| {
-        measure(b, Variant::Floor.id(), || {
-            black_box(common::request(common::floor(black_box(BODY))));
-        })
-    });
+    for v in Variant::ALL {
+        group.bench_function(v.id(), |b| {
+            measure(b, v.id(), || {
+                black_box(common::run(black_box(v)));
+            })
+        });
+    }
     group.finish();
 }
 
@@ -227,27 +209,8 @@ fn summary() {
     let samples = SAMPLES.lock().unwrap_or_else(|e| e.into_inner());
     let size = sample_size();
     let ns = |id| median_ns(&samples, id, size);
-    let a = ns(Variant::Plain.id());
-    let c = ns(Variant::Seed.id());
     println!("\nper request (median of criterion's samples), overhead over (a), ratio to (c)'s overhead:");
-    println!(
-        "{:<28} {:>10} {:>12} {:>14}",
-        "build", "ns/request", "overhead ns", "(x-a)/(c-a)"
-    );
-    for v in Variant::ALL {
-        let x = ns(v.id());
-        if x.is_nan() {
-            continue;
-        }
-        println!(
-            "{:<28} {:>10.1} {:>12.1} {:>14.3}",
-            v.id(),
-            x,
-            x - a,
-            (x - a) / (c - a)
-        );
-    }
-    verdict(a, ns(Variant::Macros.id()), c, ns(Variant::Floor.id()));
+    table(Variant::ALL.map(|v| ns(v.id())));
 
     println!("\nraw costs (median ns):");
     let raw = [
@@ -335,15 +298,25 @@ fn interleaved_summary() {
         return;
     }
     let ns = interleaved(301, 2000);
-    let [a, b, c, _, e] = ns;
     println!(
         "\ninterleaved (301 rounds of 2000 requests of each build in turn, median per build):"
     );
+    table(ns);
+}
+
+/// The builds' ns/request (NaN: not measured) with their overhead over (a) and its ratio to
+/// (c)'s, then the target's line and the floor's share of it: what the readings and observations
+/// of (b) take alone, before any bookkeeping of the request.
+fn table(ns: [f64; 5]) {
+    let [a, b, c, _, e] = ns;
     println!(
         "{:<28} {:>10} {:>12} {:>14}",
         "build", "ns/request", "overhead ns", "(x-a)/(c-a)"
     );
     for (v, x) in Variant::ALL.into_iter().zip(ns) {
+        if x.is_nan() {
+            continue;
+        }
         println!(
             "{:<28} {:>10.1} {:>12.1} {:>14.3}",
             v.id(),
@@ -352,12 +325,6 @@ fn interleaved_summary() {
             (x - a) / (c - a)
         );
     }
-    verdict(a, b, c, e);
-}
-
-/// The target's line, and the floor's share of it: what the readings and observations of (b)
-/// take alone, before any bookkeeping of the request.
-fn verdict(a: f64, b: f64, c: f64, e: f64) {
     if a.is_nan() || c.is_nan() {
         return;
     }
