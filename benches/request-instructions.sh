@@ -20,22 +20,18 @@ trap 'rm -f "$log" "$log".cg' EXIT
 cargo bench -p perf-runtime --bench overhead --no-run >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 binary=$(sed -n 's/.*Executable benches\/overhead.rs (\(.*\))$/\1/p' "$log" | tail -1)
 
-# instructions LETTER: per request of that build.
-instructions() {
-    local total
-    total=$(valgrind --tool=callgrind --collect-atstart=no --toggle-collect='overhead::requests' \
+# A build's line: its name and instructions per request.
+count() {
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect='overhead::requests' \
         --callgrind-out-file="$log".cg "$binary" --requests "$1" "$N" 2>&1 |
-        sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
-    echo $((total / N))
+        awk -v n="$N" '/^[a-e]_/ { name = $1 } /Collected :/ { total = $NF } END { print name, int(total / n) }'
 }
 
-declare -A per
-for letter in a b c d e; do
-    per[$letter]=$(instructions "$letter")
-done
-printf '%-28s %14s %12s %14s\n' build instr/request "over (a)" "(x-a)/(c-a)"
-for letter in a b c d e; do
-    name=$(grep -o "\"${letter}_[a-z_]*\"" perf-runtime/benches/common/mod.rs | tr -d '"')
-    awk -v n="$name" -v x="${per[$letter]}" -v a="${per[a]}" -v c="${per[c]}" \
-        'BEGIN { printf "%-28s %14d %12d %14.3f\n", n, x, x - a, (x - a) / (c - a) }'
-done
+# In letter order: (a) is the first line, (c) the third.
+for letter in a b c d e; do count "$letter"; done |
+    awk '{ name[NR] = $1; x[NR] = $2 }
+    END {
+        printf "%-28s %14s %12s %14s\n", "build", "instr/request", "over (a)", "(x-a)/(c-a)"
+        for (i = 1; i <= NR; i++)
+            printf "%-28s %14d %12d %14.3f\n", name[i], x[i], x[i] - x[1], (x[i] - x[1]) / (x[3] - x[1])
+    }'

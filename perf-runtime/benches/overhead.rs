@@ -374,6 +374,8 @@ fn main() {
             black_box(common::run(variant));
         }
         requests(variant, n);
+        // The build's name, for the script's table.
+        println!("{}", variant.id());
         return;
     }
     benches();
