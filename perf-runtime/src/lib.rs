@@ -72,8 +72,11 @@ mod duration;
 pub mod __private {
     pub use crate::macro_support::*;
     pub use crate::metrics::BenchHistogram;
+    pub use crate::tracker::{BackendCall, Probed};
 }
 pub mod exposition;
+#[cfg(feature = "axum")]
+mod layer;
 mod macro_support;
 pub mod metrics;
 mod stage;
@@ -81,6 +84,8 @@ mod trace;
 mod tracker;
 
 pub use duration::{track_duration, DurationGuard};
+#[cfg(feature = "axum")]
+pub use layer::{PerfBody, PerfFuture, PerfLayer, PerfService, UNMATCHED_ENDPOINT};
 pub use metrics::{
     BackendErrorKind, Endpoint, EndpointMetrics, InstallError, Metrics, MetricsBuilder,
     BACKEND_BUCKETS, FRONTEND_BUCKETS, STAGE_BUCKETS,

@@ -1,7 +1,29 @@
 //! Support for the macros' expansions. Not a public API: it may change in any release.
 
 pub use crate::metrics::KnownEndpoint;
+pub use crate::tracker::current::{
+    backend_call, next_backend_call, stream_chunks_probed, stream_probed,
+};
 pub use inventory;
+
+use std::future::Future;
+
+use crate::tracker::{current, PerformanceTracker, Run};
+use crate::Endpoint;
+
+/// A `#[perf_endpoint]` handler's body run as its request: a new request of `endpoint`, or,
+/// called inside a request (the layer's exchange, or another endpoint's), part of that one.
+#[inline]
+pub fn endpoint<F, C>(endpoint: &Endpoint, body: F, succeeded: C) -> Run<F, C>
+where
+    F: Future,
+    C: FnOnce(&F::Output) -> bool,
+{
+    match current::state() {
+        Some(state) => Run::joined(state, body, succeeded),
+        None => PerformanceTracker::at(endpoint).run_checked(body, succeeded),
+    }
+}
 
 /// Wraps a value to ask, by autoref specialization, whether it means success: an `Err` does not,
 /// any other value does. `#[perf_backend]` asks whether the backend answered, `#[perf_endpoint]`

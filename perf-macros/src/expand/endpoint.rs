@@ -7,10 +7,11 @@ use syn::{ItemFn, LitStr};
 use super::function::with_body;
 use super::{hidden, runtime, wrap};
 
-/// The handler with its signature kept and its body run by
-/// `PerformanceTracker::at(&ENDPOINT).run(..)`: the tracker is current for everything the body
-/// awaits, and the request ends when the body completes, or later, when a `#[perf_stream]` stream
-/// made in it ends or is dropped. A body that returns an `Err` marks the request failed
+/// The handler with its signature kept and its body run as its request
+/// (`__private::endpoint(&ENDPOINT, ..)`: a new request, or, inside one already, the layer's
+/// exchange or another endpoint's, part of it): the request is current for everything the body
+/// awaits, and ends when the body completes, or later, when a `#[perf_stream]` stream made in
+/// it ends or is dropped. A body that returns an `Err` marks the request failed
 /// (`requests_total{outcome="error"}`). The endpoint's series are resolved once, in a static.
 ///
 /// The body becomes one `async move` block given to `run_checked` (no further nesting: the
@@ -33,9 +34,7 @@ pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
                 #rt::__private::KnownEndpoint(#path)
             }
             #bound
-            #rt::PerformanceTracker::at(&#site)
-                .run_checked(#body, |#out| #succeeded)
-                .await
+            #rt::__private::endpoint(&#site, #body, |#out| #succeeded).await
         }
     })
 }

@@ -61,7 +61,7 @@ pub fn backend_fn(args: &BackendArgs, function: ItemFn) -> Result<TokenStream> {
             Ok(Some(returned)) if !wrap::OFF => {
                 future::instrument(sig, block, &returned, &Timing::Backend(args))
             }
-            _ => wrap::backend(args, wrap::body_value(sig, block)),
+            _ => wrap::backend_body(args, sig, block),
         },
     ))
 }

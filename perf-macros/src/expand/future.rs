@@ -136,7 +136,10 @@ pub fn instrument(
     // `provider` and `model`, evaluated at the first poll, may still use those values.
     let made = hidden("__perf_future");
     let call = wrap::call_once(wrap::body_closure(sig, block, TokenStream::new()));
-    let timed = timed(timing, quote!(#made.await), future.output);
+    let timed = match timing {
+        Timing::Stage(stage) => wrap::stage(stage, quote!(#made.await)),
+        Timing::Backend(args) => wrap::backend_future(args, quote!(#made), future.output),
+    };
     let wrapped = quote!(async move { #timed });
     let wrapped = if future.boxed {
         quote!(::std::boxed::Box::pin(#wrapped))
@@ -215,10 +218,11 @@ fn instrument_inside(body: AsyncBody, future: &ReturnedFuture, timing: &Timing) 
         // The output is needed: the body runs in an inner async block, whose `return`s and `?`s
         // end that block only. It is made after `provider` and `model` are evaluated: they may
         // use what it moves.
-        Timing::Backend(_) => {
+        Timing::Backend(args) => {
             let body = hidden("__perf_body");
             let bound = wrap::bind_future(&body, quote!(#async_token #capture #inner));
-            timed(timing, quote!({ #bound #body.await }), future.output)
+            let called = wrap::backend_future(args, quote!(#body), future.output);
+            quote!({ #bound #called })
         }
     };
     let rebuilt = quote!(#(#attrs)* #async_token #capture { #timed });
@@ -227,14 +231,6 @@ fn instrument_inside(body: AsyncBody, future: &ReturnedFuture, timing: &Timing) 
         None => rebuilt,
     };
     quote!(#(#items)* #rebuilt)
-}
-
-/// `value` (an expression of the future's output, evaluated in an async block) timed as `timing`.
-fn timed(timing: &Timing, value: TokenStream, output: Option<&Type>) -> TokenStream {
-    match timing {
-        Timing::Stage(stage) => wrap::stage(stage, value),
-        Timing::Backend(args) => wrap::backend_typed(args, value, output),
-    }
 }
 
 /// The `Future` bound of `dyn Future<..> + ..` or `impl Future<..> + ..`: `Some(output)`, where

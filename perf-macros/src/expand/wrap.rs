@@ -53,19 +53,12 @@ pub fn stage_after(stage: &CheckedStage, value: TokenStream, follows: bool) -> T
 /// `value` timed as a backend call: answered when it completes, unless it is an `Err`.
 /// Leaving early (`?`, `return`, a panic, cancellation) records no TTFB.
 pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
-    backend_typed(args, value, None)
+    backend_opened(args, value, None, false)
 }
 
 /// [`backend`]; `follows` as in [`stage_after`].
 pub fn backend_after(args: &BackendArgs, value: TokenStream, follows: bool) -> TokenStream {
     backend_opened(args, value, None, follows)
-}
-
-/// [`backend`], with the value's type stated when known (`output`): the success check is a
-/// method call on the value, so its type must be known there, and a value whose type is only
-/// inferred later (an async block's output with `?` in it) needs it written.
-pub fn backend_typed(args: &BackendArgs, value: TokenStream, output: Option<&Type>) -> TokenStream {
-    backend_opened(args, value, output, false)
 }
 
 fn backend_opened(
@@ -104,6 +97,27 @@ fn backend_opened(
     }
 }
 
+/// `future`, a fn's body as a future, awaited as a backend call: its call is current for each of
+/// its polls (the facts found inside are its own, under `select!` and `join!` too); answered
+/// when its output is not an `Err`. `output`: the future's output type, when known.
+pub fn backend_future(
+    args: &BackendArgs,
+    future: TokenStream,
+    output: Option<&Type>,
+) -> TokenStream {
+    let rt = runtime();
+    let out = hidden("__perf_value");
+    let BackendArgs { provider, model } = args;
+    if OFF {
+        return quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #future.await });
+    }
+    let succeeded = succeeded(quote!(#out));
+    let annotated = output.map(|ty| quote!(: &#ty));
+    quote! {
+        #rt::current::backend_call(#provider, #model, #future, |#out #annotated| #succeeded).await
+    }
+}
+
 /// Whether the value `reference` points to means success: `false` for an `Err`, `true` for anything else, decided at
 /// compile time by autoref specialization on the value's concrete type.
 pub fn succeeded(reference: TokenStream) -> TokenStream {
@@ -124,9 +138,23 @@ pub fn stream(args: &StreamArgs, value: TokenStream) -> TokenStream {
         // Never called: keeps `chunks` type-checked against the stream's items.
         (Some(chunks), true) => quote!(#rt::__private::check_chunks(#value, #chunks)),
         (None, true) => value,
-        (Some(chunks), false) => quote!(#rt::current::stream_chunks(#value, #chunks)),
-        (None, false) => quote!(#rt::current::stream(#value)),
+        (Some(chunks), false) => {
+            let failed = failed_item();
+            quote!(#rt::__private::stream_chunks_probed(#value, #chunks, #failed))
+        }
+        (None, false) => {
+            let failed = failed_item();
+            quote!(#rt::__private::stream_probed(#value, #failed))
+        }
     }
+}
+
+/// A closure telling whether a stream's item is a failure: an `Err`, decided by the item's
+/// concrete type as [`succeeded`] decides (a stream of another item type never fails).
+fn failed_item() -> TokenStream {
+    let item = hidden("__perf_item");
+    let succeeded = succeeded(quote!(#item));
+    quote!(|#item| !#succeeded)
 }
 
 /// The body of `sig` as a future whose `return`s and `?`s end the future, not the function.
@@ -143,6 +171,20 @@ pub fn bind_future(name: &Ident, future: TokenStream) -> TokenStream {
     quote! {
         #[allow(clippy::async_yields_async)]
         let #name = #future;
+    }
+}
+
+/// The body of `sig` timed as a backend call: an async fn's body as a [`backend_future`], a sync
+/// fn's as a value with the call's guard around it.
+pub fn backend_body(args: &BackendArgs, sig: &Signature, body_block: &Block) -> TokenStream {
+    match sig.asyncness {
+        Some(_) if !OFF => {
+            let body = hidden("__perf_body");
+            let bound = bind_future(&body, body_future(sig, body_block));
+            let called = backend_future(args, quote!(#body), None);
+            quote!({ #bound #called })
+        }
+        _ => backend(args, body_value(sig, body_block)),
     }
 }
 

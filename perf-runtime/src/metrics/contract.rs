@@ -50,6 +50,11 @@ pub const OPERATION_DURATION: &str = "operation_duration_seconds";
 /// `cancelled`). Beyond the seed's families; it adds no label to them.
 pub const REQUESTS_TOTAL: &str = "requests_total";
 
+/// `http_responses_total{endpoint, status}`: the layer's answers by HTTP status code
+/// ([`PerfLayer`](crate::PerfLayer) only: a `#[perf_endpoint]` handler alone does not see its
+/// response's status).
+pub const HTTP_RESPONSES_TOTAL: &str = "http_responses_total";
+
 /// `requests_in_flight{endpoint}`: requests begun and not yet ended.
 pub const REQUESTS_IN_FLIGHT: &str = "requests_in_flight";
 
@@ -117,6 +122,7 @@ pub(crate) struct Families {
     pub stage_percentage: Family<Split>,
     pub operation_duration: Family<Histogram>,
     pub requests: Family<Counter>,
+    pub http_responses: Family<Counter>,
     pub requests_in_flight: Family<InFlight>,
     pub backend_in_flight: Family<InFlight>,
     pub backend_errors: Family<Counter>,
@@ -212,6 +218,13 @@ impl Families {
                 &[],
                 Counter::new,
             ),
+            http_responses: Family::new(
+                name(HTTP_RESPONSES_TOTAL),
+                "Answers of the requests PerfLayer saw, by HTTP status code.",
+                &["endpoint", "status"],
+                &[],
+                Counter::new,
+            ),
             requests_in_flight: Family::new(
                 name(REQUESTS_IN_FLIGHT),
                 "Requests begun and not yet ended (the handler runs, or its answer still streams).",
@@ -273,7 +286,7 @@ impl Families {
 
     /// One collector per family, each with the family's name; `requests_total`, the name an
     /// application most likely has already, first (see [`register`](Self::register)).
-    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 15] {
+    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 16] {
         fn registered<T: Series>(family: &'static Family<T>) -> (&'static str, Box<dyn Collector>) {
             (family.name(), Box::new(Registered(family)))
         }
@@ -293,6 +306,7 @@ impl Families {
             registered(&self.backend_tokens),
             registered(&self.request_duration),
             registered(&self.gateway_overhead),
+            registered(&self.http_responses),
         ]
     }
 

@@ -100,6 +100,16 @@ impl BackendSet {
         })
     }
 
+    /// Its `provider` label.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Its `model` label.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
     /// `backend_ttft_seconds` of this provider and model.
     pub fn ttft(&self) -> &'static Histogram {
         self.lazy(&self.ttft, |families| &families.backend_ttft)
@@ -132,6 +142,9 @@ impl BackendSet {
     }
 }
 
+/// Status codes whose `http_responses_total` series an endpoint keeps at hand.
+const COMMON_STATUSES: [u16; 12] = [200, 201, 204, 400, 401, 403, 404, 413, 429, 500, 502, 504];
+
 /// The resolved series of one endpoint. Made by [`Metrics::endpoint`]; lives for the process.
 pub struct EndpointMetrics {
     pub(crate) metrics: &'static Metrics,
@@ -149,6 +162,8 @@ pub struct EndpointMetrics {
     durations: [OnceLock<&'static Histogram>; 3],
     /// `gateway_overhead_seconds{endpoint}`.
     pub(crate) overhead: &'static Histogram,
+    /// `http_responses_total` of the [`COMMON_STATUSES`], made on first use.
+    statuses: [OnceLock<&'static Counter>; COMMON_STATUSES.len()],
     /// The backend sets of this endpoint, by admitted provider and model.
     backends: RwLock<HashMap<ProviderModel, &'static BackendSet>>,
     unknown: OnceLock<&'static BackendSet>,
@@ -166,6 +181,7 @@ impl EndpointMetrics {
             in_flight: families.requests_in_flight.get(&[path]),
             durations: Default::default(),
             overhead: families.gateway_overhead.get(&[path]),
+            statuses: Default::default(),
             backends: RwLock::new(HashMap::new()),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             unknown: OnceLock::new(),
@@ -186,6 +202,28 @@ impl EndpointMetrics {
                 .request_duration
                 .get(&[&self.path, OUTCOMES[outcome]])
         })
+    }
+
+    /// `http_responses_total{endpoint, status}` of `status` (100–999): the common codes are
+    /// resolved once, others looked up in the family.
+    pub(crate) fn status(&self, status: u16) -> &'static Counter {
+        let status = status.clamp(100, 999);
+        let digits = [
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ];
+        let code = std::str::from_utf8(&digits).unwrap_or("000");
+        let get = || {
+            self.metrics
+                .families
+                .http_responses
+                .get(&[&self.path, code])
+        };
+        match COMMON_STATUSES.iter().position(|&common| common == status) {
+            Some(index) => self.statuses[index].get_or_init(get),
+            None => get(),
+        }
     }
 
     /// The `stage_percentage` triple, resolved on first use.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering::*;
 
-use super::chunks::{Chunk, Usage};
+use super::chunks::Chunk;
 use super::state::RequestState;
 use crate::clock::{ticks_to_ns, Clock};
 use crate::metrics::{BackendSet, Histogram};
@@ -66,66 +66,47 @@ impl Drop for ContentSeen {
 }
 
 impl RequestState {
-    /// A backend window opens: a call is sent, or a stream starts relaying an answer.
-    #[inline]
-    pub fn open_window(&self, at: Clock) {
-        if self.windows_open.fetch_add(1, AcqRel) == 0 {
-            self.windows_since.store(at.0, Relaxed);
-        }
-    }
-
-    /// A backend window closes; when the last open one does, the time since the first opened
-    /// is covered.
-    #[inline]
-    pub fn close_window(&self, at: Clock) {
-        if self.windows_open.fetch_sub(1, AcqRel) == 1 {
-            let since = Clock(self.windows_since.load(Relaxed));
-            self.windows_ticks.fetch_add(since.ticks_until(at), Relaxed);
-        }
-    }
-
-    /// The backend whose labels the streaming (and its chunks) are recorded under: the last that
-    /// answered, else `unknown`.
+    /// The backend whose labels the streaming (and chunks of no call) are recorded under: the
+    /// last that answered, else `unknown`.
     #[inline]
     pub fn streaming_set(&self) -> &'static BackendSet {
         self.answered()
             .unwrap_or_else(|| self.endpoint().unknown_backend())
     }
 
-    /// A streamed item, classified: the time to first token (from the latest backend call's
-    /// start) or the gap since the previous content chunk, and its token usage.
-    pub fn chunk(&self, chunk: Chunk, seen: &mut ContentSeen) {
+    /// A streamed item of stream `number`, classified, relaying the answer of `call` (none if
+    /// no call had answered): the call's time to first token (from its start) or the gap since
+    /// the stream's previous content chunk, and the call's usage. Only the stream that reads the
+    /// call's content counts its facts: a stream re-yielding chunks another already saw (wrapped
+    /// twice, a peeked chunk chained back) counts nothing.
+    pub fn chunk(&self, call: Option<u32>, number: u32, chunk: Chunk, seen: &mut ContentSeen) {
+        let call = call.map(|index| self.call(index));
+        if let Some(call) = call {
+            if !call.read_by(number) {
+                return;
+            }
+        }
         if chunk.content {
             let now = Clock::now();
             if seen.gaps.is_some() {
                 seen.keep(seen.last.ticks_until(now));
             } else {
-                let set = self.streaming_set();
-                let start = self.last_call_start.load(Relaxed);
-                if start != 0 {
-                    set.ttft().observe_traced(
-                        Clock(start).ticks_until(now),
-                        Some(self.trace_id()),
-                        now,
-                    );
-                }
+                let set = match call {
+                    Some(call) => {
+                        if call.first_token() {
+                            set_ttft(call.set(), call.start(), now, self.trace_id());
+                        }
+                        call.set()
+                    }
+                    None => self.streaming_set(),
+                };
                 // Looked up once per stream, at its first content chunk.
                 seen.gaps = Some(set.chunk_gap());
             }
             seen.last = now;
         }
-        if let Some(usage) = chunk.usage {
-            self.usage(usage);
-        }
-    }
-
-    /// Counts the provider's token `usage` against the backend that answered (else the latest
-    /// call; nothing without any).
-    pub fn usage(&self, usage: Usage) {
-        if let Some(set) = self.answered().or_else(|| self.last_call()) {
-            for (kind, n) in usage.counts().into_iter().enumerate() {
-                set.tokens(kind, n);
-            }
+        if let (Some(usage), Some(call)) = (chunk.usage, call) {
+            call.set_usage(usage);
         }
     }
 
@@ -149,12 +130,18 @@ impl RequestState {
                 entry(stage.name(), ns);
             }
         }
-        let backend = ticks_to_ns(self.backend_ticks.load(Relaxed));
+        let backend = ticks_to_ns(self.backend_ticks());
         if backend > 0 {
             entry("backend", backend);
         }
         out
     }
+}
+
+/// Records a call's time to first token: from its `start` to `now`.
+fn set_ttft(set: &'static BackendSet, start: Clock, now: Clock, trace: crate::trace::TraceId) {
+    set.ttft()
+        .observe_traced(start.ticks_until(now), Some(trace), now);
 }
 
 /// Appends `ns` in milliseconds with three decimals (`0.041`, `501.700`), rounded to the

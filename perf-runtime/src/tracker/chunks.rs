@@ -63,6 +63,13 @@ pub trait Classify<T> {
     /// What `item` is, or `None` to leave it uncounted.
     fn classify(&mut self, item: &T) -> Option<Chunk>;
 
+    /// Whether `item` is a failure of the answer (an `Err` item: the provider broke off).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn failed(&mut self, _item: &T) -> bool {
+        false
+    }
+
     /// Where the stream keeps what it has seen of content so far (the time of its last content
     /// chunk): only a classifier that finds content needs the room.
     #[doc(hidden)]
@@ -100,5 +107,28 @@ impl<T, F: FnMut(&T) -> Chunk> Classify<T> for ChunksBy<F> {
     #[inline]
     fn seen(&mut self) -> Option<&mut Seen> {
         Some(&mut self.1)
+    }
+}
+
+/// A classifier `C` that also asks `P` whether an item is a failure: what `#[perf_stream]`
+/// hands a stream, with `P` telling an `Err` item from the item's type. Not for use outside the
+/// crate.
+#[doc(hidden)]
+pub struct Probed<C, P>(pub C, pub P);
+
+impl<T, C: Classify<T>, P: FnMut(&T) -> bool> Classify<T> for Probed<C, P> {
+    #[inline(always)]
+    fn classify(&mut self, item: &T) -> Option<Chunk> {
+        self.0.classify(item)
+    }
+
+    #[inline(always)]
+    fn failed(&mut self, item: &T) -> bool {
+        (self.1)(item)
+    }
+
+    #[inline(always)]
+    fn seen(&mut self) -> Option<&mut Seen> {
+        self.0.seen()
     }
 }

@@ -11,7 +11,10 @@ use std::cell::Cell;
 
 use futures_core::Stream;
 
-use super::chunks::{Chunk, ChunksBy, Usage};
+use std::future::Future;
+
+use super::backend_call::BackendCall;
+use super::chunks::{Chunk, ChunksBy, Probed, Usage};
 use super::guards::{after_last_close, BackendGuard, Owner, StageGuard};
 use super::state::{RequestState, StateRef};
 use super::{PerformanceTracker, TrackedStream};
@@ -45,7 +48,8 @@ pub(crate) fn state() -> Option<&'static RequestState> {
 }
 
 /// Calls `f` with a tracker of the current request, if the caller runs inside a request. The
-/// tracker is a view: dropping it neither ends nor cancels the request.
+/// tracker is a view: dropping it, or its [`record_percentages`](PerformanceTracker::record_percentages),
+/// neither ends nor cancels the request (who owns the request ends it).
 pub fn with<R>(f: impl FnOnce(&PerformanceTracker) -> R) -> Option<R> {
     let state = state()?;
     let view = PerformanceTracker::view(state.counted());
@@ -79,11 +83,13 @@ pub fn fail() {
     }
 }
 
-/// Counts a failure of the current request's latest backend call in
-/// `backend_errors_total{provider, model, endpoint, kind}`: call it where the failure is found,
-/// inside the `#[perf_backend]` call (a timeout, a refused connection, an error status) or in the
-/// stream that relays its answer (a provider that broke off). Outside a request, or before any
-/// backend call, does nothing. It does not fail the request: return an `Err` or call [`fail`].
+/// Counts a failure of a backend call of the current request in
+/// `backend_errors_total{provider, model, endpoint, kind}`, once per call: call it where the
+/// failure is found, inside the `#[perf_backend]` call (a timeout, a refused connection, an error
+/// status: it is that call's, under `select!` and `join!` too) or in the stream that relays its
+/// answer (a provider that broke off: the call that stream relays). Elsewhere it is the call
+/// started last. Outside a request, or before any backend call, does nothing. It does not fail
+/// the request: return an `Err` or call [`fail`].
 pub fn backend_error(kind: BackendErrorKind) {
     if let Some(state) = state() {
         state.backend_error(kind);
@@ -148,6 +154,67 @@ pub fn stream<S: Stream>(stream: S) -> TrackedStream<S> {
     handed(|state| TrackedStream::new(stream, state))
 }
 
+/// A `#[perf_backend]` fn's body, `future`, timed as a backend call: answered when
+/// `succeeded` says its output is a success. What the attribute expands to; not for calling by
+/// hand.
+#[doc(hidden)]
+#[inline]
+pub fn backend_call<F, C>(
+    provider: impl AsRef<str>,
+    model: impl AsRef<str>,
+    future: F,
+    succeeded: C,
+) -> BackendCall<F, C>
+where
+    F: Future,
+    C: FnOnce(&F::Output) -> bool,
+{
+    BackendCall::new(backend_request(provider, model), future, succeeded)
+}
+
+/// [`backend_call`], begun where the stage or backend call closed last on this thread ended
+/// (see [`next_stage`]). Not for calling by hand.
+#[doc(hidden)]
+#[inline]
+pub fn next_backend_call<F, C>(
+    provider: impl AsRef<str>,
+    model: impl AsRef<str>,
+    future: F,
+    succeeded: C,
+) -> BackendCall<F, C>
+where
+    F: Future,
+    C: FnOnce(&F::Output) -> bool,
+{
+    BackendCall::new(next_backend_request(provider, model), future, succeeded)
+}
+
+/// [`stream`], with `failed` telling an item that is a failure (an `Err`: the provider broke
+/// off): what `#[perf_stream]` expands to. Not for calling by hand.
+#[doc(hidden)]
+pub fn stream_probed<S, P>(stream: S, failed: P) -> TrackedStream<S, Probed<(), P>>
+where
+    S: Stream,
+    P: FnMut(&S::Item) -> bool,
+{
+    handed(|state| TrackedStream::classified(stream, state, Probed((), failed)))
+}
+
+/// [`stream_chunks`] with `failed` as in [`stream_probed`]. Not for calling by hand.
+#[doc(hidden)]
+pub fn stream_chunks_probed<S, F, P>(
+    stream: S,
+    chunks: F,
+    failed: P,
+) -> TrackedStream<S, Probed<ChunksBy<F>, P>>
+where
+    S: Stream,
+    F: FnMut(&S::Item) -> Chunk,
+    P: FnMut(&S::Item) -> bool,
+{
+    handed(|state| TrackedStream::classified(stream, state, Probed(ChunksBy::new(chunks), failed)))
+}
+
 /// What `make` builds with a share of the current request, or outside one, with a request of
 /// its own under `endpoint="none"` whose handler lets go at once.
 fn handed<T>(make: impl FnOnce(StateRef) -> T) -> T {
@@ -169,9 +236,11 @@ where
     handed(|state| TrackedStream::classified(stream, state, ChunksBy::new(chunks)))
 }
 
-/// Counts the provider's token `usage` (from a non-streamed answer's body) in
-/// `backend_tokens_total`, against the current request's backend that answered. Outside a
-/// request, or before any backend call, does nothing.
+/// Sets the provider's token `usage` (from a non-streamed answer's body) on a backend call of
+/// the current request: the `#[perf_backend]` call it is found in, else the call that answered
+/// last. Usage is a fact of the call: reported twice, it is counted once
+/// (`backend_tokens_total` grows by what exceeds the counts seen so far). Outside a request, or
+/// before any backend call, does nothing.
 pub fn usage(usage: Usage) {
     if let Some(state) = state() {
         state.usage(usage);

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
+use super::calls::{current_call, enter_call, CallRef};
 use super::state::{RequestState, StateRef};
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics, Histogram};
@@ -96,7 +97,6 @@ pub struct StageGuard<'a> {
     owner: Owner<'a>,
     stage: Stage,
     series: &'static Histogram,
-    frontend: bool,
     start: Clock,
     /// Set by [`finish`](Self::finish): the drop that follows ends there (one reading for
     /// both); `Clock(0)` before.
@@ -116,13 +116,13 @@ impl<'a> StageGuard<'a> {
             return Self::detached(super::current::unscoped(), stage, start);
         };
         let series = state.endpoint().stage(stage);
-        let frontend = state.open_stage();
+        let start = start();
+        state.open_stage(start);
         StageGuard {
             owner,
             stage,
             series,
-            frontend,
-            start: start(),
+            start,
             end: Clock(0),
         }
     }
@@ -136,7 +136,6 @@ impl<'a> StageGuard<'a> {
             owner: Owner::Detached,
             stage,
             series: endpoint.stage(stage),
-            frontend: false,
             start: start(),
             end: Clock(0),
         }
@@ -191,13 +190,7 @@ impl Drop for StageGuard<'_> {
         self.series
             .observe_traced(close.ticks, close.trace, close.end);
         if let Some(state) = close.state {
-            state.close_stage(
-                self.stage,
-                close.ticks,
-                self.start,
-                close.end,
-                self.frontend,
-            );
+            state.close_stage(self.stage, close.ticks, self.start, close.end);
         }
     }
 }
@@ -207,11 +200,19 @@ impl Drop for StageGuard<'_> {
 /// Call [`first_byte`](Self::first_byte) when the provider answers: that records
 /// `backend_ttfb_seconds`. Dropped without it (an error, a panic, a cancelled request) it records
 /// no TTFB, since no byte came; the `backend_fetch` stage records the time waited either way.
+///
+/// A call opened inside another call of the same request (a `#[perf_backend]` statement around
+/// a `#[perf_backend]` fn) joins it: one call, timed once; its answer answers the call.
 #[must_use = "call first_byte() when the provider answers"]
 pub struct BackendGuard<'a> {
     owner: Owner<'a>,
     series: &'static BackendSet,
     fetch: &'static Histogram,
+    /// The call's record in its request, and whether this guard only joined it.
+    call: u32,
+    joined: bool,
+    /// The call current on this thread before this one opened, restored when it closes.
+    before: CallRef,
     answered: bool,
     start: Clock,
     /// Set by [`first_byte`](Self::first_byte), as a stage guard's by `finish`.
@@ -224,7 +225,8 @@ impl<'a> BackendGuard<'a> {
         Self::begin_at(owner, provider, model, Clock::now)
     }
 
-    /// Opens the call at the reading `start` gives, taken last.
+    /// Opens the call at the reading `start` gives, taken last; or joins the call current on
+    /// this thread, if it is one of the same request.
     #[inline]
     pub(crate) fn begin_at(
         owner: Owner<'a>,
@@ -235,10 +237,37 @@ impl<'a> BackendGuard<'a> {
         let Some(state) = owner.state() else {
             return Self::detached(super::current::unscoped(), provider, model, start);
         };
-        let mut guard = Self::detached(state.endpoint(), provider, model, start);
-        state.open_backend(guard.start, guard.series);
-        guard.owner = owner;
-        guard
+        let current = current_call();
+        if let Some(call) = current.joined_by(state) {
+            let series = state.call(call).set();
+            return BackendGuard {
+                fetch: state.endpoint().stage(Stage::BACKEND_FETCH),
+                call,
+                joined: true,
+                before: current,
+                answered: false,
+                start: state.call(call).start(),
+                end: Clock(0),
+                series,
+                owner,
+            };
+        }
+        let series = state.endpoint().backend(provider, model);
+        series.in_flight.start();
+        let start = start();
+        let call = state.open_call(start, series);
+        let before = enter_call(CallRef::new(state, call)).keep();
+        BackendGuard {
+            fetch: state.endpoint().stage(Stage::BACKEND_FETCH),
+            owner,
+            series,
+            call,
+            joined: false,
+            before,
+            answered: false,
+            start,
+            end: Clock(0),
+        }
     }
 
     pub(crate) fn detached(
@@ -253,17 +282,52 @@ impl<'a> BackendGuard<'a> {
             owner: Owner::Detached,
             series,
             fetch: endpoint.stage(Stage::BACKEND_FETCH),
+            call: 0,
+            joined: false,
+            before: CallRef::NONE,
             answered: false,
             start: start(),
             end: Clock(0),
         }
     }
 
+    /// This call, as facts found while it runs name it (none outside a request).
+    #[inline]
+    pub(crate) fn call_ref(&self) -> CallRef {
+        match self.owner.state() {
+            Some(state) => CallRef::new(state, self.call),
+            None => CallRef::NONE,
+        }
+    }
+
+    /// Leaves the thread's current call as it was before this call opened: for a call whose
+    /// future makes it current for each of its polls instead ([`BackendCall`](super::BackendCall)).
+    #[inline]
+    pub(crate) fn unscoped(mut self) -> Self {
+        let call = self.call_ref();
+        restore_call(call, self.before);
+        self.before = call;
+        self
+    }
+
+    /// Whether the call is outside any request.
+    pub(crate) fn is_detached(&self) -> bool {
+        matches!(self.owner, Owner::Detached)
+    }
+
+    /// The series of this call's provider and model under `endpoint`.
+    pub(crate) fn series_in(&self, endpoint: &'static EndpointMetrics) -> &'static BackendSet {
+        endpoint.backend(self.series.provider(), self.series.model())
+    }
+
     /// Counts this call in `backend_errors_total{provider, model, endpoint, kind}`: the
     /// provider timed out, could not be reached, answered an error status, or sent what the
-    /// protocol does not allow.
+    /// protocol does not allow. Once per call.
     pub fn error(&self, kind: BackendErrorKind) {
-        self.series.error(kind);
+        match self.owner.state() {
+            Some(state) => state.call(self.call).fail(kind),
+            None => self.series.error(kind),
+        }
     }
 
     /// The provider's first byte arrived: records the TTFB and ends the backend stage.
@@ -286,64 +350,66 @@ impl Drop for BackendGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let close = closing(&self.owner, self.start, self.end);
+        restore_call(self.call_ref(), self.before);
+        if self.joined {
+            // The call it joined times itself; this guard's answer answers it.
+            if let (true, Some(state)) = (self.answered, close.state) {
+                state.call(self.call).answer(close.end);
+            }
+            return;
+        }
+        // An answer noted by a guard that joined this call counts for it.
+        let answered_at = match (self.answered, close.state) {
+            (true, _) => Some(close.end),
+            (false, Some(state)) => state.call(self.call).answered(),
+            (false, None) => None,
+        };
         self.series.in_flight.finish();
         self.fetch
             .observe_traced(close.ticks, close.trace, close.end);
-        if self.answered {
+        if let Some(at) = answered_at {
             self.series
                 .ttfb
-                .observe_traced(close.ticks, close.trace, close.end);
+                .observe_traced(self.start.ticks_until(at), close.trace, at);
         }
         if let Some(state) = close.state {
-            state.close_backend(close.ticks, self.answered.then_some(self.series));
-            state.close_window(close.end);
+            state.close_call(self.call, close.end, answered_at.is_some());
         }
+    }
+}
+
+/// Puts back the call current before `call` opened, if `call` is still the current one (a
+/// guard dropped on another thread, or after a later call, leaves that thread's alone).
+#[inline]
+fn restore_call(call: CallRef, before: CallRef) {
+    if current_call() == call {
+        let _ = enter_call(before).keep();
     }
 }
 
 /// Times the streaming of an answer to the client. Its time is recorded in
 /// `streaming_duration_seconds` and the `stream_processing` stage once, at the request's end,
-/// added to that of the request's streams.
+/// as part of the request's streaming (the union of its streams less its backend calls).
 #[must_use = "streaming is timed until this guard is dropped"]
 pub struct StreamingGuard<'a> {
     state: &'a RequestState,
     start: Clock,
-    backend_before: u64,
 }
 
 impl<'a> StreamingGuard<'a> {
     #[inline]
     pub(crate) fn begin(state: &'a RequestState) -> Self {
         let start = Clock::now();
-        state.open_window(start);
-        StreamingGuard {
-            state,
-            start,
-            backend_before: state.backend_ticks(),
-        }
+        state.open_stream(start);
+        StreamingGuard { state, start }
     }
 }
 
 impl Drop for StreamingGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        add_streaming(self.state, self.start, self.backend_before);
+        self.state.close_stream(self.start, Clock::now());
     }
-}
-
-/// Adds the streaming from `start` until now, less the backend time spent meanwhile (a provider
-/// called lazily, as the stream is read), to `state`, and closes its backend window (opened by
-/// the caller at `start`); records it at once if the request ended. Returns the end's reading.
-#[inline]
-pub(crate) fn add_streaming(state: &RequestState, start: Clock, backend_before: u64) -> Clock {
-    let end = Clock::now();
-    state.close_window(end);
-    let during = state.backend_ticks().saturating_sub(backend_before);
-    let ticks = start.ticks_until(end).saturating_sub(during);
-    if !state.add_streaming(ticks) {
-        state.observe_streaming(ticks, state.trace_id(), end);
-    }
-    end
 }
 
 #[cfg(test)]

@@ -20,9 +20,12 @@
 //!    (`crate::exposition`).
 
 mod answer;
+mod backend_call;
+mod calls;
 mod chunks;
 pub mod current;
 mod guards;
+mod phases;
 mod pool;
 mod run;
 mod state;
@@ -30,13 +33,15 @@ mod stream;
 
 use std::future::Future;
 
-pub use chunks::{Chunk, ChunksBy, Classify, Usage};
+pub use backend_call::BackendCall;
+pub use chunks::{Chunk, ChunksBy, Classify, Probed, Usage};
 pub use guards::{BackendGuard, StageGuard, StreamingGuard};
 pub use run::Run;
+pub(crate) use state::{HandlerExit, StateRef};
 pub use stream::TrackedStream;
 
 use guards::Owner;
-use state::{HandlerExit, RequestState, StateRef};
+use state::RequestState;
 
 use crate::metrics::{BackendErrorKind, Endpoint, EndpointMetrics, Metrics};
 use crate::stage::Stage;
@@ -190,8 +195,8 @@ impl PerformanceTracker {
             .hand_over(|state| TrackedStream::classified(stream, state, ChunksBy::new(chunks)))
     }
 
-    /// Counts the provider's token `usage` (from a non-streamed answer's body) in
-    /// `backend_tokens_total`, against the backend that answered.
+    /// Sets the provider's token `usage` (from a non-streamed answer's body) on the call it
+    /// belongs to; see [`current::usage`].
     pub fn usage(&self, usage: Usage) {
         self.state.usage(usage);
     }
@@ -215,14 +220,18 @@ impl PerformanceTracker {
     }
 
     /// The handler is done with the request: it ends now, or when the streams it was handed to
-    /// end (see the type's documentation for what it records). Later calls do nothing.
+    /// end (see the type's documentation for what it records). Later calls do nothing, and so
+    /// does a call on a tracker that does not own the request ([`current::with`]'s view, or a
+    /// tracker of the layer's exchange): its owner ends it.
     #[inline]
     pub fn record_percentages(&self) {
-        self.state.release_handler(HandlerExit::Returned(true));
+        if let Role::Handler { .. } = self.role {
+            self.state.release_handler(HandlerExit::Returned(true));
+        }
     }
 
-    /// Counts a failure of this request's latest backend call in `backend_errors_total`; see
-    /// [`current::backend_error`].
+    /// Counts a failure of this request's current backend call (else the one started last) in
+    /// `backend_errors_total`; see [`current::backend_error`].
     pub fn backend_error(&self, kind: BackendErrorKind) {
         self.state.backend_error(kind);
     }

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::state::HandlerExit;
+use super::state::{HandlerExit, RequestState};
 use super::{current, PerformanceTracker, UnwindWatch};
 
 pin_project! {
@@ -22,6 +22,8 @@ pin_project! {
         #[pin]
         body: Option<F>,
         succeeded: Option<C>,
+        // It joined a request it does not own: `Some(whether its failure fails it)`.
+        joined: Option<bool>,
     }
 
     impl<F, C> PinnedDrop for Run<F, C> {
@@ -37,6 +39,19 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Run<F, C> {
     pub(crate) fn new(tracker: PerformanceTracker, body: F, succeeded: C) -> Self {
         Run {
             tracker,
+            body: Some(body),
+            succeeded: Some(succeeded),
+            joined: None,
+        }
+    }
+
+    /// `body`, run inside `state`'s request, which it joins rather than owns: an endpoint
+    /// called inside another request (the layer's exchange, or another endpoint's). Only the
+    /// exchange's own handler fails it with an `Err`.
+    pub(crate) fn joined(state: &'static RequestState, body: F, succeeded: C) -> Self {
+        Run {
+            joined: Some(state.join_handler()),
+            tracker: PerformanceTracker::view(state.counted()),
             body: Some(body),
             succeeded: Some(succeeded),
         }
@@ -67,7 +82,11 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Future for Run<F, C> {
             .succeeded
             .take()
             .is_none_or(|succeeded| succeeded(&out));
-        state.release_handler(HandlerExit::Returned(succeeded));
+        match this.joined {
+            None => state.release_handler(HandlerExit::Returned(succeeded)),
+            Some(true) if !succeeded => state.fail(),
+            Some(_) => {}
+        }
         Poll::Ready(out)
     }
 }

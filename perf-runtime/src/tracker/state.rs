@@ -1,27 +1,31 @@
-//! The state of one request, shared by everything that acts for it: the handler's tracker, the
-//! streams it hands the request to, and the guards of its stages and backend calls.
+//! The state of one request, shared by everything that acts for it: the handler's tracker (or
+//! the layer's exchange), the streams it hands the request to, and the guards of its stages and
+//! backend calls.
 //!
-//! The request **ends once**, when its last owner lets go: the handler (its tracker) has
-//! returned, been cancelled or panicked, **and** every stream handed off has ended or been
-//! dropped. What each owner saw decides the outcome at that moment, in this order:
+//! The request **ends once**, when its last owner lets go. Its owners are the handler (its
+//! tracker, or [`PerfLayer`](crate::PerfLayer)'s future until the response is made) and what
+//! the answer is handed to: the layer's response body, or the streams a `#[perf_endpoint]`
+//! handler hands the request to. What each owner saw decides the outcome at that moment:
 //!
-//! 1. an `Err` returned by the handler, [`fail`](RequestState::fail) (from the handler or from a
-//!    stream), or a panic: `error`;
-//! 2. a handler dropped before returning (the client left before the answer began): `cancelled`;
-//! 3. else the stream that took the request last among those that were read (or, if none was
-//!    read, the last one): `completed` if it was read to its end, `cancelled` if it was dropped
-//!    first (the client left). So a fallback's first try, dropped unread, does not decide over
-//!    the stream that was returned and read;
-//! 4. else `completed`.
+//! * **Under the layer**, the HTTP exchange decides: `error` after an `Err` of the service, a
+//!   5xx status, a body that yielded an error, [`fail`](RequestState::fail) or a panic;
+//!   `cancelled` if the service's future or the body was dropped before its end; `completed`
+//!   otherwise. Streams have no say.
+//! * **Without it**, in this order: an `Err` returned by the handler, `fail` (an `Err` item of
+//!   a stream handed to the answer fails it too), or a panic: `error`; a handler dropped before
+//!   returning: `cancelled`; else the last-handed stream among those read after the handler
+//!   returned (read directly, not only inside another stream of the request): `completed` if
+//!   read to its end, `cancelled` if dropped first (the client left). A stream dropped before
+//!   its handler returned (an answer aggregated into JSON) or never read (`HEAD`) has no say.
 //!
-//! Phases come from the time intervals themselves: front-end time is the outermost stages'
-//! time before the first backend call started (a stage around a backend call stops counting
-//! when the call starts), backend time is the backend calls' time, streaming is the streams'
-//! time less any backend call made while they were read (a provider called lazily).
+//! Its phases are unions of intervals ([`phases`](super::phases)); each backend call is one
+//! record ([`calls`](super::calls)).
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
+use super::calls::{current_call, CallRecord, MAX_CALLS};
+use super::phases::Union;
 use super::pool;
 use crate::clock::{ticks_to_ns, Clock};
 use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics};
@@ -39,13 +43,17 @@ const FAILED: u32 = 1 << 2;
 const PANICKED: u32 = 1 << 3;
 /// The handler returned (its front-end time is then recorded).
 const RETURNED: u32 = 1 << 4;
-/// The handler was dropped before it returned.
+/// The handler (or, under the layer, the response body) was dropped before its end.
 const CANCELLED: u32 = 1 << 5;
 /// The handler let go of the request (returned, cancelled or panicked): once only.
 const HANDLER_GONE: u32 = 1 << 6;
 const ENDED: u32 = 1 << 7;
 /// Some stream or streaming guard was read: streaming is recorded at the end.
 const STREAMED: u32 = 1 << 8;
+/// The request is an HTTP exchange of the layer: its response body decides the outcome.
+const EXCHANGE: u32 = 1 << 9;
+/// A `#[perf_endpoint]` handler joined the layer's exchange: its `Err` fails it.
+const HANDLER_JOINED: u32 = 1 << 10;
 
 /// No backend call started yet.
 const NOT_STARTED: u64 = u64::MAX;
@@ -76,33 +84,33 @@ pub(crate) struct RequestState {
     endpoint: AtomicPtr<EndpointMetrics>,
     /// Handles that keep this slot out of the pool: trackers, streams, guards.
     refs: AtomicU32,
-    /// Owners whose release may end the request: the handler, and each stream handed off.
+    /// Owners whose release may end the request: the handler, and what it handed off.
     owners: AtomicU32,
     flags: AtomicU32,
-    open_stages: AtomicU32,
+    /// Which request of this slot it is: a call noted on a thread names its request by it.
+    generation: AtomicU32,
     /// Hand-offs to streams so far: a stream's number orders it among them.
     handoffs: AtomicU32,
-    /// The say of the stream that decides: `read << 40 | number << 1 | read to its end`; 0 for
-    /// none.
+    /// The say of the stream that decides: `number << 1 | read to its end`; 0 for none.
     stream_vote: AtomicU64,
-    frontend_ticks: AtomicU64,
-    pub(super) backend_ticks: AtomicU64,
-    streaming_ticks: AtomicU64,
+    /// The front-end stages' union, cut where the first backend call started.
+    frontend: Union,
+    /// The backend calls' windows.
+    calls_union: Union,
+    /// Every backend window: calls, and streams relaying an answer.
+    windows: Union,
     /// When the first backend call started ([`NOT_STARTED`] before).
     backend_started: AtomicU64,
     /// The last backend that answered: the labels of the streaming.
     backend: AtomicPtr<BackendSet>,
-    /// The latest backend call, answered or not: what a reported error is counted against.
-    last_call: AtomicPtr<BackendSet>,
-    /// When the latest backend call started: the start of its time to first token.
-    pub(super) last_call_start: AtomicU64,
-    /// When the request began (its handler's start).
+    /// Calls started so far (records used: at most [`MAX_CALLS`]).
+    calls_made: AtomicU32,
+    /// The call started last and the call that answered last, as index + 1 (0: none).
+    last_started: AtomicU32,
+    last_answered: AtomicU32,
+    calls: [CallRecord; MAX_CALLS],
+    /// When the request began.
     started: AtomicU64,
-    /// Backend windows (a backend call, or a stream relaying an answer) open now, since when
-    /// at least one has been open, and the time covered by them so far: their union.
-    pub(super) windows_open: AtomicU32,
-    pub(super) windows_since: AtomicU64,
-    pub(super) windows_ticks: AtomicU64,
     /// Time per stage, by stage id, for `Server-Timing`.
     pub(super) stage_ticks: [AtomicU64; TIMED_STAGES],
     /// The trace id, high and low halves: the exemplar of every bucket the request lands in.
@@ -116,45 +124,44 @@ impl RequestState {
             refs: AtomicU32::new(0),
             owners: AtomicU32::new(0),
             flags: AtomicU32::new(0),
-            open_stages: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
             handoffs: AtomicU32::new(0),
             stream_vote: AtomicU64::new(0),
-            frontend_ticks: AtomicU64::new(0),
-            backend_ticks: AtomicU64::new(0),
-            streaming_ticks: AtomicU64::new(0),
+            frontend: Union::new(),
+            calls_union: Union::new(),
+            windows: Union::new(),
             backend_started: AtomicU64::new(NOT_STARTED),
             backend: AtomicPtr::new(ptr::null_mut()),
-            last_call: AtomicPtr::new(ptr::null_mut()),
-            last_call_start: AtomicU64::new(0),
+            calls_made: AtomicU32::new(0),
+            last_started: AtomicU32::new(0),
+            last_answered: AtomicU32::new(0),
+            calls: [const { CallRecord::empty() }; MAX_CALLS],
             started: AtomicU64::new(0),
-            windows_open: AtomicU32::new(0),
-            windows_since: AtomicU64::new(0),
-            windows_ticks: AtomicU64::new(0),
             stage_ticks: Default::default(),
             trace: Default::default(),
         }
     }
 
-    /// Makes a pooled slot a new request of `endpoint`, owned by its handler.
+    /// Makes a pooled slot a new request of `endpoint`, owned by its handler; `flags` to start
+    /// with.
     #[inline]
-    fn reset(&self, endpoint: &'static EndpointMetrics) {
+    fn reset(&self, endpoint: &'static EndpointMetrics, flags: u32) {
         self.endpoint
             .store(ptr::from_ref(endpoint).cast_mut(), Relaxed);
         self.refs.store(1, Relaxed);
         self.owners.store(1, Relaxed);
-        self.flags.store(0, Relaxed);
-        self.open_stages.store(0, Relaxed);
+        self.flags.store(flags, Relaxed);
+        self.generation.fetch_add(1, Relaxed);
         self.handoffs.store(0, Relaxed);
         self.stream_vote.store(0, Relaxed);
-        self.frontend_ticks.store(0, Relaxed);
-        self.backend_ticks.store(0, Relaxed);
-        self.streaming_ticks.store(0, Relaxed);
+        self.frontend.reset();
+        self.calls_union.reset();
+        self.windows.reset();
         self.backend_started.store(NOT_STARTED, Relaxed);
         self.backend.store(ptr::null_mut(), Relaxed);
-        self.last_call.store(ptr::null_mut(), Relaxed);
-        self.last_call_start.store(0, Relaxed);
-        self.windows_open.store(0, Relaxed);
-        self.windows_ticks.store(0, Relaxed);
+        self.calls_made.store(0, Relaxed);
+        self.last_started.store(0, Relaxed);
+        self.last_answered.store(0, Relaxed);
         for stage in &self.stage_ticks {
             stage.store(0, Relaxed);
         }
@@ -170,6 +177,12 @@ impl RequestState {
     pub fn endpoint(&self) -> &'static EndpointMetrics {
         // SAFETY: set from a `&'static EndpointMetrics` before the slot is handed out.
         unsafe { &*self.endpoint.load(Relaxed) }
+    }
+
+    /// Which request of its slot this is.
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.generation.load(Relaxed)
     }
 
     /// When the request began.
@@ -217,87 +230,143 @@ impl RequestState {
         std::thread::panicking() || self.flags() & PANICKED != 0
     }
 
-    // Stages and backend calls.
-
-    /// Opens a stage at `start`; tells whether it counts as front-end time (it is outermost and
-    /// no backend call has started).
+    /// A `#[perf_endpoint]` handler joins this request: whether it is the exchange's handler
+    /// (the first to join the layer's exchange), whose `Err` then fails the request. An
+    /// endpoint called inside another's request is part of it, and its `Err` is the caller's
+    /// to handle.
     #[inline]
-    pub fn open_stage(&self) -> bool {
-        let outermost = self.open_stages.fetch_add(1, Relaxed) == 0;
-        outermost && self.backend_started.load(Relaxed) == NOT_STARTED
+    pub fn join_handler(&self) -> bool {
+        self.flags() & EXCHANGE != 0
+            && self.flags.fetch_or(HANDLER_JOINED, Relaxed) & HANDLER_JOINED == 0
     }
 
-    /// Closes a stage that ran `ticks` from `start` to `end`: its front-end share stops where the
-    /// first backend call started.
+    // Stages and backend calls.
+
+    /// Opens a stage at `start`.
     #[inline]
-    pub fn close_stage(&self, stage: Stage, ticks: u64, start: Clock, end: Clock, frontend: bool) {
-        self.open_stages.fetch_sub(1, Relaxed);
+    pub fn open_stage(&self, start: Clock) {
+        self.frontend.open(start);
+    }
+
+    /// Closes a stage that ran `ticks` from `start` to `end`: the front end covers it up to where
+    /// the first backend call started.
+    #[inline]
+    pub fn close_stage(&self, stage: Stage, ticks: u64, start: Clock, end: Clock) {
         if let Some(time) = self.stage_ticks.get(stage.index()) {
             time.fetch_add(ticks, Relaxed);
         }
-        if frontend {
-            let backend_started = self.backend_started.load(Relaxed);
-            let share = if end.0 <= backend_started {
-                ticks
-            } else {
-                start.ticks_until(Clock(backend_started))
-            };
-            self.frontend_ticks.fetch_add(share, Relaxed);
-            if self.flags.load(Relaxed) & FRONTEND_SEEN == 0 {
-                self.flags.fetch_or(FRONTEND_SEEN, Relaxed);
-            }
+        let backend_started = self.backend_started.load(Relaxed);
+        self.frontend.close_before(end, backend_started);
+        if start.0 < backend_started && self.flags.load(Relaxed) & FRONTEND_SEEN == 0 {
+            self.flags.fetch_or(FRONTEND_SEEN, Relaxed);
         }
     }
 
+    /// A backend call of `set` starts at `start`: its record's index.
     #[inline]
-    pub fn open_backend(&self, start: Clock, call: &'static BackendSet) {
+    pub fn open_call(&self, start: Clock, set: &'static BackendSet) -> u32 {
+        // Past the last record, the latest call takes it over.
+        let index = (self.calls_made.fetch_add(1, Relaxed) as usize).min(MAX_CALLS - 1);
+        self.calls[index].reset(set, start);
+        self.last_started.store(index as u32 + 1, Release);
         self.backend_started.fetch_min(start.0, Relaxed);
-        self.last_call
-            .store(ptr::from_ref(call).cast_mut(), Relaxed);
-        self.last_call_start.store(start.0, Relaxed);
-        self.open_window(start);
+        self.calls_union.open(start);
+        self.windows.open(start);
+        index as u32
     }
 
+    /// Call `index` ends at `end`, answered then if `answered`.
     #[inline]
-    pub fn close_backend(&self, ticks: u64, answered: Option<&'static BackendSet>) {
-        self.backend_ticks.fetch_add(ticks, Relaxed);
-        if let Some(set) = answered {
-            self.backend.store(ptr::from_ref(set).cast_mut(), Relaxed);
+    pub fn close_call(&self, index: u32, end: Clock, answered: bool) {
+        self.call(index).close();
+        self.calls_union.close(end);
+        self.windows.close(end);
+        if answered {
+            let call = self.call(index);
+            call.answer(end);
+            self.backend
+                .store(ptr::from_ref(call.set()).cast_mut(), Relaxed);
+            self.last_answered.store(index + 1, Release);
             self.flags.fetch_or(ANSWERED, Relaxed);
         }
     }
 
-    /// Counts a failure of the latest backend call in `backend_errors_total`; nothing if the
-    /// request made none.
+    /// The record of call `index`.
+    #[inline]
+    pub fn call(&self, index: u32) -> &CallRecord {
+        &self.calls[index as usize]
+    }
+
+    /// The call that answered last, if any.
+    #[inline]
+    pub fn last_answered(&self) -> Option<u32> {
+        self.last_answered.load(Acquire).checked_sub(1)
+    }
+
+    /// The call started last, if any.
+    #[inline]
+    fn last_started(&self) -> Option<u32> {
+        self.last_started.load(Acquire).checked_sub(1)
+    }
+
+    /// The call a fact found now belongs to: the one current on this thread, else `fallback`.
+    #[inline]
+    fn fact_call(&self, fallback: Option<u32>) -> Option<&CallRecord> {
+        current_call()
+            .of(self)
+            .or(fallback)
+            .map(|index| self.call(index))
+    }
+
+    /// Counts a failure of the call it belongs to (the current one, else the one started
+    /// last) in `backend_errors_total`, once per call; nothing if the request made none.
     pub fn backend_error(&self, kind: BackendErrorKind) {
-        if let Some(call) = self.last_call() {
-            call.error(kind);
+        if let Some(call) = self.fact_call(self.last_started()) {
+            call.fail(kind);
+        }
+    }
+
+    /// Sets the provider's token `usage` on the call it belongs to (the current one, else the
+    /// one that answered last, else the one started last); nothing without any.
+    pub fn usage(&self, usage: super::Usage) {
+        if let Some(call) = self.fact_call(self.last_answered().or(self.last_started())) {
+            call.set_usage(usage);
         }
     }
 
     /// The last backend that answered.
     #[inline]
     pub fn answered(&self) -> Option<&'static BackendSet> {
-        set_in(&self.backend)
+        // SAFETY: null or stored from a `&'static BackendSet`.
+        unsafe { self.backend.load(Relaxed).as_ref() }
     }
 
-    /// The latest backend call, answered or not.
-    pub fn last_call(&self) -> Option<&'static BackendSet> {
-        set_in(&self.last_call)
-    }
-
-    /// Backend time so far: a stream subtracts what was spent during its reading.
+    /// The backend calls' time so far.
     #[inline]
     pub fn backend_ticks(&self) -> u64 {
-        self.backend_ticks.load(Relaxed)
+        self.calls_union.ticks()
     }
 
-    /// Adds streaming time; it is recorded once, at the request's end. Returns `false` if the
-    /// request has ended already (the caller records it then).
+    // Streams.
+
+    /// A stream starts relaying an answer at `at`: a backend window until it lets go.
     #[inline]
-    pub fn add_streaming(&self, ticks: u64) -> bool {
-        self.streaming_ticks.fetch_add(ticks, Relaxed);
-        self.flags.fetch_or(STREAMED, AcqRel) & ENDED == 0
+    pub fn open_stream(&self, at: Clock) {
+        self.windows.open(at);
+        if self.flags.load(Relaxed) & STREAMED == 0 {
+            self.flags.fetch_or(STREAMED, Relaxed);
+        }
+    }
+
+    /// A stream opened at `start` stops relaying at `end`. If the request has ended already
+    /// (a streaming guard dropped late), its own time is recorded at once.
+    #[inline]
+    pub fn close_stream(&self, start: Clock, end: Clock) {
+        if self.ended() {
+            self.observe_streaming(start.ticks_until(end), self.trace_id(), end);
+        } else {
+            self.windows.close(end);
+        }
     }
 
     /// Records `ticks` of streaming, ended at `at`, with the request's `trace`:
@@ -322,7 +391,7 @@ impl RequestState {
         self.handoffs.fetch_add(1, Relaxed) + 1
     }
 
-    /// The handler lets go, once; the request ends if no stream holds it.
+    /// The handler lets go, once; the request ends if nothing it handed off holds it.
     #[inline]
     pub fn release_handler(&self, exit: HandlerExit) {
         let flag = match exit {
@@ -342,23 +411,32 @@ impl RequestState {
         self.flags() & HANDLER_GONE != 0
     }
 
-    /// Stream number `number` lets go, saying whether it was read to its end (`None`: no say,
-    /// it was only read inside another stream of the request). A stream that was read outranks
-    /// any that was not; among equals, the later hand-off outranks the earlier. `at`: a reading
-    /// just taken, which the request's end may use as its own.
+    /// Stream number `number` lets go, saying whether it was read to its end (`None`: no say).
+    /// Among streams with a say, the later hand-off decides. `at`: a reading just taken, which
+    /// the request's end may use as its own.
     #[inline]
-    pub fn release_stream(
-        &self,
-        number: u32,
-        read: bool,
-        to_the_end: Option<bool>,
-        at: Option<Clock>,
-    ) {
+    pub fn release_stream(&self, number: u32, to_the_end: Option<bool>, at: Option<Clock>) {
         if let Some(to_the_end) = to_the_end {
-            let say = u64::from(read) << 40 | u64::from(number) << 1 | u64::from(to_the_end);
+            let say = u64::from(number) << 1 | u64::from(to_the_end);
             self.stream_vote.fetch_max(say, Relaxed);
         }
         self.release_owner(at);
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// The layer's response body lets go: at its end (`Some(true)`), after an error
+    /// (`Some(false)`), or dropped before its end (`None`).
+    #[inline]
+    pub fn release_body(&self, ended: Option<bool>, at: Clock) {
+        let flag = match ended {
+            Some(true) => 0,
+            Some(false) => FAILED,
+            None => CANCELLED,
+        };
+        if flag != 0 {
+            self.flags.fetch_or(flag, Relaxed);
+        }
+        self.release_owner(Some(at));
     }
 
     /// An owner lets go; the request ends (at `at`, a reading just taken, else now) if it was
@@ -370,26 +448,30 @@ impl RequestState {
         }
     }
 
+    /// The outcome `flags` and the streams' vote make.
+    fn outcome(&self, flags: u32) -> Outcome {
+        let vote = self.stream_vote.load(Relaxed);
+        if flags & (FAILED | PANICKED) != 0 {
+            Outcome::Error
+        } else if flags & CANCELLED != 0 || (flags & EXCHANGE == 0 && vote != 0 && vote & 1 == 0) {
+            Outcome::Cancelled
+        } else {
+            Outcome::Completed
+        }
+    }
+
     /// The end of the request at `now`, exactly once: what the outcome allows, then
     /// `requests_total`.
     fn end(&self, now: Clock) {
         let flags = self.flags.fetch_or(ENDED, AcqRel);
-        let vote = self.stream_vote.load(Relaxed);
-        let outcome = if flags & (FAILED | PANICKED) != 0 {
-            Outcome::Error
-        } else if flags & CANCELLED != 0 || (vote != 0 && vote & 1 == 0) {
-            Outcome::Cancelled
-        } else {
-            Outcome::Completed
-        };
+        let outcome = self.outcome(flags);
         let endpoint = self.endpoint();
         let id = self.trace_id();
         let trace = Some(id);
-        let frontend = self.frontend_ticks.load(Relaxed);
+        let [frontend, backend, streaming] = self.phase_ticks(now);
         if flags & (RETURNED | FRONTEND_SEEN) == RETURNED | FRONTEND_SEEN {
             endpoint.frontend.observe_traced(frontend, trace, now);
         }
-        let streaming = self.streaming_ticks.load(Relaxed);
         if flags & STREAMED != 0 {
             self.observe_streaming(streaming, id, now);
         }
@@ -398,11 +480,11 @@ impl RequestState {
             .duration(outcome as usize)
             .observe_traced(lasted, trace, now);
         if flags & RETURNED != 0 {
-            let outside = lasted.saturating_sub(self.windows_ticks.load(Relaxed));
+            let outside = lasted.saturating_sub(backend + streaming);
             endpoint.overhead.observe_ticks(outside);
         }
         if outcome == Outcome::Completed && flags & ANSWERED != 0 {
-            let phases = [frontend, self.backend_ticks.load(Relaxed), streaming];
+            let phases = [frontend, backend, streaming];
             let total: u64 = phases.iter().sum();
             if total > 0 {
                 let shares = phases.map(|phase| phase as f64 * 100.0 / total as f64);
@@ -414,6 +496,18 @@ impl RequestState {
         endpoint.in_flight.finish();
     }
 
+    /// Front end, backend and streaming so far (windows still open counted until `now`), in
+    /// ticks: see [`phases`](super::phases).
+    fn phase_ticks(&self, now: Clock) -> [u64; 3] {
+        let backend = self.calls_union.ticks_at(now);
+        let windows = self.windows.ticks_at(now);
+        [
+            self.frontend.ticks(),
+            backend,
+            windows.saturating_sub(backend),
+        ]
+    }
+
     /// Whether the request has ended: what a late guard adds no longer counts.
     #[inline]
     pub fn ended(&self) -> bool {
@@ -422,20 +516,8 @@ impl RequestState {
 
     /// The front-end, backend and streaming time so far, in nanoseconds.
     pub fn phases(&self) -> [u64; 3] {
-        [
-            &self.frontend_ticks,
-            &self.backend_ticks,
-            &self.streaming_ticks,
-        ]
-        .map(|phase| ticks_to_ns(phase.load(Relaxed)))
+        self.phase_ticks(Clock::now()).map(ticks_to_ns)
     }
-}
-
-/// The backend set a pointer of the state holds, if any.
-#[inline]
-fn set_in(pointer: &AtomicPtr<BackendSet>) -> Option<&'static BackendSet> {
-    // SAFETY: the state's backend pointers are null or stored from a `&'static BackendSet`.
-    unsafe { pointer.load(Relaxed).as_ref() }
 }
 
 /// A counted reference to a request's state: the slot goes back to the pool when the last one
@@ -447,7 +529,17 @@ impl StateRef {
     #[inline]
     pub fn new(endpoint: &'static EndpointMetrics) -> Self {
         let slot = pool::take();
-        slot.reset(endpoint);
+        slot.reset(endpoint, 0);
+        StateRef(slot)
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// A new request of `endpoint` that is the layer's HTTP exchange: its response body decides
+    /// how it ends.
+    #[inline]
+    pub fn exchange(endpoint: &'static EndpointMetrics) -> Self {
+        let slot = pool::take();
+        slot.reset(endpoint, EXCHANGE);
         StateRef(slot)
     }
 }

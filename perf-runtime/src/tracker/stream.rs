@@ -7,9 +7,9 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
+use super::calls::{enter_call, CallRef};
 use super::chunks::Classify;
 use super::current;
-use super::guards::add_streaming;
 use super::state::{RequestState, StateRef};
 use super::UnwindWatch;
 use crate::clock::Clock;
@@ -45,8 +45,8 @@ enum Reading {
     /// Not polled yet: dropped now, it says `cancelled` unless a stream that was read says
     /// otherwise (a fallback's first try, dropped unread, has no say over the answer).
     Unread,
-    /// Polled since `start`, when the request's backend time was `backend_before` (the
-    /// stream's fields, kept apart so that the tag fits beside its number).
+    /// Polled since `start` (the stream's field, kept apart so that the tag fits beside its
+    /// number).
     Read,
     /// Polled only from inside another tracked stream of the same request, which times it.
     Inner,
@@ -64,14 +64,20 @@ pin_project! {
     /// is timed from its first poll until the inner stream yields `None` or this stream is
     /// dropped (a client that hangs up), less any backend call made meanwhile, and recorded once,
     /// at the request's end.
+    ///
+    /// It relays the answer of the backend call that answered last before it was made (or, if
+    /// none had, before its first item): that call's facts (an error reported while it is
+    /// polled, the time to first token from the call's start, the usage its items report) go to
+    /// that call.
     pub struct TrackedStream<S, C = ()> {
         #[pin]
         inner: Option<S>,
         state: StateRef,
         number: u32,
+        // The call it relays, as its index + 1 (0: none yet).
+        call: u32,
         reading: Reading,
         start: Clock,
-        backend_before: u64,
         // What each item is (`()`: not looked at), and for a classifier the content seen so far.
         classify: C,
     }
@@ -81,8 +87,7 @@ pin_project! {
             let mut this = this.project();
             let _current = current::enter(this.state);
             this.inner.set(None);
-            let read = (*this.start, *this.backend_before);
-            release(this.state, *this.number, this.reading, read, false);
+            release(this.state, *this.number, this.reading, *this.start, false);
         }
     }
 }
@@ -100,13 +105,14 @@ impl<S, C> TrackedStream<S, C> {
     #[inline]
     pub(crate) fn classified(inner: S, state: StateRef, classify: C) -> Self {
         let number = state.hand_off();
+        let call = state.last_answered().map_or(0, |index| index + 1);
         TrackedStream {
             inner: Some(inner),
             state,
             number,
+            call,
             reading: Reading::Unread,
             start: Clock(0),
-            backend_before: 0,
             classify,
         }
     }
@@ -116,49 +122,58 @@ impl<S, C> TrackedStream<S, C> {
 /// (`outer`), or as the request's streaming, from now. Not inlined, as [`release`] is not:
 /// each item's poll stays small.
 #[inline(never)]
-fn first_poll(
-    state: &RequestState,
-    outer: *const RequestState,
-    start: &mut Clock,
-    backend_before: &mut u64,
-) -> Reading {
+fn first_poll(state: &RequestState, outer: *const RequestState, start: &mut Clock) -> Reading {
     if std::ptr::eq(outer, state) {
         return Reading::Inner;
     }
     *start = Clock::now();
     // Relaying the provider's answer: a backend window until the stream lets go.
-    state.open_window(*start);
-    *backend_before = state.backend_ticks();
+    state.open_stream(*start);
     Reading::Read
 }
 
-/// Lets go of the request, once: a stream that was read (since `read`: its start and the
-/// request's backend time then) adds its streaming and says whether it was read to its end.
+/// Lets go of the request, once: a stream that was read since `start` closes its window, and
+/// says whether it was read to its end if it was read directly after the handler let go
+/// (handed to the answer); a stream dropped in the handler, or never read, has no say.
 // Not inlined: once per stream, it would weigh on every item's poll.
 #[inline(never)]
 fn release(
     state: &RequestState,
     number: u32,
     reading: &mut Reading,
-    (start, backend_before): (Clock, u64),
+    start: Clock,
     to_the_end: bool,
 ) {
     let mut at = None;
     let say = match *reading {
         Reading::Released => return,
         Reading::Read => {
-            at = Some(add_streaming(state, start, backend_before));
-            Some(to_the_end)
+            let end = Clock::now();
+            state.close_stream(start, end);
+            at = Some(end);
+            state.handler_gone().then_some(to_the_end)
         }
-        Reading::Unread => Some(false),
-        Reading::Inner => None,
+        Reading::Unread | Reading::Inner => None,
     };
-    let read = *reading == Reading::Read;
     *reading = Reading::Released;
     if state.is_panicking() {
         state.panicked();
     }
-    state.release_stream(number, read, say, at);
+    state.release_stream(number, say, at);
+}
+
+/// An `Err` item of a stream relaying `call`'s answer: the call broke off, and if the stream is
+/// the answer (read after its handler let go), the request failed.
+#[inline(never)]
+fn broke_off(state: &RequestState, call: Option<u32>) {
+    if let Some(call) = call {
+        state
+            .call(call)
+            .fail(crate::metrics::BackendErrorKind::BrokenOff);
+    }
+    if state.handler_gone() {
+        state.fail();
+    }
 }
 
 impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
@@ -171,19 +186,30 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
         let polling = Polling::enter(state);
         let outer = polling.0;
         if let Reading::Unread = this.reading {
-            *this.reading = first_poll(state, outer, this.start, this.backend_before);
+            *this.reading = first_poll(state, outer, this.start);
         }
+        let call = this.call.checked_sub(1);
+        let relayed = call.map(|index| enter_call(CallRef::relayed(state, index)));
         let watch = UnwindWatch(Some(state));
         let polled = match this.inner.as_mut().as_pin_mut() {
             Some(inner) => inner.poll_next(cx),
             None => Poll::Ready(None),
         };
         drop(watch);
+        drop(relayed);
         drop(polling);
-        if let (Poll::Ready(Some(item)), Reading::Read) = (&polled, *this.reading) {
+        if let Poll::Ready(Some(item)) = &polled {
+            if this.classify.failed(item) {
+                broke_off(state, call);
+            }
             if let Some(chunk) = this.classify.classify(item) {
                 if let Some(seen) = this.classify.seen() {
-                    state.chunk(chunk, &mut seen.0);
+                    // A call made as the stream is read (a provider called lazily).
+                    if *this.call == 0 {
+                        *this.call = state.last_answered().map_or(0, |index| index + 1);
+                    }
+                    let call = this.call.checked_sub(1);
+                    state.chunk(call, *this.number, chunk, &mut seen.0);
                 }
             }
         }
@@ -193,8 +219,7 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
             if let Some(seen) = this.classify.seen() {
                 seen.0.record();
             }
-            let read = (*this.start, *this.backend_before);
-            release(state, *this.number, this.reading, read, true);
+            release(state, *this.number, this.reading, *this.start, true);
         }
         polled
     }

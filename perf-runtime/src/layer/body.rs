@@ -1,0 +1,88 @@
+//! The response body of a [`PerfLayer`](super::PerfLayer) exchange: the request ends with it.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::clock::Clock;
+use crate::tracker::{current, StateRef, UnwindWatch};
+
+pin_project! {
+    /// A response body that holds its request until its last frame is out, it yields an error,
+    /// or it is dropped. The request is current while it is polled.
+    pub struct PerfBody<B> {
+        #[pin]
+        inner: B,
+        // The request, until the body lets go of it.
+        state: Option<StateRef>,
+        // The answer to a `HEAD`: a server sends none of the body, and drops it unread.
+        head: bool,
+    }
+
+    impl<B> PinnedDrop for PerfBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(state) = this.state.take() {
+                let ended = (*this.head).then_some(true);
+                state.release_body(ended, Clock::now());
+            }
+        }
+    }
+}
+
+impl<B: Body> PerfBody<B> {
+    /// `inner`, holding a share of `state`'s request; a body already at its end lets go now.
+    pub(crate) fn new(inner: B, state: &StateRef, head: bool) -> Self {
+        let state = if inner.is_end_stream() {
+            None
+        } else {
+            state.hand_off();
+            Some(state.clone())
+        };
+        PerfBody { inner, state, head }
+    }
+}
+
+impl<B: Body> Body for PerfBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let Some(state) = this.state.as_ref() else {
+            return this.inner.poll_frame(cx);
+        };
+        let entered = current::enter(state);
+        let watch = UnwindWatch(Some(state));
+        let polled = this.inner.as_mut().poll_frame(cx);
+        drop(watch);
+        drop(entered);
+        let ended = match &polled {
+            Poll::Pending => return polled,
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Err(_))) => false,
+            // A server stops asking once the body says it is at its end.
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => true,
+            Poll::Ready(Some(Ok(_))) => return polled,
+        };
+        if let Some(state) = this.state.take() {
+            state.release_body(Some(ended), Clock::now());
+        }
+        polled
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

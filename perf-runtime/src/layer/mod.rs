@@ -1,0 +1,192 @@
+//! [`PerfLayer`]: a tower layer that makes each HTTP exchange of an axum router one request.
+//!
+//! The request begins when the layer sees it and ends with its response body: when the body's
+//! last frame is out (`completed`), when it yields an error (`error`), or when it is dropped
+//! before its end (`cancelled`: the client left). An answer without a body (`HEAD`, 204, an
+//! error's JSON the body of which is already whole) ends with the response. The `endpoint`
+//! label is axum's [`MatchedPath`], the route template, bounded by the router; requests no route
+//! matched share [`UNMATCHED_ENDPOINT`].
+//!
+//! Inside, the attributes work as without the layer: `#[perf_stage]`, `#[perf_backend]` and
+//! `#[perf_stream]` record into the exchange, and a `#[perf_endpoint]` handler joins it (its
+//! `Err` fails it) instead of making a request of its own.
+
+mod body;
+mod routes;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::MatchedPath;
+use axum::http::{Method, Request, Response};
+use pin_project_lite::pin_project;
+
+pub use body::PerfBody;
+
+use crate::metrics::Metrics;
+use crate::trace::TraceId;
+use crate::tracker::{current, HandlerExit, StateRef, UnwindWatch};
+
+/// The `endpoint` label of requests that no route matched.
+pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+
+/// Times every request of an axum router (or any tower service of `http` requests): add it
+/// with `.layer(PerfLayer::new())` after the routes.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use perf_runtime::PerfLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/v1/models", get(|| async { "[]" }))
+///     .layer(PerfLayer::new())
+///     // Added after the layer: /metrics is not timed.
+///     .route("/metrics", get(perf_runtime::exposition::metrics_handler));
+/// ```
+///
+/// It records `requests_total{endpoint, outcome}`, `http_responses_total{endpoint, status}`,
+/// `requests_in_flight`, `request_duration_seconds` and `gateway_overhead_seconds`, and with
+/// the attributes inside the handlers, the stages, backend calls and streaming of each request.
+/// An answer with a 5xx status ends as `error`. The client's W3C `traceparent` header gives
+/// the request its trace id.
+#[derive(Clone, Copy, Default)]
+pub struct PerfLayer {
+    metrics: Option<&'static Metrics>,
+}
+
+impl PerfLayer {
+    /// The layer, recording into the global metrics ([`Metrics::global`]).
+    pub fn new() -> Self {
+        PerfLayer { metrics: None }
+    }
+
+    /// The layer, recording into `metrics`.
+    pub fn with_metrics(metrics: &'static Metrics) -> Self {
+        PerfLayer {
+            metrics: Some(metrics),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for PerfLayer {
+    type Service = PerfService<S>;
+
+    fn layer(&self, inner: S) -> PerfService<S> {
+        PerfService {
+            inner,
+            metrics: self.metrics,
+        }
+    }
+}
+
+/// The service [`PerfLayer`] wraps around each route.
+#[derive(Clone)]
+pub struct PerfService<S> {
+    inner: S,
+    metrics: Option<&'static Metrics>,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for PerfService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body,
+{
+    type Response = Response<PerfBody<ResBody>>;
+    type Error = S::Error;
+    type Future = PerfFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> PerfFuture<S::Future> {
+        let metrics = self.metrics.unwrap_or_else(Metrics::global);
+        let path = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(UNMATCHED_ENDPOINT, MatchedPath::as_str);
+        let state = StateRef::exchange(routes::endpoint(metrics, path));
+        let traced = request
+            .headers()
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok())
+            .and_then(TraceId::from_traceparent);
+        if let Some(id) = traced {
+            state.set_trace_id(id);
+        }
+        let head = request.method() == Method::HEAD;
+        let future = {
+            let _current = current::enter(&state);
+            self.inner.call(request)
+        };
+        PerfFuture {
+            future: Some(future),
+            state,
+            head,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`PerfService`]: the request is current while it is polled.
+    pub struct PerfFuture<F> {
+        #[pin]
+        future: Option<F>,
+        state: StateRef,
+        head: bool,
+    }
+
+    impl<F> PinnedDrop for PerfFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.future.is_some() {
+                let _current = current::enter(this.state);
+                this.future.set(None);
+                this.state.release_handler(HandlerExit::Cancelled);
+            }
+        }
+    }
+}
+
+impl<F, B, E> Future for PerfFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<PerfBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let state: &StateRef = this.state;
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        let entered = current::enter(state);
+        let watch = UnwindWatch(Some(state));
+        let polled = future.poll(cx);
+        drop(watch);
+        let Poll::Ready(out) = polled else {
+            return Poll::Pending;
+        };
+        this.future.set(None);
+        drop(entered);
+        let response = match out {
+            Ok(response) => response,
+            Err(error) => {
+                state.release_handler(HandlerExit::Returned(false));
+                return Poll::Ready(Err(error));
+            }
+        };
+        let status = response.status();
+        state.endpoint().status(status.as_u16()).inc();
+        if status.is_server_error() {
+            state.fail();
+        }
+        let (parts, body) = response.into_parts();
+        let body = PerfBody::new(body, state, *this.head);
+        state.release_handler(HandlerExit::Returned(true));
+        Poll::Ready(Ok(Response::from_parts(parts, body)))
+    }
+}
