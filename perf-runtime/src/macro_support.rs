@@ -1,9 +1,7 @@
 //! Support for the macros' expansions. Not a public API: it may change in any release.
 
 pub use crate::metrics::KnownEndpoint;
-pub use crate::tracker::current::{
-    backend_call, next_backend_call, stream_chunks_probed, stream_probed,
-};
+pub use crate::tracker::current::{backend_call, stream_chunks_probed, stream_probed};
 pub use inventory;
 
 use std::future::Future;

@@ -138,7 +138,9 @@ pub fn instrument(
     let call = wrap::call_once(wrap::body_closure(sig, block, TokenStream::new()));
     let timed = match timing {
         Timing::Stage(stage) => wrap::stage(stage, quote!(#made.await)),
-        Timing::Backend(args) => wrap::backend_future(args, quote!(#made), future.output),
+        Timing::Backend(args) => {
+            wrap::backend_future(args, TokenStream::new(), quote!(#made), future.output)
+        }
     };
     let wrapped = quote!(async move { #timed });
     let wrapped = if future.boxed {
@@ -221,8 +223,7 @@ fn instrument_inside(body: AsyncBody, future: &ReturnedFuture, timing: &Timing) 
         Timing::Backend(args) => {
             let body = hidden("__perf_body");
             let bound = wrap::bind_future(&body, quote!(#async_token #capture #inner));
-            let called = wrap::backend_future(args, quote!(#body), future.output);
-            quote!({ #bound #called })
+            wrap::backend_future(args, bound, quote!(#body), future.output)
         }
     };
     let rebuilt = quote!(#(#attrs)* #async_token #capture { #timed });
@@ -398,7 +399,7 @@ mod tests {
             "{expanded}"
         );
         assert!(
-            expanded.contains("__perf_value : Result < () , E > = {"),
+            expanded.contains("| __perf_value : & Result < () , E > |"),
             "{expanded}"
         );
     }

@@ -97,25 +97,31 @@ fn backend_opened(
     }
 }
 
-/// `future`, a fn's body as a future, awaited as a backend call: its call is current for each of
-/// its polls (the facts found inside are its own, under `select!` and `join!` too); answered
-/// when its output is not an `Err`. `output`: the future's output type, when known.
+/// `future`, a fn's body as a future (made by `bound`, statements that may move what the call's
+/// `provider` and `model` borrow: the call opens before them), awaited as a backend call: its
+/// call is current for each of its polls (the facts found inside are its own, under `select!`
+/// and `join!` too); answered when its output is not an `Err`. `output`: the future's output
+/// type, when known.
 pub fn backend_future(
     args: &BackendArgs,
+    bound: TokenStream,
     future: TokenStream,
     output: Option<&Type>,
 ) -> TokenStream {
     let rt = runtime();
+    let guard = hidden("__perf_backend");
     let out = hidden("__perf_value");
     let BackendArgs { provider, model } = args;
     if OFF {
-        return quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #future.await });
+        return quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #bound #future.await });
     }
     let succeeded = succeeded(quote!(#out));
     let annotated = output.map(|ty| quote!(: &#ty));
-    quote! {
-        #rt::current::backend_call(#provider, #model, #future, |#out #annotated| #succeeded).await
-    }
+    quote! {{
+        let #guard = #rt::current::backend_request(#provider, #model);
+        #bound
+        #rt::__private::backend_call(#guard, #future, |#out #annotated| #succeeded).await
+    }}
 }
 
 /// Whether the value `reference` points to means success: `false` for an `Err`, `true` for anything else, decided at
@@ -181,8 +187,7 @@ pub fn backend_body(args: &BackendArgs, sig: &Signature, body_block: &Block) -> 
         Some(_) if !OFF => {
             let body = hidden("__perf_body");
             let bound = bind_future(&body, body_future(sig, body_block));
-            let called = backend_future(args, quote!(#body), None);
-            quote!({ #bound #called })
+            backend_future(args, bound, quote!(#body), None)
         }
         _ => backend(args, body_value(sig, body_block)),
     }

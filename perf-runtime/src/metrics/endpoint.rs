@@ -163,6 +163,7 @@ pub struct EndpointMetrics {
     /// `gateway_overhead_seconds{endpoint}`.
     pub(crate) overhead: &'static Histogram,
     /// `http_responses_total` of the [`COMMON_STATUSES`], made on first use.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     statuses: [OnceLock<&'static Counter>; COMMON_STATUSES.len()],
     /// The backend sets of this endpoint, by admitted provider and model.
     backends: RwLock<HashMap<ProviderModel, &'static BackendSet>>,
@@ -204,6 +205,7 @@ impl EndpointMetrics {
         })
     }
 
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     /// `http_responses_total{endpoint, status}` of `status` (100–999): the common codes are
     /// resolved once, others looked up in the family.
     pub(crate) fn status(&self, status: u16) -> &'static Counter {

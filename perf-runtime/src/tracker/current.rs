@@ -154,14 +154,14 @@ pub fn stream<S: Stream>(stream: S) -> TrackedStream<S> {
     handed(|state| TrackedStream::new(stream, state))
 }
 
-/// A `#[perf_backend]` fn's body, `future`, timed as a backend call: answered when
-/// `succeeded` says its output is a success. What the attribute expands to; not for calling by
-/// hand.
+/// A `#[perf_backend]` fn's body, `future`, timed as the backend call `guard` opened (before
+/// the body was made: the body may move what the call's `provider` and `model` borrow):
+/// answered when `succeeded` says its output is a success. What the attribute expands to; not
+/// for calling by hand.
 #[doc(hidden)]
 #[inline]
 pub fn backend_call<F, C>(
-    provider: impl AsRef<str>,
-    model: impl AsRef<str>,
+    guard: BackendGuard<'static>,
     future: F,
     succeeded: C,
 ) -> BackendCall<F, C>
@@ -169,24 +169,7 @@ where
     F: Future,
     C: FnOnce(&F::Output) -> bool,
 {
-    BackendCall::new(backend_request(provider, model), future, succeeded)
-}
-
-/// [`backend_call`], begun where the stage or backend call closed last on this thread ended
-/// (see [`next_stage`]). Not for calling by hand.
-#[doc(hidden)]
-#[inline]
-pub fn next_backend_call<F, C>(
-    provider: impl AsRef<str>,
-    model: impl AsRef<str>,
-    future: F,
-    succeeded: C,
-) -> BackendCall<F, C>
-where
-    F: Future,
-    C: FnOnce(&F::Output) -> bool,
-{
-    BackendCall::new(next_backend_request(provider, model), future, succeeded)
+    BackendCall::new(guard, future, succeeded)
 }
 
 /// [`stream`], with `failed` telling an item that is a failure (an `Err`: the provider broke
