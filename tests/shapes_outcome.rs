@@ -173,7 +173,11 @@ async fn a_relayed_body_whose_provider_breaks_off_is_an_error() {
     let numbers = Numbers::global();
     let router = Router::new().route(QUICKSTART_BROKEN, post(quickstart_broken));
     let response = post_to(router, QUICKSTART_BROKEN).await;
-    assert_eq!(response.status(), 200, "the headers went out before the break");
+    assert_eq!(
+        response.status(),
+        200,
+        "the headers went out before the break"
+    );
     assert!(
         response.bytes().await.is_err(),
         "the client sees the answer broken off"

@@ -53,10 +53,12 @@ pub fn event_chunk(event: &Event) -> Chunk {
     }
 }
 
-/// The timing of a simulated provider's answer: its role delta at once, its first token after
-/// `first_ms`, then `tokens - 1` more `gap_ms` apart, then its usage (if any) and `[DONE]`.
+/// The timing of a simulated provider's answer: its role delta at once (unless `role` is
+/// false), its first token after `first_ms`, then `tokens - 1` more `gap_ms` apart, then its
+/// usage (if any) and `[DONE]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Answer {
+    pub role: bool,
     pub first_ms: u64,
     pub tokens: usize,
     pub gap_ms: u64,
@@ -67,10 +69,19 @@ impl Answer {
     /// `tokens` tokens, the first after `first_ms`, the others `gap_ms` apart; no usage.
     pub const fn new(first_ms: u64, tokens: usize, gap_ms: u64) -> Answer {
         Answer {
+            role: true,
             first_ms,
             tokens,
             gap_ms,
             usage: None,
+        }
+    }
+
+    /// The same answer without its role delta: its first event is its first token.
+    pub const fn without_role(self) -> Answer {
+        Answer {
+            role: false,
+            ..self
         }
     }
 
@@ -94,8 +105,12 @@ impl Answer {
             tokio::time::sleep(ms(wait)).await;
             Event::Token(format!("t{i}"))
         });
-        let tail = self.usage.map(Event::Usage).into_iter().chain([Event::Done]);
-        stream::once(async { Event::Role })
+        let tail = self
+            .usage
+            .map(Event::Usage)
+            .into_iter()
+            .chain([Event::Done]);
+        stream::iter(self.role.then_some(Event::Role))
             .chain(tokens)
             .chain(stream::iter(tail))
     }
