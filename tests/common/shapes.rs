@@ -222,6 +222,19 @@ impl Numbers {
         ])
     }
 
+    /// The `endpoint` values of `requests_total` that counted a request, with their counts
+    /// (every outcome); the series made at 0 for the program's known endpoints are left out.
+    pub fn endpoints_with_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        super::runtime::label_values(&self.0, "requests_total", "endpoint")
+            .into_iter()
+            .map(|endpoint| {
+                let n = self.outcomes(&endpoint).total();
+                (endpoint, n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// `request_stage_duration_seconds{endpoint, stage}` observations.
     pub fn stage_count(&self, endpoint: &str, stage: &str) -> u64 {
         self.count(
