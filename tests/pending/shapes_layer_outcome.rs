@@ -285,14 +285,8 @@ async fn layer_unmatched_paths_share_one_endpoint() {
             .expect("the server answers");
         assert_eq!(response.status(), 404);
     }
-    let counted = common::eventually(|| {
-        numbers
-            .endpoints_with_requests()
-            .values()
-            .sum::<u64>()
-            >= 2
-    })
-    .await;
+    let counted =
+        common::eventually(|| numbers.endpoints_with_requests().values().sum::<u64>() >= 2).await;
     assert!(counted, "both requests ended");
     let endpoints = numbers.endpoints_with_requests();
     assert_eq!(
