@@ -46,6 +46,7 @@ async fn backend_twice() -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "tokens": answer.tokens })))
 }
 
+/// Shape 3: a `#[perf_backend]` statement around a `#[perf_backend]` fn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_call_marked_twice_is_one_call() {
     let numbers = Numbers::global();
@@ -104,6 +105,7 @@ async fn hedge_win() -> Result<Response, ApiError> {
     Ok(sse_response(relay(answer)))
 }
 
+/// Shape 4: hedged calls, A wins, B dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hedged_call_won_by_a_times_the_first_token_from_a() {
     let numbers = Numbers::global();
@@ -153,6 +155,7 @@ async fn hedge_fail() -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "tokens": answer.tokens })))
 }
 
+/// Shape 4 (variant): hedged calls, A fails while B is in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hedged_call_whose_first_call_fails_counts_the_error_against_it() {
     let numbers = Numbers::global();
@@ -215,6 +218,7 @@ async fn coalesce_joined(State(calls): State<Coalescer>) -> Result<String, ApiEr
         .map_err(|e| (StatusCode::BAD_GATEWAY, e))
 }
 
+/// Shape 7a: coalesced requests sharing one call, the first client leaving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_joining_a_coalesced_call_records_its_wait_as_backend() {
     let numbers = Numbers::global();
@@ -280,6 +284,7 @@ async fn outer() -> Result<Json<Value>, ApiError> {
     inner().await
 }
 
+/// Shape 7b: an endpoint fn awaiting another endpoint fn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_awaiting_another_is_one_request() {
     let numbers = Numbers::global();

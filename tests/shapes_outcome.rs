@@ -77,6 +77,7 @@ async fn aggregate_to_done() -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "text": text })))
 }
 
+/// Shape 1a: aggregation read up to `[DONE]`, not to `None`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_aggregated_up_to_done_completes() {
     let numbers = Numbers::global();
@@ -108,6 +109,7 @@ async fn aggregate_first() -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "first": format!("{first:?}") })))
 }
 
+/// Shape 1b: aggregation of the first item only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_made_of_the_first_item_completes() {
     let numbers = Numbers::global();
@@ -168,6 +170,7 @@ async fn quickstart_broken() -> Result<Response, ApiError> {
     Ok(Body::from_stream(chunks).into_response())
 }
 
+/// Shape 6: the README quick-start body, the provider breaking off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relayed_body_whose_provider_breaks_off_is_an_error() {
     let numbers = Numbers::global();
@@ -204,6 +207,7 @@ async fn quickstart_head() -> Result<Response, ApiError> {
     Ok(Body::from_stream(chunks).into_response())
 }
 
+/// Shape 6: the README quick-start route under `HEAD`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_request_on_a_streamed_route_completes() {
     let numbers = Numbers::global();
@@ -237,6 +241,7 @@ async fn percentages_then_err() -> Result<String, ApiError> {
     ))
 }
 
+/// Shape 9: `record_percentages()` by hand, then `Err`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_err_after_percentages_recorded_by_hand_is_an_error() {
     let numbers = Numbers::global();

@@ -85,6 +85,7 @@ async fn check_joined_front_end(numbers: &Numbers, endpoint: &str) {
     );
 }
 
+/// Shape 5: `join!(auth 2 ms, cache_lookup 20 ms)` before the backend call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stages_joined_auth_first_count_as_front_end_until_the_last_ends() {
     let numbers = Numbers::global();
@@ -96,6 +97,7 @@ async fn stages_joined_auth_first_count_as_front_end_until_the_last_ends() {
     check_joined_front_end(&numbers, AUTH_FIRST).await;
 }
 
+/// Shape 5: `join!(cache_lookup 20 ms, auth 2 ms)` before the backend call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stages_joined_cache_first_count_as_front_end_until_the_last_ends() {
     let numbers = Numbers::global();
@@ -122,6 +124,7 @@ async fn parallel() -> Result<Response, ApiError> {
     Ok(sse_response(relay(answer)))
 }
 
+/// Shape 8: two 300 ms backend calls under `join!`, then a 300 ms stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_backend_calls_share_the_split_by_wall_time() {
     let numbers = Numbers::global();

@@ -78,6 +78,7 @@ async fn tokens_statement() -> Result<Response, ApiError> {
     Ok(sse_response(events))
 }
 
+/// Shape 2a: `#[perf_stream] let s = tracked_fn();` over a chunked fn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_stream_marked_again_counts_its_answer_once() {
     let numbers = Numbers::global();
@@ -153,12 +154,14 @@ async fn check_peeked(path: &'static str, router: Router, model: &str, first: &s
     );
 }
 
+/// Shape 2b: a peeked first chunk (the role delta) put back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_peeked_at_its_role_and_put_back_counts_its_answer_once() {
     let router = Router::new().route(PEEK_ROLE, post(peek_role));
     check_peeked(PEEK_ROLE, router, "peek-role", "data: {\"role\"").await;
 }
 
+/// Shape 2b: a peeked first chunk (the first token) put back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_peeked_at_its_first_token_and_put_back_counts_its_answer_once() {
     let router = Router::new().route(PEEK_TOKEN, post(peek_token));
@@ -180,6 +183,7 @@ async fn two_merged() -> Result<Response, ApiError> {
     Ok(sse_response(merged))
 }
 
+/// Shape 2c: two tracked streams merged with `stream::select`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_merged_streams_stream_within_their_request() {
     let numbers = Numbers::global();

@@ -57,6 +57,7 @@ async fn backend_twice() -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "tokens": answer.tokens })))
 }
 
+/// Shape 3: a `#[perf_backend]` statement around a `#[perf_backend]` fn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_backend_call_marked_twice_is_one_call() {
     let (numbers, base) = serve_layered(Router::new().route("/twice", post(backend_twice))).await;
@@ -117,6 +118,7 @@ async fn hedge_fail() -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "tokens": answer.tokens })))
 }
 
+/// Shape 4: hedged calls, A wins, B dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_hedged_call_won_by_a_times_the_first_token_from_a() {
     let (numbers, base) = serve_layered(Router::new().route("/hedge", post(hedge_win))).await;
@@ -145,6 +147,7 @@ async fn layer_a_hedged_call_won_by_a_times_the_first_token_from_a() {
     );
 }
 
+/// Shape 4 (variant): hedged calls, A fails while B is in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_hedged_call_whose_first_call_fails_counts_the_error_against_it() {
     let (numbers, base) = serve_layered(Router::new().route("/hedge", post(hedge_fail))).await;
@@ -190,6 +193,7 @@ async fn coalesced(State(calls): State<Coalescer>) -> Result<String, ApiError> {
         .map_err(|e| (StatusCode::BAD_GATEWAY, e))
 }
 
+/// Shape 7a: coalesced requests sharing one call, the first client leaving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_request_joining_a_coalesced_call_records_its_wait_as_backend() {
     let router = Router::new()
@@ -238,6 +242,7 @@ async fn outer() -> Result<Json<Value>, ApiError> {
     inner().await
 }
 
+/// Shape 7b: a `#[perf_endpoint]` fn awaited by a layered handler.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_an_endpoint_fn_inside_a_layered_request_is_the_same_request() {
     let (numbers, base) = serve_layered(Router::new().route("/outer", post(outer))).await;

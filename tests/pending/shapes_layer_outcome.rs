@@ -75,6 +75,7 @@ async fn aggregate_first() -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "first": format!("{first:?}") })))
 }
 
+/// Shape 1a: aggregation read up to `[DONE]`, not to `None`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_an_answer_aggregated_up_to_done_completes() {
     let (numbers, metrics) = Numbers::private();
@@ -91,6 +92,7 @@ async fn layer_an_answer_aggregated_up_to_done_completes() {
     );
 }
 
+/// Shape 1b: aggregation of the first item only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_an_answer_made_of_the_first_item_completes() {
     let (numbers, metrics) = Numbers::private();
@@ -144,6 +146,7 @@ async fn quickstart(breaks_off: bool) -> Result<Response, ApiError> {
     Ok(Body::from_stream(chunks).into_response())
 }
 
+/// Shape 6: the README quick-start body, the provider breaking off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_relayed_body_whose_provider_breaks_off_is_an_error() {
     let (numbers, metrics) = Numbers::private();
@@ -169,6 +172,7 @@ async fn layer_a_relayed_body_whose_provider_breaks_off_is_an_error() {
     );
 }
 
+/// Shape 6: the README quick-start route under `HEAD`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_head_request_on_a_streamed_route_completes() {
     let (numbers, metrics) = Numbers::private();
@@ -195,6 +199,7 @@ async fn percentages_then_err() -> Result<String, ApiError> {
     ))
 }
 
+/// Shape 9: `record_percentages()` by hand, then `Err`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_an_err_after_percentages_recorded_by_hand_is_an_error() {
     let (numbers, metrics) = Numbers::private();
@@ -221,6 +226,7 @@ fn plain_body(chunks: usize, fails: bool) -> Body {
     Body::from_stream(chunks.chain(stream::iter(failure)))
 }
 
+/// Layer only: `HEAD` on a plain streamed route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_head_request_completes() {
     let (numbers, metrics) = Numbers::private();
@@ -232,6 +238,7 @@ async fn layer_a_head_request_completes() {
     assert_eq!(numbers.ended("/plain", 1).await, Outcomes::new(1, 0, 0));
 }
 
+/// Layer only: a 204.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_204_completes() {
     let (numbers, metrics) = Numbers::private();
@@ -243,6 +250,7 @@ async fn layer_a_204_completes() {
     assert_eq!(numbers.ended("/empty", 1).await, Outcomes::new(1, 0, 0));
 }
 
+/// Layer only: a plain body whose stream errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_body_whose_stream_errors_is_an_error() {
     let (numbers, metrics) = Numbers::private();
@@ -255,6 +263,7 @@ async fn layer_a_body_whose_stream_errors_is_an_error() {
     assert_eq!(numbers.ended("/failing", 1).await, Outcomes::new(0, 1, 0));
 }
 
+/// Layer only: a client leaving mid-body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_client_leaving_mid_body_is_cancelled() {
     let (numbers, metrics) = Numbers::private();
@@ -270,6 +279,7 @@ async fn layer_a_client_leaving_mid_body_is_cancelled() {
     assert_eq!(numbers.ended("/long", 1).await, Outcomes::new(0, 0, 1));
 }
 
+/// Layer only: unmatched paths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_unmatched_paths_share_one_endpoint() {
     let (numbers, metrics) = Numbers::private();
@@ -300,6 +310,7 @@ async fn layer_unmatched_paths_share_one_endpoint() {
     );
 }
 
+/// Layer only: `PerfLayer::new()` and the global metrics (shape 1a's handler).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_with_the_global_metrics_records_into_them() {
     const PATH: &str = "/shapes/layer/global";

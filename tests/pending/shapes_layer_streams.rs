@@ -84,6 +84,7 @@ async fn tokens_statement() -> Result<Response, ApiError> {
     Ok(sse_response(events))
 }
 
+/// Shape 2a: `#[perf_stream] let s = tracked_fn();` over a chunked fn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_chunked_stream_marked_again_counts_its_answer_once() {
     let (numbers, text) = read_answer("/statement", tokens_statement).await;
@@ -111,6 +112,7 @@ async fn tokens_peek(answer: Answer) -> Result<Response, ApiError> {
     Ok(sse_response(events))
 }
 
+/// Shape 2b: a peeked first chunk (the role delta) put back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_stream_peeked_at_its_role_and_put_back_counts_its_answer_once() {
     let (numbers, text) = read_answer("/peek", || tokens_peek(ANSWER)).await;
@@ -123,6 +125,7 @@ async fn layer_a_stream_peeked_at_its_role_and_put_back_counts_its_answer_once()
     );
 }
 
+/// Shape 2b: a peeked first chunk (the first token) put back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_a_stream_peeked_at_its_first_token_and_put_back_counts_its_answer_once() {
     let (numbers, text) = read_answer("/peek", || tokens_peek(ANSWER.without_role())).await;
@@ -146,6 +149,7 @@ async fn two_merged() -> Result<Response, ApiError> {
     Ok(sse_response(stream::select(relay(left), relay(right))))
 }
 
+/// Shape 2c: two tracked streams merged with `stream::select`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_two_merged_streams_stream_within_their_request() {
     let (numbers, text) = read_answer("/select", two_merged).await;
