@@ -1,7 +1,8 @@
 //! What the gateway tests share: starting a gateway, sending requests, reading SSE and metrics.
 //! Split by concern (`gateway`: starting and requests; `readers`: the registry; `formats`: the
-//! three formats of `/metrics`; `tools`: promtool) and re-exported here, so that a test names
-//! everything as `common::…`.
+//! three formats of `/metrics`; `tools`: promtool; `shapes`: a test's own router, a simulated
+//! provider and any registry's numbers, for the handler-shape tests) and re-exported here, so
+//! that a test names everything as `common::…`.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
@@ -13,12 +14,15 @@ pub mod runtime;
 mod formats;
 mod gateway;
 mod readers;
+mod shapes;
 mod tools;
 
 #[allow(unused_imports)] // only the binaries that read /metrics' formats use them
 pub use formats::*;
 pub use gateway::*;
 pub use readers::*;
+#[allow(unused_imports)] // only the handler-shape binaries use it
+pub use shapes::*;
 pub use tools::*;
 
 use std::collections::BTreeMap;
