@@ -433,18 +433,35 @@ impl EndpointTable {
     }
 }
 
-/// Slots of the per-thread endpoint cache: a power of two, more than a router usually has routes.
-const ENDPOINT_SLOTS: usize = 64;
+/// Slots of the per-thread endpoint cache: a power of two. It holds up to half as many
+/// endpoints (then it starts over), more than a router usually has routes.
+const ENDPOINT_SLOTS: usize = 256;
 
-thread_local! {
-    /// Recently resolved endpoints of this thread, each in the slot its path hashes to: what
-    /// makes [`Metrics::endpoint`] cheap per request. An entry is the endpoint itself, which
-    /// lives for the process: its path is the key, so filling a slot allocates nothing.
-    static ENDPOINTS: [Cell<Option<&'static EndpointMetrics>>; ENDPOINT_SLOTS] =
-        const { [const { Cell::new(None) }; ENDPOINT_SLOTS] };
+/// Endpoints one thread's cache holds before it starts over: half its slots, so that a probe
+/// meets an empty slot within a few steps.
+const ENDPOINT_CACHED: usize = ENDPOINT_SLOTS / 2;
+
+/// One thread's recently resolved endpoints: an open-addressed table keyed by path (linear
+/// probing from the path's hash). An entry is the endpoint itself, which lives for the process
+/// and holds its path: filling a slot allocates nothing.
+struct EndpointCache {
+    slots: [Cell<Option<&'static EndpointMetrics>>; ENDPOINT_SLOTS],
+    filled: Cell<usize>,
 }
 
-/// The cache slot of `path`: a multiplicative hash of its 8-byte words, top bits taken.
+thread_local! {
+    /// What makes [`Metrics::endpoint`] cheap per request: no lock, no allocation, no
+    /// destructor to register for the thread.
+    static ENDPOINTS: EndpointCache = const {
+        EndpointCache {
+            slots: [const { Cell::new(None) }; ENDPOINT_SLOTS],
+            filled: Cell::new(0),
+        }
+    };
+}
+
+/// The first cache slot to look at for `path`: a multiplicative hash of its 8-byte words, top
+/// bits taken.
 #[inline]
 fn endpoint_slot(path: &str) -> usize {
     const K: u64 = 0x517c_c1b7_2722_0a95;
@@ -456,24 +473,48 @@ fn endpoint_slot(path: &str) -> usize {
     }
     let rest = words.remainder();
     if !rest.is_empty() {
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        h = mix(h, u64::from_le_bytes(last));
+        // Byte by byte: a copy into a padded word would call `memcpy`, the costliest step.
+        let last = rest
+            .iter()
+            .rev()
+            .fold(0u64, |word, &byte| word << 8 | u64::from(byte));
+        h = mix(h, last);
     }
     (h >> (64 - ENDPOINT_SLOTS.trailing_zeros())) as usize
 }
 
-/// `path`'s endpoint of `metrics`, if this thread resolved it lately: no lock, no allocation.
+/// `path`'s endpoint of `metrics`, if this thread resolved it lately.
 #[inline]
 pub(crate) fn cached_endpoint(metrics: &Metrics, path: &str) -> Option<&'static EndpointMetrics> {
-    let found = ENDPOINTS
-        .try_with(|slots| slots[endpoint_slot(path)].get())
+    ENDPOINTS
+        .try_with(|cache| {
+            let mut slot = endpoint_slot(path);
+            // At most half the slots are filled: an empty one ends every probe.
+            while let Some(found) = cache.slots[slot].get() {
+                if found.path() == path && std::ptr::eq(found.metrics, metrics) {
+                    return Some(found);
+                }
+                slot = (slot + 1) % ENDPOINT_SLOTS;
+            }
+            None
+        })
         .ok()
-        .flatten()?;
-    (std::ptr::eq(found.metrics, metrics) && found.path() == path).then_some(found)
+        .flatten()
 }
 
-/// Keeps `endpoint` in this thread's cache, under its own path.
+/// Keeps `endpoint` in this thread's cache, under its own path; after [`ENDPOINT_CACHED`]
+/// endpoints, the cache starts over.
 pub(crate) fn remember_endpoint(endpoint: &'static EndpointMetrics) {
-    let _ = ENDPOINTS.try_with(|slots| slots[endpoint_slot(endpoint.path())].set(Some(endpoint)));
+    let _ = ENDPOINTS.try_with(|cache| {
+        if cache.filled.get() >= ENDPOINT_CACHED {
+            cache.slots.iter().for_each(|slot| slot.set(None));
+            cache.filled.set(0);
+        }
+        let mut slot = endpoint_slot(endpoint.path());
+        while cache.slots[slot].get().is_some() {
+            slot = (slot + 1) % ENDPOINT_SLOTS;
+        }
+        cache.slots[slot].set(Some(endpoint));
+        cache.filled.set(cache.filled.get() + 1);
+    });
 }
