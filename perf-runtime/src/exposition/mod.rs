@@ -77,12 +77,19 @@ pub fn render_as(registry: &Registry, format: Format) -> Vec<u8> {
         native: format == Format::Protobuf,
     };
     let mut families: Vec<FamilyReading> = ours.iter().map(|family| family.read(want)).collect();
+    let mut applications = Vec::with_capacity(theirs.len());
     for family in &theirs {
         match foreign::read(family) {
-            Ok(family) => families.push(family),
+            Ok(family) => applications.push(family),
             Err(error) => log_once(&error),
         }
     }
+    if format == Format::OpenMetrics {
+        // An application family that takes one of perf's OpenMetrics names would make the
+        // whole page invalid: it is left out of this format, and said once.
+        applications = openmetrics::without_clashes(&families, applications);
+    }
+    families.extend(applications);
     families.sort_by(|a, b| a.name.cmp(&b.name));
     match format {
         Format::OpenMetrics | Format::Text => {

@@ -25,7 +25,7 @@ use std::sync::{Mutex, OnceLock};
 
 use prometheus::Registry;
 
-pub(crate) use collector::{gather_split, Gathered};
+pub(crate) use collector::{gather_split, kind_of, Gathered};
 use contract::Families;
 pub use contract::{
     BACKEND_BUCKETS, BACKEND_CHUNK_GAP, BACKEND_ERRORS, BACKEND_IN_FLIGHT, BACKEND_TOKENS,
@@ -79,6 +79,20 @@ pub enum InstallError {
         /// What the registry said.
         error: prometheus::Error,
     },
+    /// A family already in the registry takes a name that one of perf's takes in OpenMetrics:
+    /// an application's counter `requests` beside perf's `requests_total` (both are `requests`
+    /// there), or a gauge `backend_ttfb_seconds_count` beside perf's histogram. The registry
+    /// accepts both, but Prometheus, which asks for OpenMetrics first, would get a page a
+    /// strict parser rejects.
+    ///
+    /// Only the registry's families with series at that moment are seen; one registered later
+    /// is left out of the OpenMetrics exposition instead (and said once, through `log`).
+    OpenMetricsClash {
+        /// The name of perf's family, prefix included.
+        name: &'static str,
+        /// The registry's family it clashes with.
+        theirs: String,
+    },
     /// The prefix would not make valid metric names: it takes ASCII letters, digits, `_` and
     /// `:`, and does not start with a digit.
     InvalidPrefix(String),
@@ -96,6 +110,15 @@ impl fmt::Display for InstallError {
                  family of that name ({error}). Give perf's families a prefix \
                  (`perf_runtime::Metrics::builder().prefix(\"llm_\")`), or install them in a \
                  registry of their own"
+            ),
+            InstallError::OpenMetricsClash { name, theirs } => write!(
+                f,
+                "perf's metric family `{name}` and the registry's family `{theirs}` take the \
+                 same name in OpenMetrics (which names a counter without `_total`, and a \
+                 family's samples after it with `_total`, `_created`, `_bucket`, `_count` or \
+                 `_sum`): a strict OpenMetrics parser rejects a page with both. Give perf's \
+                 families a prefix (`perf_runtime::Metrics::builder().prefix(\"llm_\")`), or \
+                 install them in a registry of their own"
             ),
             InstallError::InvalidPrefix(prefix) => write!(
                 f,
@@ -321,12 +344,15 @@ impl MetricsBuilder {
     /// Registers the families in `registry` and returns the new metrics, kept for the life of
     /// the process. Make one per registry: each call leaks a small, fixed amount.
     ///
-    /// Fails, registering nothing, if the prefix is not valid or a name is taken.
+    /// Fails, registering nothing, if the prefix is not valid, a name is taken
+    /// ([`InstallError::NameTaken`]), or a family of the registry would clash with one of perf's
+    /// in OpenMetrics ([`InstallError::OpenMetricsClash`]).
     pub fn build(self, registry: &Registry) -> Result<&'static Metrics, InstallError> {
         if !valid_prefix(&self.prefix) {
             return Err(InstallError::InvalidPrefix(self.prefix));
         }
         let metrics = self.make(registry.clone());
+        metrics.families.check_openmetrics(registry)?;
         metrics.families.register(registry)?;
         Ok(metrics)
     }
