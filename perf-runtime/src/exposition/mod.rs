@@ -52,6 +52,12 @@ pub fn render(registry: &Registry) -> String {
 /// Renders every family in `registry` in `format` (see [`Format::content_type`] for the
 /// response's `Content-Type`).
 ///
+/// In OpenMetrics, an application family that takes one of the names of perf's families there
+/// (a counter `requests` beside perf's `requests_total`: both `requests`; a gauge
+/// `backend_ttfb_seconds_count` beside perf's histogram), or of an application family written
+/// before it, is left out, and said once through `log`: a strict parser would reject the whole
+/// page. The other formats keep it. docs/metrics.md, "Names OpenMetrics shares".
+///
 /// ```
 /// use perf_runtime::exposition::{render_as, Format};
 ///

@@ -150,7 +150,9 @@ impl Metrics {
     /// The process-wide metrics, in the default registry unless another was installed first.
     ///
     /// Made on first use. If the default registry already has a family of one of perf's names
-    /// (an application's own `requests_total`), perf logs one error (through the `log` crate)
+    /// (an application's own `requests_total`), or one that takes the same name in OpenMetrics
+    /// (a counter `requests`: see [`InstallError::OpenMetricsClash`]), perf logs one error
+    /// (through the `log` crate)
     /// and records into a registry of its own instead, which
     /// [`exposition::render_global`](crate::exposition::render_global) serves: requests are
     /// never failed for it. [`MetricsBuilder::install`] at start-up chooses otherwise.
