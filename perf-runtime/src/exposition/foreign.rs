@@ -12,20 +12,15 @@
 
 use std::borrow::Cow;
 
-use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
+use crate::metrics::kind_of;
 use crate::metrics::reading::{FamilyReading, HistogramReading, Kind, SeriesReading, Value};
 
 /// `family` as plain data, or the reason it cannot be read.
 pub(super) fn read(family: &MetricFamily) -> Result<FamilyReading, String> {
-    let kind = match family.get_field_type() {
-        MetricType::COUNTER => Kind::Counter,
-        MetricType::GAUGE => Kind::Gauge,
-        MetricType::HISTOGRAM => Kind::Histogram,
-        MetricType::SUMMARY => Kind::Summary,
-        _ => Kind::Untyped,
-    };
+    let kind = kind_of(family);
     let mut values = match kind {
         Kind::Counter | Kind::Gauge | Kind::Untyped => sample_values(family)?.into_iter(),
         _ => Vec::new().into_iter(),

@@ -52,6 +52,12 @@ pub fn render(registry: &Registry) -> String {
 /// Renders every family in `registry` in `format` (see [`Format::content_type`] for the
 /// response's `Content-Type`).
 ///
+/// In OpenMetrics, an application family that takes one of the names of perf's families there
+/// (a counter `requests` beside perf's `requests_total`: both `requests`; a gauge
+/// `backend_ttfb_seconds_count` beside perf's histogram), or of an application family written
+/// before it, is left out, and said once through `log`: a strict parser would reject the whole
+/// page. The other formats keep it. docs/metrics.md, "Names OpenMetrics shares".
+///
 /// ```
 /// use perf_runtime::exposition::{render_as, Format};
 ///
@@ -77,12 +83,19 @@ pub fn render_as(registry: &Registry, format: Format) -> Vec<u8> {
         native: format == Format::Protobuf,
     };
     let mut families: Vec<FamilyReading> = ours.iter().map(|family| family.read(want)).collect();
+    let mut applications = Vec::with_capacity(theirs.len());
     for family in &theirs {
         match foreign::read(family) {
-            Ok(family) => families.push(family),
+            Ok(family) => applications.push(family),
             Err(error) => log_once(&error),
         }
     }
+    if format == Format::OpenMetrics {
+        // An application family that takes one of perf's OpenMetrics names would make the
+        // whole page invalid: it is left out of this format, and said once.
+        applications = openmetrics::without_clashes(&families, applications);
+    }
+    families.extend(applications);
     families.sort_by(|a, b| a.name.cmp(&b.name));
     match format {
         Format::OpenMetrics | Format::Text => {

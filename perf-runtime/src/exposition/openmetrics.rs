@@ -6,10 +6,14 @@
 //! (`# {trace_id="…"} value timestamp`), and the exposition ends with `# EOF`. Bucket bounds are
 //! written as in the text format, so a Prometheus switching between the two keeps its series.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
+use std::sync::Mutex;
 
 use super::text::{escape, float, label_block, BoundCache, Line};
-use crate::metrics::reading::{ExemplarReading, FamilyReading, Kind, Value};
+use crate::metrics::reading::{
+    openmetrics_name, openmetrics_names, ExemplarReading, FamilyReading, Kind, Value,
+};
 
 /// The `Content-Type` of OpenMetrics 1.0 text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -27,10 +31,7 @@ impl OpenMetricsWriter {
         if family.series.is_empty() {
             return;
         }
-        let name = match family.kind {
-            Kind::Counter => family.name.strip_suffix("_total").unwrap_or(&family.name),
-            _ => &family.name,
-        };
+        let name = openmetrics_name(&family.name, family.kind);
         out.push_str("# TYPE ");
         out.push_str(name);
         out.push_str(match family.kind {
@@ -81,6 +82,68 @@ impl OpenMetricsWriter {
     /// Ends the exposition.
     pub fn finish(out: &mut String) {
         out.push_str("# EOF\n");
+    }
+}
+
+/// `theirs` (the application's families, in name order) without those that would make the page
+/// invalid: a family that takes one of the OpenMetrics names (`openmetrics_names`) of one of
+/// perf's families, or of an application family kept before it, is left out, and said once.
+///
+/// perf's families keep their names: they are a contract (docs/metrics.md) that dashboards and
+/// alerts are written against. The text and protobuf formats, which have no such clash, still
+/// show the family left out. An application family registered before perf's metrics were made
+/// is caught then instead ([`InstallError::OpenMetricsClash`](crate::InstallError)); this covers
+/// one registered after.
+pub(super) fn without_clashes(
+    ours: &[FamilyReading],
+    theirs: Vec<FamilyReading>,
+) -> Vec<FamilyReading> {
+    // perf's families take their names even before their first series: an application family
+    // is then left out from the start, not once perf first records into the family.
+    let mut taken: HashMap<String, String> = HashMap::new();
+    for family in ours {
+        for name in openmetrics_names(&family.name, family.kind) {
+            taken.insert(name, family.name.to_string());
+        }
+    }
+    let mut kept = Vec::with_capacity(theirs.len());
+    for family in theirs {
+        if family.series.is_empty() {
+            kept.push(family);
+            continue;
+        }
+        let names: Vec<String> = openmetrics_names(&family.name, family.kind).collect();
+        if let Some((name, owner)) = names
+            .iter()
+            .find_map(|name| taken.get(name).map(|owner| (name, owner)))
+        {
+            report_clash(&family.name, name, owner);
+            continue;
+        }
+        for name in names {
+            taken.insert(name, family.name.to_string());
+        }
+        kept.push(family);
+    }
+    kept
+}
+
+/// Says, once per family left out, which family it clashes with and what to do.
+fn report_clash(left_out: &str, name: &str, owner: &str) {
+    static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let first = SAID
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(left_out.to_owned());
+    if first {
+        log::error!(
+            "perf: the family `{left_out}` is left out of the OpenMetrics exposition: it takes \
+             the name `{name}`, which the family `{owner}` takes too (OpenMetrics names a \
+             counter without `_total`, and a family's samples after it with `_total`, \
+             `_created`, `_bucket`, `_count` or `_sum`), and a strict parser rejects a page with \
+             both. The text and protobuf formats still show it. Rename it, or give perf's \
+             families a prefix (`perf_runtime::Metrics::builder().prefix(\"llm_\")`)"
+        );
     }
 }
 

@@ -84,6 +84,18 @@ pub(crate) fn gather_split(registry: &Registry) -> Gathered {
     Gathered { ours, theirs }
 }
 
+/// The type of a family of the proto model.
+#[allow(deprecated)] // `get_field_type`: deprecated in one model, the only accessor both have.
+pub(crate) fn kind_of(family: &MetricFamily) -> Kind {
+    match family.get_field_type() {
+        MetricType::COUNTER => Kind::Counter,
+        MetricType::GAUGE => Kind::Gauge,
+        MetricType::HISTOGRAM => Kind::Histogram,
+        MetricType::SUMMARY => Kind::Summary,
+        _ => Kind::Untyped,
+    }
+}
+
 /// The proto model of one family.
 fn to_proto(reading: &FamilyReading) -> MetricFamily {
     let metrics = reading

@@ -7,12 +7,12 @@
 use prometheus::core::Collector;
 use prometheus::Registry;
 
-use super::collector::Registered;
+use super::collector::{gather_split, kind_of, Registered};
 use super::counter::Counter;
 use super::family::{Family, Series};
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
-use super::reading::Detail;
+use super::reading::{openmetrics_names, Detail, Kind};
 use super::stage_percentage::Split;
 use super::InstallError;
 
@@ -310,6 +310,59 @@ impl Families {
         ]
     }
 
+    /// Each family's name and type.
+    fn kinds(&self) -> [(&'static str, Kind); 15] {
+        fn of<T: Series>(family: &Family<T>) -> (&'static str, Kind) {
+            (family.name(), T::KIND)
+        }
+        [
+            of(&self.requests),
+            of(&self.operation_duration),
+            of(&self.backend_ttfb),
+            of(&self.streaming_duration),
+            of(&self.frontend_processing),
+            of(&self.stage_duration),
+            of(&self.stage_percentage),
+            of(&self.requests_in_flight),
+            of(&self.backend_in_flight),
+            of(&self.backend_errors),
+            of(&self.backend_ttft),
+            of(&self.backend_chunk_gap),
+            of(&self.backend_tokens),
+            of(&self.request_duration),
+            of(&self.gateway_overhead),
+        ]
+    }
+
+    /// Fails if a family of `registry` takes a name that one of perf's takes in OpenMetrics
+    /// (see [`openmetrics_names`]): checked before registering, so that the registry is left as
+    /// it was. A family of the very same name is left to [`register`](Self::register), which
+    /// says so as [`InstallError::NameTaken`].
+    ///
+    /// Only families with series are gathered: one without yet, or one registered later, is
+    /// handled when `/metrics` is rendered (`exposition::openmetrics::without_clashes`).
+    pub fn check_openmetrics(&self, registry: &Registry) -> Result<(), InstallError> {
+        let theirs = gather_split(registry).theirs;
+        if theirs.is_empty() {
+            return Ok(());
+        }
+        for (name, kind) in self.kinds() {
+            let ours: Vec<String> = openmetrics_names(name, kind).collect();
+            for family in &theirs {
+                if family.name() == name {
+                    continue;
+                }
+                if openmetrics_names(family.name(), kind_of(family)).any(|n| ours.contains(&n)) {
+                    return Err(InstallError::OpenMetricsClash {
+                        name,
+                        theirs: family.name().to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Registers every family in `registry`, or none: if a name is taken, the families
     /// registered before it are taken out again and the error names it.
     ///
@@ -326,5 +379,27 @@ impl Families {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn perfs_families_take_distinct_openmetrics_names() {
+        for prefix in ["", "llm_"] {
+            let families = Families::new(prefix);
+            let mut seen = HashSet::new();
+            for (name, kind) in families.kinds() {
+                for taken in openmetrics_names(name, kind) {
+                    assert!(seen.insert(taken.clone()), "{taken} twice");
+                }
+            }
+            assert!(seen.contains(&format!("{prefix}requests")));
+            assert!(seen.contains(&format!("{prefix}backend_ttfb_seconds_created")));
+        }
     }
 }

@@ -78,6 +78,16 @@ impl<T: Series> Family<T> {
             .or_insert_with(|| Box::leak(Box::new((self.make)())))
     }
 
+    /// The series for `values`, if it was made already: a read lock and a hash, no allocation.
+    pub fn find(&self, values: &[&str]) -> Option<&'static T> {
+        let key: &dyn Key = &values;
+        self.series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+    }
+
     /// The name, with its prefix.
     pub fn name(&self) -> &'static str {
         self.name

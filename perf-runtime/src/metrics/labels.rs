@@ -10,6 +10,11 @@ pub const MAX_LABEL_LEN: usize = 128;
 /// Default number of distinct values one dynamic label (`model`, `provider`) may take.
 pub const DEFAULT_LABEL_CAP: usize = 500;
 
+/// Default number of distinct `endpoint` values named at run time (and, counted apart, of
+/// `operation` values) kept: more routes than a router usually has. Endpoints named in code
+/// (`#[perf_endpoint]`, an [`Endpoint`](crate::Endpoint) static) are not counted.
+pub const DEFAULT_ENDPOINT_CAP: usize = 500;
+
 /// The value that stands for every value past the cap.
 pub const OVERFLOW_LABEL: &str = "other";
 

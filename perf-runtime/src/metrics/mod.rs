@@ -19,13 +19,13 @@ mod stage_percentage;
 #[cfg(test)]
 pub(crate) mod test_values;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Mutex, OnceLock};
 
 use prometheus::Registry;
 
-pub(crate) use collector::{gather_split, Gathered};
+pub(crate) use collector::{gather_split, kind_of, Gathered};
 use contract::Families;
 pub use contract::{
     BACKEND_BUCKETS, BACKEND_CHUNK_GAP, BACKEND_ERRORS, BACKEND_IN_FLIGHT, BACKEND_TOKENS,
@@ -37,12 +37,13 @@ pub use contract::{
 pub use endpoint::BackendErrorKind;
 pub(crate) use endpoint::BackendSet;
 pub use endpoint::{Endpoint, EndpointMetrics};
+use endpoint::{EndpointTable, Naming};
 pub use histogram::BenchHistogram;
 pub(crate) use histogram::Histogram;
 #[doc(hidden)]
 pub use known::KnownEndpoint;
 use labels::LabelBudget;
-pub use labels::{DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
+pub use labels::{DEFAULT_ENDPOINT_CAP, DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
 pub use stage_percentage::PHASES;
 
 /// The metric families of perf in one registry, with the handles resolved from them.
@@ -57,9 +58,10 @@ pub use stage_percentage::PHASES;
 pub struct Metrics {
     pub(crate) families: Families,
     registry: Registry,
-    endpoints: RwLock<HashMap<Box<str>, &'static EndpointMetrics>>,
+    endpoints: EndpointTable,
     pub(crate) models: LabelBudget,
     pub(crate) providers: LabelBudget,
+    operations: LabelBudget,
 }
 
 /// Why [`MetricsBuilder::build`] or [`MetricsBuilder::install`] failed. Nothing was
@@ -76,6 +78,20 @@ pub enum InstallError {
         name: &'static str,
         /// What the registry said.
         error: prometheus::Error,
+    },
+    /// A family already in the registry takes a name that one of perf's takes in OpenMetrics:
+    /// an application's counter `requests` beside perf's `requests_total` (both are `requests`
+    /// there), or a gauge `backend_ttfb_seconds_count` beside perf's histogram. The registry
+    /// accepts both, but Prometheus, which asks for OpenMetrics first, would get a page a
+    /// strict parser rejects.
+    ///
+    /// Only the registry's families with series at that moment are seen; one registered later
+    /// is left out of the OpenMetrics exposition instead (and said once, through `log`).
+    OpenMetricsClash {
+        /// The name of perf's family, prefix included.
+        name: &'static str,
+        /// The registry's family it clashes with.
+        theirs: String,
     },
     /// The prefix would not make valid metric names: it takes ASCII letters, digits, `_` and
     /// `:`, and does not start with a digit.
@@ -94,6 +110,15 @@ impl fmt::Display for InstallError {
                  family of that name ({error}). Give perf's families a prefix \
                  (`perf_runtime::Metrics::builder().prefix(\"llm_\")`), or install them in a \
                  registry of their own"
+            ),
+            InstallError::OpenMetricsClash { name, theirs } => write!(
+                f,
+                "perf's metric family `{name}` and the registry's family `{theirs}` take the \
+                 same name in OpenMetrics (which names a counter without `_total`, and a \
+                 family's samples after it with `_total`, `_created`, `_bucket`, `_count` or \
+                 `_sum`): a strict OpenMetrics parser rejects a page with both. Give perf's \
+                 families a prefix (`perf_runtime::Metrics::builder().prefix(\"llm_\")`), or \
+                 install them in a registry of their own"
             ),
             InstallError::InvalidPrefix(prefix) => write!(
                 f,
@@ -125,7 +150,9 @@ impl Metrics {
     /// The process-wide metrics, in the default registry unless another was installed first.
     ///
     /// Made on first use. If the default registry already has a family of one of perf's names
-    /// (an application's own `requests_total`), perf logs one error (through the `log` crate)
+    /// (an application's own `requests_total`), or one that takes the same name in OpenMetrics
+    /// (a counter `requests`: see [`InstallError::OpenMetricsClash`]), perf logs one error
+    /// (through the `log` crate)
     /// and records into a registry of its own instead, which
     /// [`exposition::render_global`](crate::exposition::render_global) serves: requests are
     /// never failed for it. [`MetricsBuilder::install`] at start-up chooses otherwise.
@@ -174,30 +201,54 @@ impl Metrics {
         &self.registry
     }
 
-    /// The handles of one endpoint, made on first use and kept for the life of the process.
+    /// The handles of the endpoint `path`, made on first use and kept for the life of the
+    /// process.
     ///
-    /// This takes a read lock and hashes `path`: call it once per endpoint (an [`Endpoint`]
-    /// static does), not once per request.
+    /// `path` is cut to [`MAX_LABEL_LEN`] bytes. A name given here at run time counts against
+    /// the endpoint cap ([`MetricsBuilder::endpoint_cap`], default [`DEFAULT_ENDPOINT_CAP`]):
+    /// past the cap, every new name records as `endpoint="other"` ([`OVERFLOW_LABEL`]), and the
+    /// names kept before stay kept. The `#[perf_endpoint]` paths of the program and the
+    /// [`Endpoint`] statics are not counted: they always have their own series.
+    ///
+    /// Cheap enough to call once per request (a tower layer with axum's `MatchedPath`, say): an
+    /// endpoint this thread resolved lately is found in a per-thread cache by a hash of `path`
+    /// and one comparison, with no lock and no allocation. Otherwise it takes a read lock and
+    /// hashes `path`, as does every lookup of a name past the cap.
     pub fn endpoint(&'static self, path: &str) -> &'static EndpointMetrics {
         let path = labels::truncate(path);
-        if let Some(&found) = self
-            .endpoints
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-        {
+        if let Some(found) = endpoint::cached_endpoint(self, path) {
             return found;
         }
-        let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
-        endpoints
-            .entry(path.into())
-            .or_insert_with(|| Box::leak(Box::new(EndpointMetrics::new(self, path))))
+        let found = self.endpoints.resolve(self, path, Naming::RunTime);
+        if found.path() == path {
+            endpoint::remember_endpoint(found);
+        }
+        found
+    }
+
+    /// The handles of an endpoint named in code: not counted against the endpoint cap.
+    pub(crate) fn declared_endpoint(&'static self, path: &str) -> &'static EndpointMetrics {
+        self.endpoints
+            .resolve(self, labels::truncate(path), Naming::Code)
+    }
+
+    /// `operation_duration_seconds{operation}` of `operation`: its own series while the
+    /// operation cap lasts (the endpoint cap, counted apart), `operation="other"` after.
+    pub(crate) fn operation(&self, operation: &str) -> &'static Histogram {
+        let operation = labels::truncate(operation);
+        let family = &self.families.operation_duration;
+        if let Some(found) = family.find(&[operation]) {
+            return found;
+        }
+        family.get(&[self.operations.admit(operation)])
     }
 }
 
-/// Builds a [`Metrics`]: label caps, an allow-list of models, a name prefix, and the registry.
+/// Builds a [`Metrics`]: label caps (`model` and `provider`; `endpoint` and `operation`), an
+/// allow-list of models, a name prefix, and the registry.
 pub struct MetricsBuilder {
     label_cap: usize,
+    endpoint_cap: usize,
     allowed_models: Option<HashSet<Box<str>>>,
     prefix: String,
 }
@@ -206,6 +257,7 @@ impl MetricsBuilder {
     fn new() -> Self {
         MetricsBuilder {
             label_cap: DEFAULT_LABEL_CAP,
+            endpoint_cap: DEFAULT_ENDPOINT_CAP,
             allowed_models: None,
             prefix: String::new(),
         }
@@ -215,6 +267,35 @@ impl MetricsBuilder {
     /// [`OVERFLOW_LABEL`]. Default [`DEFAULT_LABEL_CAP`].
     pub fn label_cap(mut self, cap: usize) -> Self {
         self.label_cap = cap;
+        self
+    }
+
+    /// How many distinct `endpoint` values named at run time are kept before the rest go to
+    /// [`OVERFLOW_LABEL`]; and, counted apart, how many distinct `operation` values of
+    /// [`track_duration`](crate::track_duration). Default [`DEFAULT_ENDPOINT_CAP`], more routes
+    /// than a router usually has.
+    ///
+    /// Counted: the paths given to [`Metrics::endpoint`], [`PerformanceTracker::new`] and
+    /// [`PerformanceTracker::with_metrics`] (a tower layer's matched route, a path built at run
+    /// time). Not counted, and always with their own series: the `#[perf_endpoint]` paths of the
+    /// program (even when given as a `&str`) and the [`Endpoint`] statics. An endpoint kept
+    /// costs a few tens of kilobytes for the life of the process (its series of every family),
+    /// so the cap also bounds the memory that run-time names can take.
+    ///
+    /// ```
+    /// let registry = prometheus::Registry::new();
+    /// let metrics = perf_runtime::Metrics::builder().endpoint_cap(2).build(&registry).unwrap();
+    /// for path in ["/a", "/b", "/c", "/d"] {
+    ///     perf_runtime::PerformanceTracker::with_metrics(metrics, path).record_percentages();
+    /// }
+    /// assert_eq!(metrics.endpoint("/b").path(), "/b");
+    /// assert_eq!(metrics.endpoint("/d").path(), "other");
+    /// ```
+    ///
+    /// [`PerformanceTracker::new`]: crate::PerformanceTracker::new
+    /// [`PerformanceTracker::with_metrics`]: crate::PerformanceTracker::with_metrics
+    pub fn endpoint_cap(mut self, cap: usize) -> Self {
+        self.endpoint_cap = cap;
         self
     }
 
@@ -255,21 +336,25 @@ impl MetricsBuilder {
         Box::leak(Box::new(Metrics {
             families: Families::new(&self.prefix),
             registry,
-            endpoints: RwLock::new(HashMap::new()),
+            endpoints: EndpointTable::new(self.endpoint_cap),
             models: LabelBudget::new(self.label_cap, self.allowed_models),
             providers: LabelBudget::new(self.label_cap, None),
+            operations: LabelBudget::new(self.endpoint_cap, None),
         }))
     }
 
     /// Registers the families in `registry` and returns the new metrics, kept for the life of
     /// the process. Make one per registry: each call leaks a small, fixed amount.
     ///
-    /// Fails, registering nothing, if the prefix is not valid or a name is taken.
+    /// Fails, registering nothing, if the prefix is not valid, a name is taken
+    /// ([`InstallError::NameTaken`]), or a family of the registry would clash with one of perf's
+    /// in OpenMetrics ([`InstallError::OpenMetricsClash`]).
     pub fn build(self, registry: &Registry) -> Result<&'static Metrics, InstallError> {
         if !valid_prefix(&self.prefix) {
             return Err(InstallError::InvalidPrefix(self.prefix));
         }
         let metrics = self.make(registry.clone());
+        metrics.families.check_openmetrics(registry)?;
         metrics.families.register(registry)?;
         Ok(metrics)
     }

@@ -94,6 +94,34 @@ impl FamilyReading {
     }
 }
 
+/// A family's name in OpenMetrics: a counter's without its `_total`, which only its samples keep.
+pub(crate) fn openmetrics_name(name: &str, kind: Kind) -> &str {
+    match kind {
+        Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
+    }
+}
+
+/// Every name a family takes in OpenMetrics: its family name, and that name followed by each
+/// suffix its type gives samples (`_created` included, which OpenMetrics reserves even unwritten).
+///
+/// No two families of one OpenMetrics exposition may share one: a strict parser (the reference
+/// one, Python `prometheus_client`'s) rejects the whole page ("Clashing name"). The Prometheus
+/// registry only keeps family names apart, so an application's counter `requests` sits beside
+/// perf's `requests_total` there, and both are `requests` in OpenMetrics.
+pub(crate) fn openmetrics_names(name: &str, kind: Kind) -> impl Iterator<Item = String> + '_ {
+    let suffixes: &[&str] = match kind {
+        Kind::Counter => &["_total", "_created"],
+        Kind::Histogram => &["_bucket", "_count", "_sum", "_created"],
+        Kind::Summary => &["_count", "_sum", "_created"],
+        Kind::Gauge | Kind::Untyped => &[],
+    };
+    let name = openmetrics_name(name, kind);
+    std::iter::once(String::new())
+        .chain(suffixes.iter().map(|s| s.to_string()))
+        .map(move |suffix| format!("{name}{suffix}"))
+}
+
 /// What a histogram keeps beyond its classic buckets, or what a reader wants of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Detail {
@@ -116,4 +144,39 @@ pub(crate) trait ReadFamily: Sync {
     fn name(&self) -> &'static str;
     /// The family now, with the exemplars and native buckets `want` asks for.
     fn read(&self, want: Detail) -> FamilyReading;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_names_follow_the_type() {
+        let names = |name, kind| openmetrics_names(name, kind).collect::<Vec<_>>();
+        assert_eq!(
+            names("requests_total", Kind::Counter),
+            ["requests", "requests_total", "requests_created"]
+        );
+        // A counter named without `_total` takes the same names.
+        assert_eq!(
+            names("requests", Kind::Counter),
+            names("requests_total", Kind::Counter)
+        );
+        assert_eq!(
+            names("x_seconds", Kind::Histogram),
+            [
+                "x_seconds",
+                "x_seconds_bucket",
+                "x_seconds_count",
+                "x_seconds_sum",
+                "x_seconds_created"
+            ]
+        );
+        assert_eq!(
+            names("q", Kind::Summary),
+            ["q", "q_count", "q_sum", "q_created"]
+        );
+        assert_eq!(names("g_total", Kind::Gauge), ["g_total"]);
+        assert_eq!(names("u", Kind::Untyped), ["u"]);
+    }
 }
