@@ -10,6 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use perf_runtime::PerfLayer;
 use perf_runtime::InstallError;
 use reqwest::Url;
 use tokio::net::TcpListener;
@@ -38,11 +39,14 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
     )
 }
 
-/// The API routes: `POST /v1/chat/completions`, `POST /v1/responses` and `GET /healthz`.
+/// The API routes: `POST /v1/chat/completions`, `POST /v1/responses`, each HTTP exchange one
+/// request of [`PerfLayer`] (it ends with the answer's body; the handlers' `#[perf_endpoint]`
+/// joins it), and `GET /healthz`, untimed.
 pub fn api_routes() -> Router<App> {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses))
+        .layer(PerfLayer::new())
         .route("/healthz", get(healthz))
 }
 

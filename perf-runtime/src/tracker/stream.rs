@@ -162,18 +162,20 @@ fn release(
     state.release_stream(number, say, at);
 }
 
-/// An `Err` item of a stream relaying `call`'s answer: the call broke off, and if the stream is
-/// the answer (read after its handler let go), the request failed.
+/// An `Err` item of a stream relaying `call`'s answer: if the stream is the answer (read after
+/// its handler let go), the call broke off and the request failed. A stream read inside its
+/// handler leaves both to the handler (it may retry, or report its own kind of failure).
 #[inline(never)]
 fn broke_off(state: &RequestState, call: Option<u32>) {
+    if !state.handler_gone() {
+        return;
+    }
     if let Some(call) = call {
         state
             .call(call)
             .fail(crate::metrics::BackendErrorKind::BrokenOff);
     }
-    if state.handler_gone() {
-        state.fail();
-    }
+    state.fail();
 }
 
 impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
