@@ -45,6 +45,7 @@ use server::{root, Prometheus, RULE_FILES};
 
 const DASHBOARD: &str = "dashboards/performance-monitoring.json";
 const README: &str = "README.md";
+const MONITORING: &str = "docs/monitoring.md";
 /// The alerts the live test's slow provider makes pending (its TTFB and TTFT are above 2 s).
 const PENDING: [&str; 2] = ["HighBackendTTFB", "HighTimeToFirstToken"];
 /// The alerts that stay inactive throughout the live test.

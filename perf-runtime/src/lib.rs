@@ -99,6 +99,11 @@ pub use tracker::{
     TrackedStream, Usage,
 };
 
+/// The README's Rust examples, compiled and run as doctests: what a user pastes works.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// A tracker that ends its request by itself when dropped: the seed's
 /// `with track_request_stages(endpoint) as tracker:`.
 ///

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::{read, DASHBOARD, README, RULE_FILES};
+use crate::{read, DASHBOARD, MONITORING, README, RULE_FILES};
 
 /// A Grafana expression as Prometheus receives it, with "All" selected in every variable:
 ///
@@ -116,12 +116,19 @@ pub fn variable_queries(dashboard: &Value) -> Vec<VariableQuery> {
         .collect()
 }
 
-/// Every fenced ```promql block of the README: one query per block.
+/// Every fenced ```promql block of the README and of docs/monitoring.md: one query per block.
 pub fn readme_queries() -> Vec<Query> {
-    let readme = read(README);
+    [README, MONITORING]
+        .into_iter()
+        .flat_map(|page| promql_blocks(page, &read(page)))
+        .collect()
+}
+
+/// Every fenced ```promql block of `text` (the page `page`).
+fn promql_blocks(page: &str, text: &str) -> Vec<Query> {
     let mut out = Vec::new();
     let mut block: Option<(usize, Vec<&str>)> = None;
-    for (number, line) in readme.lines().enumerate() {
+    for (number, line) in text.lines().enumerate() {
         match &mut block {
             None if line.trim_start().starts_with("```promql") => {
                 block = Some((number + 1, vec![]))
@@ -132,10 +139,10 @@ pub fn readme_queries() -> Vec<Query> {
                     let promql = lines.join("\n");
                     assert!(
                         !promql.trim().is_empty(),
-                        "README line {start}: empty promql block"
+                        "{page} line {start}: empty promql block"
                     );
                     out.push(Query {
-                        origin: format!("README promql block at line {start}"),
+                        origin: format!("{page} promql block at line {start}"),
                         promql,
                     });
                     block = None;
@@ -145,7 +152,7 @@ pub fn readme_queries() -> Vec<Query> {
             }
         }
     }
-    assert!(block.is_none(), "README: unterminated promql block");
+    assert!(block.is_none(), "{page}: unterminated promql block");
     out
 }
 
