@@ -1,21 +1,22 @@
-//! The life of a request, from the attribute to the histograms.
+//! The life of a request, from the attribute (or the layer) to the histograms.
 //!
-//! 1. `#[perf_endpoint]` wraps the handler's body in a [`Run`] future (`run.rs`) that owns the
-//!    handler's [`PerformanceTracker`], whose [`RequestState`](state) sits in a pooled slot
-//!    (`pool.rs`).
-//! 2. While the body is polled, `current.rs` makes the request current on the thread:
-//!    `#[perf_stage]`, `#[perf_backend]` and `#[perf_stream]` find it there, however deep the
-//!    call that reaches them.
+//! 1. `PerfLayer` (`crate::layer`) makes each HTTP exchange a request; `#[perf_endpoint]` wraps
+//!    the handler's body in a [`Run`] future (`run.rs`) that makes one, or joins the one already
+//!    current. Its [`RequestState`](state) sits in a pooled slot (`pool.rs`).
+//! 2. While the handler (or the response body, or a stream) is polled, `current.rs` makes the
+//!    request current on the thread: `#[perf_stage]`, `#[perf_backend]` and `#[perf_stream]`
+//!    find it there, however deep the call that reaches them.
 //! 3. Each stage or backend call is a guard (`guards.rs`) that holds the request it opened on.
-//!    When dropped (returned, `?`, panic, cancellation alike) it observes its histogram and adds
-//!    its time to its request's phases: front end (outermost stages, cut where the first backend
-//!    call started), backend, streaming.
+//!    When dropped (returned, `?`, panic, cancellation alike) it observes its histogram and
+//!    closes its interval in the request's unions (`phases.rs`). Each backend call is a record
+//!    (`calls.rs`); a `#[perf_backend]` fn's future makes it current for each poll
+//!    (`backend_call.rs`), so the facts found inside belong to it.
 //! 4. A stream handed the request (`stream.rs`) takes a share of it: the request stays open past
-//!    the handler's return, is current again while the stream is read, and the stream's
-//!    streaming is timed from its first poll.
-//! 5. When the handler and every stream have let go, the request ends once (`state.rs`):
-//!    `requests_total{outcome}`, `frontend_processing_seconds`, the streaming, and for a
-//!    completed request that a backend answered, the `stage_percentage` split.
+//!    the handler's return, is current again while the stream is read, and the stream relays the
+//!    call that answered last before it was made (`answer.rs`: TTFT, gaps, usage).
+//! 5. When every owner has let go, the request ends once (`state.rs`): `requests_total{outcome}`,
+//!    `frontend_processing_seconds`, the streaming, the overhead, and for a completed request
+//!    that a backend answered, the `stage_percentage` split.
 //! 6. A scrape reads the histograms (`crate::metrics`) and writes them out
 //!    (`crate::exposition`).
 
@@ -51,15 +52,15 @@ use crate::trace::TraceId;
 ///
 /// Every histogram observation is made by a guard when it is dropped, so a stage left through
 /// `?`, a panic or a cancelled future still records the time that really ran, exactly once. The
-/// tracker sums the phases of the request for the percentages:
+/// request's phases, for the percentages and the overhead, are unions of intervals (parallel
+/// work counts its wall time once):
 ///
-/// * **front end**: the stages that started before the first backend call and were not nested in
-///   another stage, each counted until it ended or the first backend call started, whichever
-///   came first (a stage around a backend call is not front-end time while the call runs);
-/// * **backend**: the time spent in [`backend_request`](Self::backend_request) guards, answered
-///   or not (a failed attempt before a fallback is time the request waited too);
-/// * **streaming**: the time of [`streaming`](Self::streaming) guards and tracked streams, less
-///   any backend call made while they ran.
+/// * **front end**: the stages' union before the first backend call started (a stage around a
+///   backend call is not front-end time while the call runs);
+/// * **backend**: the union of the [`backend_request`](Self::backend_request) guards' windows,
+///   answered or not (a failed attempt before a fallback is time the request waited too);
+/// * **streaming**: the union of [`streaming`](Self::streaming) guards, tracked streams and
+///   backend calls, less the backend's.
 ///
 /// A tracker is the handler's share of its request. The request **ends** when the handler lets
 /// go of it ([`record_percentages`](Self::record_percentages), the end of the future given to
@@ -96,8 +97,8 @@ enum Role {
 impl PerformanceTracker {
     /// A tracker for `endpoint` in the global metrics.
     ///
-    /// Finds the endpoint's handles with a read lock and a hash; an [`Endpoint`] static and
-    /// [`at`](Self::at) skip both.
+    /// Finds the endpoint's handles in a per-thread cache (the first time, under a read lock,
+    /// counted against the endpoint cap); an [`Endpoint`] static and [`at`](Self::at) skip both.
     pub fn new(endpoint: &str) -> Self {
         Self::with_metrics(Metrics::global(), endpoint)
     }
