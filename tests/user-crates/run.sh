@@ -2,7 +2,9 @@
 # Builds and tests the user crates: applications outside the workspace that depend on perf the
 # way users do, one build per feature set of prometheus (none, default, process, push) with
 # perf-runtime's `axum` feature on and off. Each scenario is a test binary of its own (perf's
-# metrics and the logger are global to a process); any failure exits non-zero.
+# metrics and the logger are global to a process); any failure exits non-zero. app-defaults also
+# serves a chat gateway (common/llm.rs) behind `PerfLayer` (test `layer`) and with
+# `#[perf_endpoint]` alone (test `endpoint_alone`), over real HTTP.
 #
 #   tests/user-crates/run.sh                 # every combination
 #   CARGO_TARGET_DIR=/tmp/t tests/user-crates/run.sh
@@ -14,7 +16,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/user-crates}"
 
 # crate | crate features | what it builds
 combinations=(
-    "app-defaults||prometheus default features (protobuf), perf-runtime axum on"
+    "app-defaults||prometheus default features (protobuf), perf-runtime axum on, PerfLayer"
     "app-minimal||prometheus no features, perf-runtime axum off"
     "app-minimal|axum|prometheus no features, perf-runtime axum on"
     "app-minimal|process|prometheus process, perf-runtime axum off"
