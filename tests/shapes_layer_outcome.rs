@@ -279,6 +279,24 @@ async fn layer_a_client_leaving_mid_body_is_cancelled() {
     assert_eq!(numbers.ended("/long", 1).await, Outcomes::new(0, 0, 1));
 }
 
+/// Layer only: a layer inside another's request (a nested router's own layer, and one on the
+/// whole app) is part of it: one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layer_two_layers_on_one_route_count_one_request() {
+    let (numbers, metrics) = Numbers::private();
+    let api = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .layer(PerfLayer::with_metrics(metrics));
+    let router = Router::new()
+        .nest("/api", api)
+        .layer(PerfLayer::with_metrics(metrics));
+    let response = send(router, reqwest::Method::GET, "/api/x").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(numbers.ended("/api/x", 1).await, Outcomes::new(1, 0, 0));
+    let answers = numbers.counter("http_responses_total", &[("endpoint", "/api/x")]);
+    assert_eq!(answers, 1, "one answer counted");
+}
+
 /// Layer only: unmatched paths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_unmatched_paths_share_one_endpoint() {

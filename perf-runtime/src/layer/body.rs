@@ -32,6 +32,17 @@ pin_project! {
     }
 }
 
+impl<B> PerfBody<B> {
+    /// `inner`, holding no request: the body of a layer inside another's request.
+    pub(crate) fn passing(inner: B) -> Self {
+        PerfBody {
+            inner,
+            state: None,
+            head: false,
+        }
+    }
+}
+
 impl<B: Body> PerfBody<B> {
     /// `inner`, holding a share of `state`'s request; a body already at its end lets go now.
     pub(crate) fn new(inner: B, state: &StateRef, head: bool) -> Self {

@@ -9,7 +9,8 @@
 //!
 //! Inside, the attributes work as without the layer: `#[perf_stage]`, `#[perf_backend]` and
 //! `#[perf_stream]` record into the exchange, and a `#[perf_endpoint]` handler joins it (its
-//! `Err` fails it) instead of making a request of its own.
+//! `Err` fails it) instead of making a request of its own; so does a `PerfLayer` inside another's
+//! request (a nested router's own layer under one on the whole app): one request, counted once.
 
 mod body;
 
@@ -101,6 +102,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> PerfFuture<S::Future> {
+        // A layer inside another's request (a nested router's own layer): part of that request.
+        if current::state().is_some() {
+            return PerfFuture {
+                future: Some(self.inner.call(request)),
+                state: None,
+                head: false,
+            };
+        }
         let metrics = self.metrics.unwrap_or_else(Metrics::global);
         let path = request
             .extensions()
@@ -123,7 +132,7 @@ where
         };
         PerfFuture {
             future: Some(future),
-            state,
+            state: Some(state),
             head,
         }
     }
@@ -134,17 +143,18 @@ pin_project! {
     pub struct PerfFuture<F> {
         #[pin]
         future: Option<F>,
-        state: StateRef,
+        // The request it makes; none for a layer inside another's request.
+        state: Option<StateRef>,
         head: bool,
     }
 
     impl<F> PinnedDrop for PerfFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if this.future.is_some() {
-                let _current = current::enter(this.state);
+            if let (true, Some(state)) = (this.future.is_some(), this.state.as_ref()) {
+                let _current = current::enter(state);
                 this.future.set(None);
-                this.state.release_handler(HandlerExit::Cancelled);
+                state.release_handler(HandlerExit::Cancelled);
             }
         }
     }
@@ -159,9 +169,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let state: &StateRef = this.state;
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Pending;
+        };
+        let Some(state) = this.state.as_ref() else {
+            let out = std::task::ready!(future.poll(cx));
+            this.future.set(None);
+            return Poll::Ready(out.map(|response| response.map(PerfBody::passing)));
         };
         let entered = current::enter(state);
         let watch = UnwindWatch(Some(state));

@@ -213,7 +213,7 @@ impl Families {
             ),
             requests: Family::new(
                 name(REQUESTS_TOTAL),
-                "Requests by how they ended: completed, error (the handler returned an error or panicked), cancelled (dropped before its end, e.g. the client went away).",
+                "Requests by how they ended: completed, error (an error returned, a 5xx answer under PerfLayer, a broken answer, a panic), cancelled (dropped before its end, e.g. the client went away).",
                 &["endpoint", "outcome"],
                 &[],
                 Counter::new,
@@ -248,7 +248,7 @@ impl Families {
             ),
             backend_ttft: histogram(
                 name(BACKEND_TTFT),
-                "Time from sending the request to the LLM provider until its first chunk with content (not the headers, a role-only delta or a keep-alive). Streamed answers only.",
+                "Time from sending the request to the LLM provider until its first chunk with content (not the headers, a role-only delta or a keep-alive), as a stream that reads the answer's chunks sees it.",
                 &["provider", "model", "endpoint"],
                 &TTFT_BUCKETS,
                 TRACED,
@@ -269,7 +269,7 @@ impl Families {
             ),
             request_duration: histogram(
                 name(REQUEST_DURATION),
-                "Whole requests, from the handler's start to the end of its answer, by outcome.",
+                "Whole requests, from their start (PerfLayer's, else the handler's) to the end of their answer, by outcome.",
                 &["endpoint", "outcome"],
                 &REQUEST_BUCKETS,
                 TRACED,
