@@ -15,7 +15,7 @@ mod common;
 
 use common::{
     assert_lasted, chat_with, eventually, mock_tokens, mock_usage, post, server_timing, start,
-    try_histogram, turn, Outcomes, CLOCK_MS, KEY, SERVER_TIMING_ENTRIES,
+    try_histogram, turn, Outcomes, CLOCK_MS, KEY, ROUNDING_MS, SERVER_TIMING_ENTRIES,
 };
 use perf_runtime::metrics::snapshot::HistogramSnapshot;
 
@@ -37,9 +37,6 @@ const MOCK: &[&str] = &[
 /// [`MOCK`]'s whole answer: 100 ms to its headers, 400 ms to the first token, 19 gaps of 50 ms.
 const MOCK_ANSWER_MS: f64 = 100.0 + 400.0 + 19.0 * 50.0;
 const PROMPT: &str = "Where does the time of an LLM request go?";
-/// What sums of the same clock readings may differ by in different families, per request (ms):
-/// a histogram keeps its sum in units of 1,024 ticks, each observation rounded to one.
-const ROUNDING_MS: f64 = 0.01;
 
 /// The histogram series of `family` with `labels` (empty if not created yet).
 fn read(family: &str, labels: &[(&str, &str)]) -> HistogramSnapshot {

@@ -21,7 +21,7 @@ pub use formats::*;
 pub use gateway::*;
 pub use readers::*;
 #[allow(unused_imports)] // only the binaries that time something use them
-pub use runtime::{assert_lasted, assert_split_of, poll_once, CLOCK_MS, SLACK_MS};
+pub use runtime::{assert_lasted, assert_split_of, poll_once, CLOCK_MS, ROUNDING_MS, SLACK_MS};
 pub use tools::*;
 
 use std::collections::BTreeMap;

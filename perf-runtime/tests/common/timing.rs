@@ -19,6 +19,10 @@ pub const CLOCK_MS: f64 = 1.0;
 /// The most a busy machine is allowed to add to a measured wait, in milliseconds.
 pub const SLACK_MS: f64 = 2000.0;
 
+/// What sums of the same clock readings may differ by in different families, per request, in
+/// milliseconds: a histogram keeps its sum in units of 1,024 ticks, each observation rounded.
+pub const ROUNDING_MS: f64 = 0.01;
+
 /// Asserts that `measured_ms` is a time holding a wait of `truth_ms`: at least the wait (less
 /// [`CLOCK_MS`]), and less than the wait plus [`SLACK_MS`].
 #[track_caller]
