@@ -121,9 +121,11 @@ async fn streamed_usage_is_counted_and_reaches_only_a_client_that_asked() {
             "{model}: counted {:?}, reported {usage:?}",
             mock_tokens(model, CHAT)
         );
-        // One TTFT, and a gap between each two of the five words.
+        // One TTFT, and a gap between each two of the five words (recorded together when the
+        // stream ends, just after its client has read the last byte).
         let labels = [("provider", "mock"), ("model", model), ("endpoint", CHAT)];
         assert_eq!(count("backend_ttft_seconds", &labels), 1);
+        assert!(common::eventually(|| count("backend_chunk_gap_seconds", &labels) >= 4).await);
         assert_eq!(count("backend_chunk_gap_seconds", &labels), 4);
     }
 
@@ -144,6 +146,7 @@ async fn streamed_usage_is_counted_and_reaches_only_a_client_that_asked() {
         ("endpoint", RESPONSES),
     ];
     assert_eq!(count("backend_ttft_seconds", &labels), 1);
+    assert!(common::eventually(|| count("backend_chunk_gap_seconds", &labels) >= 4).await);
     assert_eq!(count("backend_chunk_gap_seconds", &labels), 4);
     gateway.shutdown().await;
 }
