@@ -7,7 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{
-    chat, client, family, gauge, histogram, post, responses, series, start, FAST_MOCK, KEY,
+    chat, client, eventually, family, gauge, histogram, post, responses, series, start, Outcomes,
+    FAST_MOCK, KEY,
 };
 use prometheus::proto::{MetricFamily, MetricType};
 
@@ -81,6 +82,10 @@ async fn families_labels_buckets_and_counts() {
             .status(),
         400
     );
+    // A streamed request ends just after its client has read the last byte; `requests_total`
+    // counts it last, once everything else is recorded.
+    let ended = || (Outcomes::of(CHAT).total(), Outcomes::of(RESPONSES).total());
+    assert!(eventually(|| ended() == (8, 2)).await, "{:?}", ended());
 
     let ttfb = family("backend_ttfb_seconds");
     let streaming = family("streaming_duration_seconds");

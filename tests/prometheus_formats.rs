@@ -9,9 +9,10 @@
 //!   `--enable-feature=native-histograms` (it asks for protobuf): a stage that spins exactly
 //!   200 µs (a route of the test's own, `#[perf_stage(cache_lookup)]`) reads
 //!   `histogram_quantile(0.5, sum(rate(request_stage_duration_seconds{stage="cache_lookup"}[1m])))`
-//!   within 10 % of 200 µs, where the classic bucket (100 µs, 250 µs] would say 175 µs; the
-//!   four families with native buckets are stored as native histograms only (2.42 keeps no
-//!   classic `_bucket` series for them); and protobuf is ingested without a scrape error.
+//!   at no less than 0.9 of 200 µs (it prints how close), where the classic bucket (100 µs,
+//!   250 µs] would say 175 µs; the four families with native buckets are stored as native
+//!   histograms only (2.42 keeps no classic `_bucket` series for them); and protobuf is ingested
+//!   without a scrape error.
 //!
 //! "Without a scrape error": the target is up with no `lastError`, `scrape_samples_scraped` is
 //! the number of samples `/metrics` holds in that format (a native histogram is one sample), all
@@ -27,8 +28,8 @@ use serde_json::{json, Value};
 
 mod common;
 use common::{
-    client, decode_families, post_traced, scrape_as, start, start_with_routes, tool_or_skip,
-    trace_id_of, ACCEPT_OPENMETRICS, ACCEPT_PROTOBUF, ZERO_MOCK,
+    assert_lasted, client, decode_families, post_traced, scrape_as, start, start_with_routes,
+    tool_or_skip, trace_id_of, ttfb_bucket, ACCEPT_OPENMETRICS, ACCEPT_PROTOBUF, ZERO_MOCK,
 };
 
 #[path = "prometheus_live/server.rs"]
@@ -208,7 +209,8 @@ async fn exemplars_lead_to_the_slow_request() {
     })
     .await;
 
-    // One slow request (700 ms to the first byte: the 1.0 s bucket), among the fast ones.
+    // One slow request (700 ms to the first byte: the 1.0 s bucket, or a later one if a busy
+    // machine adds to it), among the fast ones.
     let slow = json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}],
                       "metadata": {"mock_ttfb_ms": "700"}});
     let response = post_traced(&gateway, "/chat/completions", slow.to_string(), None).await;
@@ -236,9 +238,14 @@ async fn exemplars_lead_to_the_slow_request() {
             .ok_or_else(|| format!("no exemplar of {slow_id} in {}", Value::from(series)))
     })
     .await;
-    assert_eq!(le, Some(1.0), "the exemplar's bucket");
     let value = value.expect("a numeric exemplar value");
-    assert!((0.7..1.0).contains(&value), "exemplar value {value}");
+    assert_lasted("the slow request's TTFB", value * 1e3, 700.0);
+    let le = le.expect("a numeric le");
+    assert_eq!(
+        le,
+        ttfb_bucket(value),
+        "the bucket of the exemplar's {value} s"
+    );
 
     let clean = wait_for(&prometheus, "clean OpenMetrics scrapes", || async {
         check_clean_scrapes(&prometheus, &gateway, ACCEPT_OPENMETRICS).await
@@ -248,7 +255,7 @@ async fn exemplars_lead_to_the_slow_request() {
     let _ = task.await;
     println!(
         "exemplar-storage: trace {slow_id} of the slow request is the exemplar of \
-         backend_ttfb_seconds_bucket{{le=\"1\"}} ({value:.3} s); OpenMetrics scrapes: {clean}"
+         backend_ttfb_seconds_bucket{{le=\"{le}\"}} ({value:.3} s); OpenMetrics scrapes: {clean}"
     );
     drop(prometheus);
     gateway.shutdown().await;
@@ -299,8 +306,11 @@ async fn native_histograms_read_a_stages_true_median() {
         if spins < 500 {
             return Err(format!("{spins} spins so far (median {read})"));
         }
-        // NaN (no observation in the window yet) is not within either.
-        let within = (read / truth - 1.0).abs() < 0.1;
+        // Every spin lasts at least 200 µs, and the native bucket (schema 3) holding 200 µs
+        // starts at 188 µs: the median reads at least 0.9 of the truth, where the classic
+        // bucket (100 µs, 250 µs] would say 175 µs. A busy machine only lengthens spins: up to
+        // ten times allowed. NaN (no observation in the window yet) is within neither.
+        let within = (0.9 * truth..10.0 * truth).contains(&read);
         if !within {
             return Err(format!("median {:.1} µs after {spins} spins", read * 1e6));
         }

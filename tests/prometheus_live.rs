@@ -11,9 +11,11 @@
 //!   every dashboard expression and README query returns data, every template variable has
 //!   values, every rule is healthy and every recording rule records data, `HighBackendTTFB` and
 //!   `HighTimeToFirstToken` go pending (they cannot fire within the test: `for: 5m`) and the
-//!   three other alerts stay inactive throughout. Half the requests are streamed, so that the
-//!   time to first token, the chunk gaps and the tokens have data; one more client's requests
-//!   fail (the mock answers them 503), so that the backend errors have data too.
+//!   three other alerts stay inactive throughout (or pending only on data that crosses their
+//!   threshold: a busy machine's, which the test tolerates and says). Half the requests are
+//!   streamed, so that the time to first token, the chunk gaps and the tokens have data; one
+//!   more client's requests fail (the mock answers them 503), so that the backend errors have
+//!   data too.
 //!
 //! Grafana variables are substituted as Grafana would send them with "All" selected and a 15 s
 //! scrape interval (see [`queries::substitute`]). Without `prometheus` on `PATH` the Prometheus
@@ -38,8 +40,8 @@ mod server;
 
 use load::{failing_client, load, start_gateway, LoadStats};
 use queries::{
-    dashboard, dashboard_queries, has_data, panels, readme_queries, rules_problem,
-    variable_queries, Query,
+    dashboard, dashboard_queries, has_data, observations_above, panels, readme_queries,
+    rules_problem, variable_queries, Query,
 };
 use server::{root, Prometheus, RULE_FILES};
 
@@ -48,7 +50,8 @@ const README: &str = "README.md";
 const MONITORING: &str = "docs/monitoring.md";
 /// The alerts the live test's slow provider makes pending (its TTFB and TTFT are above 2 s).
 const PENDING: [&str; 2] = ["HighBackendTTFB", "HighTimeToFirstToken"];
-/// The alerts that stay inactive throughout the live test.
+/// The alerts that stay inactive throughout the live test, unless the machine is so busy that
+/// its own data crosses their thresholds (`queries::observations_above`).
 const INACTIVE: [&str; 3] = [
     "CriticalBackendTTFB",
     "HighStreamingDuration",
@@ -283,6 +286,8 @@ async fn live_gateway_under_load() {
     let prometheus = Prometheus::start(&binary, Some(gateway.addr)).await;
 
     let deadline = Instant::now() + LIVE_DEADLINE;
+    // Inactive alerts a busy machine's own data made pending: tolerated, and said at the end.
+    let mut slow_machine = std::collections::BTreeMap::new();
     let outcome: Result<(), String> = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut missing = Vec::new();
@@ -297,21 +302,33 @@ async fn live_gateway_under_load() {
         }
 
         // The alerts: HighBackendTTFB pending, never firing within the test; the others
-        // inactive at every look.
-        let state = |name: &str| {
+        // inactive at every look, unless pending on data that crosses their threshold (a busy
+        // machine's: the mock is far from them).
+        let rule = |name: &str| {
             rules
                 .iter()
                 .find(|r| r["type"] == "alerting" && r["name"] == name)
+        };
+        let state = |name: &str| {
+            rule(name)
                 .and_then(|r| r["state"].as_str())
                 .unwrap_or("absent")
                 .to_owned()
         };
-        let others: Vec<String> = INACTIVE
-            .iter()
-            .map(|a| (a, state(a)))
-            .filter(|(_, s)| s != "inactive")
-            .map(|(a, s)| format!("{a} is {s}"))
-            .collect();
+        let mut others = Vec::new();
+        for alert in INACTIVE {
+            let state = state(alert);
+            if state == "inactive" {
+                continue;
+            }
+            match rule(alert).and_then(observations_above) {
+                Some((family, threshold, above)) if state == "pending" && above > 0 => {
+                    let note = format!("{above} {family} observations above {threshold} s");
+                    slow_machine.insert(alert, note);
+                }
+                _ => others.push(format!("{alert} is {state}")),
+            }
+        }
         if !others.is_empty() {
             break Err(format!(
                 "alerts that should stay inactive: {}",
@@ -399,6 +416,9 @@ async fn live_gateway_under_load() {
         stats.last_error.lock().unwrap()
     );
     assert!(stats.provider_errors.load(Ordering::Relaxed) > 0);
+    for (alert, note) in &slow_machine {
+        eprintln!("live: a busy machine made {alert} pending: {note}");
+    }
     println!(
         "live: {} dashboard/README queries and {} variables with data, rules healthy, \
          {PENDING:?} pending, others inactive, after {:?}; {} requests, {} failing on purpose",

@@ -71,6 +71,15 @@ impl BucketExemplar {
     }
 }
 
+/// The upper bound of the `backend_ttfb_seconds` bucket that `seconds` falls in: where its
+/// exemplar goes, whatever a busy machine added to the time.
+pub fn ttfb_bucket(seconds: f64) -> f64 {
+    perf_runtime::metrics::BACKEND_BUCKETS
+        .into_iter()
+        .find(|&le| seconds <= le)
+        .unwrap_or(f64::INFINITY)
+}
+
 /// The exemplars of the `{family}_bucket` lines of OpenMetrics `text`, in order. Label values
 /// must not contain `"` or `,` (the tests' own do not).
 pub fn openmetrics_exemplars(text: &str, family: &str) -> Vec<BucketExemplar> {

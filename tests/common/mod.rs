@@ -7,7 +7,8 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 /// The runtime's test helpers, for their Rust-side parser of the Prometheus text format
-/// (`check_exposition`), the one the runtime's own label tests use.
+/// (`check_exposition`), the one the runtime's own label tests use, and their bounds on measured
+/// times (`assert_lasted` and the like, re-exported below).
 #[path = "../../perf-runtime/tests/common/mod.rs"]
 pub mod runtime;
 
@@ -21,6 +22,8 @@ mod tools;
 pub use formats::*;
 pub use gateway::*;
 pub use readers::*;
+#[allow(unused_imports)] // only the binaries that time something use them
+pub use runtime::{assert_lasted, assert_split_of, poll_once, CLOCK_MS, ROUNDING_MS, SLACK_MS};
 #[allow(unused_imports)] // only the handler-shape binaries use it
 pub use shapes::*;
 pub use tools::*;

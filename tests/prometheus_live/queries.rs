@@ -202,3 +202,31 @@ pub fn has_data(data: &Value) -> bool {
         _ => false,
     }
 }
+
+/// For an alert on a histogram's quantile above a threshold (`… rate(FAMILY_bucket[…]) … > T`,
+/// the rule's `query`): its family, its threshold, and the observations of that family above the
+/// threshold in this process's registry (the live gateway's), counted from the classic buckets
+/// (at most the threshold: the last bucket not above it). A quantile cannot exceed the threshold
+/// unless at least one observation does: an alert pending with none is the rule's fault, not the
+/// machine's.
+pub fn observations_above(rule: &Value) -> Option<(String, f64, u64)> {
+    let query = rule["query"].as_str()?;
+    let family = query.split("rate(").nth(1)?.split("_bucket[").next()?;
+    let threshold: f64 = query.rsplit('>').next()?.trim().parse().ok()?;
+    let gathered = perf_runtime::Metrics::global().registry().gather();
+    let metrics = gathered.iter().find(|f| f.name() == family)?.get_metric();
+    let above = metrics
+        .iter()
+        .map(|m| {
+            let h = m.get_histogram();
+            let at_most = h
+                .get_bucket()
+                .iter()
+                .take_while(|b| b.upper_bound() <= threshold)
+                .last()
+                .map_or(0, |b| b.cumulative_count());
+            h.get_sample_count() - at_most
+        })
+        .sum();
+    Some((family.to_owned(), threshold, above))
+}

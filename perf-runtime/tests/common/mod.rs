@@ -10,6 +10,10 @@ use prometheus::Registry;
 
 use perf_runtime::{Metrics, PerformanceTracker};
 
+mod timing;
+#[allow(unused_imports)] // only the binaries that time something use them
+pub use timing::*;
+
 /// The endpoint of the seed's example.
 pub const CHAT: &str = "/v1/chat/completions";
 
