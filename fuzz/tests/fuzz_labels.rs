@@ -8,13 +8,16 @@
 //!   gateway's parser never panic, and give a request with a model or a 400.
 //!
 //! Bounded for CI: 256 cases per property unless `PROPTEST_CASES` says otherwise. A longer run:
-//! `PROPTEST_CASES=100000 cargo test --release --test fuzz_labels`.
+//! `PROPTEST_CASES=100000 cargo test --release -p perf-fuzz --test fuzz_labels`.
 
-mod common;
+/// The runtime's test kit: its Rust-side parser of the Prometheus text format.
+#[path = "../../perf-runtime/tests/common/mod.rs"]
+#[allow(dead_code)]
+mod runtime;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::runtime::check_exposition;
+use runtime::check_exposition;
 use perf::gateway::error::ApiError;
 use perf::gateway::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
 use perf_runtime::metrics::{MAX_LABEL_LEN, OVERFLOW_LABEL};
