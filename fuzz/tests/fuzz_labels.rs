@@ -17,7 +17,6 @@ mod runtime;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use runtime::check_exposition;
 use perf::gateway::error::ApiError;
 use perf::gateway::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
 use perf_runtime::metrics::{MAX_LABEL_LEN, OVERFLOW_LABEL};
@@ -27,6 +26,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config;
+use runtime::check_exposition;
 use serde_json::{json, Map, Value};
 
 const CHAT: &str = "/v1/chat/completions";
