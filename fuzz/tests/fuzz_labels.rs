@@ -12,7 +12,6 @@
 
 /// The runtime's test kit: its Rust-side parser of the Prometheus text format.
 #[path = "../../perf-runtime/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod runtime;
 
 use std::collections::{BTreeMap, BTreeSet};
