@@ -337,29 +337,52 @@ pub fn layer_unmatched(body: &'static str) -> usize {
 // a real router
 
 /// (a)'s handler as an axum handler: its answer a [`ChunkBody`].
-async fn routed() -> Response<ChunkBody<impl Stream<Item = &'static str>>> {
+async fn routed_handler() -> Response<ChunkBody<impl Stream<Item = &'static str>>> {
     let chunks = plain(black_box(super::BODY))
         .await
         .expect("the handler succeeds");
     Response::new(ChunkBody::new(chunks))
 }
 
-thread_local! {
-    static ROUTERS: RefCell<Option<[Router; 2]>> = const { RefCell::new(None) };
+/// How (a)'s handler is routed: the layer between the router and the handler, or another, or
+/// none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// (i) `.layer(PerfLayer::new())`
+    Perf,
+    /// `.layer(tower_layer::Identity::new())`: what axum's `Router::layer` costs whatever the
+    /// layer (for the allocation test)
+    Identity,
+    /// (j) no layer
+    Bare,
 }
 
-/// One request of (i) (`layered`) or (j) through a one-route `axum::Router`. The router
-/// allocates per request (its boxed route futures, the response body boxed into `Body`, the
-/// `MatchedPath` extension): these rows are for timing only.
-pub fn router(layered: bool) -> usize {
+thread_local! {
+    static ROUTERS: RefCell<Option<[Router; 3]>> = const { RefCell::new(None) };
+}
+
+/// One request of (a)'s handler through a one-route `axum::Router` ((i) with `PerfLayer`, (j)
+/// without). The router allocates per request (the `MatchedPath` and URL parameters'
+/// extensions, its boxed route futures, the response body boxed into `Body`): these rows are
+/// for timing; `tests/no_alloc.rs` counts what a layer adds.
+pub fn router(routed: Routed) -> usize {
     let mut request = Request::new(Body::empty());
     *request.uri_mut() = Uri::from_static(ROUTER_ROUTE);
     let answer = ROUTERS.with_borrow_mut(|routers| {
         let routers = routers.get_or_insert_with(|| {
-            let bare = Router::new().route(ROUTER_ROUTE, get(routed));
-            [bare.clone().layer(PerfLayer::new()), bare]
+            let bare = Router::new().route(ROUTER_ROUTE, get(routed_handler));
+            // `with_state(())` makes each route's handler a service once, as `axum::serve`
+            // does (`into_make_service`); else the router makes it again for every request.
+            [
+                bare.clone().layer(PerfLayer::new()).with_state(()),
+                bare.clone()
+                    .layer(tower_layer::Identity::new())
+                    .with_state(()),
+                bare.with_state(()),
+            ]
         });
-        routers[usize::from(!layered)].call(request)
+        // The router is always ready (`poll_ready` is `Ready(Ok(()))`).
+        routers[routed as usize].call(request)
     });
     block_on(async {
         let response = answer.await.expect("the router answers");

@@ -453,9 +453,9 @@ pub fn run(variant: Variant) -> usize {
         #[cfg(feature = "axum")]
         Variant::Service => layer::service(body),
         #[cfg(feature = "axum")]
-        Variant::RouterLayer => layer::router(true),
+        Variant::RouterLayer => layer::router(layer::Routed::Perf),
         #[cfg(feature = "axum")]
-        Variant::Router => layer::router(false),
+        Variant::Router => layer::router(layer::Routed::Bare),
     }
 }
 
