@@ -78,7 +78,7 @@ run() {
     (cd "$ROOT/perf-runtime" && "${PIN[@]}" "$OUT/$1" --bench requestX 2>/dev/null) |
         awk -v rows="$ROWS" '
             /^interleaved/ { table = 1 }
-            table && /^[a-j]_/ { ns[substr($1, 1, 1)] = $2 }
+            table && /^[a-k]_/ { ns[substr($1, 1, 1)] = $2 }
             END {
                 c = ns["c"] - ns["a"]
                 n = split(rows, r, " ")

@@ -13,14 +13,23 @@
 //! After criterion's own report, a table gives the median ns/request of the very samples
 //! criterion took, the overhead of each build over (a), and its ratio to (c)'s overhead:
 //! `(x − a) / (c − a)` — the issue's target is (b) ≤ 0.25; (e)'s ratio is what the readings and
-//! observations alone take of it. A second table measures the five builds interleaved (301
-//! rounds of 2000 requests of each in turn): steadier ratios on a shared machine, since a burst of
-//! background load hits all five alike.
+//! observations alone take of it. A second table measures the builds interleaved (301 rounds of
+//! 2000 requests of each in turn): steadier ratios on a shared machine, since a burst of
+//! background load hits all of them alike.
+//!
+//! With perf-runtime's feature `axum`, group `request` also runs the handler as an HTTP exchange
+//! under `PerfLayer` (`common/layer.rs`): (f) the layer alone around (a)'s handler, (g) the layer
+//! with (b)'s attributes and no `#[perf_endpoint]`, (h) (f) without the layer, (i), (j) and (k)
+//! (a)'s handler in a one-route `axum::Router` with the layer, without, and with a layer that does
+//! nothing (`Identity`). Both tables then end with the layer's targets: (f) − (a) ≤ 150 ns, (g)
+//! no dearer than (b), with (f) − (h), the layer's own cost over the same exchange, and in the
+//! router, (i) − (k), apart from what axum adds for any layer, (k) − (j).
 //!
 //! Run (noisy shared machine: short warm-up and measurement are enough, run it twice):
 //!
 //! ```sh
 //! cargo bench -p perf-runtime --bench overhead -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p perf-runtime --features axum --bench overhead -- --warm-up-time 1 --measurement-time 3
 //! ```
 
 mod common;
@@ -364,15 +373,17 @@ fn table(ns: &[f64]) {
 }
 
 /// The layer's targets: (f) − (a) ≤ 150 ns, (g) no dearer than (b); and what the layer costs
-/// over the same exchange without it, (f) − (h), and in a real router, (i) − (j).
+/// over the same exchange without it, (f) − (h), and in a real router, (i) − (j), of which axum's
+/// for any layer, (k) − (j).
 #[cfg(feature = "axum")]
 fn layer_lines(a: f64, b: f64, of: impl Fn(Variant) -> f64) {
-    let (f, g, h, i, j) = (
+    let (f, g, h, i, j, k) = (
         of(Variant::Layer),
         of(Variant::LayerAttributes),
         of(Variant::Service),
         of(Variant::RouterLayer),
         of(Variant::Router),
+        of(Variant::RouterIdentity),
     );
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
     if !(f.is_nan() || a.is_nan()) {
@@ -395,10 +406,13 @@ fn layer_lines(a: f64, b: f64, of: impl Fn(Variant) -> f64) {
             b - a
         );
     }
-    if !(i.is_nan() || j.is_nan()) {
+    if !(i.is_nan() || j.is_nan() || k.is_nan()) {
         println!(
-            "in a one-route axum::Router, (i) - (j): the layer costs {:.1} ns a request",
-            i - j
+            "in a one-route axum::Router, (i) - (j): the layer costs {:.1} ns a request, of which \
+             axum's for any layer, (k) - (j): {:.1} ns, and PerfLayer's, (i) - (k): {:.1} ns",
+            i - j,
+            k - j,
+            i - k
         );
     }
 }
@@ -412,7 +426,7 @@ fn requests(variant: Variant, n: usize) {
     }
 }
 
-/// `--requests LETTER N`: N requests of the build of that letter (`a` to `e`, `f` to `j` with
+/// `--requests LETTER N`: N requests of the build of that letter (`a` to `e`, `f` to `k` with
 /// feature `axum`), after 100 that warm it up.
 fn requests_of(args: &[String]) -> Option<(Variant, usize)> {
     let at = args.iter().position(|a| a == "--requests")?;

@@ -11,9 +11,12 @@
 //!   (`/bench/layer/attributes`);
 //! * (h) [`Variant::Service`](super::Variant::Service): (f) without the layer, the baseline of
 //!   the layer's own cost;
-//! * (i) [`Variant::RouterLayer`](super::Variant::RouterLayer) and (j)
-//!   [`Variant::Router`](super::Variant::Router): (a)'s handler routed by a real
-//!   `axum::Router` (one route, `/bench/router`), with `.layer(PerfLayer::new())` and without.
+//! * (i) [`Variant::RouterLayer`](super::Variant::RouterLayer), (j)
+//!   [`Variant::Router`](super::Variant::Router) and (k)
+//!   [`Variant::RouterIdentity`](super::Variant::RouterIdentity): (a)'s handler routed by a
+//!   real `axum::Router` (one route, `/bench/router`), with `.layer(PerfLayer::new())`, without
+//!   a layer, and with `.layer(tower_layer::Identity::new())`: what axum adds for any layer
+//!   (it boxes the layered route again), apart from what `PerfLayer` does.
 //!
 //! `MatchedPath` has no public constructor: the two of (f) and (g) are taken once from a
 //! router (a handler that extracts them), and each request's extensions are handed back with
@@ -350,8 +353,8 @@ async fn routed_handler() -> Response<ChunkBody<impl Stream<Item = &'static str>
 pub enum Routed {
     /// (i) `.layer(PerfLayer::new())`
     Perf,
-    /// `.layer(tower_layer::Identity::new())`: what axum's `Router::layer` costs whatever the
-    /// layer (for the allocation test)
+    /// (k) `.layer(tower_layer::Identity::new())`: what axum's `Router::layer` costs whatever
+    /// the layer
     Identity,
     /// (j) no layer
     Bare,
@@ -362,7 +365,7 @@ thread_local! {
 }
 
 /// One request of (a)'s handler through a one-route `axum::Router` ((i) with `PerfLayer`, (j)
-/// without). The router allocates per request (the `MatchedPath` and URL parameters'
+/// without a layer, (k) with `Identity`). The router allocates per request (the `MatchedPath` and URL parameters'
 /// extensions, its boxed route futures, the response body boxed into `Body`): these rows are
 /// for timing; `tests/no_alloc.rs` counts what a layer adds.
 pub fn router(routed: Routed) -> usize {

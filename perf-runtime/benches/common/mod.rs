@@ -18,8 +18,8 @@
 //!
 //! With perf-runtime's feature `axum`, five more builds run the handler as an HTTP exchange
 //! ([`layer`]): (f) (a)'s handler under `PerfLayer`, (g) (b)'s attributes under `PerfLayer`
-//! without `#[perf_endpoint]`, (h) (f) without the layer, (i) and (j) (a)'s handler routed by
-//! a one-route `axum::Router` with and without the layer.
+//! without `#[perf_endpoint]`, (h) (f) without the layer, (i), (j) and (k) (a)'s handler routed
+//! by a one-route `axum::Router` with the layer, without, and with a layer that does nothing.
 //!
 //! (b), (c) and (d) record the same series: 3 front-end stages, `backend_fetch`, TTFB,
 //! streaming, `stream_processing`, `frontend_processing` and the 3 `stage_percentage` gauges.
@@ -456,6 +456,8 @@ pub fn run(variant: Variant) -> usize {
         Variant::RouterLayer => layer::router(layer::Routed::Perf),
         #[cfg(feature = "axum")]
         Variant::Router => layer::router(layer::Routed::Bare),
+        #[cfg(feature = "axum")]
+        Variant::RouterIdentity => layer::router(layer::Routed::Identity),
     }
 }
 
@@ -487,6 +489,10 @@ pub enum Variant {
     /// (j) the same router without the layer
     #[cfg(feature = "axum")]
     Router,
+    /// (k) the same router with a layer that does nothing, `tower_layer::Identity`: what axum
+    /// adds for any layer
+    #[cfg(feature = "axum")]
+    RouterIdentity,
 }
 
 impl Variant {
@@ -507,6 +513,8 @@ impl Variant {
         Variant::RouterLayer,
         #[cfg(feature = "axum")]
         Variant::Router,
+        #[cfg(feature = "axum")]
+        Variant::RouterIdentity,
     ];
 
     /// The benchmark id: the letter of the issue, then a name.
@@ -527,6 +535,8 @@ impl Variant {
             Variant::RouterLayer => "i_router_layer",
             #[cfg(feature = "axum")]
             Variant::Router => "j_router_no_layer",
+            #[cfg(feature = "axum")]
+            Variant::RouterIdentity => "k_router_identity_layer",
         }
     }
 }
