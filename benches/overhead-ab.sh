@@ -13,6 +13,9 @@
 #   REV_A, REV_B  git revisions; `.` is the working tree as it is (REV_B's default)
 #   N             alternations (default 6)
 #   CPU=1         the CPU the binaries are pinned to (needs taskset; unpinned without it)
+#   LAYER=1       builds with perf-runtime's feature `axum` and adds the layer's rows: (f) the
+#                 layer alone, (g) the layer and attributes (both revisions must have them), and
+#                 the layer's own cost over the same exchange without it, (f) - (h), as `fh`
 #
 # A revision is built in a worktree of its own under target/overhead-ab/ (removed once built),
 # with one target directory shared by both revisions; the working tree is built where it is. On the 2-vCPU VM of
@@ -27,6 +30,13 @@ REV_A=${1:?usage: benches/overhead-ab.sh REV_A [REV_B] [N]}
 REV_B=${2:-.}
 N=${3:-6}
 CPU=${CPU:-1}
+LAYER=${LAYER:-0}
+FEATURES=()
+ROWS="b d"
+if [[ $LAYER == 1 ]]; then
+    FEATURES=(--features axum)
+    ROWS="b d f g fh"
+fi
 mkdir -p "$OUT"
 
 # build REV NAME: the overhead bench of REV, copied to $OUT/NAME
@@ -42,7 +52,7 @@ build() {
         git -C "$ROOT" worktree add --quiet --detach "$dir" "$rev"
     fi
     log=$OUT/build-$name.log
-    (cd "$dir" && CARGO_TARGET_DIR=$target cargo bench -p perf-runtime --bench overhead --no-run) \
+    (cd "$dir" && CARGO_TARGET_DIR=$target cargo bench -p perf-runtime "${FEATURES[@]}" --bench overhead --no-run) \
         >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
     # cargo names the binary on its `Executable benches/overhead.rs (PATH)` line.
     binary=$(sed -n 's/.*Executable benches\/overhead.rs (\(.*\))$/\1/p' "$log" | tail -1)
@@ -62,54 +72,75 @@ else
     echo "unpinned: taskset -c $CPU is not available" >&2
 fi
 
-# One run of a binary: "b_overhead b_ratio d_overhead d_ratio" from its interleaved table.
+# One run of a binary: for each row of $ROWS, its overhead over (a) and ratio to (c)'s, from
+# its interleaved table ("fh": (f) - (h), and its ratio to (c)'s overhead).
 run() {
     (cd "$ROOT/perf-runtime" && "${PIN[@]}" "$OUT/$1" --bench requestX 2>/dev/null) |
-        awk '/^interleaved/ { table = 1 } table && /^[bd]_/ { printf "%s %s ", $3, $4 } END { print "" }'
+        awk -v rows="$ROWS" '
+            /^interleaved/ { table = 1 }
+            table && /^[a-k]_/ { ns[substr($1, 1, 1)] = $2 }
+            END {
+                c = ns["c"] - ns["a"]
+                n = split(rows, r, " ")
+                for (i = 1; i <= n; i++) {
+                    x = r[i] == "fh" ? ns["f"] - ns["h"] : ns[r[i]] - ns["a"]
+                    printf "%.1f %.3f ", x, x / c
+                }
+                print ""
+            }'
 }
 
 : >"$OUT/runs"
-printf '%-4s %-4s %12s %8s %12s %8s\n' run build "(b) ns" ratio "(d) ns" ratio
+printf '%-4s %-4s' run build
+for row in $ROWS; do printf ' %10s %7s' "($row) ns" ratio; done
+echo
 for i in $(seq "$N"); do
     for build in A B; do
-        read -r b b_ratio d d_ratio <<<"$(run "$build")"
-        printf '%-4s %-4s %12s %8s %12s %8s\n' "$i" "$build" "$b" "$b_ratio" "$d" "$d_ratio"
-        echo "$i $build $b $b_ratio $d $d_ratio" >>"$OUT/runs"
+        line=$(run "$build")
+        printf '%-4s %-4s' "$i" "$build"
+        printf ' %10s %7s' $line
+        echo
+        echo "$i $build $line" >>"$OUT/runs"
     done
 done
 
 # Medians per build, and of the paired differences B - A.
-awk -v a="$REV_A" -v b="$REV_B" '
+awk -v a="$REV_A" -v b="$REV_B" -v rows="$ROWS" '
     function median(list, n,    i, j, t) {
         for (i = 2; i <= n; i++) for (j = i; j > 1 && list[j - 1] > list[j]; j--) {
             t = list[j]; list[j] = list[j - 1]; list[j - 1] = t
         }
         return n % 2 ? list[(n + 1) / 2] : (list[n / 2] + list[n / 2 + 1]) / 2
     }
-    { v[$2, "b", $1] = $3; v[$2, "br", $1] = $4; v[$2, "d", $1] = $5; v[$2, "dr", $1] = $6; n = $1 }
+    BEGIN { nr = split(rows, r, " ") }
+    {
+        for (k = 1; k <= nr; k++) { v[$2, r[k], $1] = $(1 + 2 * k); v[$2, r[k] "r", $1] = $(2 + 2 * k) }
+        n = $1
+    }
     END {
         printf "\nmedians over %d runs:\n", n
         for (k = 0; k < 2; k++) {
             build = k ? "B" : "A"
-            for (i = 1; i <= n; i++) { x[i] = v[build, "b", i]; y[i] = v[build, "br", i] }
-            mb = median(x, n); mbr = median(y, n)
-            for (i = 1; i <= n; i++) { x[i] = v[build, "d", i]; y[i] = v[build, "dr", i] }
-            md = median(x, n); mdr = median(y, n)
-            printf "  %s (%s): (b) %.1f ns, ratio %.3f; (d) %.1f ns, ratio %.3f\n", build, k ? b : a, mb, mbr, md, mdr
+            printf "  %s (%s):", build, k ? b : a
+            for (q = 1; q <= nr; q++) {
+                for (i = 1; i <= n; i++) { x[i] = v[build, r[q], i]; y[i] = v[build, r[q] "r", i] }
+                printf "%s (%s) %.1f ns, ratio %.3f", (q > 1 ? ";" : ""), r[q], median(x, n), median(y, n)
+            }
+            printf "\n"
         }
         # The ratio to (c) of the same run is the steadier: it moves with the machine speed
         # at that moment only as much as (x - a) and (c - a) differ in how they move.
-        for (s = 0; s < 4; s++) {
-            key = s == 0 ? "b" : s == 1 ? "d" : s == 2 ? "br" : "dr"
+        for (s = 0; s < 2; s++) for (q = 1; q <= nr; q++) {
+            key = s ? r[q] "r" : r[q]
             lo = 1e18; hi = -1e18
             for (i = 1; i <= n; i++) {
                 x[i] = v["B", key, i] - v["A", key, i]
                 if (x[i] < lo) lo = x[i]
                 if (x[i] > hi) hi = x[i]
             }
-            if (s < 2)
-                printf "paired B - A, (%s) overhead: median %+.1f ns (%+.1f … %+.1f)\n", key, median(x, n), lo, hi
+            if (s == 0)
+                printf "paired B - A, (%s) overhead: median %+.1f ns (%+.1f … %+.1f)\n", r[q], median(x, n), lo, hi
             else
-                printf "paired B - A, (%s) ratio: median %+.3f (%+.3f … %+.3f)\n", substr(key, 1, 1), median(x, n), lo, hi
+                printf "paired B - A, (%s) ratio: median %+.3f (%+.3f … %+.3f)\n", r[q], median(x, n), lo, hi
         }
     }' "$OUT/runs"

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The overhead bench's five builds (a)..(e), counted instead of timed: instructions per request
-# under valgrind's callgrind, which a loaded machine does not move. The timed ratio
-# (`cargo bench -p perf-runtime --bench overhead`) moves ±10 % with where code and data lie on a
-# shared 2-vCPU VM; these counts move by a handful of instructions.
+# The overhead bench's builds (a)..(e), and with perf-runtime's feature `axum` the layer's
+# (f)..(k), counted instead of timed: instructions per request under valgrind's callgrind, which
+# a loaded machine does not move. The timed ratio (`cargo bench -p perf-runtime --bench
+# overhead`) moves ±10 % with where code and data lie on a shared 2-vCPU VM; these counts move by
+# a handful of instructions.
 #
 #   benches/request-instructions.sh [N]      # N requests per build (default 10000)
+#   LAYER=0 benches/request-instructions.sh  # (a)..(e) only, built without feature `axum`
 #
+# With the layer's builds, three lines follow the table: (f) - (a) against the layer's target
+# (150 ns, here in instructions: read it beside the timed bench), the layer's own count (f) - (h),
+# and (g) against (b).
 # Each build runs `overhead --requests LETTER N`: 100 requests that warm it up (the clock's
 # calibration, the first series), then N in the bench's `requests` function, the only part
 # callgrind counts.
@@ -13,25 +18,38 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 N=${1:-10000}
+LAYER=${LAYER:-1}
+FEATURES=()
+LETTERS=(a b c d e)
+if [[ $LAYER == 1 ]]; then
+    FEATURES=(--features axum)
+    LETTERS+=(f g h i j k)
+fi
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 
 log=$(mktemp)
 trap 'rm -f "$log" "$log".cg' EXIT
-cargo bench -p perf-runtime --bench overhead --no-run >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+cargo bench -p perf-runtime "${FEATURES[@]}" --bench overhead --no-run >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 binary=$(sed -n 's/.*Executable benches\/overhead.rs (\(.*\))$/\1/p' "$log" | tail -1)
 
 # A build's line: its name and instructions per request.
 count() {
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='overhead::requests' \
         --callgrind-out-file="$log".cg "$binary" --requests "$1" "$N" 2>&1 |
-        awk -v n="$N" '/^[a-e]_/ { name = $1 } /Collected :/ { total = $NF } END { print name, int(total / n) }'
+        awk -v n="$N" '/^[a-k]_/ { name = $1 } /Collected :/ { total = $NF } END { print name, int(total / n) }'
 }
 
-# In letter order: (a) is the first line, (c) the third.
-for letter in a b c d e; do count "$letter"; done |
+# In letter order: (a) is the first line, (b) the second, (c) the third; (f), (g), (h) the 6th
+# to 8th, (i), (j) and (k) the 9th to 11th.
+for letter in "${LETTERS[@]}"; do count "$letter"; done |
     awk '{ name[NR] = $1; x[NR] = $2 }
     END {
         printf "%-28s %14s %12s %14s\n", "build", "instr/request", "over (a)", "(x-a)/(c-a)"
         for (i = 1; i <= NR; i++)
             printf "%-28s %14d %12d %14.3f\n", name[i], x[i], x[i] - x[1], (x[i] - x[1]) / (x[3] - x[1])
+        if (NR >= 11) {
+            printf "layer alone: (f) - (a) %d, of which the layer itself (f) - (h) %d and the exchange (h) - (a) %d\n", x[6] - x[1], x[6] - x[8], x[8] - x[1]
+            printf "layer and attributes: (g) %d against (b) %d (%+d); over each one'"'"'s bare build, (g) - (h) %d against (b) - (a) %d\n", x[7], x[2], x[7] - x[2], x[7] - x[8], x[2] - x[1]
+            printf "in a one-route axum::Router: (i) - (j) %d, of which axum'"'"'s for any layer (k) - (j) %d and PerfLayer'"'"'s (i) - (k) %d\n", x[9] - x[10], x[11] - x[10], x[9] - x[11]
+        }
     }'

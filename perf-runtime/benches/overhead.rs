@@ -13,14 +13,23 @@
 //! After criterion's own report, a table gives the median ns/request of the very samples
 //! criterion took, the overhead of each build over (a), and its ratio to (c)'s overhead:
 //! `(x − a) / (c − a)` — the issue's target is (b) ≤ 0.25; (e)'s ratio is what the readings and
-//! observations alone take of it. A second table measures the five builds interleaved (301
-//! rounds of 2000 requests of each in turn): steadier ratios on a shared machine, since a burst of
-//! background load hits all five alike.
+//! observations alone take of it. A second table measures the builds interleaved (301 rounds of
+//! 2000 requests of each in turn): steadier ratios on a shared machine, since a burst of
+//! background load hits all of them alike.
+//!
+//! With perf-runtime's feature `axum`, group `request` also runs the handler as an HTTP exchange
+//! under `PerfLayer` (`common/layer.rs`): (f) the layer alone around (a)'s handler, (g) the layer
+//! with (b)'s attributes and no `#[perf_endpoint]`, (h) (f) without the layer, (i), (j) and (k)
+//! (a)'s handler in a one-route `axum::Router` with the layer, without, and with a layer that does
+//! nothing (`Identity`). Both tables then end with the layer's targets: (f) − (a) ≤ 150 ns, (g)
+//! no dearer than (b), with (f) − (h), the layer's own cost over the same exchange, and in the
+//! router, (i) − (k), apart from what axum adds for any layer, (k) − (j).
 //!
 //! Run (noisy shared machine: short warm-up and measurement are enough, run it twice):
 //!
 //! ```sh
 //! cargo bench -p perf-runtime --bench overhead -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p perf-runtime --features axum --bench overhead -- --warm-up-time 1 --measurement-time 3
 //! ```
 
 mod common;
@@ -60,11 +69,11 @@ fn measure(b: &mut Bencher<'_>, id: &'static str, mut f: impl FnMut()) {
 
 fn request(c: &mut Criterion) {
     // First requests resolve every handle: not part of the steady state measured.
-    for v in Variant::ALL {
+    for &v in Variant::ALL {
         common::run(v);
     }
     let mut group = c.benchmark_group("request");
-    for v in Variant::ALL {
+    for &v in Variant::ALL {
         group.bench_function(v.id(), |b| {
             measure(b, v.id(), || {
                 black_box(common::run(black_box(v)));
@@ -210,7 +219,7 @@ fn summary() {
     let size = sample_size();
     let ns = |id| median_ns(&samples, id, size);
     println!("\nper request (median of criterion's samples), overhead over (a), ratio to (c)'s overhead:");
-    table(Variant::ALL.map(|v| ns(v.id())));
+    table(&Variant::ALL.iter().map(|v| ns(v.id())).collect::<Vec<_>>());
 
     println!("\nraw costs (median ns):");
     let raw = [
@@ -265,12 +274,12 @@ criterion_group! {
     targets = request, raw
 }
 
-/// The five builds measured round-robin in small batches, so that a burst of background load
-/// hits all five alike: the median ns/request of each over `rounds` batches of `batch` requests.
-fn interleaved(rounds: usize, batch: usize) -> [f64; 5] {
-    let mut per_request: [Vec<f64>; 5] = Default::default();
+/// The builds measured round-robin in small batches, so that a burst of background load hits
+/// all of them alike: the median ns/request of each over `rounds` batches of `batch` requests.
+fn interleaved(rounds: usize, batch: usize) -> Vec<f64> {
+    let mut per_request = vec![Vec::with_capacity(rounds); Variant::ALL.len()];
     for _ in 0..rounds {
-        for (i, v) in Variant::ALL.into_iter().enumerate() {
+        for (i, &v) in Variant::ALL.iter().enumerate() {
             let start = Instant::now();
             for _ in 0..batch {
                 black_box(common::run(black_box(v)));
@@ -278,10 +287,13 @@ fn interleaved(rounds: usize, batch: usize) -> [f64; 5] {
             per_request[i].push(start.elapsed().as_nanos() as f64 / batch as f64);
         }
     }
-    per_request.map(|mut v| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    })
+    per_request
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect()
 }
 
 fn interleaved_summary() {
@@ -301,19 +313,31 @@ fn interleaved_summary() {
     println!(
         "\ninterleaved (301 rounds of 2000 requests of each build in turn, median per build):"
     );
-    table(ns);
+    table(&ns);
 }
 
-/// The builds' ns/request (NaN: not measured) with their overhead over (a) and its ratio to
-/// (c)'s, then the target's line and the floor's share of it: what the readings and observations
-/// of (b) take alone, before any bookkeeping of the request.
-fn table(ns: [f64; 5]) {
-    let [a, b, c, _, e] = ns;
+/// The builds' ns/request (NaN: not measured), in the order of `Variant::ALL`, with their
+/// overhead over (a) and its ratio to (c)'s, then the target's line and the floor's share of
+/// it: what the readings and observations of (b) take alone, before any bookkeeping of the
+/// request; and with feature `axum`, the layer's lines.
+fn table(ns: &[f64]) {
+    let of = |v: Variant| {
+        Variant::ALL
+            .iter()
+            .position(|&w| w == v)
+            .map_or(f64::NAN, |i| ns[i])
+    };
+    let (a, b, c, e) = (
+        of(Variant::Plain),
+        of(Variant::Macros),
+        of(Variant::Seed),
+        of(Variant::Floor),
+    );
     println!(
         "{:<28} {:>10} {:>12} {:>14}",
         "build", "ns/request", "overhead ns", "(x-a)/(c-a)"
     );
-    for (v, x) in Variant::ALL.into_iter().zip(ns) {
+    for (v, &x) in Variant::ALL.iter().zip(ns) {
         if x.is_nan() {
             continue;
         }
@@ -344,6 +368,53 @@ fn table(ns: [f64; 5]) {
             0.25 - ratio(e)
         );
     }
+    #[cfg(feature = "axum")]
+    layer_lines(a, b, of);
+}
+
+/// The layer's targets: (f) − (a) ≤ 150 ns, (g) no dearer than (b); and what the layer costs
+/// over the same exchange without it, (f) − (h), and in a real router, (i) − (j), of which axum's
+/// for any layer, (k) − (j).
+#[cfg(feature = "axum")]
+fn layer_lines(a: f64, b: f64, of: impl Fn(Variant) -> f64) {
+    let (f, g, h, i, j, k) = (
+        of(Variant::Layer),
+        of(Variant::LayerAttributes),
+        of(Variant::Service),
+        of(Variant::RouterLayer),
+        of(Variant::Router),
+        of(Variant::RouterIdentity),
+    );
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    if !(f.is_nan() || a.is_nan()) {
+        println!(
+            "target (f) - (a) <= 150 ns, the layer alone: {:.1} ns -> {}; of which the layer \
+             itself, (f) - (h): {:.1} ns, and the HTTP exchange without it, (h) - (a): {:.1} ns",
+            f - a,
+            met(f - a <= 150.0),
+            f - h,
+            h - a
+        );
+    }
+    if !(g.is_nan() || b.is_nan()) {
+        println!(
+            "target (g) <= (b), the layer and attributes: {g:.1} against {b:.1} ns ({:+.1}) -> \
+             {}; over each one's bare build, (g) - (h) {:.1} ns against (b) - (a) {:.1} ns",
+            g - b,
+            met(g <= b),
+            g - h,
+            b - a
+        );
+    }
+    if !(i.is_nan() || j.is_nan() || k.is_nan()) {
+        println!(
+            "in a one-route axum::Router, (i) - (j): the layer costs {:.1} ns a request, of which \
+             axum's for any layer, (k) - (j): {:.1} ns, and PerfLayer's, (i) - (k): {:.1} ns",
+            i - j,
+            k - j,
+            i - k
+        );
+    }
 }
 
 /// `n` requests of one build, alone: what `benches/request-instructions.sh` counts the
@@ -355,13 +426,14 @@ fn requests(variant: Variant, n: usize) {
     }
 }
 
-/// `--requests LETTER N`: N requests of the build of that letter (`a` to `e`), after 100 that
-/// warm it up.
+/// `--requests LETTER N`: N requests of the build of that letter (`a` to `e`, `f` to `k` with
+/// feature `axum`), after 100 that warm it up.
 fn requests_of(args: &[String]) -> Option<(Variant, usize)> {
     let at = args.iter().position(|a| a == "--requests")?;
     let letter = args.get(at + 1)?;
     let variant = Variant::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .find(|v| v.id().starts_with(letter.as_str()))?;
     Some((variant, args.get(at + 2)?.parse().ok()?))
 }

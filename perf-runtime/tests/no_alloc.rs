@@ -4,7 +4,12 @@
 //! endpoint resolves its handles, which allocates once).
 //!
 //! The requests are those of the benchmarks (`benches/common/mod.rs`): handler, backend call,
-//! and the 5-chunk answer consumed to its end, percentages included.
+//! and the 5-chunk answer consumed to its end, percentages included. With feature `axum`, the
+//! same through `PerfLayer` (`benches/common/layer.rs`): the service's `call`, its future polled
+//! to the response, the response body polled to its end and dropped.
+//!
+//! A layer test that finds an allocation prints the backtrace of each allocation of one more
+//! request before it fails (`-- --nocapture` shows them).
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -19,15 +24,34 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    /// Whether each allocation of this thread prints its backtrace ([`traced`]).
+    static TRACING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn count() {
     // `try_with`: a thread being torn down may still allocate; it is not measured.
     let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    // Off while a backtrace is taken and printed: they allocate too.
+    if TRACING.try_with(|t| t.replace(false)).unwrap_or(false) {
+        eprintln!(
+            "allocation:\n{}",
+            std::backtrace::Backtrace::force_capture()
+        );
+        TRACING.set(true);
+    }
+}
+
+/// `f`, printing the backtrace of each allocation it makes: where they come from.
+#[cfg(feature = "axum")]
+fn traced(f: impl FnOnce()) {
+    TRACING.set(true);
+    f();
+    TRACING.set(false);
 }
 
 // SAFETY: every call is forwarded unchanged to `System`; the counter is a `const`-initialised
-// thread-local `Cell`, which neither allocates nor reenters the allocator.
+// thread-local `Cell`, which neither allocates nor reenters the allocator; a backtrace, taken
+// only under `traced`, allocates with the flag off, so it does not reenter itself.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count();
@@ -115,4 +139,97 @@ fn the_macros_allocate_nothing_after_the_first_request() {
         "{REQUESTS} requests through the macros allocated {steady} times"
     );
     eprintln!("macros: {warm_up} allocations in the first request");
+}
+
+/// Allocations per request of `request` after one warm-up request, averaged over `REQUESTS`.
+#[cfg(feature = "axum")]
+fn per_request(request: impl Fn()) -> f64 {
+    request();
+    let steady = allocations(|| {
+        for _ in 0..REQUESTS {
+            request();
+        }
+    });
+    steady as f64 / REQUESTS as f64
+}
+
+/// [`per_request`] that must be 0: else the backtraces of one more request's allocations are
+/// printed, and it fails.
+#[cfg(feature = "axum")]
+fn assert_allocates_nothing(what: &str, request: impl Fn()) {
+    let n = per_request(&request);
+    if n > 0.0 {
+        traced(&request);
+    }
+    assert_eq!(n, 0.0, "{what}: {n} allocations a request");
+}
+
+/// (h): the HTTP exchange of the layer's builds without the layer (service, future, response,
+/// body polled to its end, the `MatchedPath` moved from request to request) allocates nothing:
+/// what the layer's tests below count is the layer's.
+#[cfg(feature = "axum")]
+#[test]
+fn the_bare_exchange_allocates_nothing() {
+    assert_allocates_nothing("the exchange's harness, without the layer", || {
+        common::run(Variant::Service);
+    });
+}
+
+/// (f): `PerfLayer` around a minimal service, the request's endpoint from its `MatchedPath`.
+#[cfg(feature = "axum")]
+#[test]
+fn the_layer_allocates_nothing_after_the_first_request() {
+    assert_allocates_nothing("the layer", || {
+        common::run(Variant::Layer);
+    });
+}
+
+/// (f) without a `MatchedPath`: the `unmatched` endpoint.
+#[cfg(feature = "axum")]
+#[test]
+fn the_layer_allocates_nothing_for_an_unmatched_request() {
+    assert_allocates_nothing("the layer, unmatched", || {
+        common::layer::layer_unmatched(common::BODY);
+    });
+}
+
+/// (g): the attributes (stages, backend call, stream) under the layer, without
+/// `#[perf_endpoint]`.
+#[cfg(feature = "axum")]
+#[test]
+fn the_layer_and_attributes_allocate_nothing_after_the_first_request() {
+    assert_allocates_nothing("the layer and attributes", || {
+        common::run(Variant::LayerAttributes);
+    });
+}
+
+/// (i): in a real one-route `axum::Router`, which allocates per request on its own, what
+/// `.layer(PerfLayer::new())` adds over `.layer(Identity::new())`, a layer that does nothing:
+/// one allocation, axum's `Body::new` boxing the layer's `PerfBody<Body>` (any layer that wraps
+/// the response body costs it). What any layer adds in a router, over none, is axum's too: the
+/// route's boxed service cloned for the call, and its future boxed (`Route` is a
+/// `BoxCloneSyncService`).
+#[cfg(feature = "axum")]
+#[test]
+fn the_layer_in_a_router_adds_only_the_body_that_axum_boxes() {
+    use common::layer::{router, Routed};
+    let [perf, identity, bare] = [Routed::Perf, Routed::Identity, Routed::Bare].map(|routed| {
+        per_request(|| {
+            router(routed);
+        })
+    });
+    eprintln!(
+        "one-route router, allocations a request: {perf} with PerfLayer, {identity} with \
+         Identity, {bare} without a layer"
+    );
+    if perf - identity > 1.0 {
+        traced(|| {
+            router(Routed::Perf);
+        });
+    }
+    assert!(
+        perf - identity <= 1.0,
+        "PerfLayer added {} allocations a request over a layer that does nothing",
+        perf - identity
+    );
 }

@@ -16,6 +16,11 @@
 //!   perf's own histograms. The request's bookkeeping (phases, outcome, streams, in-flight,
 //!   percentages) is what (b) and (d) add to it.
 //!
+//! With perf-runtime's feature `axum`, five more builds run the handler as an HTTP exchange
+//! ([`layer`]): (f) (a)'s handler under `PerfLayer`, (g) (b)'s attributes under `PerfLayer`
+//! without `#[perf_endpoint]`, (h) (f) without the layer, (i), (j) and (k) (a)'s handler routed
+//! by a one-route `axum::Router` with the layer, without, and with a layer that does nothing.
+//!
 //! (b), (c) and (d) record the same series: 3 front-end stages, `backend_fetch`, TTFB,
 //! streaming, `stream_processing`, `frontend_processing` and the 3 `stage_percentage` gauges.
 //! (b) and (d) record into the global metrics under their own `endpoint` label; (c) into a
@@ -40,6 +45,9 @@ use perf_runtime::{
     perf_backend, perf_endpoint, perf_stage, perf_stream, Endpoint, PerformanceTracker, Stage,
 };
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, Opts, Registry};
+
+#[cfg(feature = "axum")]
+pub mod layer;
 
 /// The request body every handler parses.
 pub const BODY: &str = r#"{"model":"gpt-4o-mini","key":"sk-bench-0123456789","stream":true}"#;
@@ -429,7 +437,7 @@ where
     })
 }
 
-/// The five builds, by letter, as one request each (of a body the compiler cannot see through).
+/// The builds, by letter, as one request each (of a body the compiler cannot see through).
 pub fn run(variant: Variant) -> usize {
     let body = black_box(BODY);
     match variant {
@@ -438,10 +446,22 @@ pub fn run(variant: Variant) -> usize {
         Variant::Seed => request(seed(body)),
         Variant::Manual => request(manual(body)),
         Variant::Floor => request(floor(body)),
+        #[cfg(feature = "axum")]
+        Variant::Layer => layer::layer(body),
+        #[cfg(feature = "axum")]
+        Variant::LayerAttributes => layer::layer_attributes(body),
+        #[cfg(feature = "axum")]
+        Variant::Service => layer::service(body),
+        #[cfg(feature = "axum")]
+        Variant::RouterLayer => layer::router(layer::Routed::Perf),
+        #[cfg(feature = "axum")]
+        Variant::Router => layer::router(layer::Routed::Bare),
+        #[cfg(feature = "axum")]
+        Variant::RouterIdentity => layer::router(layer::Routed::Identity),
     }
 }
 
-/// One of the four builds of the handler.
+/// One of the builds of the handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     /// (a) uninstrumented
@@ -454,15 +474,47 @@ pub enum Variant {
     Manual,
     /// (e) the floor: readings and observations only
     Floor,
+    /// (f) (a)'s handler under `PerfLayer`, as an HTTP exchange (feature `axum`)
+    #[cfg(feature = "axum")]
+    Layer,
+    /// (g) (b)'s attributes without `#[perf_endpoint]`, under `PerfLayer`
+    #[cfg(feature = "axum")]
+    LayerAttributes,
+    /// (h) (f) without the layer: the same service, request and body
+    #[cfg(feature = "axum")]
+    Service,
+    /// (i) (a)'s handler routed by a one-route `axum::Router` with `PerfLayer`
+    #[cfg(feature = "axum")]
+    RouterLayer,
+    /// (j) the same router without the layer
+    #[cfg(feature = "axum")]
+    Router,
+    /// (k) the same router with a layer that does nothing, `tower_layer::Identity`: what axum
+    /// adds for any layer
+    #[cfg(feature = "axum")]
+    RouterIdentity,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 5] = [
+    /// Every build, in letter order: (a) first, (c) third.
+    pub const ALL: &'static [Variant] = &[
         Variant::Plain,
         Variant::Macros,
         Variant::Seed,
         Variant::Manual,
         Variant::Floor,
+        #[cfg(feature = "axum")]
+        Variant::Layer,
+        #[cfg(feature = "axum")]
+        Variant::LayerAttributes,
+        #[cfg(feature = "axum")]
+        Variant::Service,
+        #[cfg(feature = "axum")]
+        Variant::RouterLayer,
+        #[cfg(feature = "axum")]
+        Variant::Router,
+        #[cfg(feature = "axum")]
+        Variant::RouterIdentity,
     ];
 
     /// The benchmark id: the letter of the issue, then a name.
@@ -473,6 +525,18 @@ impl Variant {
             Variant::Seed => "c_seed_with_label_values",
             Variant::Manual => "d_runtime_api",
             Variant::Floor => "e_floor",
+            #[cfg(feature = "axum")]
+            Variant::Layer => "f_layer",
+            #[cfg(feature = "axum")]
+            Variant::LayerAttributes => "g_layer_attributes",
+            #[cfg(feature = "axum")]
+            Variant::Service => "h_service_no_layer",
+            #[cfg(feature = "axum")]
+            Variant::RouterLayer => "i_router_layer",
+            #[cfg(feature = "axum")]
+            Variant::Router => "j_router_no_layer",
+            #[cfg(feature = "axum")]
+            Variant::RouterIdentity => "k_router_identity_layer",
         }
     }
 }

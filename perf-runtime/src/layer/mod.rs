@@ -28,6 +28,9 @@ use crate::metrics::Metrics;
 use crate::trace::TraceId;
 use crate::tracker::{current, HandlerExit, StateRef, UnwindWatch};
 
+/// The W3C trace context header, as a name made once: a `&str` key is parsed on every lookup.
+const TRACEPARENT: axum::http::HeaderName = axum::http::HeaderName::from_static("traceparent");
+
 /// The `endpoint` label of requests that no route matched.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 
@@ -119,7 +122,7 @@ where
         let state = StateRef::exchange(metrics.endpoint(path));
         let traced = request
             .headers()
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|value| value.to_str().ok())
             .and_then(TraceId::from_traceparent);
         if let Some(id) = traced {

@@ -211,13 +211,13 @@ impl EndpointMetrics {
     /// resolved once, others looked up in the family.
     pub(crate) fn status(&self, status: u16) -> &'static Counter {
         let status = status.clamp(100, 999);
-        let digits = [
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-        ];
-        let code = std::str::from_utf8(&digits).unwrap_or("000");
         let get = || {
+            let digits = [
+                b'0' + (status / 100) as u8,
+                b'0' + (status / 10 % 10) as u8,
+                b'0' + (status % 10) as u8,
+            ];
+            let code = std::str::from_utf8(&digits).unwrap_or("000");
             self.metrics
                 .families
                 .http_responses
