@@ -24,6 +24,7 @@
 //! request (a fresh `Extensions` with one entry would be three allocations: the map, its table
 //! and the boxed entry).
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
@@ -308,15 +309,34 @@ where
     exchange(service, request, |back| cell.set(Some(back)))
 }
 
+thread_local! {
+    /// The layered services of (f), (g) and (f) unmatched, each made once per thread, as a
+    /// router makes its routes' once: a request clones one, as axum clones a route per call.
+    static LAYERED: RefCell<[Option<Box<dyn Any>>; 3]> = const { RefCell::new([None, None, None]) };
+}
+
+/// A clone of the service in slot `slot` of [`LAYERED`], made by `make` the first time.
+fn layered<S: Clone + 'static>(slot: usize, make: impl FnOnce() -> S) -> S {
+    LAYERED.with(|services| {
+        let mut services = services.borrow_mut();
+        let made = services[slot].get_or_insert_with(|| Box::new(make()));
+        made.downcast_ref::<S>()
+            .expect("one service type per slot")
+            .clone()
+    })
+}
+
 /// (f) One request of (a)'s handler through `PerfLayer`, with its `MatchedPath`.
 pub fn layer(body: &'static str) -> usize {
-    let mut service = PerfLayer::new().layer(HandlerService::new(plain));
+    let mut service = layered(0, || PerfLayer::new().layer(HandlerService::new(plain)));
     with_matched_path(&LAYER_EXTENSIONS, LAYER_ROUTE, &mut service, body)
 }
 
 /// (g) One request of [`attributed`] through `PerfLayer`, with its `MatchedPath`.
 pub fn layer_attributes(body: &'static str) -> usize {
-    let mut service = PerfLayer::new().layer(HandlerService::new(attributed));
+    let mut service = layered(1, || {
+        PerfLayer::new().layer(HandlerService::new(attributed))
+    });
     with_matched_path(
         &ATTRIBUTES_EXTENSIONS,
         LAYER_ATTRIBUTES_ROUTE,
@@ -333,7 +353,7 @@ pub fn service(body: &'static str) -> usize {
 
 /// (f) without a `MatchedPath`: the request is `unmatched`'s.
 pub fn layer_unmatched(body: &'static str) -> usize {
-    let mut service = PerfLayer::new().layer(HandlerService::new(plain));
+    let mut service = layered(2, || PerfLayer::new().layer(HandlerService::new(plain)));
     exchange(&mut service, Request::new(body), drop)
 }
 

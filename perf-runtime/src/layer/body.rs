@@ -7,7 +7,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::clock::Clock;
-use crate::tracker::{current, StateRef, UnwindWatch};
+use crate::tracker::{current, StateRef};
 
 pin_project! {
     /// A response body that holds its request until its last frame is out, it yields an error,
@@ -25,6 +25,11 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(state) = this.state.take() {
+                // A poll that panicked drops the body while unwinding (no watch per poll: a
+                // frame's poll stays small).
+                if std::thread::panicking() {
+                    state.panicked();
+                }
                 let ended = (*this.head).then_some(true);
                 state.release_body(ended, Clock::now());
             }
@@ -69,9 +74,7 @@ impl<B: Body> Body for PerfBody<B> {
             return this.inner.poll_frame(cx);
         };
         let entered = current::enter(state);
-        let watch = UnwindWatch(Some(state));
         let polled = this.inner.as_mut().poll_frame(cx);
-        drop(watch);
         drop(entered);
         let ended = match &polled {
             Poll::Pending => return polled,

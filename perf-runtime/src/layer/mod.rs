@@ -16,6 +16,7 @@ mod body;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
@@ -24,7 +25,7 @@ use pin_project_lite::pin_project;
 
 pub use body::PerfBody;
 
-use crate::metrics::Metrics;
+use crate::metrics::{EndpointMetrics, Metrics};
 use crate::trace::TraceId;
 use crate::tracker::{current, HandlerExit, StateRef, UnwindWatch};
 
@@ -79,6 +80,7 @@ impl<S> tower_layer::Layer<S> for PerfLayer {
         PerfService {
             inner,
             metrics: self.metrics,
+            route: Arc::default(),
         }
     }
 }
@@ -88,6 +90,10 @@ impl<S> tower_layer::Layer<S> for PerfLayer {
 pub struct PerfService<S> {
     inner: S,
     metrics: Option<&'static Metrics>,
+    /// The endpoint of the route this service wraps (`Router::layer` wraps each route apart),
+    /// by the address and length of its `MatchedPath`, which every request of the route
+    /// shares: found without a lookup after the first request.
+    route: Arc<OnceLock<(usize, usize, &'static EndpointMetrics)>>,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for PerfService<S>
@@ -118,8 +124,7 @@ where
             .extensions()
             .get::<MatchedPath>()
             .map_or(UNMATCHED_ENDPOINT, MatchedPath::as_str);
-        // A per-thread cache hit once seen: no lock, no hash.
-        let state = StateRef::exchange(metrics.endpoint(path));
+        let state = StateRef::exchange(route_endpoint(&self.route, metrics, path));
         let traced = request
             .headers()
             .get(&TRACEPARENT)
@@ -137,6 +142,26 @@ where
             future: Some(future),
             state: Some(state),
             head,
+        }
+    }
+}
+
+/// The endpoint of `path`: the route's own if `path` is the string it was found for, else
+/// through [`Metrics::endpoint`] (a per-thread cache hit once seen: no lock, no hash).
+#[inline]
+fn route_endpoint(
+    route: &OnceLock<(usize, usize, &'static EndpointMetrics)>,
+    metrics: &'static Metrics,
+    path: &str,
+) -> &'static EndpointMetrics {
+    let key = (path.as_ptr() as usize, path.len());
+    match route.get() {
+        Some(&(at, len, endpoint)) if (at, len) == key => endpoint,
+        Some(_) => metrics.endpoint(path),
+        None => {
+            let endpoint = metrics.endpoint(path);
+            let _ = route.set((key.0, key.1, endpoint));
+            endpoint
         }
     }
 }
