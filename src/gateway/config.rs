@@ -211,14 +211,15 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
-    /// Concurrent scrapes of /metrics share one rendering, at most one every this many
-    /// milliseconds (a scrape may see numbers this old). 0 renders for every scrape (one
-    /// at a time).
+    /// A scrape of /metrics may also be answered with a rendering up to this many milliseconds
+    /// old (fewer renderings for scrapers that loop, numbers up to this stale). With 0, the
+    /// default, every scrape shows everything recorded before it arrived: concurrent scrapes
+    /// share a rendering begun after they all arrived, one rendering per format at a time.
     #[arg(
         long,
         value_name = "MS",
         env = "GATEWAY_METRICS_MAX_AGE_MS",
-        default_value_t = 1_000
+        default_value_t = 0
     )]
     pub metrics_max_age_ms: u64,
 

@@ -30,7 +30,7 @@ pub use super::metrics_route::{metrics_routes, MetricsAccess, MetricsCache, REND
 /// `max_body_bytes` (a larger one is answered 413): the API, `/healthz`, and `/metrics` open to
 /// anyone. A handler that panics is answered 500.
 pub fn router(app: App, max_body_bytes: usize) -> Router {
-    let metrics = MetricsCache::new(Duration::from_secs(1));
+    let metrics = MetricsCache::new(Duration::ZERO);
     service(
         api_routes().merge(metrics_routes(MetricsAccess::Open, metrics)),
         app,
