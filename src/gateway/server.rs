@@ -18,7 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use super::auth::ApiKeys;
 use super::config::{Config, LabelSettings};
 use super::error::{fallback, ApiError};
-use super::handlers::{chat_completions, healthz, responses, App};
+use super::handlers::{chat_completions, embeddings, healthz, models, responses, App};
 use super::mock::MockProvider;
 use super::trace;
 use super::upstream::Upstream;
@@ -38,11 +38,14 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
     )
 }
 
-/// The API routes: `POST /v1/chat/completions`, `POST /v1/responses` and `GET /healthz`.
+/// The API routes: `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/embeddings`,
+/// `GET /v1/models` and `GET /healthz`.
 pub fn api_routes() -> Router<App> {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
         .route("/healthz", get(healthz))
 }
 
