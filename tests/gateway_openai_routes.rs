@@ -64,6 +64,7 @@ async fn models_are_listed_behind_the_key() {
 /// Another provider's models are relayed as it lists them: the gateway does not answer itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_come_from_the_upstream() {
+    let _turn = turn().await;
     let mock = MockProvider::start(MockConfig {
         ttfb: Duration::ZERO,
         first_token: Duration::ZERO,
