@@ -59,7 +59,8 @@ impl MetricsAccess {
 /// its count is the number of renderings, its sum their time.
 pub const RENDER_OPERATION: &str = "metrics_render";
 
-/// The renderings of `/metrics`, one format at a time, shared by the scrapes that wait for them.
+/// The renderings of `/metrics`: at most one at a time per format, shared by the scrapes that
+/// wait for it.
 ///
 /// Rendering perf's families costs CPU in proportion to their series (a few ms for 1,000
 /// models); scrapers that loop on `/metrics` would otherwise take that from the API. Here each
@@ -67,8 +68,8 @@ pub const RENDER_OPERATION: &str = "metrics_render";
 /// end, then shares the next one with every other scrape that arrived meanwhile (a scrape of
 /// another format does not wait). A rendering is only ever given to scrapes that arrived before
 /// it started: **a scrape shows everything recorded before it arrived**, never an older
-/// rendering (a user who checks a counter right after a request sees it), and a burst of
-/// concurrent scrapes costs at most two renderings. With `max_age` above zero a scrape may also
+/// rendering (a user who checks a counter right after a request sees it); scrapes that arrive
+/// within one rendering's time cost at most two renderings, however many they are. With `max_age` above zero a scrape may also
 /// be answered with a finished rendering up to that old: fewer renderings for scrapers that
 /// loop, numbers up to `max_age` stale. The rendering runs on tokio's blocking pool, off the
 /// workers that serve the API, timed as
