@@ -62,6 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl -N {base}/chat/completions -H 'Authorization: Bearer {key}' \\");
     println!("    -H 'Content-Type: application/json' \\");
     println!("    -d '{{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hi\"}}]}}'");
+    println!("  curl {base}/models -H 'Authorization: Bearer {key}'");
     println!();
 
     let demo = if config.demo {

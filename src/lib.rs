@@ -1,9 +1,9 @@
 //! The example gateway as a library.
 //!
 //! `cargo run --release --example gateway` runs it: an OpenAI-compatible gateway
-//! (`/v1/chat/completions`, `/v1/responses`, streamed and not, `/metrics`, `/healthz`)
-//! instrumented with perf, forwarding over HTTP to a built-in mock provider, or to a real one
-//! with `--upstream`. The library form lets the tests start it in-process:
+//! (`/v1/chat/completions`, `/v1/responses`, streamed and not, `/v1/embeddings`, `/v1/models`,
+//! `/metrics`, `/healthz`) instrumented with perf, forwarding over HTTP to a built-in mock
+//! provider, or to a real one with `--upstream`. The library form lets the tests start it in-process:
 //!
 //! ```no_run
 //! use clap::Parser;

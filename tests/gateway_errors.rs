@@ -158,6 +158,6 @@ async fn a_stream_broken_off_by_the_provider_ends_with_an_error_event() {
 #[tokio::test]
 async fn unknown_route_is_404() {
     let gateway = start(FAST_MOCK).await;
-    let response = post(&gateway, "/embeddings", Some(KEY), "{}").await;
+    let response = post(&gateway, "/audio/speech", Some(KEY), "{}").await;
     error_of(response, 404).await;
 }

@@ -1,10 +1,11 @@
 //! Scrapes of `/metrics` share renderings: a rendering costs CPU in proportion to the series
 //! (~5 ms for 1,000 models), and scrapers looping on `/metrics` took most of the gateway's API
-//! throughput when each scrape rendered on its own. Now concurrent scrapes share one rendering,
-//! and at most one is made per `--metrics-max-age-ms`; each is counted in
-//! `operation_duration_seconds{operation="metrics_render"}`. A scraper that accepts gzip gets the
-//! rendering compressed once. And `/healthz` answers on the metrics listener too, for a probe
-//! that only reaches that one.
+//! throughput when each scrape rendered on its own. Now concurrent scrapes share one rendering
+//! (one at a time per format, begun after they arrived, so that by default a scrape shows every
+//! request that ended before it), and with `--metrics-max-age-ms` a finished one serves for that
+//! long; each is counted in `operation_duration_seconds{operation="metrics_render"}`. A scraper
+//! that accepts gzip gets the rendering compressed once. And `/healthz` answers on the metrics
+//! listener too, for a probe that only reaches that one.
 
 mod common;
 
@@ -75,6 +76,36 @@ async fn scrapes_share_renderings() {
     assert_ne!(scrape(&cached).await, second);
     cached.shutdown().await;
     fresh.shutdown().await;
+}
+
+/// By default a scrape shows every request that ended before it was sent: no rendering older
+/// than the scrape is served, even right after another scrape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_scrape_shows_the_request_just_made() {
+    let _turn = turn().await;
+    let gateway = start(FAST_MOCK).await;
+    let completed = |text: &str| {
+        let line = "requests_total{endpoint=\"/v1/chat/completions\",outcome=\"completed\"} ";
+        text.lines()
+            .find_map(|l| l.strip_prefix(line))
+            .map_or(0, |v| v.parse::<u64>().expect("a count"))
+    };
+    let mut before = completed(&scrape(&gateway).await);
+    for i in 0..5 {
+        let model = format!("fresh-{i}");
+        one_chat(&gateway, &model).await;
+        let renders_before = renders();
+        // Scrapes at once, the first one right after the answer: each one shows the request.
+        let texts = join_all((0..8).map(|_| scrape(&gateway))).await;
+        for text in &texts {
+            assert!(text.contains(&format!("model=\"{model}\"")), "{model}");
+            assert_eq!(completed(text), before + 1, "{model}");
+        }
+        let made = renders() - renders_before;
+        assert!((1..=8).contains(&made), "{made} renderings for 8 scrapes");
+        before += 1;
+    }
+    gateway.shutdown().await;
 }
 
 /// A scraper that accepts gzip (Prometheus does) gets the same rendering gzipped, compressed

@@ -184,7 +184,7 @@ async fn errors_carry_the_trace_id_too() {
         ),
         (
             "no such route (no handler)",
-            client().get(url("/models")).bearer_auth(KEY),
+            client().get(url("/files")).bearer_auth(KEY),
             404,
         ),
         (

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use perf_runtime::metrics::DEFAULT_LABEL_CAP;
 
+use super::mock::embedding::DEFAULT_MODELS;
 use super::mock::MockConfig;
 
 pub use super::label_settings::LabelSettings;
@@ -24,7 +25,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
     about = "An OpenAI-compatible LLM gateway instrumented with perf, on a built-in mock provider",
     long_about = "An OpenAI-compatible LLM gateway instrumented with perf.\n\n\
         It serves POST /v1/chat/completions and POST /v1/responses (streamed and not), \
-        GET /metrics (Prometheus) and GET /healthz, and forwards every request over HTTP to a \
+        POST /v1/embeddings, GET /v1/models, GET /metrics (Prometheus) and GET /healthz, and \
+        forwards every API request over HTTP to a \
         built-in mock provider, or to a real OpenAI-compatible provider given with --upstream.\n\n\
         Client-supplied model names are bounded in the metrics (--model-label-cap, \
         --allowed-models). /metrics is served on --listen without authentication by default, \
@@ -211,14 +213,15 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
-    /// Concurrent scrapes of /metrics share one rendering, at most one every this many
-    /// milliseconds (a scrape may see numbers this old). 0 renders for every scrape (one
-    /// at a time).
+    /// A scrape of /metrics may also be answered with a rendering up to this many milliseconds
+    /// old (fewer renderings for scrapers that loop, numbers up to this stale). With 0, the
+    /// default, every scrape shows everything recorded before it arrived: concurrent scrapes
+    /// share a rendering begun after they all arrived, one rendering per format at a time.
     #[arg(
         long,
         value_name = "MS",
         env = "GATEWAY_METRICS_MAX_AGE_MS",
-        default_value_t = 1_000
+        default_value_t = 0
     )]
     pub metrics_max_age_ms: u64,
 
@@ -296,7 +299,8 @@ impl Config {
         }
     }
 
-    /// The mock provider's timing, from the `--mock-*` flags.
+    /// The mock provider's timing, from the `--mock-*` flags, and the models it lists: those of
+    /// `--allowed-models`, else a few of OpenAI's names.
     pub fn mock(&self) -> MockConfig {
         let chunk_interval = Duration::from_millis(self.mock_chunk_interval_ms);
         MockConfig {
@@ -308,6 +312,10 @@ impl Config {
             chunk_interval,
             jitter: Duration::from_millis(self.mock_jitter_ms),
             fail_every: self.mock_fail_every,
+            models: self
+                .label_settings()
+                .allowed_models
+                .unwrap_or_else(|| DEFAULT_MODELS.iter().map(|&m| m.to_owned()).collect()),
         }
     }
 }
@@ -398,6 +406,14 @@ mod tests {
         assert_eq!(config.provider_label(), "mock");
         let config = Config::parse_from(["gateway", "--upstream", "https://api.openai.com/v1"]);
         assert_eq!(config.provider_label(), "api.openai.com");
+    }
+
+    #[test]
+    fn the_mock_lists_the_allowed_models() {
+        let config = Config::parse_from(["gateway"]);
+        assert_eq!(config.mock().models, DEFAULT_MODELS);
+        let config = Config::parse_from(["gateway", "--allowed-models", "b, a,b"]);
+        assert_eq!(config.mock().models, ["a", "b"]);
     }
 
     #[test]

@@ -185,13 +185,16 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-/// A provider's `usage`, in the chat completions' names or the Responses API's.
+/// A provider's `usage`, in the chat completions' names or the Responses API's (embeddings
+/// report `prompt_tokens` and `total_tokens` only).
 #[derive(Debug, Default, Deserialize)]
 struct WireUsage {
     #[serde(default, alias = "input_tokens")]
     prompt_tokens: Option<u64>,
     #[serde(default, alias = "output_tokens")]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    total_tokens: Option<u64>,
     #[serde(default, alias = "input_tokens_details")]
     prompt_tokens_details: Option<Details>,
     #[serde(default, alias = "output_tokens_details")]
@@ -207,9 +210,14 @@ struct Details {
 }
 
 impl From<WireUsage> for Usage {
+    /// A usage with a `total_tokens` and no split of it (no prompt nor completion tokens) is all
+    /// input: what an embedding reports, where nothing is generated.
     fn from(wire: WireUsage) -> Usage {
+        let unsplit = wire
+            .total_tokens
+            .filter(|_| wire.completion_tokens.is_none());
         Usage {
-            input: wire.prompt_tokens.unwrap_or(0),
+            input: wire.prompt_tokens.or(unsplit).unwrap_or(0),
             output: wire.completion_tokens.unwrap_or(0),
             cached_input: wire
                 .prompt_tokens_details
@@ -307,6 +315,13 @@ mod tests {
         }
     }
 
+    fn input_only(input: u64) -> Usage {
+        Usage {
+            input,
+            ..Usage::default()
+        }
+    }
+
     #[test]
     fn whole_answers() {
         let chat = br#"{"object":"chat.completion","usage":{"prompt_tokens":12,"completion_tokens":5,
@@ -315,6 +330,11 @@ mod tests {
         let response = br#"{"object":"response","usage":{"input_tokens":12,"output_tokens":5,
             "input_tokens_details":{"cached_tokens":6},"output_tokens_details":{"reasoning_tokens":1}}}"#;
         assert_eq!(answer_usage(response).unwrap(), Some(USAGE));
+        let embeddings =
+            br#"{"object":"list","data":[],"usage":{"prompt_tokens":7,"total_tokens":7}}"#;
+        assert_eq!(answer_usage(embeddings).unwrap(), Some(input_only(7)));
+        let total_only = br#"{"object":"list","usage":{"total_tokens":9}}"#;
+        assert_eq!(answer_usage(total_only).unwrap(), Some(input_only(9)));
         assert_eq!(answer_usage(br#"{"id":"x"}"#).unwrap(), None);
         assert_eq!(answer_usage(br#"{"usage":"many"}"#).unwrap(), None);
         assert!(answer_usage(b"<html>").is_err());

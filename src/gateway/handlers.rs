@@ -1,7 +1,8 @@
 //! The gateway's handlers, instrumented stage by stage: the part of this example to copy into
 //! your own gateway.
 //!
-//! Each request goes through `auth_validation`, `request_parsing` and `request_preparation`
+//! Each API request (chat completions, responses, embeddings; `GET /v1/models` has no body to
+//! parse) goes through `auth_validation`, `request_parsing` and `request_preparation`
 //! (the gateway's own work, which should stay under 3 ms), then the backend call, timed until
 //! the provider's first byte (tried again on a 5xx or a refused connection, with
 //! `--upstream-retries`), then `stream_processing`: the answer relayed to the client, until
@@ -31,7 +32,7 @@ use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream, TraceId
 
 use super::auth::ApiKeys;
 use super::error::{ApiError, RequestBody};
-use super::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
+use super::openai::{parse, ChatRequest, EmbeddingsRequest, OpenAiRequest, ResponsesRequest};
 use super::sse::{relay, Relayed};
 use super::trace::{self, Traced};
 use super::upstream::{read_body, Answer, ProviderFailure, Upstream};
@@ -105,7 +106,54 @@ pub async fn responses(
     trace::tag_result(answer, trace)
 }
 
-/// One request of either API, through every stage. Each step is a function with its own
+/// `POST /v1/embeddings`: a `list` of `embedding`s, one per input. Never streamed: the backend
+/// call waits for the whole answer, whose `usage.prompt_tokens` (or `total_tokens`, when that
+/// is all it reports) count as input tokens.
+#[perf_endpoint("/v1/embeddings")]
+pub async fn embeddings(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RequestBody(body): RequestBody,
+) -> Result<Traced<Response>, Traced<ApiError>> {
+    let trace = trace::adopt(&headers);
+    let answer = forward::<EmbeddingsRequest>(&app, &headers, &body, trace).await;
+    trace::tag_result(answer, trace)
+}
+
+/// `GET /v1/models`: the provider's `GET /models` (`{"object": "list", "data": [...]}`, the mock
+/// lists its models), relayed as it answers. The key is checked as for the other routes.
+#[perf_endpoint("/v1/models")]
+pub async fn models(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Traced<Response>, Traced<ApiError>> {
+    let trace = trace::adopt(&headers);
+    let answer = list_models(&app, &headers, trace).await;
+    trace::tag_result(answer, trace)
+}
+
+/// The `model` label of a backend call that concerns no model (the listing of models).
+pub const NO_MODEL: &str = "";
+
+/// The listing, through the same steps as a request of the APIs, less the parsing: a backend
+/// call (its wait is the provider's, not the gateway's overhead) of model [`NO_MODEL`].
+async fn list_models(app: &App, headers: &HeaderMap, trace: TraceId) -> Result<Response, ApiError> {
+    validate(app, headers)?;
+    let request = models_request(app)?;
+    let upstream = call_with_retries(app, NO_MODEL, request, trace).await?;
+    let whole = read_body(answer(upstream))
+        .await
+        .map_err(ProviderFailure::report)?;
+    Ok(whole_response(app, whole.body))
+}
+
+/// Builds the provider's `GET /models`.
+#[perf_stage(request_preparation)]
+fn models_request(app: &App) -> Result<reqwest::Request, ApiError> {
+    app.upstream.prepare_get("/models")
+}
+
+/// One request of any of the APIs, through every stage. Each step is a function with its own
 /// attribute; they record into the request the calling `#[perf_endpoint]` handler started.
 /// `trace` goes on to the provider.
 async fn forward<R: OpenAiRequest>(
@@ -137,11 +185,17 @@ async fn forward<R: OpenAiRequest>(
     if let Some(usage) = whole.usage {
         perf_runtime::current::usage(usage);
     }
-    let mut response = json_response(whole.body);
+    Ok(whole_response(app, whole.body))
+}
+
+/// A whole JSON answer of the provider, for the client: with `Server-Timing` unless
+/// `--no-server-timing`.
+fn whole_response(app: &App, body: Bytes) -> Response {
+    let mut response = json_response(body);
     if app.server_timing {
         add_server_timing(&mut response);
     }
-    Ok(response)
+    response
 }
 
 /// An SSE stream that never fails (its failures are `error` events).

@@ -1,7 +1,8 @@
 //! `GET /metrics`: who may read it, the format each scraper asks for (its `Accept` header: the
 //! Prometheus text format, OpenMetrics with exemplars, or protobuf with native histograms), and
-//! the rendering of each format shared by every scrape (with its gzip form), so that scrapers
-//! looping on it cost the API one rendering per format per `max_age`, not one each.
+//! renderings shared by concurrent scrapes (with their gzip form), so that scrapers looping on it
+//! cost the API one rendering at a time per format, not one each, while every scrape still
+//! shows everything recorded before it arrived.
 
 use std::io;
 use std::sync::Arc;
@@ -58,14 +59,20 @@ impl MetricsAccess {
 /// its count is the number of renderings, its sum their time.
 pub const RENDER_OPERATION: &str = "metrics_render";
 
-/// One rendering of `/metrics` per format, shared by every scrape for a short while.
+/// The renderings of `/metrics`: at most one at a time per format, shared by the scrapes that
+/// wait for it.
 ///
 /// Rendering perf's families costs CPU in proportion to their series (a few ms for 1,000
-/// models); scrapers that loop on `/metrics` would otherwise take that from the API. Here at
-/// most one rendering of each format is made per `max_age`: a scrape finds the last one of its
-/// format if it is younger, and a scrape arriving while another renders that format waits for
-/// that rendering instead of starting its own (a scrape of another format does not wait). The
-/// rendering runs on tokio's blocking pool, off the workers that serve the API, timed as
+/// models); scrapers that loop on `/metrics` would otherwise take that from the API. Here each
+/// format has at most one rendering in progress; a scrape arriving meanwhile waits for it to
+/// end, then shares the next one with every other scrape that arrived meanwhile (a scrape of
+/// another format does not wait). A rendering is only ever given to scrapes that arrived before
+/// it started: **a scrape shows everything recorded before it arrived**, never an older
+/// rendering (a user who checks a counter right after a request sees it); scrapes that arrive
+/// within one rendering's time cost at most two renderings, however many they are. With `max_age` above zero a scrape may also
+/// be answered with a finished rendering up to that old: fewer renderings for scrapers that
+/// loop, numbers up to `max_age` stale. The rendering runs on tokio's blocking pool, off the
+/// workers that serve the API, timed as
 /// `operation_duration_seconds{operation="metrics_render"}`. Its gzip form, for scrapers that
 /// accept it (Prometheus does), is made once too, at the first such scrape.
 #[derive(Debug)]
@@ -74,6 +81,8 @@ pub struct MetricsCache {
     /// The last rendering of each format, in [`slot`] order. Each lock is held across a
     /// rendering: whoever comes meanwhile for that format waits for it.
     latest: [tokio::sync::Mutex<Option<Rendering>>; FORMATS],
+    /// Renders the global metrics in a format (the tests slow it down).
+    render: fn(Format) -> Vec<u8>,
 }
 
 /// The formats `/metrics` answers in.
@@ -97,16 +106,22 @@ struct Rendering {
 }
 
 impl MetricsCache {
-    /// A cache whose renderings serve scrapes for `max_age` (zero: one rendering per scrape,
-    /// one at a time).
+    /// A cache that also answers a scrape with a finished rendering up to `max_age` old (zero:
+    /// only with a rendering started after the scrape arrived).
     pub fn new(max_age: Duration) -> Arc<MetricsCache> {
+        Self::with_renderer(max_age, render_global)
+    }
+
+    fn with_renderer(max_age: Duration, render: fn(Format) -> Vec<u8>) -> Arc<MetricsCache> {
         Arc::new(MetricsCache {
             max_age,
             latest: std::array::from_fn(|_| tokio::sync::Mutex::new(None)),
+            render,
         })
     }
 
-    /// The text format of the global metrics, at most `max_age` old.
+    /// The text format of the global metrics, rendered after this call began (or at most
+    /// `max_age` before).
     pub async fn get(&self) -> io::Result<Bytes> {
         self.rendering(Format::Text, false).await
     }
@@ -116,26 +131,28 @@ impl MetricsCache {
         self.rendering(Format::Text, true).await
     }
 
-    /// The global metrics in `format`, at most `max_age` old; gzip-compressed if `gzip`.
+    /// The global metrics in `format`, rendered after this call began (or at most `max_age`
+    /// before); gzip-compressed if `gzip`.
     pub async fn get_as(&self, format: Format, gzip: bool) -> io::Result<Bytes> {
         self.rendering(format, gzip).await
     }
 
     async fn rendering(&self, format: Format, gzip: bool) -> io::Result<Bytes> {
+        let arrived = Instant::now();
         let mut latest = self.latest[slot(format)].lock().await;
-        let fresh = latest
-            .as_ref()
-            .is_some_and(|rendering| rendering.at.elapsed() < self.max_age);
+        // A rendering that started once this scrape was waiting read everything recorded
+        // before it arrived: share it. An older one only within `max_age`.
+        let usable = latest.as_ref().is_some_and(|rendering| {
+            rendering.at >= arrived || rendering.at.elapsed() < self.max_age
+        });
         let rendering = match &mut *latest {
-            Some(rendering) if fresh => rendering,
+            Some(rendering) if usable => rendering,
             stale => {
                 let at = Instant::now();
-                let text = tokio::task::spawn_blocking(move || {
-                    let _timer = perf_runtime::track_duration(RENDER_OPERATION);
-                    perf_runtime::exposition::render_global_as(format)
-                })
-                .await
-                .map_err(io::Error::other)?;
+                let render = self.render;
+                let text = tokio::task::spawn_blocking(move || render(format))
+                    .await
+                    .map_err(io::Error::other)?;
                 stale.insert(Rendering {
                     at,
                     text: Bytes::from(text),
@@ -155,6 +172,12 @@ impl MetricsCache {
             .map_err(io::Error::other)??;
         Ok(rendering.gzip.insert(compressed).clone())
     }
+}
+
+/// The global metrics in `format`, timed as a [`RENDER_OPERATION`].
+fn render_global(format: Format) -> Vec<u8> {
+    let _timer = perf_runtime::track_duration(RENDER_OPERATION);
+    perf_runtime::exposition::render_global_as(format)
 }
 
 /// `text` gzip-compressed, at the fastest level: every format compresses well at any.
@@ -260,6 +283,59 @@ mod tests {
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut back)
             .expect("valid gzip");
         assert_eq!(back, text);
+    }
+
+    /// Renderings made by [`gated_render`], and whether it may finish.
+    static GATED_RENDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static GATE: (std::sync::Mutex<bool>, std::sync::Condvar) =
+        (std::sync::Mutex::new(false), std::sync::Condvar::new());
+
+    /// A rendering that says which it is, and does not finish until the gate is open.
+    fn gated_render(_: Format) -> Vec<u8> {
+        let n = GATED_RENDERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let (open, opened) = &GATE;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = opened.wait(open).unwrap();
+        }
+        format!("rendering {n}").into_bytes()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrapes_share_only_renderings_that_started_after_they_arrived() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let cache = MetricsCache::with_renderer(Duration::ZERO, gated_render);
+        let first = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get().await }
+        });
+        for _ in 0..1000 {
+            if GATED_RENDERS.load(SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(GATED_RENDERS.load(SeqCst), 1, "the first rendering started");
+        // Ten scrapes arrive while it renders (`join` polls them, which queues them, before it
+        // opens the gate): none gets that rendering, begun before they came; all share the next.
+        let scrapes = futures_util::future::join_all((0..10).map(|_| cache.get()));
+        let open = async {
+            *GATE.0.lock().unwrap() = true;
+            GATE.1.notify_all();
+        };
+        let (scrapes, ()) = futures_util::future::join(scrapes, open).await;
+        assert_eq!(first.await.unwrap().unwrap(), "rendering 1");
+        for scrape in scrapes {
+            assert_eq!(scrape.unwrap(), "rendering 2");
+        }
+        assert_eq!(GATED_RENDERS.load(SeqCst), 2, "one rendering for the ten");
+        // A scrape that comes once it is done gets a rendering of its own: nothing stale.
+        assert_eq!(cache.get().await.unwrap(), "rendering 3");
+        // With a max age, a finished rendering younger than that serves later scrapes too.
+        let cached = MetricsCache::with_renderer(Duration::from_secs(60), gated_render);
+        assert_eq!(cached.get().await.unwrap(), "rendering 4");
+        assert_eq!(cached.get().await.unwrap(), "rendering 4");
+        assert_eq!(GATED_RENDERS.load(SeqCst), 4);
     }
 
     #[tokio::test]

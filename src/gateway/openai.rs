@@ -1,5 +1,5 @@
-//! The OpenAI wire types the gateway reads: the request bodies of `/v1/chat/completions` and
-//! `/v1/responses`.
+//! The OpenAI wire types the gateway reads: the request bodies of `/v1/chat/completions`,
+//! `/v1/responses` and `/v1/embeddings`.
 //!
 //! Only the fields the gateway needs are typed; every other field is kept as it came
 //! (`extra`) and forwarded to the provider unchanged.
@@ -185,6 +185,92 @@ impl OpenAiRequest for ResponsesRequest {
     }
 }
 
+/// The body of `POST /v1/embeddings`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbeddingsRequest {
+    /// The model to embed with.
+    pub model: String,
+    /// What to embed.
+    pub input: EmbeddingInput,
+    /// Every other field (`encoding_format`, `dimensions`, `user`, ...), forwarded as it came.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The `input` of an embeddings request: one or more texts, or texts already tokenized.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a string, an array of strings, an array of token ids or an array of such arrays"
+)]
+pub enum EmbeddingInput {
+    /// One text.
+    Text(String),
+    /// Several texts, one embedding each.
+    Texts(Vec<String>),
+    /// One text as token ids.
+    Tokens(Vec<u64>),
+    /// Several texts as token ids.
+    TokenLists(Vec<Vec<u64>>),
+}
+
+impl EmbeddingInput {
+    /// The size of each input, in order: a text's bytes, or a tokenized one's tokens.
+    pub fn sizes(&self) -> Vec<InputSize> {
+        match self {
+            EmbeddingInput::Text(text) => vec![InputSize::Bytes(text.len())],
+            EmbeddingInput::Texts(texts) => {
+                texts.iter().map(|t| InputSize::Bytes(t.len())).collect()
+            }
+            EmbeddingInput::Tokens(tokens) => vec![InputSize::Tokens(tokens.len())],
+            EmbeddingInput::TokenLists(lists) => {
+                lists.iter().map(|t| InputSize::Tokens(t.len())).collect()
+            }
+        }
+    }
+}
+
+/// The size of one input to embed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputSize {
+    /// A text of this many bytes.
+    Bytes(usize),
+    /// A tokenized text of this many tokens.
+    Tokens(usize),
+}
+
+impl OpenAiRequest for EmbeddingsRequest {
+    const UPSTREAM_PATH: &'static str = "/embeddings";
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn is_stream(&self) -> bool {
+        false
+    }
+
+    fn check(&self) -> Result<(), String> {
+        check_model(&self.model)?;
+        let sizes = self.input.sizes();
+        if sizes.is_empty() {
+            return Err("`input` must not be an empty array".into());
+        }
+        if sizes
+            .iter()
+            .any(|s| matches!(s, InputSize::Bytes(0) | InputSize::Tokens(0)))
+        {
+            return Err("`input` must not contain an empty string or an empty array".into());
+        }
+        Ok(())
+    }
+
+    fn ask_for_usage(&mut self) -> bool {
+        // Never streamed: the answer's body carries the usage.
+        true
+    }
+}
+
 fn check_model(model: &str) -> Result<(), String> {
     if model.trim().is_empty() {
         return Err("`model` must not be empty".into());
@@ -221,6 +307,42 @@ mod tests {
         assert!(message(parse(wrong)).contains("expected a boolean"));
         let empty = br#"{"model":"m","messages":[]}"#;
         assert!(message(parse(empty)).contains("at least one message"));
+    }
+
+    #[test]
+    fn embeddings_inputs() {
+        let sizes =
+            |body: &str| parse::<EmbeddingsRequest>(body.as_bytes()).map(|r| r.input.sizes());
+        assert_eq!(
+            sizes(r#"{"model":"e","input":"hello"}"#).unwrap(),
+            [InputSize::Bytes(5)]
+        );
+        assert_eq!(
+            sizes(r#"{"model":"e","input":["a","bcd"],"encoding_format":"base64"}"#).unwrap(),
+            [InputSize::Bytes(1), InputSize::Bytes(3)]
+        );
+        assert_eq!(
+            sizes(r#"{"model":"e","input":[1,2,3]}"#).unwrap(),
+            [InputSize::Tokens(3)]
+        );
+        assert_eq!(
+            sizes(r#"{"model":"e","input":[[1],[2,3]]}"#).unwrap(),
+            [InputSize::Tokens(1), InputSize::Tokens(2)]
+        );
+        let refused = |body: &str| match sizes(body) {
+            Ok(sizes) => panic!("{body} accepted as {sizes:?}"),
+            Err(e) => e.body().error.message.to_owned(),
+        };
+        assert!(refused(r#"{"model":"e","input":[]}"#).contains("empty array"));
+        assert!(refused(r#"{"model":"e","input":["a",""]}"#).contains("empty string"));
+        assert!(refused(r#"{"model":"e","input":{"text":"a"}}"#).contains("array of strings"));
+        assert!(refused(r#"{"model":"e"}"#).contains("missing field `input`"));
+        // Other fields go on to the provider as they came.
+        let req: EmbeddingsRequest =
+            parse(br#"{"model":"e","input":"x","dimensions":8,"user":"u"}"#).unwrap();
+        let sent = serde_json::to_value(&req).unwrap();
+        assert_eq!(sent["dimensions"], 8);
+        assert_eq!(sent["input"], "x");
     }
 
     #[test]

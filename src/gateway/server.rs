@@ -19,7 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use super::auth::ApiKeys;
 use super::config::{Config, LabelSettings};
 use super::error::{fallback, ApiError};
-use super::handlers::{chat_completions, healthz, responses, App};
+use super::handlers::{chat_completions, embeddings, healthz, models, responses, App};
 use super::mock::MockProvider;
 use super::trace;
 use super::upstream::Upstream;
@@ -31,7 +31,7 @@ pub use super::metrics_route::{metrics_routes, MetricsAccess, MetricsCache, REND
 /// `max_body_bytes` (a larger one is answered 413): the API, `/healthz`, and `/metrics` open to
 /// anyone. A handler that panics is answered 500.
 pub fn router(app: App, max_body_bytes: usize) -> Router {
-    let metrics = MetricsCache::new(Duration::from_secs(1));
+    let metrics = MetricsCache::new(Duration::ZERO);
     service(
         api_routes().merge(metrics_routes(MetricsAccess::Open, metrics)),
         app,
@@ -39,13 +39,15 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
     )
 }
 
-/// The API routes: `POST /v1/chat/completions`, `POST /v1/responses`, each HTTP exchange one
-/// request of [`PerfLayer`] (it ends with the answer's body; the handlers' `#[perf_endpoint]`
-/// joins it), and `GET /healthz`, untimed.
+/// The API routes: `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/embeddings` and
+/// `GET /v1/models`, each HTTP exchange one request of [`PerfLayer`] (it ends with the answer's
+/// body; the handlers' `#[perf_endpoint]` joins it), and `GET /healthz`, untimed.
 pub fn api_routes() -> Router<App> {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
         .layer(PerfLayer::new())
         .route("/healthz", get(healthz))
 }

@@ -172,6 +172,18 @@ impl Upstream {
             .map_err(|e| ApiError::internal(describe(&e)))
     }
 
+    /// Builds the provider request `GET {base}{path}` (e.g. `/models`).
+    pub fn prepare_get(&self, path: &str) -> Result<Request, ApiError> {
+        let url = format!("{}{path}", self.base.as_str().trim_end_matches('/'));
+        let mut builder = self.client.get(url);
+        if let Some(key) = &self.key {
+            builder = builder.bearer_auth(key);
+        }
+        builder
+            .build()
+            .map_err(|e| ApiError::internal(describe(&e)))
+    }
+
     /// Sends a prepared request on behalf of trace `trace` (a `traceparent` header with its id
     /// and a new span id: each try is a span of its own); returns once the provider's response
     /// headers have arrived (the time to first byte) with a success status. Anything else is a

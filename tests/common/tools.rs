@@ -61,3 +61,30 @@ pub fn promtool_check_metrics(promtool: &std::path::Path, text: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `python3`, if it can import `module`; else `None` after saying that `test` is skipped and
+/// why (a panic under `CI=true`, as for [`tool_or_skip`]). `.ci/run` installs what it needs
+/// (`pip3 install openai`).
+pub fn python_with_or_skip(module: &str, test: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write;
+    let python = find_on_path("python3");
+    let imports = python.as_ref().is_some_and(|python| {
+        std::process::Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    });
+    if imports {
+        return python;
+    }
+    let why = format!(
+        "python3 cannot import {module} (PyPI's `{module}`: pip3 install {module}, or \
+         python3 -m pip install --break-system-packages {module})"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why}; under CI=true this is a failure");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}

@@ -3,7 +3,10 @@
 //! shows true metrics with no API key.
 //!
 //! The mock answers `POST /v1/chat/completions` and `POST /v1/responses`, streamed or not, with
-//! a canned text of [`MockConfig::chunks`] words. It sends its response headers after
+//! a canned text of [`MockConfig::chunks`] words; `POST /v1/embeddings` after its time to first
+//! byte with one unit vector per input (of [`embedding::DEFAULT_DIMENSIONS`], or the request's
+//! `dimensions`; floats, or base64 with `"encoding_format": "base64"`); and `GET /v1/models`
+//! with [`MockConfig::models`], at once. It sends its response headers after
 //! [`MockConfig::ttfb`]. A streamed answer then opens as real providers' do, at once: a
 //! role-only first delta (`{"role":"assistant","content":""}`; for the Responses API
 //! `response.created`, `response.in_progress`, `response.output_item.added` and
@@ -22,6 +25,9 @@
 //! | `completion_tokens` (`output_tokens`) | [`MockConfig::chunks`] |
 //! | `completion_tokens_details.reasoning_tokens` | a quarter of the completion tokens, rounded down |
 //!
+//! An embeddings answer reports `prompt_tokens` and `total_tokens` only, both a quarter of each
+//! text's bytes rounded up (summed over the inputs), or one per token id of a tokenized input.
+//!
 //! A streamed chat answer reports it in a last chunk (`"choices": []`, before `[DONE]`) only
 //! when the request asks with `stream_options.include_usage`, as OpenAI does (every other chunk
 //! then has `"usage": null`); the Responses API in `response.completed`.
@@ -36,6 +42,7 @@
 //! ([`MockProvider::traceparents`]): what a provider's tracing would see of the gateway.
 
 mod answer;
+pub mod embedding;
 pub mod fault;
 
 use std::collections::VecDeque;
@@ -51,7 +58,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
 use serde_json::{Map, Value};
@@ -60,11 +67,11 @@ use tokio::time::{sleep_until, Instant};
 use self::answer::Answer;
 use self::fault::Fault;
 use super::error::{ApiError, RequestBody};
-use super::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
+use super::openai::{parse, ChatRequest, EmbeddingsRequest, OpenAiRequest, ResponsesRequest};
 use super::server::ServerHandle;
 
-/// The mock's timing and failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The mock's timing, failures and models.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MockConfig {
     /// Time until the response headers are sent.
     pub ttfb: Duration,
@@ -80,6 +87,8 @@ pub struct MockConfig {
     /// Every this many answers, one (the Nth, the 2Nth, ...) is a 500 after the time to first
     /// byte. Zero for never.
     pub fail_every: u64,
+    /// The models `GET /v1/models` lists (the mock answers any model name).
+    pub models: Vec<String>,
 }
 
 impl MockConfig {
@@ -142,6 +151,17 @@ impl Mock {
         // `is_multiple_of(0)` holds for 0 only, and `n` starts at 1: 0 is never.
         n.is_multiple_of(self.config.fail_every)
     }
+
+    /// The fault this answer plays instead: the one `model` names, else a 500 if it is the
+    /// Nth ([`MockConfig::fail_every`]).
+    fn fault(&self, model: &str) -> Option<Fault> {
+        Fault::of(model).or_else(|| {
+            self.next_fails().then_some(Fault::Status {
+                status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                text: false,
+            })
+        })
+    }
 }
 
 /// A running mock provider.
@@ -196,6 +216,8 @@ fn routes(mock: Arc<Mock>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
         // The gateway in front limits the bodies; the mock takes whatever it forwards.
         .layer(DefaultBodyLimit::disable())
         .with_state(mock)
@@ -243,6 +265,30 @@ async fn responses(
     .await)
 }
 
+/// One embedding per input, after the time to first byte: nothing is generated.
+async fn embeddings(
+    State(mock): State<Arc<Mock>>,
+    headers: HeaderMap,
+    RequestBody(body): RequestBody,
+) -> Result<Response, ApiError> {
+    mock.saw(&headers);
+    let req: EmbeddingsRequest = parse(&body)?;
+    let ttfb =
+        ttfb_asked(&req.extra).unwrap_or_else(|| jittered(mock.config.ttfb, mock.config.jitter));
+    let answer = embedding::answer(&req);
+    if let Some(fault) = mock.fault(&req.model) {
+        return Ok(fault.play(ttfb, false, Vec::new(), answer).await);
+    }
+    wait(ttfb).await;
+    Ok(Json(answer).into_response())
+}
+
+/// The configured models, at once.
+async fn models(State(mock): State<Arc<Mock>>, headers: HeaderMap) -> Json<Value> {
+    mock.saw(&headers);
+    Json(embedding::list(&mock.config.models))
+}
+
 /// The time to first byte a request asks for: `"metadata": {"mock_ttfb_ms": "700"}` (OpenAI's
 /// metadata values are strings; a number is taken too).
 fn ttfb_asked(extra: &Map<String, Value>) -> Option<Duration> {
@@ -266,13 +312,7 @@ async fn reply<R: OpenAiRequest>(
 ) -> Response {
     let (scheduled, intervals) = mock.config.schedule();
     let ttfb = ttfb.unwrap_or(scheduled);
-    let fault = Fault::of(req.model()).or_else(|| {
-        mock.next_fails().then_some(Fault::Status {
-            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            text: false,
-        })
-    });
-    if let Some(fault) = fault {
+    if let Some(fault) = mock.fault(req.model()) {
         return fault
             .play(ttfb, req.is_stream(), stream(intervals), whole())
             .await;
