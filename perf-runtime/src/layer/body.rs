@@ -50,6 +50,7 @@ impl<B> PerfBody<B> {
 
 impl<B: Body> PerfBody<B> {
     /// `inner`, holding a share of `state`'s request; a body already at its end lets go now.
+    #[inline]
     pub(crate) fn new(inner: B, state: &StateRef, head: bool) -> Self {
         let state = if inner.is_end_stream() {
             None
@@ -65,6 +66,7 @@ impl<B: Body> Body for PerfBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -110,6 +110,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> PerfFuture<S::Future> {
         // A layer inside another's request (a nested router's own layer): part of that request.
         if current::state().is_some() {
@@ -195,6 +196,7 @@ where
 {
     type Output = Result<Response<PerfBody<B>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let Some(future) = this.future.as_mut().as_pin_mut() else {
