@@ -1,6 +1,8 @@
-//! What the handler-shape tests share (`tests/shapes_*.rs`, and `tests/pending/` for the tower
-//! layer): a server for a test's own router, a simulated provider whose answer is a stream of
-//! events with known timing, and the numbers of one registry read back summed over series.
+//! What the handler-shape tests share (`tests/shapes_*.rs`, with `#[perf_endpoint]` handlers or
+//! behind the tower layer): a server for a test's own router, as it is or behind a `PerfLayer`,
+//! a simulated provider whose answer is a stream of events with known timing, and the numbers of
+//! one registry read back summed over series. The scenarios themselves, one file for each pair
+//! of test files, are in `tests/shape_scenarios/`.
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
@@ -11,10 +13,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::{stream, Stream, StreamExt};
 use perf_runtime::metrics::snapshot;
-use perf_runtime::{perf_stream, Chunk, Metrics, Usage};
+use perf_runtime::{perf_stream, Chunk, Metrics, PerfLayer, Usage};
 use prometheus::Registry;
 
-use super::{eventually, Outcomes};
+use super::{client, eventually, Outcomes};
 
 /// Serves `router` on an ephemeral port of 127.0.0.1 (axum's own server); its base URL.
 pub async fn serve(router: axum::Router) -> String {
@@ -24,6 +26,51 @@ pub async fn serve(router: axum::Router) -> String {
     let address = listener.local_addr().expect("a bound address");
     tokio::spawn(axum::serve(listener, router).into_future());
     format!("http://{address}")
+}
+
+/// A test's router, served, and the registry its requests record into.
+pub struct Served {
+    pub numbers: Numbers,
+    pub base: String,
+}
+
+impl Served {
+    /// `router` as it is: its `#[perf_endpoint]` handlers record into the global metrics.
+    pub async fn as_is(router: axum::Router) -> Served {
+        let numbers = Numbers::global();
+        let base = serve(router).await;
+        Served { numbers, base }
+    }
+
+    /// `router` behind a `PerfLayer` recording into fresh metrics of its own.
+    pub async fn layered(router: axum::Router) -> Served {
+        let (numbers, metrics) = Numbers::private();
+        let base = serve(router.layer(PerfLayer::with_metrics(metrics))).await;
+        Served { numbers, base }
+    }
+
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends `method` to `path` with a JSON chat body; the response.
+    pub async fn send(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        client()
+            .request(method, self.url(path))
+            .header("content-type", "application/json")
+            .body(r#"{"model":"m","stream":false}"#)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// POSTs to `path`; the response, after checking it is a 200.
+    pub async fn post_ok(&self, path: &str) -> reqwest::Response {
+        let response = self.send(reqwest::Method::POST, path).await;
+        assert_eq!(response.status(), 200);
+        response
+    }
 }
 
 /// `n` milliseconds.
