@@ -8,13 +8,14 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting;
+
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::time::Instant;
 
 use common::*;
+use counting::allocations;
 use perf_runtime::metrics::{DEFAULT_ENDPOINT_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
 use perf_runtime::{perf_endpoint, track_duration, Endpoint, Metrics, PerformanceTracker};
 use prometheus::Registry;
@@ -343,48 +344,4 @@ fn lookup_cost() {
          cached hits, {CAP} routes in turn {rotating:.1}; \
          past the cap (read lock + hash, uncached) {locked:.1}"
     );
-}
-
-/// `System`, counting the allocations of each thread.
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn counted() {
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is a `const`-initialised
-// thread-local `Cell`, which neither allocates nor reenters the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        counted();
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        counted();
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        counted();
-        System.realloc(ptr, layout, new_size)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Allocations made by this thread while `f` runs.
-fn allocations(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
 }

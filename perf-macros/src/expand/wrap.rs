@@ -53,30 +53,30 @@ pub fn stage_after(stage: &CheckedStage, value: TokenStream, follows: bool) -> T
 /// `value` timed as a backend call: answered when it completes, unless it is an `Err`.
 /// Leaving early (`?`, `return`, a panic, cancellation) records no TTFB.
 pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
-    backend_opened(args, value, None, false)
+    backend_opened(args, value, false)
 }
 
 /// [`backend`]; `follows` as in [`stage_after`].
 pub fn backend_after(args: &BackendArgs, value: TokenStream, follows: bool) -> TokenStream {
-    backend_opened(args, value, None, follows)
+    backend_opened(args, value, follows)
 }
 
-fn backend_opened(
-    args: &BackendArgs,
-    value: TokenStream,
-    output: Option<&Type>,
-    follows: bool,
-) -> TokenStream {
+/// With the instrumentation compiled out: `value` as written, after a closure that is never
+/// called and keeps the backend's arguments type-checked and their variables used.
+fn backend_off(args: &BackendArgs, value: TokenStream) -> TokenStream {
+    let BackendArgs { provider, model } = args;
+    quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #value })
+}
+
+fn backend_opened(args: &BackendArgs, value: TokenStream, follows: bool) -> TokenStream {
+    if OFF {
+        return backend_off(args, value);
+    }
     let rt = runtime();
     let guard = hidden("__perf_backend");
     let out = hidden("__perf_value");
     let BackendArgs { provider, model } = args;
-    if OFF {
-        // Never called: keeps the arguments type-checked and their variables used.
-        return quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #value });
-    }
     let succeeded = succeeded(quote!(&#out));
-    let annotated = output.map(|ty| quote!(: #ty));
     let open = if follows {
         quote!(next_backend_request)
     } else {
@@ -88,7 +88,7 @@ fn backend_opened(
     quote! {
         {
             let mut #guard = #rt::current::#open(#provider, #model);
-            let #out #annotated = #value;
+            let #out = #value;
             if #succeeded {
                 #guard.set_answered();
             }
@@ -108,13 +108,13 @@ pub fn backend_future(
     future: TokenStream,
     output: Option<&Type>,
 ) -> TokenStream {
+    if OFF {
+        return backend_off(args, quote!(#bound #future.await));
+    }
     let rt = runtime();
     let guard = hidden("__perf_backend");
     let out = hidden("__perf_value");
     let BackendArgs { provider, model } = args;
-    if OFF {
-        return quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #bound #future.await });
-    }
     let succeeded = succeeded(quote!(#out));
     let annotated = output.map(|ty| quote!(: &#ty));
     quote! {{
