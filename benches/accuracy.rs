@@ -31,40 +31,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{chat_with, post, server_timing, start, try_histogram, Outcomes, KEY};
+use common::{ACCURACY_MOCK as MOCK, ACCURACY_PROMPT as PROMPT, RETRIED_MOCK};
 use perf::Gateway;
 use perf_runtime::metrics::snapshot::HistogramSnapshot;
 
 const CHAT: &str = "/v1/chat/completions";
-const PROMPT: &str = "Where does the time of an LLM request go?";
-/// The mock of `tests/gateway_llm_accuracy.rs`.
-const MOCK: &[&str] = &[
-    "--mock-ttfb-ms",
-    "100",
-    "--mock-first-token-ms",
-    "400",
-    "--mock-chunks",
-    "20",
-    "--mock-chunk-interval-ms",
-    "50",
-    "--mock-jitter-ms",
-    "0",
-];
-/// Every second answer a 500 after 100 ms, retried once; then 5 chunks 10 ms apart.
-const RETRIED_MOCK: &[&str] = &[
-    "--mock-ttfb-ms",
-    "100",
-    "--mock-chunks",
-    "5",
-    "--mock-chunk-interval-ms",
-    "10",
-    "--mock-jitter-ms",
-    "0",
-    "--mock-fail-every",
-    "2",
-    "--upstream-retries",
-    "1",
-];
-
 const USAGE: &str = "usage: cargo bench --bench accuracy -- [--requests N]
 
   --requests N   requests of each kind (streamed, retried, whole), one at a time (default 10)";

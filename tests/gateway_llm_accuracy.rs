@@ -22,21 +22,8 @@ use perf_runtime::metrics::snapshot::HistogramSnapshot;
 const CHAT: &str = "/v1/chat/completions";
 const REQUESTS: u64 = 5;
 const CHUNKS: u64 = 20;
-const MOCK: &[&str] = &[
-    "--mock-ttfb-ms",
-    "100",
-    "--mock-first-token-ms",
-    "400",
-    "--mock-chunks",
-    "20",
-    "--mock-chunk-interval-ms",
-    "50",
-    "--mock-jitter-ms",
-    "0",
-];
-/// [`MOCK`]'s whole answer: 100 ms to its headers, 400 ms to the first token, 19 gaps of 50 ms.
-const MOCK_ANSWER_MS: f64 = 100.0 + 400.0 + 19.0 * 50.0;
-const PROMPT: &str = "Where does the time of an LLM request go?";
+use common::{ACCURACY_ANSWER_MS as MOCK_ANSWER_MS, ACCURACY_MOCK as MOCK};
+use common::{ACCURACY_PROMPT as PROMPT, RETRIED_MOCK};
 
 /// The histogram series of `family` with `labels` (empty if not created yet).
 fn read(family: &str, labels: &[(&str, &str)]) -> HistogramSnapshot {
@@ -201,21 +188,7 @@ async fn streamed_requests_record_ttft_chunk_gaps_tokens_and_overhead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_request_leaves_both_calls_out_of_its_overhead() {
     let _turn = turn().await;
-    let mock = [
-        "--mock-ttfb-ms",
-        "100",
-        "--mock-chunks",
-        "5",
-        "--mock-chunk-interval-ms",
-        "10",
-        "--mock-jitter-ms",
-        "0",
-        "--mock-fail-every",
-        "2",
-        "--upstream-retries",
-        "1",
-    ];
-    let gateway = start(&mock).await;
+    let gateway = start(RETRIED_MOCK).await;
     // The first answer of the mock does not fail; it also opens the connection to the mock.
     let outcomes = Outcomes::of(CHAT);
     let response = post(

@@ -211,3 +211,42 @@ pub fn server_timing(headers: &reqwest::header::HeaderMap) -> Vec<(String, f64)>
         })
         .collect()
 }
+
+/// The accuracy mock (`tests/gateway_llm_accuracy.rs`, `benches/accuracy.rs`): headers after
+/// 100 ms, the first token 400 ms later, then 19 more chunks 50 ms apart, no jitter.
+pub const ACCURACY_MOCK: &[&str] = &[
+    "--mock-ttfb-ms",
+    "100",
+    "--mock-first-token-ms",
+    "400",
+    "--mock-chunks",
+    "20",
+    "--mock-chunk-interval-ms",
+    "50",
+    "--mock-jitter-ms",
+    "0",
+];
+
+/// [`ACCURACY_MOCK`]'s whole answer, in ms: 100 to its headers, 400 to the first token, 19 gaps
+/// of 50.
+pub const ACCURACY_ANSWER_MS: f64 = 100.0 + 400.0 + 19.0 * 50.0;
+
+/// A mock whose every second answer is a 500 after 100 ms, which the gateway retries once; then
+/// 5 chunks 10 ms apart.
+pub const RETRIED_MOCK: &[&str] = &[
+    "--mock-ttfb-ms",
+    "100",
+    "--mock-chunks",
+    "5",
+    "--mock-chunk-interval-ms",
+    "10",
+    "--mock-jitter-ms",
+    "0",
+    "--mock-fail-every",
+    "2",
+    "--upstream-retries",
+    "1",
+];
+
+/// The prompt of the accuracy requests.
+pub const ACCURACY_PROMPT: &str = "Where does the time of an LLM request go?";
