@@ -173,18 +173,19 @@ fn series_stop_growing_with_distinct_paths_once_the_cap_is_full() {
 }
 
 #[test]
-fn the_name_other_is_the_overflow_endpoint_and_uses_no_slot() {
+fn the_name_other_is_a_name_of_its_own_not_the_overflow() {
     let (registry, metrics) = capped(1);
     request(metrics, OVERFLOW_LABEL);
     request(metrics, "/a");
     request(metrics, "/b");
     assert_eq!(
         endpoints(&registry),
-        ["/a", OVERFLOW_LABEL]
+        ["other_", OVERFLOW_LABEL]
             .map(String::from)
             .into_iter()
             .collect()
     );
+    assert_eq!(outcome(&registry, "other_", "completed"), 1);
     assert_eq!(outcome(&registry, OVERFLOW_LABEL, "completed"), 2);
 }
 

@@ -62,6 +62,22 @@ fn label_cap_bounds_the_model_values() {
 }
 
 #[test]
+fn a_client_cannot_choose_the_overflow_series() {
+    let registry = Registry::new();
+    let metrics = Metrics::builder().label_cap(2).build(&registry).unwrap();
+    for model in ["other", "unknown", "late-1", "late-2"] {
+        request(metrics, CHAT, "openrouter", model);
+    }
+    let family = "backend_ttfb_seconds";
+    assert_eq!(
+        models(&registry, family),
+        set(&["other_", "unknown_", OVERFLOW_LABEL])
+    );
+    assert_eq!(count(&registry, family, &[("model", "other_")]), 1);
+    assert_eq!(count(&registry, family, &[("model", OVERFLOW_LABEL)]), 2);
+}
+
+#[test]
 fn label_cap_bounds_the_provider_values() {
     let registry = Registry::new();
     let metrics = Metrics::builder().label_cap(2).build(&registry).unwrap();

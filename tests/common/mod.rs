@@ -100,8 +100,8 @@ pub fn models_in(
 /// Sends `models` distinct model names (one request each, 16 at a time) through a gateway
 /// started with `args` and a mock that answers at once, and checks that each backend family of
 /// the chat endpoint keeps exactly `cap` of them plus `other`, which holds every other request
-/// exactly; that the series count stays `cap + 1` per family; and that `/metrics` stays valid
-/// and small.
+/// exactly (a client's own model `other`, sent first, is kept as `other_` and is not in it);
+/// that the series count stays `cap + 1` per family; and that `/metrics` stays valid and small.
 pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &str) {
     const CHAT: &str = "/v1/chat/completions";
     let overflow = perf_runtime::metrics::OVERFLOW_LABEL;
@@ -116,8 +116,12 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
         "0",
     ];
     let gateway = start(&[args, &mock].concat()).await;
-    let names: Vec<String> = (0..models).map(|i| format!("client-model-{i}")).collect();
-    send_models(&gateway, &names, 16).await;
+    // The first client names its model `other`, the overflow's value: it is kept as `other_`,
+    // a model of its own, and the overflow series holds only the requests past the cap.
+    let mut names: Vec<String> = vec![overflow.to_owned()];
+    names.extend((1..models).map(|i| format!("client-model-{i}")));
+    send_models(&gateway, &names[..1], 1).await;
+    send_models(&gateway, &names[1..], 16).await;
     assert!(
         eventually(|| Outcomes::of(CHAT).completed == models as u64).await,
         "every request ended"
@@ -138,8 +142,13 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
             Some((models - cap) as u64),
             "{family_name}: the overflow series holds every later model's request"
         );
+        assert_eq!(
+            counts.get("other_"),
+            Some(&1),
+            "{family_name}: the client's `other`"
+        );
         for (model, count) in counts.iter().filter(|(m, _)| *m != overflow) {
-            assert!(names.contains(model), "{model}");
+            assert!(names.contains(model) || model == "other_", "{model}");
             assert_eq!(*count, 1, "{family_name}{{model={model}}}");
         }
         // The same models are kept in both families: they share one budget.

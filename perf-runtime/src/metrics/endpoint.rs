@@ -11,13 +11,10 @@ use super::family::Family;
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
 use super::known;
-use super::labels::{self, OVERFLOW_LABEL};
+use super::labels::{self, OVERFLOW_LABEL, UNKNOWN_LABEL};
 use super::stage_percentage::Split;
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
-
-/// The `provider` and `model` of streaming that no backend answered.
-const UNKNOWN_LABEL: &str = "unknown";
 
 /// An admitted `(provider, model)` pair.
 type ProviderModel = (Box<str>, Box<str>);
@@ -260,7 +257,7 @@ impl EndpointMetrics {
             self.metrics.providers.admit(provider),
             self.metrics.models.admit(model),
         );
-        let set = self.set(admitted.0, admitted.1);
+        let set = self.set(&admitted.0, &admitted.1);
         remember(self, provider, model, set);
         set
     }
@@ -428,15 +425,15 @@ impl EndpointTable {
     /// The handles of `path` (already cut to [`MAX_LABEL_LEN`](labels::MAX_LABEL_LEN)), made on
     /// first use; the [`OVERFLOW_LABEL`] endpoint's for a run-time name past the cap. Takes a
     /// read lock and hashes `path`; a new endpoint takes the write lock and allocates once.
+    /// A path spelled like a reserved value is [escaped](labels::escape_reserved): no name
+    /// records into the overflow endpoint but those past the cap.
     pub fn resolve(
         &self,
         metrics: &'static Metrics,
         path: &str,
         naming: Naming,
     ) -> &'static EndpointMetrics {
-        if path == OVERFLOW_LABEL {
-            return self.overflow(metrics);
-        }
+        let path = &*labels::escape_reserved(path);
         let full = {
             let named = self.named.read().unwrap_or_else(|e| e.into_inner());
             if let Some(&found) = named.by_path.get(path) {

@@ -1,6 +1,7 @@
 //! Label values that come from outside the code (a client's model name): bounded in length and in
 //! number, so that no client can grow the exposition without limit.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::RwLock;
 
@@ -15,8 +16,32 @@ pub const DEFAULT_LABEL_CAP: usize = 500;
 /// (`#[perf_endpoint]`, an [`Endpoint`](crate::Endpoint) static) are not counted.
 pub const DEFAULT_ENDPOINT_CAP: usize = 500;
 
-/// The value that stands for every value past the cap.
+/// The value that stands for every value past the cap. A client cannot send it: a value of its
+/// own spelled `other` is recorded as `other_` (see [`escape_reserved`]).
 pub const OVERFLOW_LABEL: &str = "other";
+
+/// The value of the streaming no backend answered (`provider` and `model`); a client's `unknown`
+/// is recorded as `unknown_`.
+pub(crate) const UNKNOWN_LABEL: &str = "unknown";
+
+/// `value`, unless it spells one of the values perf gives a meaning ([`OVERFLOW_LABEL`],
+/// `unknown`), or one of them followed by underscores: then it gets one more underscore.
+///
+/// So a client that sends the model `other` gets a series of its own (`other_`), and never
+/// lands in the series of the requests past the cap; the mapping is one-to-one (`other_` becomes
+/// `other__`), so two client values never share a series either.
+pub fn escape_reserved(value: &str) -> Cow<'_, str> {
+    let reserved = [OVERFLOW_LABEL, UNKNOWN_LABEL].into_iter().any(|word| {
+        value
+            .strip_prefix(word)
+            .is_some_and(|rest| rest.bytes().all(|b| b == b'_'))
+    });
+    if reserved {
+        Cow::Owned(format!("{value}_"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
 
 /// Cuts `value` to at most [`MAX_LABEL_LEN`] bytes without splitting a character.
 pub fn truncate(value: &str) -> &str {
@@ -46,32 +71,33 @@ impl LabelBudget {
         }
     }
 
-    /// The label value to record for `value`: itself (truncated) while the budget lasts,
-    /// [`OVERFLOW_LABEL`] after.
-    pub fn admit<'a>(&self, value: &'a str) -> &'a str {
+    /// The label value to record for `value`: itself (truncated, [reserved
+    /// values](escape_reserved) escaped) while the budget lasts, [`OVERFLOW_LABEL`] after.
+    pub fn admit<'a>(&self, value: &'a str) -> Cow<'a, str> {
         let value = truncate(value);
         if let Some(allowed) = &self.allowed {
             return if allowed.contains(value) {
-                value
+                escape_reserved(value)
             } else {
-                OVERFLOW_LABEL
+                Cow::Borrowed(OVERFLOW_LABEL)
             };
         }
+        let value = escape_reserved(value);
         let read = self.admitted.read().unwrap_or_else(|e| e.into_inner());
-        if read.contains(value) {
+        if read.contains(&*value) {
             return value;
         }
         let full = read.len() >= self.cap;
         drop(read);
         if full {
-            return OVERFLOW_LABEL;
+            return Cow::Borrowed(OVERFLOW_LABEL);
         }
         let mut write = self.admitted.write().unwrap_or_else(|e| e.into_inner());
-        if write.len() < self.cap || write.contains(value) {
-            write.insert(value.into());
+        if write.len() < self.cap || write.contains(&*value) {
+            write.insert((*value).into());
             value
         } else {
-            OVERFLOW_LABEL
+            Cow::Borrowed(OVERFLOW_LABEL)
         }
     }
 }
@@ -96,6 +122,18 @@ mod tests {
         assert_eq!(budget.admit("b"), "b");
         assert_eq!(budget.admit("c"), OVERFLOW_LABEL);
         assert_eq!(budget.admit("a"), "a");
+    }
+
+    #[test]
+    fn a_client_cannot_send_the_reserved_values() {
+        let budget = LabelBudget::new(10, None);
+        assert_eq!(budget.admit(OVERFLOW_LABEL), "other_");
+        assert_eq!(budget.admit("other_"), "other__");
+        assert_eq!(budget.admit("unknown"), "unknown_");
+        assert_eq!(budget.admit("other-model"), "other-model");
+        assert_eq!(budget.admit("others"), "others");
+        let listed = LabelBudget::new(10, Some(["other".into()].into_iter().collect()));
+        assert_eq!(listed.admit("other"), "other_");
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub(crate) use histogram::Histogram;
 #[doc(hidden)]
 pub use known::KnownEndpoint;
 use labels::LabelBudget;
-pub use labels::{DEFAULT_ENDPOINT_CAP, DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
+pub use labels::{
+    escape_reserved, DEFAULT_ENDPOINT_CAP, DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL,
+};
 pub use stage_percentage::PHASES;
 
 /// The metric families of perf in one registry, with the handles resolved from them.
@@ -237,10 +239,10 @@ impl Metrics {
     pub(crate) fn operation(&self, operation: &str) -> &'static Histogram {
         let operation = labels::truncate(operation);
         let family = &self.families.operation_duration;
-        if let Some(found) = family.find(&[operation]) {
+        if let Some(found) = family.find(&[&labels::escape_reserved(operation)]) {
             return found;
         }
-        family.get(&[self.operations.admit(operation)])
+        family.get(&[&self.operations.admit(operation)])
     }
 }
 
