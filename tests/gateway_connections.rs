@@ -8,7 +8,9 @@
 //! * a request head sent a line at a time is cut at the timeout, and a kept-alive connection
 //!   left idle after its answer is closed at the timeout too;
 //! * past `--max-connections` a new connection waits until one closes (without the timeout, an
-//!   idle connection keeps its slot for good).
+//!   idle connection keeps its slot for good);
+//! * the same timeout closes an HTTP/2 connection with no stream open, and one that stops in the
+//!   middle of the HTTP/2 preface (before the server can tell which protocol it speaks).
 //!
 //! Like the gateway's `main`, the test process first raises its open-file soft limit to its hard
 //! limit: it holds both ends of every connection.
@@ -202,5 +204,38 @@ async fn connections_past_the_cap_wait_for_a_free_slot() {
         Some(200),
         "served once a slot is free"
     );
+    gateway.shutdown().await;
+}
+
+/// HTTP/2's connection preface, then an empty SETTINGS frame: what a prior-knowledge client
+/// sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_connections_without_a_stream_are_closed_at_the_timeout() {
+    let gateway = gateway(&[]).await;
+    for (sent, what) in [
+        (H2_PREFACE, "an HTTP/2 connection with no stream"),
+        (&H2_PREFACE[..3], "a preface cut short"),
+    ] {
+        let opened = Instant::now();
+        let mut conn = connect(gateway.addr()).await;
+        conn.write_all(sent).await.unwrap();
+        assert!(closed_by_the_gateway(&mut conn).await, "{what}: kept open");
+        let closed_after = opened.elapsed();
+        assert!(
+            closed_after >= HEADER_TIMEOUT && closed_after < HEADER_TIMEOUT + SLACK,
+            "{what}: closed {closed_after:?} after connecting"
+        );
+    }
+    // A prior-knowledge client is served over HTTP/2 on the same listener.
+    let h2 = common::client_for(common::Protocol::Http2);
+    let answer = h2
+        .get(format!("http://{}/healthz", gateway.addr()))
+        .send()
+        .await
+        .expect("answered over HTTP/2");
+    assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+    assert_eq!(answer.text().await.unwrap(), "ok");
     gateway.shutdown().await;
 }

@@ -11,8 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    backend_counts, chat, diff, eventually, frontend_count, post, responses, stage_counts, start,
-    start_steady, turn, Outcomes, KEY, ZERO_MOCK,
+    backend_counts, chat, client_for, diff, eventually, frontend_count, post, post_via, responses,
+    stage_counts, start, start_steady, turn, Outcomes, Protocol, KEY, ZERO_MOCK,
 };
 use futures_util::{stream, StreamExt};
 use perf::Gateway;
@@ -26,16 +26,26 @@ const RESPONSES: &str = "/v1/responses";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_clients_400_requests_400_observations() {
+    sixteen_concurrent_clients(Protocol::Http1, "load-16x400").await;
+}
+
+/// The same over HTTP/2: 16 requests at a time multiplexed on one connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_http2_streams_400_requests_400_observations() {
+    sixteen_concurrent_clients(Protocol::Http2, "load-16x400-h2").await;
+}
+
+async fn sixteen_concurrent_clients(protocol: Protocol, model: &str) {
     let _turn = turn().await;
     let gateway = start(ZERO_MOCK).await;
-    let model = "load-16x400";
     const REQUESTS: u64 = 400;
     let before = (Outcomes::of(CHAT), stage_counts(CHAT), frontend_count(CHAT));
 
-    let gateway_ref = &gateway;
+    let (gateway_ref, client) = (&gateway, &client_for(protocol));
     stream::iter(0..REQUESTS)
         .map(|i| async move {
-            let response = post(
+            let response = post_via(
+                client,
                 gateway_ref,
                 "/chat/completions",
                 Some(KEY),
@@ -43,6 +53,7 @@ async fn sixteen_concurrent_clients_400_requests_400_observations() {
             )
             .await;
             assert_eq!(response.status(), 200);
+            assert_eq!(response.version(), protocol.version());
             response.bytes().await.expect("the whole answer");
         })
         .buffer_unordered(16)

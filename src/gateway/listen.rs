@@ -1,14 +1,18 @@
-//! The connections of a server: hyper's HTTP/1.1 with a header-read timeout, a cap on open
-//! connections, and graceful shutdown, which `axum::serve` does not give (its header timeout
-//! has no timer, so is never in force).
+//! The connections of a server: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener with
+//! hyper, an idle timeout that covers both, a cap on open connections, and graceful shutdown,
+//! none of which `axum::serve` gives (its header timeout has no timer, so is never in force).
 
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::response::Response;
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -16,6 +20,11 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::config::ConnectionLimits;
+use super::idle::{Activity, HeldBody};
+
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200): what each costs
+/// is counted in the gateway's descriptor budget anyway, this bounds one client's share.
+const MAX_H2_STREAMS: u32 = 100;
 
 /// An axum server running in the background, shut down gracefully when told or dropped.
 #[derive(Debug)]
@@ -32,15 +41,16 @@ impl ServerHandle {
         Self::serve_with(listener, router, ConnectionLimits::default())
     }
 
-    /// Serves `router` on `listener` in a new task, over HTTP/1.1 with hyper, within `limits`:
+    /// Serves `router` on `listener` in a new task, over HTTP/1.1 and HTTP/2 (a client that
+    /// opens with HTTP/2's preface: prior knowledge, h2c) with hyper, within `limits`:
     ///
-    /// * a connection that has not sent a complete request head within
-    ///   `limits.header_read_timeout` of connecting, or of its previous answer's end (an idle
-    ///   kept-alive connection), is closed by hyper (its `header_read_timeout`, which
-    ///   `axum::serve` leaves without a timer, so never in force);
+    /// * a connection with no request open for `limits.header_read_timeout` is closed: one that
+    ///   has not sent a complete request head within that time of connecting, or of its
+    ///   previous answer's end (an idle kept-alive connection, an HTTP/2 one with no stream);
     /// * at most `limits.max_connections` connections are served at once: the server accepts
     ///   the next one only when one has closed, and meanwhile new ones wait in the kernel's
-    ///   listen backlog (and, past it, their client retries the connection).
+    ///   listen backlog (and, past it, their client retries the connection);
+    /// * an HTTP/2 connection has at most 100 streams open at once.
     pub fn serve_with(
         listener: TcpListener,
         router: Router,
@@ -72,9 +82,7 @@ async fn accept_loop(
     limits: ConnectionLimits,
     mut stopped: oneshot::Receiver<()>,
 ) {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    let http = builder(&limits);
     let permits = limits
         .max_connections
         .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
@@ -108,15 +116,65 @@ async fn accept_loop(
         // SSE events are small writes: without TCP_NODELAY each waits for the client's delayed
         // ACK (~40 ms), which would show up as streaming time.
         let _ = tcp.set_nodelay(true);
-        let connection =
-            http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()));
+        let activity = Activity::new();
+        let service = watched(router.clone(), activity.clone());
+        let connection = http
+            .serve_connection(TokioIo::new(tcp), service)
+            .into_owned();
         let connection = graceful.watch(connection);
+        let idle_limit = limits.header_read_timeout;
         tokio::spawn(async move {
-            // Errors are the client's: a header timeout, a reset, a malformed request.
-            let _ = connection.await;
+            // Errors are the client's: a timeout, a reset, a malformed request.
+            match idle_limit {
+                Some(limit) => {
+                    tokio::select! {
+                        _ = connection => {}
+                        // Dropping the connection closes it.
+                        () = activity.idle_for(limit) => {}
+                    }
+                }
+                None => {
+                    let _ = connection.await;
+                }
+            }
             drop(permit);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// hyper's builder for both protocols: HTTP/1.1 with its header-read timeout (a head trickled
+/// within a kept-alive connection), HTTP/2 with at most [`MAX_H2_STREAMS`] streams.
+fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS);
+    http
+}
+
+/// `router` as one connection's hyper service: each request open from its head to the end of
+/// its answer's body, for the idle timeout.
+fn watched(
+    router: Router,
+    activity: Arc<Activity>,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<Response, Infallible>> + Send + 'static,
+> + Clone {
+    let service = TowerToHyperService::new(router);
+    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let open = activity.open();
+        let answer = hyper::service::Service::call(&service, request);
+        async move {
+            let response: Response = answer.await?;
+            Ok::<_, Infallible>(response.map(|body| HeldBody::new(body, open)))
+        }
+    })
 }

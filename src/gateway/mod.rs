@@ -8,6 +8,7 @@ pub mod demo_table;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod idle;
 pub mod label_settings;
 pub mod listen;
 pub mod metrics_route;

@@ -62,6 +62,36 @@ pub fn client() -> reqwest::Client {
         .expect("a plain HTTP client builds")
 }
 
+/// The HTTP version a test client speaks to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1, reqwest's default over plain TCP.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c: no TLS, no upgrade).
+    Http2,
+}
+
+impl Protocol {
+    /// The version of the answers a client of this protocol gets.
+    pub fn version(self) -> reqwest::Version {
+        match self {
+            Protocol::Http1 => reqwest::Version::HTTP_11,
+            Protocol::Http2 => reqwest::Version::HTTP_2,
+        }
+    }
+}
+
+/// A client speaking `protocol`; an HTTP/2 one multiplexes its requests on one connection.
+pub fn client_for(protocol: Protocol) -> reqwest::Client {
+    let builder = reqwest::Client::builder().no_proxy();
+    match protocol {
+        Protocol::Http1 => builder.http1_only(),
+        Protocol::Http2 => builder.http2_prior_knowledge(),
+    }
+    .build()
+    .expect("a plain HTTP client builds")
+}
+
 /// `POST {gateway}/v1{path}` with `body`, authenticated with `key` if given.
 pub async fn post(
     gateway: &Gateway,
@@ -69,7 +99,18 @@ pub async fn post(
     key: Option<&str>,
     body: impl Into<reqwest::Body>,
 ) -> reqwest::Response {
-    let mut request = client()
+    post_via(&client(), gateway, path, key, body).await
+}
+
+/// [`post`], sent by `client`.
+pub async fn post_via(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    path: &str,
+    key: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    let mut request = client
         .post(format!("{}{path}", gateway.base_url()))
         .header("content-type", "application/json")
         .body(body);
