@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use perf_runtime::metrics::DEFAULT_LABEL_CAP;
 
+use super::body_timeout::BodyLimits;
 use super::mock::embedding::DEFAULT_MODELS;
 use super::mock::MockConfig;
 
@@ -203,6 +204,27 @@ pub struct Config {
     )]
     pub header_read_timeout_ms: u64,
 
+    /// A request's whole body must arrive within this time of its head, in milliseconds; else
+    /// it is answered 408 and its connection closed. 0 for no limit.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "GATEWAY_BODY_READ_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub body_read_timeout_ms: u64,
+
+    /// After its first 2 seconds, a request's body must have come at this many bytes a second
+    /// on average since its head; else it is answered 408 and its connection closed (a body
+    /// trickled to hold a connection). 0 for no minimum.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "GATEWAY_BODY_MIN_RATE",
+        default_value_t = 1024
+    )]
+    pub body_min_rate: u64,
+
     /// Most client connections served at once; further ones wait in the listen backlog until
     /// one closes. 0 for no limit.
     #[arg(
@@ -296,6 +318,14 @@ impl Config {
         ConnectionLimits {
             header_read_timeout: limit(self.header_read_timeout_ms),
             max_connections: (self.max_connections > 0).then_some(self.max_connections),
+        }
+    }
+
+    /// The limits on reading a request's body: `--body-read-timeout-ms`, `--body-min-rate`.
+    pub fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            timeout: limit(self.body_read_timeout_ms),
+            min_rate: (self.body_min_rate > 0).then_some(self.body_min_rate),
         }
     }
 

@@ -3,13 +3,17 @@
 use std::borrow::Cow;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
+
+use super::body_timeout::BodyTimeout;
+use super::refusals::{self, Reason};
+use perf_runtime::UNMATCHED_ENDPOINT;
 
 /// Most characters of a provider's error text quoted in a message.
 const MAX_QUOTED_CHARS: usize = 1000;
@@ -28,6 +32,8 @@ struct ErrorParts {
     param: Option<String>,
     message: String,
     retry_after: Option<HeaderValue>,
+    /// The connection is closed after the answer (a request body left unread).
+    close: bool,
 }
 
 impl ApiError {
@@ -44,6 +50,7 @@ impl ApiError {
             param: None,
             message,
             retry_after: None,
+            close: false,
         }))
     }
 
@@ -74,6 +81,7 @@ impl ApiError {
                     param: text("param"),
                     message: text("message").unwrap_or_default(),
                     retry_after: None,
+                    close: false,
                 }))
             }
             None => {
@@ -110,6 +118,29 @@ impl ApiError {
             Some("invalid_api_key"),
             message.into(),
         )
+    }
+
+    /// 408: the request's body did not arrive in time (`--body-read-timeout-ms`,
+    /// `--body-min-rate`).
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            Some("request_timeout"),
+            message.into(),
+        )
+    }
+
+    /// 503 with `Retry-After`: the gateway has no room for one more provider call now.
+    pub fn overloaded(message: impl Into<String>, retry_after_secs: u32) -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            Some("overloaded"),
+            message.into(),
+        );
+        error.0.retry_after = Some(HeaderValue::from(retry_after_secs));
+        error
     }
 
     /// 404: no such route.
@@ -257,6 +288,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, retry_after);
         }
+        if self.0.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -283,8 +319,32 @@ impl<S: Send + Sync> FromRequest<S> for RequestBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Ok(RequestBody(Bytes::from_request(req, state).await?))
+        let endpoint = req.extensions().get::<MatchedPath>().cloned();
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(RequestBody(bytes)),
+            Err(rejection) => match BodyTimeout::cause_of(&rejection) {
+                Some(timeout) => Err(too_slow(endpoint.as_ref(), timeout)),
+                None => Err(rejection.into()),
+            },
+        }
     }
+}
+
+/// A body cut off by its read timeout: the request fails (`outcome="error"`), is counted in
+/// `gateway_refused_requests_total`, and is answered 408 on a connection then closed.
+fn too_slow(endpoint: Option<&MatchedPath>, timeout: BodyTimeout) -> ApiError {
+    perf_runtime::current::fail();
+    let reason = match timeout {
+        BodyTimeout::Timeout => Reason::BodyTimeout,
+        BodyTimeout::TooSlow => Reason::BodyTooSlow,
+    };
+    refusals::count(
+        endpoint.map_or(UNMATCHED_ENDPOINT, MatchedPath::as_str),
+        reason,
+    );
+    let mut error = ApiError::request_timeout(timeout.to_string());
+    error.0.close = true;
+    error
 }
 
 /// Answers routes the gateway does not have.

@@ -7,7 +7,7 @@
 //! its head to the end (or drop) of its answer's body.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub struct Activity {
     open: AtomicUsize,
     /// When the connection last had no request open, in milliseconds since `born`.
     idle_since_ms: AtomicU64,
+    /// Closed as soon as no request is open, without waiting for the limit.
+    closing: AtomicBool,
     changed: Notify,
 }
 
@@ -34,6 +36,7 @@ impl Activity {
             born: Instant::now(),
             open: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
             changed: Notify::new(),
         })
     }
@@ -45,8 +48,16 @@ impl Activity {
         OpenRequest(self.clone())
     }
 
-    /// Returns once the connection has had no request open for `limit`.
-    pub async fn idle_for(&self, limit: Duration) {
+    /// Has the connection closed once no request is open: an HTTP/2 client that trickled a
+    /// body is told to go away as an HTTP/1.1 one is (`Connection: close`).
+    pub fn close_when_idle(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Returns once the connection has had no request open for `limit` (`None`: never), or at
+    /// all once [`close_when_idle`](Self::close_when_idle) was called: which of the two.
+    pub async fn idle_for(&self, limit: Option<Duration>) -> Idle {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -56,17 +67,31 @@ impl Activity {
                 changed.await;
                 continue;
             }
-            let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
-            let deadline = self.born + since + limit;
-            if Instant::now() >= deadline {
-                return;
+            if self.closing.load(Ordering::Acquire) {
+                return Idle::Closing;
             }
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = changed => {}
+            let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+            match limit.and_then(|limit| (self.born + since).checked_add(limit)) {
+                Some(deadline) if Instant::now() >= deadline => return Idle::TimedOut,
+                Some(deadline) => tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = changed => {}
+                },
+                // No limit: only a change can end it.
+                None => changed.await,
             }
         }
     }
+}
+
+/// Why an idle connection is to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// No request for the idle limit: nothing is pending, it can be dropped.
+    TimedOut,
+    /// Told to close once its requests were answered: its last answer may still be on its way
+    /// out, so it closes gracefully.
+    Closing,
 }
 
 /// A request open on its connection; dropped with the answer's body.
@@ -127,13 +152,13 @@ mod tests {
         let open = activity.open();
         let watch = tokio::spawn({
             let activity = activity.clone();
-            async move { activity.idle_for(limit).await }
+            async move { activity.idle_for(Some(limit)).await }
         });
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert!(!watch.is_finished(), "a request is open: never idle");
         let closed_at = Instant::now();
         drop(open);
-        watch.await.unwrap();
+        assert_eq!(watch.await.unwrap(), Idle::TimedOut);
         assert_eq!(
             Instant::now().duration_since(closed_at).as_secs(),
             10,

@@ -9,22 +9,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
+use axum::http::header::CONNECTION;
+use axum::http::Version;
 use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::config::ConnectionLimits;
-use super::idle::{Activity, HeldBody};
+use super::idle::{Activity, HeldBody, Idle};
 
 /// Streams one HTTP/2 connection may have open at once (hyper's default is 200): what each costs
 /// is counted in the gateway's descriptor budget anyway, this bounds one client's share.
 const MAX_H2_STREAMS: u32 = 100;
+
+/// How long a connection told to close (a body cut off by its read timeout) may take to send
+/// its last answer.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// An axum server running in the background, shut down gracefully when told or dropped.
 #[derive(Debug)]
@@ -86,7 +91,9 @@ async fn accept_loop(
     let permits = limits
         .max_connections
         .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
-    let graceful = GracefulShutdown::new();
+    // Told to every connection at shutdown; each then closes once its answers are out.
+    let (stop_all, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
     loop {
         let permit = match &permits {
             Some(permits) => tokio::select! {
@@ -111,6 +118,8 @@ async fn accept_loop(
                     continue;
                 }
             },
+            // Reaps the tasks of closed connections as it goes.
+            Some(_) = connections.join_next() => continue,
             _ = &mut stopped => break,
         };
         // SSE events are small writes: without TCP_NODELAY each waits for the client's delayed
@@ -121,27 +130,32 @@ async fn accept_loop(
         let connection = http
             .serve_connection(TokioIo::new(tcp), service)
             .into_owned();
-        let connection = graceful.watch(connection);
         let idle_limit = limits.header_read_timeout;
-        tokio::spawn(async move {
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
             // Errors are the client's: a timeout, a reset, a malformed request.
-            match idle_limit {
-                Some(limit) => {
-                    tokio::select! {
-                        _ = connection => {}
-                        // Dropping the connection closes it.
-                        () = activity.idle_for(limit) => {}
-                    }
-                }
-                None => {
-                    let _ = connection.await;
-                }
+            tokio::pin!(connection);
+            let linger = tokio::select! {
+                _ = connection.as_mut() => None,
+                // Dropped: closed at once (nothing is on its way out).
+                Idle::TimedOut = activity.idle_for(idle_limit) => None,
+                // Its last answer may still be on its way out; a client that stops reading
+                // gets a few seconds.
+                _ = activity.idle_for(None) => Some(CLOSE_LINGER),
+                // The answers open finish first (the caller bounds the shutdown).
+                _ = stopping.wait_for(|stop| *stop) => Some(Duration::MAX),
+            };
+            if let Some(linger) = linger {
+                // Idle HTTP/1.1 connections close, HTTP/2 ones get a GOAWAY.
+                connection.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(linger, connection).await;
             }
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop_all.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 /// hyper's builder for both protocols: HTTP/1.1 with its header-read timeout (a head trickled
@@ -171,9 +185,17 @@ fn watched(
     let service = TowerToHyperService::new(router);
     hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
         let open = activity.open();
+        let http2 = request.version() == Version::HTTP_2;
         let answer = hyper::service::Service::call(&service, request);
+        let activity = activity.clone();
         async move {
-            let response: Response = answer.await?;
+            let mut response: Response = answer.await?;
+            // `Connection: close` (a body cut off by its read timeout) closes an HTTP/1.1
+            // connection in hyper; HTTP/2 has no such header: the connection is closed once
+            // its streams are done.
+            if http2 && response.headers_mut().remove(CONNECTION).is_some() {
+                activity.close_when_idle();
+            }
             Ok::<_, Infallible>(response.map(|body| HeldBody::new(body, open)))
         }
     })

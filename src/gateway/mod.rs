@@ -2,6 +2,7 @@
 //! built-in mock provider or a real one.
 
 pub mod auth;
+pub mod body_timeout;
 pub mod config;
 pub mod demo;
 pub mod demo_table;
@@ -14,6 +15,7 @@ pub mod listen;
 pub mod metrics_route;
 pub mod mock;
 pub mod openai;
+pub mod refusals;
 pub mod server;
 pub mod sse;
 pub mod trace;

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::auth::ApiKeys;
+use super::body_timeout::BodyLimits;
 use super::config::{Config, LabelSettings};
 use super::error::{fallback, ApiError};
 use super::handlers::{chat_completions, embeddings, healthz, models, responses, App};
@@ -37,6 +38,7 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
         api_routes().merge(metrics_routes(MetricsAccess::Open, metrics)),
         app,
         max_body_bytes,
+        BodyLimits::default(),
     )
 }
 
@@ -56,14 +58,18 @@ pub fn api_routes() -> Router<App> {
 }
 
 /// `routes` as a service: unknown routes answered 404, request bodies limited to
-/// `max_body_bytes`, a panicking handler answered 500, every answer with a trace id (those no
-/// handler tagged: the client's, or a new one), `app` as the state.
-fn service(routes: Router<App>, app: App, max_body_bytes: usize) -> Router {
+/// `max_body_bytes` and read within `body`'s limits (from the head on: outermost), a panicking
+/// handler answered 500, every answer with a trace id (those no handler tagged: the client's,
+/// or a new one), `app` as the state.
+fn service(routes: Router<App>, app: App, max_body_bytes: usize, body: BodyLimits) -> Router {
     routes
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(catch_panic())
         .layer(axum::middleware::from_fn(trace::tag_untagged))
+        .layer(axum::middleware::map_request(move |request| async move {
+            body.apply(request)
+        }))
         .with_state(app)
 }
 
@@ -212,7 +218,7 @@ impl Gateway {
         let listener = TcpListener::bind(config.listen).await?;
         let server = ServerHandle::serve_with(
             listener,
-            service(routes, app, config.max_body_bytes),
+            service(routes, app, config.max_body_bytes, config.body_limits()),
             limits,
         )?;
         Ok(Gateway {
