@@ -116,7 +116,7 @@ pub struct HeldBody {
 
 impl HeldBody {
     /// `body`, holding `open` as long as it lives.
-    pub fn new(body: Body, open: OpenRequest) -> Body {
+    pub fn wrap(body: Body, open: OpenRequest) -> Body {
         Body::new(HeldBody { body, _open: open })
     }
 }

@@ -196,7 +196,7 @@ fn watched(
             if http2 && response.headers_mut().remove(CONNECTION).is_some() {
                 activity.close_when_idle();
             }
-            Ok::<_, Infallible>(response.map(|body| HeldBody::new(body, open)))
+            Ok::<_, Infallible>(response.map(|body| HeldBody::wrap(body, open)))
         }
     })
 }
