@@ -41,15 +41,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("  api keys: {}", config.api_keys.join(", "));
     match open_files {
-        // A client connection may need one to the provider too.
-        Ok(limit) if config.max_connections > 0 && limit / 2 < config.max_connections as u64 => {
-            println!(
-                "  warning: {limit} open files allowed, fewer than 2 per connection of \
-                 --max-connections {}; raise the hard limit (ulimit -Hn) or lower it",
-                config.max_connections
-            )
+        Ok(_) => {
+            let plan = gateway.descriptor_plan();
+            println!("  capacity: {plan}");
+            if let Some(asked) = plan.connections_lowered_from {
+                println!(
+                    "  warning: --max-connections {asked} does not fit the open-file limit; \
+                     raise the hard limit (ulimit -Hn) to serve more"
+                );
+            }
         }
-        Ok(_) => {}
         Err(e) => println!("  warning: the open-file limit could not be raised: {e}"),
     }
     let protected = if config.metrics_token.is_some() {

@@ -318,6 +318,7 @@ impl Config {
         ConnectionLimits {
             header_read_timeout: limit(self.header_read_timeout_ms),
             max_connections: (self.max_connections > 0).then_some(self.max_connections),
+            counted: false,
         }
     }
 
@@ -372,8 +373,11 @@ pub struct ConnectionLimits {
     /// Time to send a complete request head, from connecting or from the end of the previous
     /// answer on a kept-alive connection: `--header-read-timeout-ms`.
     pub header_read_timeout: Option<Duration>,
-    /// Connections served at once: `--max-connections`.
+    /// Connections served at once: `--max-connections`, lowered to fit the descriptor budget.
     pub max_connections: Option<usize>,
+    /// Its connections count in `gateway_descriptors_in_use{use="client_connections"}`: the
+    /// gateway's listeners (not the mock provider's).
+    pub counted: bool,
 }
 
 #[cfg(test)]
@@ -408,7 +412,8 @@ mod tests {
             config.connection_limits(),
             ConnectionLimits {
                 header_read_timeout: secs(10),
-                max_connections: Some(10_000)
+                max_connections: Some(10_000),
+                counted: false,
             }
         );
         let config = Config::parse_from([

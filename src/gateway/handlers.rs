@@ -31,8 +31,10 @@ use futures_util::{Stream, StreamExt};
 use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream, TraceId};
 
 use super::auth::ApiKeys;
+use super::descriptors::CallBudget;
 use super::error::{ApiError, RequestBody};
 use super::openai::{parse, ChatRequest, EmbeddingsRequest, OpenAiRequest, ResponsesRequest};
+use super::refusals::{self, Reason};
 use super::sse::{relay, Relayed};
 use super::trace::{self, Traced};
 use super::upstream::{read_body, Answer, ProviderFailure, Upstream};
@@ -46,6 +48,7 @@ pub struct App {
     provider: Arc<str>,
     retries: u32,
     server_timing: bool,
+    calls: CallBudget,
 }
 
 impl App {
@@ -58,6 +61,7 @@ impl App {
             provider: provider.into(),
             retries: 0,
             server_timing: true,
+            calls: CallBudget::unlimited(),
         }
     }
 
@@ -71,6 +75,12 @@ impl App {
     /// Sends a `Server-Timing` header with whole answers, or not (`--no-server-timing`).
     pub fn with_server_timing(mut self, on: bool) -> App {
         self.server_timing = on;
+        self
+    }
+
+    /// Provider calls at once within `calls` (the gateway's descriptor budget); past it, a 503.
+    pub fn with_call_budget(mut self, calls: CallBudget) -> App {
+        self.calls = calls;
         self
     }
 
@@ -140,7 +150,7 @@ pub const NO_MODEL: &str = "";
 async fn list_models(app: &App, headers: &HeaderMap, trace: TraceId) -> Result<Response, ApiError> {
     validate(app, headers)?;
     let request = models_request(app)?;
-    let upstream = call_with_retries(app, NO_MODEL, request, trace).await?;
+    let upstream = call_with_retries(app, "/v1/models", NO_MODEL, request, trace).await?;
     let whole = read_body(answer(upstream))
         .await
         .map_err(ProviderFailure::report)?;
@@ -167,7 +177,7 @@ async fn forward<R: OpenAiRequest>(
     validate(app, headers)?;
     let mut req: R = request_parsing(body)?;
     let (prepared, usage_asked) = request_preparation(app, &mut req)?;
-    let upstream = call_with_retries(app, req.model(), prepared, trace).await?;
+    let upstream = call_with_retries(app, R::ENDPOINT, req.model(), prepared, trace).await?;
     if req.is_stream() {
         // An answer that is no SSE stream would reach the client as an empty one.
         let upstream = upstream
@@ -206,17 +216,30 @@ type Never = std::convert::Infallible;
 /// generated nothing. Each try is a backend call of its own: its wait is a backend window (left
 /// out of the gateway's overhead), its failure is counted in `backend_errors_total`, and only
 /// the one that answers records a TTFB.
+///
+/// First, the call must fit the gateway's descriptor budget: else the client gets a 503 with
+/// `Retry-After` at once, and the provider is not tried (counted in
+/// `gateway_refused_requests_total{endpoint, reason="over_capacity"}`). The room is held until
+/// the answer is read to its end.
 async fn call_with_retries(
     app: &App,
+    endpoint: &'static str,
     model: &str,
     mut request: reqwest::Request,
     trace: TraceId,
 ) -> Result<Answer, ApiError> {
+    let Some(room) = app.calls.try_call() else {
+        refusals::count(endpoint, Reason::OverCapacity);
+        return Err(ApiError::overloaded(
+            "the gateway is at capacity: try again shortly",
+            1,
+        ));
+    };
     let mut retries = app.retries;
     loop {
         let again = (retries > 0).then(|| request.try_clone()).flatten();
         let failure = match call_provider(app, model, request, trace).await {
-            Ok(answer) => return Ok(answer),
+            Ok(answer) => return Ok(answer.holding(room)),
             Err(failure) => failure,
         };
         match again {

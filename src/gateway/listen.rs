@@ -16,11 +16,12 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::config::ConnectionLimits;
+use super::descriptors::{self, Use};
 use super::idle::{Activity, HeldBody, Idle};
 
 /// Streams one HTTP/2 connection may have open at once (hyper's default is 200): what each costs
@@ -79,6 +80,23 @@ impl ServerHandle {
     }
 }
 
+/// Connections waiting to be accepted that the kernel keeps (it caps this at
+/// `net.core.somaxconn`, 4,096 on current Linux): in a burst, a client past the backlog has its
+/// connection retried by its kernel after a second, and again after three.
+const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a backlog of [`BACKLOG`] (tokio's `bind` asks for 1,024).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Accepts connections until told to stop (or the handle is dropped), each served in a task of
 /// its own; then closes the idle ones, and waits for the others to finish their answers.
 async fn accept_loop(
@@ -125,6 +143,7 @@ async fn accept_loop(
         // SSE events are small writes: without TCP_NODELAY each waits for the client's delayed
         // ACK (~40 ms), which would show up as streaming time.
         let _ = tcp.set_nodelay(true);
+        let counted = limits.counted.then(ConnectionCounted::open);
         let activity = Activity::new();
         let service = watched(router.clone(), activity.clone());
         let connection = http
@@ -150,7 +169,7 @@ async fn accept_loop(
                 connection.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(linger, connection).await;
             }
-            drop(permit);
+            drop((permit, counted));
         });
     }
     drop(listener);
@@ -199,4 +218,21 @@ fn watched(
             Ok::<_, Infallible>(response.map(|body| HeldBody::wrap(body, open)))
         }
     })
+}
+
+/// A client connection open, in `gateway_descriptors_in_use{use="client_connections"}` until
+/// it closes.
+struct ConnectionCounted;
+
+impl ConnectionCounted {
+    fn open() -> ConnectionCounted {
+        descriptors::in_use(Use::ClientConnections, 1);
+        ConnectionCounted
+    }
+}
+
+impl Drop for ConnectionCounted {
+    fn drop(&mut self) {
+        descriptors::in_use(Use::ClientConnections, -1);
+    }
 }

@@ -6,6 +6,7 @@ pub mod body_timeout;
 pub mod config;
 pub mod demo;
 pub mod demo_table;
+pub mod descriptors;
 pub mod error;
 pub mod events;
 pub mod handlers;

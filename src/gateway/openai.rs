@@ -15,6 +15,9 @@ pub trait OpenAiRequest: DeserializeOwned + Serialize {
     /// The API's path under a provider's base URL, e.g. `/chat/completions`.
     const UPSTREAM_PATH: &'static str;
 
+    /// The gateway's route of the API, e.g. `/v1/chat/completions` (its `endpoint` label).
+    const ENDPOINT: &'static str;
+
     /// The requested model (the `model` label of the backend metrics).
     fn model(&self) -> &str;
 
@@ -119,6 +122,7 @@ impl Content {
 
 impl OpenAiRequest for ChatRequest {
     const UPSTREAM_PATH: &'static str = "/chat/completions";
+    const ENDPOINT: &'static str = "/v1/chat/completions";
 
     fn model(&self) -> &str {
         &self.model
@@ -166,6 +170,7 @@ pub struct ResponsesRequest {
 
 impl OpenAiRequest for ResponsesRequest {
     const UPSTREAM_PATH: &'static str = "/responses";
+    const ENDPOINT: &'static str = "/v1/responses";
 
     fn model(&self) -> &str {
         &self.model
@@ -241,6 +246,7 @@ pub enum InputSize {
 
 impl OpenAiRequest for EmbeddingsRequest {
     const UPSTREAM_PATH: &'static str = "/embeddings";
+    const ENDPOINT: &'static str = "/v1/embeddings";
 
     fn model(&self) -> &str {
         &self.model

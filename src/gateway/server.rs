@@ -14,18 +14,19 @@ use perf_runtime::InstallError;
 #[cfg(not(feature = "uninstrumented"))]
 use perf_runtime::PerfLayer;
 use reqwest::Url;
-use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::auth::ApiKeys;
 use super::body_timeout::BodyLimits;
-use super::config::{Config, LabelSettings};
+use super::config::{Config, ConnectionLimits, LabelSettings};
+use super::descriptors::{CallBudget, DescriptorPlan};
 use super::error::{fallback, ApiError};
 use super::handlers::{chat_completions, embeddings, healthz, models, responses, App};
 use super::mock::MockProvider;
 use super::trace;
 use super::upstream::Upstream;
 
+use super::listen;
 pub use super::listen::ServerHandle;
 pub use super::metrics_route::{metrics_routes, MetricsAccess, MetricsCache, RENDER_OPERATION};
 
@@ -85,6 +86,19 @@ fn catch_panic() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Respons
         ApiError::internal("the gateway failed while handling this request").into_response()
     }
     CatchPanicLayer::custom(answer as fn(Box<dyn Any + Send + 'static>) -> Response)
+}
+
+/// This process's soft limit of open files (what the descriptor budget plans with); no limit
+/// where the system has none, or it cannot be read.
+pub fn open_file_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(u64::MAX, |(soft, _)| soft)
+    }
+    #[cfg(not(unix))]
+    {
+        u64::MAX
+    }
 }
 
 /// Raises this process's soft limit of open files to its hard limit (where the system allows
@@ -156,6 +170,7 @@ pub struct Gateway {
     metrics_server: Option<ServerHandle>,
     mock: Option<MockProvider>,
     upstream: Url,
+    descriptors: DescriptorPlan,
 }
 
 impl Gateway {
@@ -191,19 +206,37 @@ impl Gateway {
             config.upstream_timeouts(),
         )
         .map_err(io::Error::other)?;
+        // A call to the built-in mock holds both ends of its connection in this process.
+        let per_call = if mock.is_some() { 2 } else { 1 };
+        let descriptors = DescriptorPlan::new(
+            open_file_limit(),
+            config.connection_limits().max_connections,
+            per_call,
+        );
+        if let Some(asked) = descriptors.connections_lowered_from {
+            log::warn!(
+                "gateway: --max-connections {asked} does not fit the open-file limit; planned \
+                 with {descriptors}. Raise the limit (ulimit -n) to serve more."
+            );
+        }
         let app = App::new(
             ApiKeys::new(&config.api_keys),
             client,
             &config.provider_label(),
         )
         .with_retries(config.upstream_retries)
-        .with_server_timing(config.server_timing);
+        .with_server_timing(config.server_timing)
+        .with_call_budget(CallBudget::new(&descriptors));
         let cache = MetricsCache::new(Duration::from_millis(config.metrics_max_age_ms));
-        let limits = config.connection_limits();
+        let limits = ConnectionLimits {
+            max_connections: Some(descriptors.connections),
+            counted: true,
+            ..config.connection_limits()
+        };
         let mut routes = api_routes().merge(routes);
         let metrics_server = match config.metrics_listen {
             Some(addr) => {
-                let listener = TcpListener::bind(addr).await?;
+                let listener = listen::bind(addr)?;
                 let metrics = metrics_routes(access, cache)
                     .route("/healthz", get(healthz))
                     .fallback(fallback)
@@ -215,7 +248,7 @@ impl Gateway {
                 None
             }
         };
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = listen::bind(config.listen)?;
         let server = ServerHandle::serve_with(
             listener,
             service(routes, app, config.max_body_bytes, config.body_limits()),
@@ -226,6 +259,7 @@ impl Gateway {
             metrics_server,
             mock,
             upstream,
+            descriptors,
         })
     }
 
@@ -255,6 +289,11 @@ impl Gateway {
     /// The provider's base URL: the mock's, or `--upstream`.
     pub fn upstream_url(&self) -> &Url {
         &self.upstream
+    }
+
+    /// How the gateway shares its open files between client connections and provider calls.
+    pub fn descriptor_plan(&self) -> &DescriptorPlan {
+        &self.descriptors
     }
 
     /// The mock provider, if the gateway started one.

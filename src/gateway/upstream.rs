@@ -31,6 +31,7 @@ use reqwest::{Client, Request, Response, Url};
 use tokio::time::Instant;
 
 use super::config::UpstreamTimeouts;
+use super::descriptors::{CallRoom, IDLE_PROVIDER_CONNECTIONS};
 use super::error::ApiError;
 use super::events::{answer_usage, Usage};
 use super::openai::OpenAiRequest;
@@ -134,7 +135,11 @@ impl Upstream {
         let connect = timeouts
             .first_byte
             .map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT));
-        let mut client = Client::builder().connect_timeout(connect).tcp_nodelay(true);
+        // Idle connections kept for reuse are reserved in the descriptor budget.
+        let mut client = Client::builder()
+            .connect_timeout(connect)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(IDLE_PROVIDER_CONNECTIONS);
         if is_loopback(&base) {
             client = client.no_proxy();
         }
@@ -215,6 +220,7 @@ impl Upstream {
             response,
             idle: self.timeouts.idle,
             deadline,
+            room: None,
         };
         if answer.response.status().is_success() {
             return Ok(answer);
@@ -230,9 +236,18 @@ pub struct Answer {
     response: Response,
     idle: Option<Duration>,
     deadline: Option<Instant>,
+    /// The call's room in the descriptor budget, freed with the body.
+    room: Option<CallRoom>,
 }
 
 impl Answer {
+    /// The answer, holding `room` in the descriptor budget until its body is read to its end
+    /// or dropped.
+    pub fn holding(mut self, room: CallRoom) -> Answer {
+        self.room = Some(room);
+        self
+    }
+
     /// The answer's status.
     pub fn status(&self) -> StatusCode {
         self.response.status()
@@ -265,10 +280,12 @@ impl Answer {
             response,
             idle,
             deadline,
+            room,
         } = self;
         let body = Box::pin(response.bytes_stream());
-        futures_util::stream::unfold(Some(body), move |body| async move {
-            let mut body = body?;
+        // The room goes with the body: freed after its last chunk, its failure, or its drop.
+        futures_util::stream::unfold(Some((body, room)), move |body| async move {
+            let (mut body, room) = body?;
             let asked = Instant::now();
             let idle_until = idle.map(|idle| asked + idle);
             let next = match within(earliest(idle_until, deadline), body.next()).await {
@@ -287,7 +304,7 @@ impl Answer {
                 }
             };
             match next? {
-                Ok(bytes) => Some((Ok(bytes), Some(body))),
+                Ok(bytes) => Some((Ok(bytes), Some((body, room)))),
                 Err(e) => {
                     let failure = ProviderFailure::new(
                         BackendErrorKind::BrokenOff,

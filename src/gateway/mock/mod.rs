@@ -174,7 +174,7 @@ pub struct MockProvider {
 impl MockProvider {
     /// Starts the mock on an ephemeral port of `127.0.0.1`.
     pub async fn start(config: MockConfig) -> io::Result<MockProvider> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = super::listen::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let mock = Arc::new(Mock::new(config));
         let server = ServerHandle::serve(listener, routes(mock.clone()))?;
         Ok(MockProvider { server, mock })
