@@ -2,6 +2,7 @@
 //! built-in mock provider or a real one.
 
 pub mod auth;
+pub mod banner;
 pub mod config;
 pub mod demo;
 pub mod demo_table;
@@ -10,9 +11,11 @@ pub mod events;
 pub mod handlers;
 pub mod label_settings;
 pub mod listen;
+pub mod logger;
 pub mod metrics_route;
 pub mod mock;
 pub mod openai;
+pub mod secrets;
 pub mod server;
 pub mod sse;
 pub mod trace;

@@ -184,9 +184,10 @@ impl Gateway {
             config.upstream_key.clone(),
             config.upstream_timeouts(),
         )
-        .map_err(io::Error::other)?;
+        .map_err(io::Error::other)?
+        .with_secrets(config.secrets());
         let app = App::new(
-            ApiKeys::new(&config.api_keys),
+            ApiKeys::new(config.client_keys()),
             client,
             &config.provider_label(),
         )
