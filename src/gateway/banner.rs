@@ -78,7 +78,7 @@ pub fn banner(config: &Config, gateway: &Gateway, open_files: &io::Result<u64>) 
     let _ = writeln!(out, "  metrics:  {}{protected}", gateway.metrics_url());
     let _ = writeln!(out);
     if key == "$KEY" {
-        let _ = writeln!(out, "  KEY=<one of the api keys above>");
+        let _ = writeln!(out, "  # with KEY set to one of the api keys above:");
     }
     // `$KEY` is expanded by the shell within double quotes; the demo key needs no quoting.
     let _ = writeln!(

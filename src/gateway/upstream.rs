@@ -339,12 +339,12 @@ impl Answer {
         let status = self.status();
         let retry_after = self.response.headers().get(RETRY_AFTER).cloned();
         let location = self.response.headers().get(LOCATION).cloned();
-        let host = self
-            .response
-            .url()
-            .host_str()
-            .unwrap_or_default()
-            .to_owned();
+        let url = self.response.url();
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
         let mut body = Vec::new();
         let mut chunks = std::pin::pin!(self.chunks());
         while body.len() < MAX_ERROR_BYTES {
@@ -366,10 +366,13 @@ impl Answer {
                 format!(" to {l}")
             })
             .unwrap_or_default();
+        let text = match redactor.log_quote(&body) {
+            text if text.is_empty() => String::from("(no body)"),
+            text => text,
+        };
         log::warn!(
-            "trace {trace}: the provider at {host} answered {status}{redirect} ({}): {}",
+            "trace {trace}: the provider at {host} answered {status}{redirect} ({}): {text}",
             hidden.what(),
-            redactor.log_quote(&body),
         );
         let code = status.as_u16();
         let message = match hidden {
