@@ -41,7 +41,7 @@ use super::config::UpstreamTimeouts;
 use super::error::ApiError;
 use super::events::{answer_usage, Usage};
 use super::openai::OpenAiRequest;
-use super::secrets::Redactor;
+use super::secrets::{fingerprint, Redactor};
 use super::trace::TRACEPARENT;
 
 /// Largest non-streamed answer read from the provider, in bytes.
@@ -122,7 +122,8 @@ impl ProviderFailure {
 }
 
 /// An OpenAI-compatible provider: its base URL, its key, its timeouts and a pooled HTTP client.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows the key as its fingerprint.
+#[derive(Clone)]
 pub struct Upstream {
     client: Client,
     base: Url,
@@ -248,6 +249,17 @@ impl Upstream {
             return Ok(answer);
         }
         Err(answer.status_failure(trace, &self.redactor).await)
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &self.base.as_str())
+            .field("key", &self.key.as_deref().map(fingerprint))
+            .field("timeouts", &self.timeouts)
+            .field("redactor", &self.redactor)
+            .finish_non_exhaustive()
     }
 }
 
@@ -564,6 +576,19 @@ mod tests {
             assert_eq!(failure.kind(), BackendErrorKind::Protocol);
             assert_eq!(failure.error().status(), StatusCode::BAD_GATEWAY);
         }
+    }
+
+    #[test]
+    fn debug_shows_the_key_as_its_fingerprint() {
+        let base = Url::parse("http://127.0.0.1:1/v1").unwrap();
+        let key = "sk-a-secret-of-the-gateway";
+        let upstream = Upstream::new(base, Some(key.into()), UpstreamTimeouts::default())
+            .unwrap()
+            .with_secrets(["client-key"]);
+        let debug = format!("{upstream:?}");
+        assert!(!debug.contains(key), "{debug}");
+        assert!(debug.contains(&fingerprint(key)), "{debug}");
+        assert!(debug.contains("Redactor(2 secrets)"), "{debug}");
     }
 
     #[test]
