@@ -11,60 +11,25 @@
 use std::time::Duration;
 
 use clap::Parser;
+use perf::gateway::banner::banner;
 use perf::gateway::demo::Demo;
+use perf::gateway::logger::log_to_stderr;
 use perf::gateway::server::raise_open_file_limit;
 use perf::{Config, Gateway};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
+    // Warnings (a provider's failures, by trace id) and perf's own errors, on stderr.
+    log_to_stderr();
     // Every connection is a file descriptor: the usual soft limit (1,024) would lock clients
     // out long before --max-connections.
     let open_files = raise_open_file_limit();
     let gateway = Gateway::start(&config).await?;
     let base = gateway.base_url();
-    let key = config.api_keys.first().cloned().unwrap_or_default();
-
-    println!("perf example gateway on {base}");
-    match gateway.mock() {
-        Some(mock) => println!(
-            "  provider: built-in mock at {} (TTFB {} ms, first token {} ms later, {} chunks \
-             every {} ms, jitter ±{} ms)",
-            mock.base_url(),
-            config.mock_ttfb_ms,
-            config.mock().first_token.as_millis(),
-            config.mock_chunks,
-            config.mock_chunk_interval_ms,
-            config.mock_jitter_ms,
-        ),
-        None => println!("  provider: {}", gateway.upstream_url()),
-    }
-    println!("  api keys: {}", config.api_keys.join(", "));
-    match open_files {
-        Ok(_) => {
-            let plan = gateway.descriptor_plan();
-            println!("  capacity: {plan}");
-            if let Some(asked) = plan.connections_lowered_from {
-                println!(
-                    "  warning: --max-connections {asked} does not fit the open-file limit; \
-                     raise the hard limit (ulimit -Hn) to serve more"
-                );
-            }
-        }
-        Err(e) => println!("  warning: the open-file limit could not be raised: {e}"),
-    }
-    let protected = if config.metrics_token.is_some() {
-        " (Authorization: Bearer <--metrics-token>)"
-    } else {
-        ""
-    };
-    println!("  metrics:  {}{protected}", gateway.metrics_url());
-    println!();
-    println!("  curl -N {base}/chat/completions -H 'Authorization: Bearer {key}' \\");
-    println!("    -H 'Content-Type: application/json' \\");
-    println!("    -d '{{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hi\"}}]}}'");
-    println!("  curl {base}/models -H 'Authorization: Bearer {key}'");
-    println!();
+    let key = config.client_keys().swap_remove(0);
+    // No key in it: fingerprints only, unless the gateway runs on the demo key.
+    println!("{}", banner(&config, &gateway, &open_files));
 
     let demo = if config.demo {
         println!(

@@ -3,7 +3,8 @@
 //!
 //! * a 4xx reaches the client with its status, the provider's OpenAI error (or one made from its
 //!   text) and its `Retry-After`: a 400 `context_length_exceeded`, a 429 `rate_limit_exceeded`;
-//! * a 5xx, or a 401 (the provider refusing the gateway's own key), is a 502;
+//! * a 5xx, or a 401 (the provider refusing the gateway's own key), is a 502 with a message of
+//!   the gateway's own (the provider's text goes to the log: `tests/gateway_provider_secrets.rs`);
 //! * a whole answer that is not JSON, or a streamed one that is not `text/event-stream`, is a
 //!   502; a stream event that is not JSON ends the stream with an SSE `error` event;
 //! * an unreachable provider is a 502.
@@ -16,7 +17,7 @@ mod common;
 
 use common::{
     backend_errors, chat, count, error_of, last_error_event, one_more_error, post, responses,
-    sse_events, start, turn, Outcomes, FAST_MOCK, KEY,
+    sse_events, start, trace_id_of, turn, Outcomes, FAST_MOCK, KEY,
 };
 use perf::gateway::mock::fault::RETRY_AFTER_SECS;
 use perf::Gateway;
@@ -116,23 +117,31 @@ async fn provider_4xx_pass_through_with_their_error_and_retry_after() {
     gateway.shutdown().await;
 }
 
-/// A provider 5xx is a 502 that quotes it; a provider 401 is the gateway's own key refused,
-/// which the client cannot fix: a 502 too, not a 401.
+/// A provider 5xx is a 502 naming its status, not quoting it; a provider 401 is the gateway's
+/// own key refused, which the client cannot fix: a 502 too, not a 401. Either names the trace
+/// id under which the gateway logged the provider's text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_5xx_and_a_refused_gateway_key_are_502() {
     let _turn = turn().await;
     let gateway = start(FAST_MOCK).await;
-    for (model, stream, quoted) in [
-        ("fault:status-503", true, "503"),
-        ("fault:status-500-text", false, "failed on purpose"),
-        ("fault:status-401", false, "credentials"),
+    for (model, stream, said) in [
+        ("fault:status-503", true, "the provider failed (503)"),
+        ("fault:status-500-text", false, "the provider failed (500)"),
+        (
+            "fault:status-401",
+            false,
+            "refused the gateway's credentials (401)",
+        ),
     ] {
         let response = failing(&gateway, CHAT, model, stream, MOCK).await;
         assert_eq!(retry_after(&response), None, "{model}");
+        let trace = trace_id_of(response.headers());
         let error = error_of(response, 502).await;
         assert_eq!(error["error"]["code"], "bad_gateway", "{error}");
         let message = error["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains(quoted), "{model}: {message}");
+        assert!(message.contains(said), "{model}: {message}");
+        assert!(message.contains(&trace), "{model}: {message}");
+        assert!(!message.contains("on purpose"), "{model}: {message}");
     }
     gateway.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! Command-line flags of the gateway, each also readable from an environment variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -11,6 +12,10 @@ use super::mock::embedding::DEFAULT_MODELS;
 use super::mock::MockConfig;
 
 pub use super::label_settings::LabelSettings;
+
+/// The API key clients use when none is given (`--api-key`, `--api-key-file` or their
+/// variables): a well-known demo key, not a secret, which the banner shows as it is.
+pub const DEFAULT_API_KEY: &str = "demo-key";
 
 /// The largest request body accepted by default, in bytes (4 MiB: room for a few base64 images).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -41,23 +46,35 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// An API key clients must send as `Authorization: Bearer KEY` (repeat the flag for several;
-    /// the variable takes a comma-separated list).
+    /// the variable takes a comma-separated list). A flag's value is visible to every user of
+    /// the machine (`ps`): pass real keys with --api-key-file or the variable. Without any key
+    /// (here or in --api-key-file), the demo key `demo-key`.
     #[arg(
         long = "api-key",
         value_name = "KEY",
         env = "GATEWAY_API_KEYS",
         value_delimiter = ',',
-        default_value = "demo-key",
         hide_env_values = true
     )]
     pub api_keys: Vec<String>,
+
+    /// A file of API keys clients may use, one per line (blank lines and lines starting with
+    /// `#` ignored), besides those of --api-key. Read once, at start.
+    #[arg(
+        long = "api-key-file",
+        value_name = "PATH",
+        env = "GATEWAY_API_KEY_FILE",
+        value_parser = read_key_file
+    )]
+    pub api_key_file: Option<KeyFile>,
 
     /// Base URL of a real OpenAI-compatible provider, e.g. `https://api.openai.com/v1` (the gateway
     /// appends /chat/completions or /responses). Without it, a built-in mock provider is started.
     #[arg(long, value_name = "URL", env = "GATEWAY_UPSTREAM")]
     pub upstream: Option<reqwest::Url>,
 
-    /// API key sent to the upstream provider as `Authorization: Bearer KEY`.
+    /// API key sent to the upstream provider as `Authorization: Bearer KEY`. A flag's value is
+    /// visible to every user of the machine (`ps`): prefer the variable.
     #[arg(
         long,
         value_name = "KEY",
@@ -275,6 +292,38 @@ pub struct Config {
 }
 
 impl Config {
+    /// The keys clients may use: those of `--api-key` and `--api-key-file` (empty ones left
+    /// out), else [`DEFAULT_API_KEY`].
+    pub fn client_keys(&self) -> Vec<String> {
+        let file = self.api_key_file.iter().flat_map(|file| &file.keys);
+        let keys: Vec<String> = self
+            .api_keys
+            .iter()
+            .chain(file)
+            .map(|key| key.trim())
+            .filter(|key| !key.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if keys.is_empty() {
+            return vec![DEFAULT_API_KEY.to_owned()];
+        }
+        keys
+    }
+
+    /// Whether clients use the built-in [`DEFAULT_API_KEY`] alone (no key was given).
+    pub fn uses_default_key(&self) -> bool {
+        self.client_keys() == [DEFAULT_API_KEY]
+    }
+
+    /// Every secret of the configuration (the clients' keys, the provider key, the metrics
+    /// token): what the gateway never writes out whole (see [`super::secrets`]).
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.client_keys();
+        secrets.extend(self.upstream_key.iter().cloned());
+        secrets.extend(self.metrics_token.iter().cloned());
+        secrets
+    }
+
     /// The `provider` label: `--provider`, else the upstream's host name, else `mock`.
     pub fn provider_label(&self) -> String {
         if let Some(name) = &self.provider {
@@ -351,6 +400,45 @@ impl Config {
     }
 }
 
+/// The keys of an `--api-key-file`, read when the flags are parsed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyFile {
+    /// Where they were read from.
+    pub path: PathBuf,
+    /// The keys, in the file's order.
+    pub keys: Vec<String>,
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "KeyFile({}: {} keys)",
+            self.path.display(),
+            self.keys.len()
+        )
+    }
+}
+
+/// Reads an `--api-key-file`: one key per line, surrounding whitespace trimmed, blank lines and
+/// `#` comments left out. A file that cannot be read, or holds no key, is an error.
+fn read_key_file(path: &str) -> Result<KeyFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if keys.is_empty() {
+        return Err(format!("{path} holds no key"));
+    }
+    Ok(KeyFile {
+        path: path.into(),
+        keys,
+    })
+}
+
 /// `ms` milliseconds, or `None` for 0 (no limit).
 fn limit(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
@@ -394,6 +482,70 @@ mod tests {
     fn api_key_repeats() {
         let config = Config::parse_from(["gateway", "--api-key", "a", "--api-key", "b"]);
         assert_eq!(config.api_keys, ["a", "b"]);
+        assert_eq!(config.client_keys(), ["a", "b"]);
+        assert!(!config.uses_default_key());
+    }
+
+    #[test]
+    fn without_keys_the_demo_key() {
+        let config = Config::parse_from(["gateway"]);
+        assert_eq!(config.client_keys(), [DEFAULT_API_KEY]);
+        assert!(config.uses_default_key());
+    }
+
+    /// A file in the temporary directory, unique to this process and `name`, holding `text`.
+    fn key_file(name: &str, text: &str) -> String {
+        let path = std::env::temp_dir().join(format!("perf-keys-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).expect("a temporary file");
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn api_key_file_one_key_a_line_with_comments() {
+        let path = key_file(
+            "ok",
+            "# the clients' keys\n\n  key-one  \r\nkey-two\n   \n# key-three\n",
+        );
+        let config = Config::parse_from(["gateway", "--api-key-file", &path]);
+        assert_eq!(config.client_keys(), ["key-one", "key-two"]);
+        assert!(!config.uses_default_key(), "no demo key beside a file's");
+        // The keys stay out of Debug.
+        let debug = format!("{:?}", config.api_key_file);
+        assert!(
+            debug.contains("2 keys") && !debug.contains("key-one"),
+            "{debug}"
+        );
+        let config = Config::parse_from(["gateway", "--api-key", "flag", "--api-key-file", &path]);
+        assert_eq!(config.client_keys(), ["flag", "key-one", "key-two"]);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn api_key_file_unreadable_or_empty_is_an_error() {
+        let missing = std::env::temp_dir().join("perf-keys-surely-missing/keys");
+        let missing = missing.to_string_lossy().into_owned();
+        let error = Config::try_parse_from(["gateway", "--api-key-file", &missing])
+            .expect_err("a missing file");
+        assert!(error.to_string().contains("cannot read"), "{error}");
+        let empty = key_file("empty", "# nothing yet\n\n");
+        let error = Config::try_parse_from(["gateway", "--api-key-file", &empty])
+            .expect_err("a file without keys");
+        assert!(error.to_string().contains("holds no key"), "{error}");
+        let _ = std::fs::remove_file(empty);
+    }
+
+    #[test]
+    fn secrets_are_every_key_and_token() {
+        let config = Config::parse_from([
+            "gateway",
+            "--api-key",
+            "client",
+            "--upstream-key",
+            "upstream",
+            "--metrics-token",
+            "token",
+        ]);
+        assert_eq!(config.secrets(), ["client", "upstream", "token"]);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub struct DescriptorPlan {
     /// Descriptors a provider call holds: its connection to the provider, and the provider's
     /// end of it when the provider is the built-in mock, in this process.
     pub per_call: u64,
-    /// Descriptors for connections and calls: `open_files` less the reserve.
+    /// Descriptors for connections and calls: `open_files` less the reserve and the margin.
     pub budget: u64,
     /// Client connections served at once.
     pub connections: usize,
@@ -42,14 +42,16 @@ pub struct DescriptorPlan {
 
 impl DescriptorPlan {
     /// Shares `open_files` between client connections (at most `max_connections`, if given)
-    /// and provider calls of `per_call` descriptors: the reserve first, then at most half of the
-    /// rest for connections, and the calls in what the connections leave. Every connection
-    /// making a call then still fits (HTTP/1.1: one call per connection at most) while no more
-    /// than half of them do.
+    /// and provider calls of `per_call` descriptors: the reserve first, an eighth of the rest
+    /// for connections still closing (a call's room is free once its answer is read; its
+    /// connection closes a moment later, in another task, as does a client's), then at most
+    /// half of the rest for connections, and the calls in what the connections leave. At least
+    /// half of the connections can each make a call at once.
     pub fn new(open_files: u64, max_connections: Option<usize>, per_call: u64) -> Self {
         let per_call = per_call.max(1);
         let reserve = RESERVED + IDLE_PROVIDER_CONNECTIONS as u64 * per_call;
-        let budget = open_files.saturating_sub(reserve).max(2 + per_call);
+        let budget = open_files.saturating_sub(reserve) / 8 * 7;
+        let budget = budget.max(2 + per_call);
         let fits = (budget / 2) as usize;
         let connections = max_connections.map_or(fits, |asked| asked.min(fits)).max(1);
         let calls = ((budget - connections as u64) / per_call) as usize;
@@ -209,7 +211,7 @@ mod tests {
         }
         let plan = DescriptorPlan::new(4096, Some(10_000), 2);
         assert_eq!(plan.connections_lowered_from, Some(10_000));
-        assert_eq!((plan.connections, plan.calls), (1984, 992));
+        assert_eq!((plan.connections, plan.calls), (1736, 868));
         // A limit that fits what is asked keeps it.
         let plan = DescriptorPlan::new(1_048_576, Some(10_000), 1);
         assert_eq!(plan.connections, 10_000);

@@ -2,6 +2,7 @@
 //! built-in mock provider or a real one.
 
 pub mod auth;
+pub mod banner;
 pub mod body_timeout;
 pub mod config;
 pub mod demo;
@@ -13,10 +14,12 @@ pub mod handlers;
 pub mod idle;
 pub mod label_settings;
 pub mod listen;
+pub mod logger;
 pub mod metrics_route;
 pub mod mock;
 pub mod openai;
 pub mod refusals;
+pub mod secrets;
 pub mod server;
 pub mod sse;
 pub mod trace;

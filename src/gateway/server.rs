@@ -205,7 +205,8 @@ impl Gateway {
             config.upstream_key.clone(),
             config.upstream_timeouts(),
         )
-        .map_err(io::Error::other)?;
+        .map_err(io::Error::other)?
+        .with_secrets(config.secrets());
         // A call to the built-in mock holds both ends of its connection in this process.
         let per_call = if mock.is_some() { 2 } else { 1 };
         let descriptors = DescriptorPlan::new(
@@ -220,7 +221,7 @@ impl Gateway {
             );
         }
         let app = App::new(
-            ApiKeys::new(&config.api_keys),
+            ApiKeys::new(config.client_keys()),
             client,
             &config.provider_label(),
         )

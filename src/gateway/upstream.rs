@@ -8,7 +8,7 @@
 //! | no answer in time ([`UpstreamTimeouts`]) | 504 | streamed: an SSE `error` event; whole: 504 |
 //! | the provider cannot be reached | 502 | |
 //! | a 4xx status | the same status, the provider's OpenAI error, its `Retry-After` | |
-//! | a 5xx status (or a 401, 403, 407: the gateway's own key refused) | 502 | |
+//! | a 5xx status, a 401, 403, 407 (the gateway's own key refused), a 3xx (a redirect: never followed) | 502, a message of the gateway's own naming the trace id; the provider's text goes to the log | |
 //! | an invalid answer (not JSON, not `text/event-stream` for a stream) | | 502, or an SSE `error` event |
 //! | the connection cut | 502 | streamed: an SSE `error` event; whole: 502 |
 //!
@@ -16,12 +16,19 @@
 //! [`ProviderFailure::report`] records for the request's backend call. A 5xx status or a
 //! connection that could not be made is [retryable](ProviderFailure::is_retryable): nothing
 //! reached the client yet, and the provider generated nothing it would bill.
+//!
+//! Redirects are not followed: a provider's 307 to another host would have the client's prompt
+//! posted there (and a same-origin one the gateway's key along). Nor is a `Referer` sent.
+//! The provider's error text is passed on only for a 4xx the client can fix; for the others
+//! (its failures, its refusal of the gateway's own key, which it may quote) the client gets a
+//! generic message, and the text, with every known secret replaced by its fingerprint
+//! ([`Redactor`]), goes to the log (`log::warn!`) under the request's trace id.
 
 use std::error::Error as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -35,6 +42,7 @@ use super::descriptors::{CallRoom, IDLE_PROVIDER_CONNECTIONS};
 use super::error::ApiError;
 use super::events::{answer_usage, Usage};
 use super::openai::OpenAiRequest;
+use super::secrets::{fingerprint, Redactor};
 use super::trace::TRACEPARENT;
 
 /// Largest non-streamed answer read from the provider, in bytes.
@@ -115,18 +123,22 @@ impl ProviderFailure {
 }
 
 /// An OpenAI-compatible provider: its base URL, its key, its timeouts and a pooled HTTP client.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows the key as its fingerprint.
+#[derive(Clone)]
 pub struct Upstream {
     client: Client,
     base: Url,
     key: Option<String>,
     timeouts: UpstreamTimeouts,
+    redactor: Redactor,
 }
 
 impl Upstream {
     /// A provider at `base` (e.g. `https://api.openai.com/v1`), authenticated with `key` if
     /// given, waited for within `timeouts`. A loopback `base` (the mock) is reached directly,
-    /// never through a proxy.
+    /// never through a proxy. Redirects are not followed (a 3xx is a failure), and no `Referer`
+    /// is sent. `key` is redacted from what the provider answers (see
+    /// [`with_secrets`](Self::with_secrets) for others).
     pub fn new(
         base: Url,
         key: Option<String>,
@@ -139,16 +151,31 @@ impl Upstream {
         let mut client = Client::builder()
             .connect_timeout(connect)
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(IDLE_PROVIDER_CONNECTIONS);
+            .pool_max_idle_per_host(IDLE_PROVIDER_CONNECTIONS)
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false);
         if is_loopback(&base) {
             client = client.no_proxy();
         }
         Ok(Upstream {
             client: client.build()?,
+            redactor: Redactor::new(key.as_slice()),
             base,
             key,
             timeouts,
         })
+    }
+
+    /// Also redacts `secrets` (the clients' keys, the metrics token) from the provider's text,
+    /// besides its own key.
+    pub fn with_secrets<I, S>(mut self, secrets: I) -> Upstream
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let secrets: Vec<String> = secrets.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        self.redactor = Redactor::new(self.key.iter().chain(&secrets));
+        self
     }
 
     /// The provider's base URL.
@@ -193,7 +220,7 @@ impl Upstream {
     /// and a new span id: each try is a span of its own); returns once the provider's response
     /// headers have arrived (the time to first byte) with a success status. Anything else is a
     /// failure: no headers within the first-byte (or total) timeout, no connection, an error
-    /// status.
+    /// status or a redirect.
     pub async fn send(
         &self,
         mut request: Request,
@@ -225,7 +252,18 @@ impl Upstream {
         if answer.response.status().is_success() {
             return Ok(answer);
         }
-        Err(answer.status_failure().await)
+        Err(answer.status_failure(trace, &self.redactor).await)
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &self.base.as_str())
+            .field("key", &self.key.as_deref().map(fingerprint))
+            .field("timeouts", &self.timeouts)
+            .field("redactor", &self.redactor)
+            .finish_non_exhaustive()
     }
 }
 
@@ -320,11 +358,20 @@ impl Answer {
     }
 
     /// An error status, as the client gets it: a 4xx passed on (with the provider's OpenAI
-    /// error and `Retry-After`), except the provider refusing the gateway's own credentials
-    /// (401, 403, 407), which the client cannot fix; a 502 for everything else.
-    async fn status_failure(self) -> ProviderFailure {
+    /// error, any known secret in it redacted, and `Retry-After`), except the provider refusing
+    /// the gateway's own credentials (401, 403, 407), which the client cannot fix; a 502 for
+    /// everything else (5xx, 3xx). For those 502s the client gets a message of the gateway's own
+    /// naming trace `trace`, and the provider's text goes to the log, redacted.
+    async fn status_failure(self, trace: TraceId, redactor: &Redactor) -> ProviderFailure {
         let status = self.status();
         let retry_after = self.response.headers().get(RETRY_AFTER).cloned();
+        let location = self.response.headers().get(LOCATION).cloned();
+        let url = self.response.url();
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
         let mut body = Vec::new();
         let mut chunks = std::pin::pin!(self.chunks());
         while body.len() < MAX_ERROR_BYTES {
@@ -334,29 +381,79 @@ impl Answer {
             }
         }
         body.truncate(MAX_ERROR_BYTES);
-        let own_key_refused = matches!(
-            status,
-            StatusCode::UNAUTHORIZED
-                | StatusCode::FORBIDDEN
-                | StatusCode::PROXY_AUTHENTICATION_REQUIRED
-        );
-        let error = if status.is_client_error() && !own_key_refused {
-            ApiError::from_provider(status, &body, retry_after)
-        } else {
-            let detail = ApiError::from_provider(status, &body, None);
-            let message = detail.body().error.message;
-            let whose = if own_key_refused {
-                " (it refused the gateway's credentials)"
-            } else {
-                ""
-            };
-            ApiError::bad_gateway(format!("provider answered {status}{whose}: {message}"))
+        let hidden = Hidden::of(status);
+        let Some(hidden) = hidden else {
+            let body = redactor.redact_bytes(&body);
+            let error = ApiError::from_provider(status, &body, retry_after);
+            return ProviderFailure::new(BackendErrorKind::Status, error);
         };
+        let redirect = location
+            .map(|l| {
+                let l = redactor.log_quote(l.as_bytes());
+                format!(" to {l}")
+            })
+            .unwrap_or_default();
+        let text = match redactor.log_quote(&body) {
+            text if text.is_empty() => String::from("(no body)"),
+            text => text,
+        };
+        log::warn!(
+            "trace {trace}: the provider at {host} answered {status}{redirect} ({}): {text}",
+            hidden.what(),
+        );
+        let code = status.as_u16();
+        let message = match hidden {
+            Hidden::Redirect => format!(
+                "the provider answered a redirect ({code}), which the gateway does not follow"
+            ),
+            Hidden::CredentialsRefused => {
+                format!("the provider refused the gateway's credentials ({code})")
+            }
+            Hidden::Failed => format!("the provider failed ({code})"),
+        };
+        let error = ApiError::bad_gateway(format!(
+            "{message}; the gateway's log has its answer under trace id {trace}"
+        ));
         let failure = ProviderFailure::new(BackendErrorKind::Status, error);
         if status.is_server_error() {
             return failure.retryable();
         }
         failure
+    }
+}
+
+/// An error status whose text the client does not see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hidden {
+    /// A 3xx: never followed.
+    Redirect,
+    /// 401, 403, 407: the gateway's own credentials, which the client cannot fix (and the
+    /// provider may quote).
+    CredentialsRefused,
+    /// Anything else that is no 4xx: the provider's own failure.
+    Failed,
+}
+
+impl Hidden {
+    /// `None` for a 4xx the client can fix (passed on), else how the status is hidden.
+    fn of(status: StatusCode) -> Option<Hidden> {
+        match status {
+            StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::PROXY_AUTHENTICATION_REQUIRED => Some(Hidden::CredentialsRefused),
+            _ if status.is_client_error() => None,
+            _ if status.is_redirection() => Some(Hidden::Redirect),
+            _ => Some(Hidden::Failed),
+        }
+    }
+
+    /// What the status means, for the log.
+    fn what(self) -> &'static str {
+        match self {
+            Hidden::Redirect => "a redirect, not followed",
+            Hidden::CredentialsRefused => "the gateway's credentials refused",
+            Hidden::Failed => "a failure of the provider",
+        }
     }
 }
 
@@ -494,6 +591,19 @@ mod tests {
             assert_eq!(failure.kind(), BackendErrorKind::Protocol);
             assert_eq!(failure.error().status(), StatusCode::BAD_GATEWAY);
         }
+    }
+
+    #[test]
+    fn debug_shows_the_key_as_its_fingerprint() {
+        let base = Url::parse("http://127.0.0.1:1/v1").unwrap();
+        let key = "sk-a-secret-of-the-gateway";
+        let upstream = Upstream::new(base, Some(key.into()), UpstreamTimeouts::default())
+            .unwrap()
+            .with_secrets(["client-key"]);
+        let debug = format!("{upstream:?}");
+        assert!(!debug.contains(key), "{debug}");
+        assert!(debug.contains(&fingerprint(key)), "{debug}");
+        assert!(debug.contains("Redactor(2 secrets)"), "{debug}");
     }
 
     #[test]

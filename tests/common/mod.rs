@@ -1,7 +1,9 @@
 //! What the gateway tests share: starting a gateway, sending requests, reading SSE and metrics.
 //! Split by concern (`gateway`: starting and requests; `readers`: the registry; `formats`: the
 //! three formats of `/metrics`; `tools`: promtool; `shapes`: a test's own router, a simulated
-//! provider and any registry's numbers, for the handler-shape tests) and re-exported here, so
+//! provider and any registry's numbers, for the handler-shape tests; `fake_provider`: a
+//! provider over HTTP that redirects or echoes the key it got; `logs`: every log line of the
+//! process, captured) and re-exported here, so
 //! that a test names everything as `common::…`.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
@@ -12,15 +14,21 @@
 #[path = "../../perf-runtime/tests/common/mod.rs"]
 pub mod runtime;
 
+mod fake_provider;
 mod formats;
 mod gateway;
+mod logs;
 mod readers;
 mod shapes;
 mod tools;
 
+#[allow(unused_imports)] // only the binaries of the provider's misdeeds use them
+pub use fake_provider::*;
 #[allow(unused_imports)] // only the binaries that read /metrics' formats use them
 pub use formats::*;
 pub use gateway::*;
+#[allow(unused_imports)] // only the binaries that read the log use them
+pub use logs::*;
 pub use readers::*;
 #[allow(unused_imports)] // only the binaries that time something use them
 pub use runtime::{assert_lasted, assert_split_of, poll_once, CLOCK_MS, ROUNDING_MS, SLACK_MS};
