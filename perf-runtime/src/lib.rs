@@ -79,6 +79,8 @@ pub mod exposition;
 mod layer;
 mod macro_support;
 pub mod metrics;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod stage;
 mod trace;
 mod tracker;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use perf_runtime::metrics::DEFAULT_LABEL_CAP;
+use perf_runtime::otlp::OtlpExporter;
 
 use super::body_timeout::BodyLimits;
 use super::mock::embedding::DEFAULT_MODELS;
@@ -285,6 +286,18 @@ pub struct Config {
     )]
     pub server_timing: bool,
 
+    /// Push the metrics over OTLP/HTTP to the collector at this base URL (`/v1/metrics` is
+    /// appended), e.g. `http://localhost:4318`. The standard `OTEL_EXPORTER_OTLP_*`,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`
+    /// variables apply; `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` alone turns it on too.
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// How often the OTLP export runs, in milliseconds [default: OTEL_METRIC_EXPORT_INTERVAL,
+    /// else 60000].
+    #[arg(long, value_name = "MS")]
+    pub otlp_interval_ms: Option<u64>,
+
     /// Also drive synthetic traffic from a few virtual clients and print a live table of
     /// p50/p95/p99 per stage and the split of the time, every few seconds.
     #[arg(long, env = "GATEWAY_DEMO")]
@@ -377,6 +390,30 @@ impl Config {
             timeout: limit(self.body_read_timeout_ms),
             min_rate: (self.body_min_rate > 0).then_some(self.body_min_rate),
         }
+    }
+
+    /// The OTLP exporter, if `--otlp-endpoint` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is
+    /// set: the standard variables, then the flags; `service.name` `perf-gateway` unless
+    /// `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name it.
+    pub fn otlp(&self) -> Option<OtlpExporter> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let metrics_endpoint = var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+        if self.otlp_endpoint.is_none() && metrics_endpoint.is_none() {
+            return None;
+        }
+        let mut exporter = OtlpExporter::from_env();
+        if let (Some(base), None) = (&self.otlp_endpoint, &metrics_endpoint) {
+            exporter = exporter.endpoint(base);
+        }
+        if let Some(ms) = self.otlp_interval_ms {
+            exporter = exporter.interval(Duration::from_millis(ms));
+        }
+        let named = var("OTEL_SERVICE_NAME").is_some()
+            || var("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name"));
+        if !named {
+            exporter = exporter.service_name("perf-gateway");
+        }
+        Some(exporter)
     }
 
     /// The mock provider's timing, from the `--mock-*` flags, and the models it lists: those of

@@ -10,6 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use perf_runtime::otlp::OtlpHandle;
 use perf_runtime::InstallError;
 #[cfg(not(feature = "uninstrumented"))]
 use perf_runtime::PerfLayer;
@@ -171,6 +172,7 @@ pub struct Gateway {
     mock: Option<MockProvider>,
     upstream: Url,
     descriptors: DescriptorPlan,
+    otlp: Option<OtlpHandle>,
 }
 
 impl Gateway {
@@ -255,12 +257,21 @@ impl Gateway {
             service(routes, app, config.max_body_bytes, config.body_limits()),
             limits,
         )?;
+        let otlp = match config.otlp() {
+            Some(exporter) => Some(
+                exporter
+                    .start(perf_runtime::Metrics::global())
+                    .map_err(io::Error::other)?,
+            ),
+            None => None,
+        };
         Ok(Gateway {
             server,
             metrics_server,
             mock,
             upstream,
             descriptors,
+            otlp,
         })
     }
 
@@ -302,11 +313,15 @@ impl Gateway {
         self.mock.as_ref()
     }
 
-    /// Stops accepting connections, waits for the open ones to finish, then stops the mock.
+    /// Stops accepting connections, waits for the open ones to finish, sends a last OTLP
+    /// export, then stops the mock.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
         if let Some(metrics) = self.metrics_server {
             metrics.shutdown().await;
+        }
+        if let Some(otlp) = self.otlp {
+            otlp.shutdown().await;
         }
         if let Some(mock) = self.mock {
             mock.shutdown().await;

@@ -12,7 +12,7 @@ use super::counter::Counter;
 use super::family::{Family, Series};
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
-use super::reading::{openmetrics_names, Detail, Kind};
+use super::reading::{openmetrics_names, Detail, Kind, ReadFamily};
 use super::stage_percentage::Split;
 use super::InstallError;
 
@@ -307,6 +307,30 @@ impl Families {
             registered(&self.request_duration),
             registered(&self.gateway_overhead),
             registered(&self.http_responses),
+        ]
+    }
+
+    /// Each family under its contract name (without the prefix), for the readers that rename
+    /// them (the OTLP export).
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub fn by_contract_name(&'static self) -> [(&'static str, &'static dyn ReadFamily); 16] {
+        [
+            (REQUESTS_TOTAL, &self.requests),
+            (OPERATION_DURATION, &self.operation_duration),
+            (BACKEND_TTFB, &self.backend_ttfb),
+            (STREAMING_DURATION, &self.streaming_duration),
+            (FRONTEND_PROCESSING, &self.frontend_processing),
+            (REQUEST_STAGE_DURATION, &self.stage_duration),
+            (STAGE_PERCENTAGE, &self.stage_percentage),
+            (REQUESTS_IN_FLIGHT, &self.requests_in_flight),
+            (BACKEND_IN_FLIGHT, &self.backend_in_flight),
+            (BACKEND_ERRORS, &self.backend_errors),
+            (BACKEND_TTFT, &self.backend_ttft),
+            (BACKEND_CHUNK_GAP, &self.backend_chunk_gap),
+            (BACKEND_TOKENS, &self.backend_tokens),
+            (REQUEST_DURATION, &self.request_duration),
+            (GATEWAY_OVERHEAD, &self.gateway_overhead),
+            (HTTP_RESPONSES_TOTAL, &self.http_responses),
         ]
     }
 

@@ -1,0 +1,385 @@
+//! perf's families, as read for `/metrics`, turned into one OTLP `ExportMetricsServiceRequest`:
+//! counters as monotonic sums, in-flight gauges as up-down sums, histograms with native buckets
+//! as exponential histograms (scale = their schema), the others with their explicit buckets,
+//! each bucket's latest exemplar with its trace id.
+//!
+//! Cumulative by default: what is sent is the state perf keeps anyway, so a failed export loses
+//! nothing and costs no memory. Delta on request: the previous export's totals are kept (one
+//! entry per series, bounded as the series are) and only moved on once an export succeeded.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::names::{self, Attribute, Shape};
+use super::proto::{self, Data, KeyValue, Number, Temporality};
+use crate::metrics::native::{NativeReading, SCHEMA, ZERO_THRESHOLD};
+use crate::metrics::reading::{
+    Detail, ExemplarReading, FamilyReading, HistogramReading, SeriesReading, Value,
+};
+use crate::metrics::Metrics;
+
+/// What a series had at the last export that succeeded: what a delta subtracts.
+#[derive(Clone, Debug, Default)]
+struct Totals {
+    value: f64,
+    count: u64,
+    sum: f64,
+    /// Explicit buckets' counts (not cumulative), `+Inf` last; or native buckets by index.
+    buckets: Vec<u64>,
+    native: HashMap<i32, u64>,
+    zero: u64,
+}
+
+type SeriesKey = (&'static str, Vec<(Cow<'static, str>, String)>);
+
+/// Turns readings into export requests, keeping what a delta needs.
+pub(crate) struct Converter {
+    temporality: Temporality,
+    /// The start of every cumulative series: when the exporter started (perf's series count
+    /// from the process' start; nothing was sent before).
+    start: u64,
+    /// The totals of the last export that succeeded, and its time (delta only).
+    sent: HashMap<SeriesKey, Totals>,
+    sent_at: u64,
+    /// The totals of the export under way, kept once it succeeds.
+    pending: HashMap<SeriesKey, Totals>,
+}
+
+impl Converter {
+    pub fn new(temporality: Temporality, start: u64) -> Self {
+        Converter {
+            temporality,
+            start,
+            sent: HashMap::new(),
+            sent_at: start,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// The request for `metrics` at `now` (Unix nanoseconds), under `resource`.
+    pub fn request(
+        &mut self,
+        metrics: &'static Metrics,
+        now: u64,
+        resource: &[KeyValue],
+    ) -> proto::ExportMetricsServiceRequest {
+        self.pending.clear();
+        let mut out = Vec::new();
+        for (contract, family) in metrics.families.by_contract_name() {
+            let Some(name) = names::of(contract) else {
+                continue;
+            };
+            let reading = family.read(Detail::ALL);
+            if reading.series.is_empty() {
+                continue;
+            }
+            out.push(self.metric(contract, name, &reading, now));
+        }
+        proto::ExportMetricsServiceRequest {
+            resource_metrics: vec![proto::ResourceMetrics {
+                resource: Some(proto::Resource {
+                    attributes: resource.to_vec(),
+                }),
+                scope_metrics: vec![proto::ScopeMetrics {
+                    scope: Some(proto::InstrumentationScope {
+                        name: "perf".to_owned(),
+                        version: env!("CARGO_PKG_VERSION").to_owned(),
+                    }),
+                    metrics: out,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    /// The export made by the last [`request`](Self::request) succeeded: a delta now counts
+    /// from it.
+    pub fn sent(&mut self, at: u64) {
+        if self.temporality == Temporality::Delta {
+            self.sent.extend(self.pending.drain());
+            self.sent_at = at;
+        }
+    }
+
+    fn delta(&self) -> bool {
+        self.temporality == Temporality::Delta
+    }
+
+    fn metric(
+        &mut self,
+        contract: &'static str,
+        name: names::Name,
+        reading: &FamilyReading,
+        now: u64,
+    ) -> proto::Metric {
+        let data = match name.shape {
+            Shape::Counter | Shape::UpDown => {
+                // An up-down sum stays cumulative under a delta preference, as the SDKs keep it.
+                let delta = self.delta() && name.shape == Shape::Counter;
+                let points = reading
+                    .series
+                    .iter()
+                    .map(|series| self.number(contract, series, now, delta))
+                    .collect();
+                Data::Sum(proto::Sum {
+                    data_points: points,
+                    aggregation_temporality: if delta {
+                        Temporality::Delta
+                    } else {
+                        Temporality::Cumulative
+                    } as i32,
+                    is_monotonic: name.shape == Shape::Counter,
+                })
+            }
+            Shape::Gauge => Data::Gauge(proto::Gauge {
+                data_points: reading
+                    .series
+                    .iter()
+                    .map(|series| self.number(contract, series, now, false))
+                    .collect(),
+            }),
+            Shape::Histogram => self.histogram(contract, reading, now),
+        };
+        proto::Metric {
+            name: name.otlp.to_owned(),
+            description: reading.help.to_string(),
+            unit: name.unit.to_owned(),
+            data: Some(data),
+        }
+    }
+
+    fn number(
+        &mut self,
+        contract: &'static str,
+        series: &SeriesReading,
+        now: u64,
+        delta: bool,
+    ) -> proto::NumberDataPoint {
+        let value = match series.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => 0.0,
+        };
+        let mut shown = value;
+        let mut start = self.start;
+        if delta {
+            let key = (contract, series.labels.clone());
+            shown = value - self.sent.get(&key).map_or(0.0, |t| t.value);
+            start = self.sent_at;
+            self.pending.insert(
+                key,
+                Totals {
+                    value,
+                    ..Totals::default()
+                },
+            );
+        }
+        proto::NumberDataPoint {
+            attributes: attributes(&series.labels),
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            value: Some(Number::AsDouble(shown)),
+            exemplars: Vec::new(),
+        }
+    }
+
+    fn histogram(&mut self, contract: &'static str, reading: &FamilyReading, now: u64) -> Data {
+        let temporality = if self.delta() {
+            Temporality::Delta
+        } else {
+            Temporality::Cumulative
+        } as i32;
+        let native = reading
+            .series
+            .iter()
+            .any(|s| matches!(&s.value, Value::Histogram(h) if h.native.is_some()));
+        let histograms = reading
+            .series
+            .iter()
+            .filter_map(|series| match &series.value {
+                Value::Histogram(h) => Some((series, h)),
+                _ => None,
+            });
+        if native {
+            let data_points = histograms
+                .map(|(series, h)| self.exponential(contract, series, h, now))
+                .collect();
+            Data::ExponentialHistogram(proto::ExponentialHistogram {
+                data_points,
+                aggregation_temporality: temporality,
+            })
+        } else {
+            let data_points = histograms
+                .map(|(series, h)| self.explicit(contract, series, h, now))
+                .collect();
+            Data::Histogram(proto::Histogram {
+                data_points,
+                aggregation_temporality: temporality,
+            })
+        }
+    }
+
+    /// What a delta subtracts from `series` (nothing for a cumulative export), and the point's
+    /// start; notes `now_totals` as the export's.
+    fn before(
+        &mut self,
+        contract: &'static str,
+        series: &SeriesReading,
+        now: Totals,
+    ) -> (Totals, u64) {
+        if !self.delta() {
+            return (Totals::default(), self.start);
+        }
+        let key = (contract, series.labels.clone());
+        let before = self.sent.get(&key).cloned().unwrap_or_default();
+        self.pending.insert(key, now);
+        (before, self.sent_at)
+    }
+
+    fn explicit(
+        &mut self,
+        contract: &'static str,
+        series: &SeriesReading,
+        h: &HistogramReading,
+        now: u64,
+    ) -> proto::HistogramDataPoint {
+        let mut counts = Vec::with_capacity(h.buckets.len() + 1);
+        let mut below = 0;
+        for &(_, cumulative) in &h.buckets {
+            counts.push(cumulative.saturating_sub(below));
+            below = cumulative;
+        }
+        counts.push(h.count.saturating_sub(below));
+        let totals = Totals {
+            count: h.count,
+            sum: h.sum,
+            buckets: counts.clone(),
+            ..Totals::default()
+        };
+        let (before, start) = self.before(contract, series, totals);
+        if self.delta() {
+            for (count, was) in counts
+                .iter_mut()
+                .zip(before.buckets.iter().chain(std::iter::repeat(&0)))
+            {
+                *count = count.saturating_sub(*was);
+            }
+        }
+        proto::HistogramDataPoint {
+            attributes: attributes(&series.labels),
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            count: h.count.saturating_sub(before.count),
+            sum: Some(h.sum - before.sum),
+            bucket_counts: counts,
+            explicit_bounds: h.buckets.iter().map(|&(bound, _)| bound).collect(),
+            exemplars: self.exemplars(h),
+        }
+    }
+
+    fn exponential(
+        &mut self,
+        contract: &'static str,
+        series: &SeriesReading,
+        h: &HistogramReading,
+        now: u64,
+    ) -> proto::ExponentialHistogramDataPoint {
+        let empty = NativeReading::default();
+        let native = h.native.as_ref().unwrap_or(&empty);
+        let totals = Totals {
+            count: h.count,
+            sum: h.sum,
+            native: native.buckets.iter().copied().collect(),
+            zero: native.zero_count,
+            ..Totals::default()
+        };
+        let (before, start) = self.before(contract, series, totals);
+        let counts = native
+            .buckets
+            .iter()
+            .map(|&(index, count)| {
+                (
+                    index,
+                    count - before.native.get(&index).copied().unwrap_or(0),
+                )
+            })
+            .filter(|&(_, count)| count > 0);
+        proto::ExponentialHistogramDataPoint {
+            attributes: attributes(&series.labels),
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            count: h.count.saturating_sub(before.count),
+            sum: Some(h.sum - before.sum),
+            scale: SCHEMA,
+            zero_count: native.zero_count.saturating_sub(before.zero),
+            positive: Some(dense(counts)),
+            exemplars: self.exemplars(h),
+            zero_threshold: ZERO_THRESHOLD,
+        }
+    }
+
+    /// Each bucket's latest exemplar (since the last export, for a delta).
+    fn exemplars(&self, h: &HistogramReading) -> Vec<proto::Exemplar> {
+        let since = if self.delta() { self.sent_at } else { 0 };
+        h.exemplars
+            .iter()
+            .flatten()
+            .map(|&e| exemplar(e))
+            .filter(|e| e.time_unix_nano > since)
+            .collect()
+    }
+}
+
+/// Native buckets (Prometheus' index `i` holds `(2^((i-1)/2^s), 2^(i/2^s)]`) as OTLP's positive
+/// buckets (index `i` holds `(base^i, base^(i+1)]`): the same bounds one index lower, counted
+/// from the first one kept, gaps filled with zeros.
+fn dense(counts: impl Iterator<Item = (i32, u64)>) -> proto::Buckets {
+    let mut buckets = proto::Buckets::default();
+    let mut next = None;
+    for (index, count) in counts {
+        let index = index - 1;
+        match next {
+            None => buckets.offset = index,
+            Some(next) => {
+                for _ in next..index {
+                    buckets.bucket_counts.push(0);
+                }
+            }
+        }
+        buckets.bucket_counts.push(count);
+        next = Some(index + 1);
+    }
+    buckets
+}
+
+fn exemplar(e: ExemplarReading) -> proto::Exemplar {
+    proto::Exemplar {
+        filtered_attributes: Vec::new(),
+        time_unix_nano: (e.timestamp * 1e9) as u64,
+        value: Some(proto::ExemplarValue::AsDouble(e.value)),
+        span_id: Vec::new(),
+        trace_id: e.trace.as_u128().to_be_bytes().to_vec(),
+    }
+}
+
+fn attributes(labels: &[(Cow<'static, str>, String)]) -> Vec<KeyValue> {
+    names::attributes(labels)
+        .into_iter()
+        .map(|attribute| match attribute {
+            Attribute::Str(key, value) => KeyValue::string(key, value),
+            Attribute::Int(key, value) => KeyValue::int(key, value),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_indices_move_one_down_and_gaps_are_zeros() {
+        let buckets = dense([(5, 2), (6, 1), (9, 4)].into_iter());
+        assert_eq!(buckets.offset, 4);
+        assert_eq!(buckets.bucket_counts, [2, 1, 0, 0, 4]);
+    }
+}
