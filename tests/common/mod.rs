@@ -1,6 +1,7 @@
 //! What the gateway tests share: starting a gateway, sending requests, reading SSE and metrics.
 //! Split by concern (`gateway`: starting and requests; `readers`: the registry; `formats`: the
-//! three formats of `/metrics`; `tools`: promtool; `shapes`: a test's own router, a simulated
+//! three formats of `/metrics`; `memory`: the example gateway's binary as a child process, its
+//! resident set, bursts of streams; `tools`: promtool; `shapes`: a test's own router, a simulated
 //! provider and any registry's numbers, for the handler-shape tests) and re-exported here, so
 //! that a test names everything as `common::…`.
 
@@ -14,6 +15,8 @@ pub mod runtime;
 
 mod formats;
 mod gateway;
+#[cfg(target_os = "linux")]
+mod memory;
 mod readers;
 mod shapes;
 mod tools;
@@ -21,6 +24,9 @@ mod tools;
 #[allow(unused_imports)] // only the binaries that read /metrics' formats use them
 pub use formats::*;
 pub use gateway::*;
+#[allow(unused_imports)] // only the memory test uses it
+#[cfg(target_os = "linux")]
+pub use memory::*;
 pub use readers::*;
 #[allow(unused_imports)] // only the binaries that time something use them
 pub use runtime::{assert_lasted, assert_split_of, poll_once, CLOCK_MS, ROUNDING_MS, SLACK_MS};
