@@ -69,7 +69,10 @@ impl Spawned {
                 return Err(format!("{} exited at start: {status}", binary.display()));
             }
             if Instant::now() > deadline {
-                return Err(format!("{} not listening on {addr} after {wait:?}", binary.display()));
+                return Err(format!(
+                    "{} not listening on {addr} after {wait:?}",
+                    binary.display()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -117,7 +120,8 @@ pub async fn burst(url: &str, streams: usize, pid: u32) -> Burst {
         .pool_max_idle_per_host(0)
         .build()
         .expect("a plain HTTP client builds");
-    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
+    let body =
+        r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#;
     let open = Arc::new(AtomicUsize::new(0));
     let most_open = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
