@@ -17,6 +17,12 @@ use perf::gateway::logger::log_to_stderr;
 use perf::gateway::server::raise_open_file_limit;
 use perf::{Config, Gateway};
 
+// jemalloc (cargo feature `jemalloc`, default on): what a burst of streams took goes back to the
+// system ~10 s after it, where glibc's malloc keeps it (BENCHMARKS.md, "Memory after a burst").
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();

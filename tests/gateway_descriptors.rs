@@ -5,17 +5,17 @@
 //!
 //! Now every request is answered 200 (the whole stream) or 503 with `Retry-After`, no provider
 //! call fails to connect, `/healthz` keeps answering, the 503s are the refusals counted, and the
-//! descriptors in use never pass the budget.
+//! descriptors of provider calls are all given back.
+
+#![cfg(target_os = "linux")] // the gateway is started under `ulimit -n` through sh
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{chat, example_gateway_or_skip, runtime::Sample, KEY};
+use common::{chat, example_gateway, runtime::Sample, Spawned, BURST_KEY as KEY};
 use futures_util::StreamExt;
 use perf::gateway::server::raise_open_file_limit;
-use tokio::process::Command;
 
 const STREAMS: usize = 10_000;
 const OPEN_FILES: u64 = 4096;
@@ -30,9 +30,7 @@ struct Answers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_streams_within_4096_open_files_are_each_answered() {
-    let Some(binary) = example_gateway_or_skip(TEST) else {
-        return;
-    };
+    let binary = example_gateway();
     // The client's end of every connection is in this process.
     let needed = STREAMS as u64 + 1024;
     let limit = raise_open_file_limit().expect("the open-file limit can be read");
@@ -44,37 +42,28 @@ async fn ten_thousand_streams_within_4096_open_files_are_each_answered() {
         eprintln!("SKIPPED {TEST}: {limit} open files allowed (hard limit), {needed} needed");
         return;
     }
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    // `ulimit -n` sets the soft and the hard limit: the gateway cannot raise it.
-    let _gateway = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -n {OPEN_FILES} && exec \"$0\" \"$@\""))
-        .arg(&binary)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--api-key",
-            KEY,
-            "--mock-ttfb-ms",
-            "50",
-            "--mock-chunks",
-            "5",
-        ])
-        .args(["--mock-chunk-interval-ms", "20", "--mock-jitter-ms", "0"])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
+    let args: Vec<String> = [
+        "--mock-ttfb-ms",
+        "50",
+        "--mock-chunks",
+        "5",
+        "--mock-chunk-interval-ms",
+        "20",
+        "--mock-jitter-ms",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let gateway = Spawned::start_within(&binary, &args, Duration::from_secs(30), Some(OPEN_FILES))
         .expect("the example gateway starts");
+    let base = gateway.base();
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     let started = Instant::now();
-    while !healthy(&client, &base).await {
-        assert!(started.elapsed() < Duration::from_secs(20), "never up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(healthy(&client, &base).await);
 
     let storm = tokio::spawn({
         let (client, base) = (client.clone(), base.clone());
@@ -184,10 +173,4 @@ async fn healthy(client: &reqwest::Client, base: &str) -> bool {
         Ok(response) => response.status() == 200,
         Err(_) => false,
     }
-}
-
-/// A port of 127.0.0.1 free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }

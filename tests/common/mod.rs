@@ -1,6 +1,7 @@
 //! What the gateway tests share: starting a gateway, sending requests, reading SSE and metrics.
 //! Split by concern (`gateway`: starting and requests; `readers`: the registry; `formats`: the
-//! three formats of `/metrics`; `tools`: promtool; `shapes`: a test's own router, a simulated
+//! three formats of `/metrics`; `memory`: the example gateway's binary as a child process, its
+//! resident set, bursts of streams; `tools`: promtool; `shapes`: a test's own router, a simulated
 //! provider and any registry's numbers, for the handler-shape tests; `fake_provider`: a
 //! provider over HTTP that redirects or echoes the key it got; `logs`: every log line of the
 //! process, captured) and re-exported here, so
@@ -18,6 +19,8 @@ mod fake_provider;
 mod formats;
 mod gateway;
 mod logs;
+#[cfg(target_os = "linux")]
+mod memory;
 mod readers;
 mod shapes;
 mod tools;
@@ -29,6 +32,9 @@ pub use formats::*;
 pub use gateway::*;
 #[allow(unused_imports)] // only the binaries that read the log use them
 pub use logs::*;
+#[allow(unused_imports)] // only the memory test uses it
+#[cfg(target_os = "linux")]
+pub use memory::*;
 pub use readers::*;
 #[allow(unused_imports)] // only the binaries that time something use them
 pub use runtime::{assert_lasted, assert_split_of, poll_once, CLOCK_MS, ROUNDING_MS, SLACK_MS};

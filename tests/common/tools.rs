@@ -88,27 +88,3 @@ pub fn python_with_or_skip(module: &str, test: &str) -> Option<std::path::PathBu
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
     None
 }
-
-/// The example gateway's binary, as `cargo test` builds it beside the tests
-/// (`target/<profile>/examples/gateway`), or `None` after saying that `test` is skipped (a
-/// panic under `CI=true`): `cargo test --test <name>` alone builds no example.
-pub fn example_gateway_or_skip(test: &str) -> Option<std::path::PathBuf> {
-    use std::io::Write;
-    // target/<profile>/deps/<test binary> → target/<profile>/examples/gateway
-    let exe = std::env::current_exe().ok()?;
-    let found = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .map(|profile| profile.join("examples").join("gateway"))
-        .filter(|path| path.is_file());
-    if found.is_some() {
-        return found;
-    }
-    let why = "the example gateway is not built (`cargo test` builds it; alone: \
-               `cargo build --example gateway`)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {why}; under CI=true this is a failure");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-    None
-}
