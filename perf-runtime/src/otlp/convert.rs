@@ -375,6 +375,95 @@ fn attributes(labels: &[(Cow<'static, str>, String)]) -> Vec<KeyValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::reading::ReadFamily as _;
+    use crate::{PerformanceTracker, TraceId};
+
+    fn one_request(registry: &prometheus::Registry) -> (&'static Metrics, TraceId) {
+        let metrics = Metrics::builder().build(registry).unwrap();
+        let tracker = PerformanceTracker::with_metrics(metrics, "/v1/chat/completions");
+        let trace = TraceId::from_u128(0x4bf92f3577b34da6a3ce929d0e0e4736).unwrap();
+        tracker.set_trace_id(trace);
+        tracker.backend_request("openai", "gpt-4o").first_byte();
+        drop(tracker);
+        (metrics, trace)
+    }
+
+    fn metric<'a>(
+        request: &'a proto::ExportMetricsServiceRequest,
+        name: &str,
+    ) -> &'a proto::Metric {
+        request.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("{name} is not sent"))
+    }
+
+    #[test]
+    fn native_buckets_go_as_exponential_histograms_with_their_exemplars() {
+        let registry = prometheus::Registry::new();
+        let (metrics, trace) = one_request(&registry);
+        let mut converter = Converter::new(Temporality::Cumulative, 1);
+        let request = converter.request(metrics, 2, &[]);
+        let ttfb = metric(&request, "perf.backend.time_to_first_byte");
+        assert_eq!(ttfb.unit, "s");
+        let Some(Data::ExponentialHistogram(h)) = &ttfb.data else {
+            panic!("{ttfb:?}")
+        };
+        let point = &h.data_points[0];
+        assert_eq!(point.count, 1);
+        assert_eq!(point.scale, SCHEMA);
+        let read = metrics.families.backend_ttfb.read(Detail::ALL);
+        let Value::Histogram(reading) = &read.series[0].value else {
+            panic!()
+        };
+        let native = reading.native.as_ref().unwrap();
+        let (index, count) = native.buckets[0];
+        let positive = point.positive.as_ref().unwrap();
+        assert_eq!(
+            (positive.offset, positive.bucket_counts.clone()),
+            (index - 1, vec![count])
+        );
+        assert_eq!(point.exemplars[0].trace_id, trace.as_u128().to_be_bytes());
+        let keys: Vec<&str> = point.attributes.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "http.route",
+                "gen_ai.operation.name",
+                "gen_ai.request.model",
+                "gen_ai.provider.name"
+            ]
+        );
+        // A counter is a monotonic cumulative sum.
+        let requests = metric(&request, "perf.requests");
+        let Some(Data::Sum(sum)) = &requests.data else {
+            panic!()
+        };
+        assert!(sum.is_monotonic);
+        assert_eq!(sum.aggregation_temporality, Temporality::Cumulative as i32);
+    }
+
+    #[test]
+    fn a_delta_counts_from_the_last_export_that_succeeded() {
+        let registry = prometheus::Registry::new();
+        let (metrics, _) = one_request(&registry);
+        let mut converter = Converter::new(Temporality::Delta, 1);
+        let count = |request: &proto::ExportMetricsServiceRequest| match &metric(
+            request,
+            "perf.backend.time_to_first_byte",
+        )
+        .data
+        {
+            Some(Data::ExponentialHistogram(h)) => h.data_points[0].count,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(count(&converter.request(metrics, 2, &[])), 1);
+        // Not sent: the next export still has it.
+        assert_eq!(count(&converter.request(metrics, 3, &[])), 1);
+        converter.sent(3);
+        assert_eq!(count(&converter.request(metrics, 4, &[])), 0);
+    }
 
     #[test]
     fn native_indices_move_one_down_and_gaps_are_zeros() {
