@@ -159,6 +159,12 @@ async fn layer_two_layers_on_one_route_count_one_request() {
     assert_eq!(numbers.ended("/api/x", 1).await, Outcomes::new(1, 0, 0));
     let answers = numbers.counter("http_responses_total", &[("endpoint", "/api/x")]);
     assert_eq!(answers, 1, "one answer counted");
+    // Its duration by method and status (OTLP's `http.server.request.duration`), once.
+    let exchange = [("endpoint", "/api/x"), ("method", "GET"), ("status", "200")];
+    let (timed, lasted) = numbers.histogram("http_request_duration_seconds", &exchange);
+    assert_eq!(timed, 1);
+    let (_, whole) = numbers.histogram("request_duration_seconds", &[("endpoint", "/api/x")]);
+    assert_eq!(lasted, whole, "the same request, the same time");
 }
 
 /// Layer only: unmatched paths.

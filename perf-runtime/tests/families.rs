@@ -5,8 +5,9 @@ mod common;
 
 use common::*;
 use perf_runtime::metrics::{
-    BACKEND_TTFB, FRONTEND_PROCESSING, OPERATION_DURATION, REQUESTS_TOTAL, REQUEST_STAGE_DURATION,
-    STAGE_PERCENTAGE, STREAMING_DURATION,
+    BACKEND_CALL_DURATION, BACKEND_CALL_TOKENS, BACKEND_TTFB, FRONTEND_PROCESSING,
+    HTTP_REQUEST_DURATION, OPERATION_DURATION, REQUESTS_TOTAL, REQUEST_STAGE_DURATION,
+    REQUEST_TIME_PER_OUTPUT_TOKEN, REQUEST_TTFT, STAGE_PERCENTAGE, STREAMING_DURATION,
 };
 use perf_runtime::{BACKEND_BUCKETS, FRONTEND_BUCKETS, STAGE_BUCKETS};
 use prometheus::proto::MetricType;
@@ -30,6 +31,14 @@ fn family_name_constants_are_the_contract() {
     assert_eq!(STAGE_PERCENTAGE, "stage_percentage");
     assert_eq!(OPERATION_DURATION, "operation_duration_seconds");
     assert_eq!(REQUESTS_TOTAL, "requests_total");
+    assert_eq!(BACKEND_CALL_DURATION, "backend_call_duration_seconds");
+    assert_eq!(BACKEND_CALL_TOKENS, "backend_call_tokens");
+    assert_eq!(REQUEST_TTFT, "request_ttft_seconds");
+    assert_eq!(
+        REQUEST_TIME_PER_OUTPUT_TOKEN,
+        "request_time_per_output_token_seconds"
+    );
+    assert_eq!(HTTP_REQUEST_DURATION, "http_request_duration_seconds");
 }
 
 #[test]

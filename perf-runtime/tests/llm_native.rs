@@ -129,6 +129,35 @@ fn a_streamed_answer_records_ttft_gaps_and_tokens() {
     let (_, streaming) =
         histogram_total(global(), "streaming_duration_seconds", &[("endpoint", EP)]);
     assert_overhead_outside(EP, overhead, whole.1 - streaming);
+
+    // The same request in the families of the GenAI conventions' names (OTLP): the call from its
+    // start to its stream's end, its tokens once each, the first token as the client got it.
+    let (calls, call) = histogram_total(global(), "backend_call_duration_seconds", &labels);
+    assert_eq!(calls, 1);
+    assert!(call >= ttft + gap_sum && call <= whole.1, "{call} s");
+    let call_tokens = |kind: &str| {
+        let labels = [("endpoint", EP), ("type", kind)];
+        histogram_total(global(), "backend_call_tokens", &labels)
+    };
+    assert_eq!(call_tokens("input"), (1, 12.0));
+    assert_eq!(call_tokens("output"), (1, 5.0));
+    assert_eq!(call_tokens("reasoning").0, 0);
+    let (firsts, first) = histogram_total(global(), "request_ttft_seconds", &[("endpoint", EP)]);
+    assert_eq!(firsts, 1);
+    // From the request's start: its 1 ms stage and the call's own time to first token.
+    assert!(first >= ttft + 0.001 && first <= whole.1, "{first} s");
+    let per_token = histogram_total(
+        global(),
+        "request_time_per_output_token_seconds",
+        &[("endpoint", EP)],
+    );
+    // The rest of the request over the 4 tokens after the first.
+    assert_eq!(per_token.0, 1);
+    let expected = (whole.1 - first) / 4.0;
+    assert!(
+        (per_token.1 - expected).abs() < 1e-6,
+        "{per_token:?}, {expected}"
+    );
 }
 
 /// Asserts that the `overhead` of the one request of `endpoint` holds its 1 ms stage and none of

@@ -25,7 +25,7 @@ use pin_project_lite::pin_project;
 
 pub use body::PerfBody;
 
-use crate::metrics::{EndpointMetrics, Metrics};
+use crate::metrics::{EndpointMetrics, Metrics, HTTP_METHODS};
 use crate::trace::TraceId;
 use crate::tracker::{current, HandlerExit, StateRef, UnwindWatch};
 
@@ -118,6 +118,7 @@ where
                 future: Some(self.inner.call(request)),
                 state: None,
                 head: false,
+                method: 0,
             };
         }
         let metrics = self.metrics.unwrap_or_else(Metrics::global);
@@ -135,6 +136,7 @@ where
             state.set_trace_id(id);
         }
         let head = request.method() == Method::HEAD;
+        let method = method_index(request.method());
         let future = {
             let _current = current::enter(&state);
             self.inner.call(request)
@@ -143,8 +145,17 @@ where
             future: Some(future),
             state: Some(state),
             head,
+            method,
         }
     }
+}
+
+/// `method`'s index in [`HTTP_METHODS`]; past them for any other (`_OTHER`).
+fn method_index(method: &Method) -> usize {
+    HTTP_METHODS
+        .iter()
+        .position(|&known| known == method.as_str())
+        .unwrap_or(HTTP_METHODS.len())
 }
 
 /// The endpoint of `path`: the route's own if `path` is the string it was found for, else
@@ -175,6 +186,8 @@ pin_project! {
         // The request it makes; none for a layer inside another's request.
         state: Option<StateRef>,
         head: bool,
+        // The request's method, an index into `HTTP_METHODS`.
+        method: usize,
     }
 
     impl<F> PinnedDrop for PerfFuture<F> {
@@ -225,6 +238,7 @@ where
         };
         let status = response.status();
         state.endpoint().status(status.as_u16()).inc();
+        state.http_exchange(*this.method, status.as_u16());
         if status.is_server_error() {
             state.fail();
         }

@@ -8,6 +8,7 @@ use prometheus::core::Collector;
 use prometheus::Registry;
 
 use super::collector::{gather_split, kind_of, Registered};
+use super::count_histogram::CountHistogram;
 use super::counter::Counter;
 use super::family::{Family, Series};
 use super::histogram::Histogram;
@@ -110,6 +111,40 @@ pub const REQUEST_DURATION: &str = "request_duration_seconds";
 /// sending each backend call to the end of the provider's answer).
 pub const GATEWAY_OVERHEAD: &str = "gateway_overhead_seconds";
 
+/// Buckets of `backend_call_duration_seconds`, in seconds: the OpenTelemetry GenAI semantic
+/// conventions' advice for `gen_ai.client.operation.duration` (10 ms doubling to 82 s).
+pub const CALL_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// Buckets of `backend_call_tokens`, in tokens: the GenAI conventions' advice for
+/// `gen_ai.client.token.usage` (powers of 4 from 1 to 67,108,864).
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// `backend_call_duration_seconds{provider, model, endpoint}`: a whole backend call, from
+/// sending it to the end of its answer (the last item of the stream that read it), or to its
+/// failure.
+pub const BACKEND_CALL_DURATION: &str = "backend_call_duration_seconds";
+
+/// `backend_call_tokens{provider, model, endpoint, type}`: the tokens of each call's usage, by
+/// type: one observation per call and type it reported.
+pub const BACKEND_CALL_TOKENS: &str = "backend_call_tokens";
+
+/// `request_ttft_seconds{endpoint}`: from a request's start to the first content chunk of its
+/// answer, as the client sees it (completed requests).
+pub const REQUEST_TTFT: &str = "request_ttft_seconds";
+
+/// `request_time_per_output_token_seconds{endpoint}`: a completed request's time after its
+/// first content chunk, per output token after the first.
+pub const REQUEST_TIME_PER_OUTPUT_TOKEN: &str = "request_time_per_output_token_seconds";
+
+/// `http_request_duration_seconds{endpoint, method, status}`: the layer's HTTP exchanges, by
+/// method and status code ([`PerfLayer`](crate::PerfLayer) only).
+pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+
 /// The values of the `outcome` label of `requests_total`.
 pub const OUTCOMES: [&str; 3] = ["completed", "error", "cancelled"];
 
@@ -131,6 +166,11 @@ pub(crate) struct Families {
     pub backend_tokens: Family<Counter>,
     pub request_duration: Family<Histogram>,
     pub gateway_overhead: Family<Histogram>,
+    pub backend_call_duration: Family<Histogram>,
+    pub backend_call_tokens: Family<CountHistogram>,
+    pub request_ttft: Family<Histogram>,
+    pub request_time_per_output_token: Family<Histogram>,
+    pub http_request_duration: Family<Histogram>,
 }
 
 fn histogram(
@@ -281,12 +321,47 @@ impl Families {
                 &OVERHEAD_BUCKETS,
                 PLAIN,
             ),
+            backend_call_duration: histogram(
+                name(BACKEND_CALL_DURATION),
+                "A whole backend call, from sending it to the end of its answer (or its failure).",
+                &["provider", "model", "endpoint"],
+                &CALL_BUCKETS,
+                TRACED,
+            ),
+            backend_call_tokens: Family::new(
+                name(BACKEND_CALL_TOKENS),
+                "Input and output tokens of each backend call's usage, by type: one observation per call.",
+                &["provider", "model", "endpoint", "type"],
+                &[],
+                || CountHistogram::new(&TOKEN_BUCKETS),
+            ),
+            request_ttft: histogram(
+                name(REQUEST_TTFT),
+                "From a completed request's start to the first content chunk of its answer: the time to first token its client sees.",
+                &["endpoint"],
+                &TTFT_BUCKETS,
+                TRACED,
+            ),
+            request_time_per_output_token: histogram(
+                name(REQUEST_TIME_PER_OUTPUT_TOKEN),
+                "A completed request's time after its first content chunk, per output token after the first.",
+                &["endpoint"],
+                &CHUNK_GAP_BUCKETS,
+                PLAIN,
+            ),
+            http_request_duration: histogram(
+                name(HTTP_REQUEST_DURATION),
+                "HTTP exchanges of PerfLayer, from the request to the end of the response body, by method and status code.",
+                &["endpoint", "method", "status"],
+                &REQUEST_BUCKETS,
+                PLAIN,
+            ),
         }
     }
 
     /// One collector per family, each with the family's name; `requests_total`, the name an
     /// application most likely has already, first (see [`register`](Self::register)).
-    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 16] {
+    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 21] {
         fn registered<T: Series>(family: &'static Family<T>) -> (&'static str, Box<dyn Collector>) {
             (family.name(), Box::new(Registered(family)))
         }
@@ -307,13 +382,18 @@ impl Families {
             registered(&self.request_duration),
             registered(&self.gateway_overhead),
             registered(&self.http_responses),
+            registered(&self.backend_call_duration),
+            registered(&self.backend_call_tokens),
+            registered(&self.request_ttft),
+            registered(&self.request_time_per_output_token),
+            registered(&self.http_request_duration),
         ]
     }
 
     /// Each family under its contract name (without the prefix), for the readers that rename
     /// them (the OTLP export).
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
-    pub fn by_contract_name(&'static self) -> [(&'static str, &'static dyn ReadFamily); 16] {
+    pub fn by_contract_name(&'static self) -> [(&'static str, &'static dyn ReadFamily); 21] {
         [
             (REQUESTS_TOTAL, &self.requests),
             (OPERATION_DURATION, &self.operation_duration),
@@ -331,11 +411,19 @@ impl Families {
             (REQUEST_DURATION, &self.request_duration),
             (GATEWAY_OVERHEAD, &self.gateway_overhead),
             (HTTP_RESPONSES_TOTAL, &self.http_responses),
+            (BACKEND_CALL_DURATION, &self.backend_call_duration),
+            (BACKEND_CALL_TOKENS, &self.backend_call_tokens),
+            (REQUEST_TTFT, &self.request_ttft),
+            (
+                REQUEST_TIME_PER_OUTPUT_TOKEN,
+                &self.request_time_per_output_token,
+            ),
+            (HTTP_REQUEST_DURATION, &self.http_request_duration),
         ]
     }
 
     /// Each family's name and type.
-    fn kinds(&self) -> [(&'static str, Kind); 15] {
+    fn kinds(&self) -> [(&'static str, Kind); 21] {
         fn of<T: Series>(family: &Family<T>) -> (&'static str, Kind) {
             (family.name(), T::KIND)
         }
@@ -355,6 +443,12 @@ impl Families {
             of(&self.backend_tokens),
             of(&self.request_duration),
             of(&self.gateway_overhead),
+            of(&self.http_responses),
+            of(&self.backend_call_duration),
+            of(&self.backend_call_tokens),
+            of(&self.request_ttft),
+            of(&self.request_time_per_output_token),
+            of(&self.http_request_duration),
         ]
     }
 

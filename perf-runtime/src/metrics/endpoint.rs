@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 
 use super::contract::{Families, OUTCOMES};
+use super::count_histogram::CountHistogram;
 use super::counter::Counter;
 use super::family::Family;
 use super::histogram::Histogram;
@@ -74,6 +75,10 @@ pub(crate) struct BackendSet {
     chunk_gap: OnceLock<&'static Histogram>,
     /// `backend_tokens_total` by [`TOKEN_TYPES`], made on the first usage of that type.
     tokens: [OnceLock<&'static Counter>; 4],
+    /// `backend_call_duration_seconds`, made when the first call ends.
+    call_duration: OnceLock<&'static Histogram>,
+    /// `backend_call_tokens` of `input` and `output`, made on the first call with that usage.
+    call_tokens: [OnceLock<&'static CountHistogram>; 2],
 }
 
 /// The `type` label of `backend_tokens_total`, in the order of [`Usage`](crate::Usage)'s
@@ -118,6 +123,32 @@ impl BackendSet {
         self.lazy(&self.chunk_gap, |families| &families.backend_chunk_gap)
     }
 
+    /// `backend_call_duration_seconds` of this provider and model.
+    pub fn call_duration(&self) -> &'static Histogram {
+        self.lazy(&self.call_duration, |families| {
+            &families.backend_call_duration
+        })
+    }
+
+    /// Records one call's `usage` of input and output tokens in `backend_call_tokens` (the
+    /// types of the GenAI conventions; a type it did not report is not observed). Cached and
+    /// reasoning tokens are counted in `backend_tokens_total` only: four series of 17 lines per
+    /// model would double a model's share of `/metrics`.
+    pub fn call_tokens(&self, usage: [u64; 4]) {
+        for (kind, n) in usage.into_iter().enumerate().take(2) {
+            if n == 0 {
+                continue;
+            }
+            let histogram = self.call_tokens[kind].get_or_init(|| {
+                let families = &self.endpoint.metrics.families;
+                families
+                    .backend_call_tokens
+                    .get(&self.labels(TOKEN_TYPES[kind]))
+            });
+            histogram.observe(n);
+        }
+    }
+
     /// Counts `n` tokens of type `TOKEN_TYPES[kind]`.
     pub fn tokens(&self, kind: usize, n: u64) {
         if n == 0 {
@@ -138,6 +169,19 @@ impl BackendSet {
         });
         counter.inc();
     }
+}
+
+/// The `method` label of `http_request_duration_seconds`: the methods of RFC 9110 and PATCH,
+/// `GET` and `POST` first (an endpoint keeps their series at hand); any other is `_OTHER`, as
+/// the OpenTelemetry HTTP conventions say.
+pub(crate) const HTTP_METHODS: [&str; 9] = [
+    "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// The `status` label of a code from 100 to 999: its three digits.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+fn status_label(status: u16) -> String {
+    format!("{:03}", status.clamp(100, 999))
 }
 
 /// Status codes whose `http_responses_total` series an endpoint keeps at hand.
@@ -163,6 +207,14 @@ pub struct EndpointMetrics {
     /// `http_responses_total` of the [`COMMON_STATUSES`], made on first use.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     statuses: [OnceLock<&'static Counter>; COMMON_STATUSES.len()],
+    /// `request_ttft_seconds{endpoint}` and `request_time_per_output_token_seconds{endpoint}`,
+    /// made with the first request that streamed content.
+    ttft: OnceLock<&'static Histogram>,
+    time_per_token: OnceLock<&'static Histogram>,
+    /// `http_request_duration_seconds` of `GET` and `POST` with each of the
+    /// [`COMMON_STATUSES`], made on first use.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    http_durations: [OnceLock<&'static Histogram>; 2 * COMMON_STATUSES.len()],
     /// The backend sets of this endpoint, by admitted provider and model.
     backends: RwLock<HashMap<ProviderModel, &'static BackendSet>>,
     unknown: OnceLock<&'static BackendSet>,
@@ -181,6 +233,9 @@ impl EndpointMetrics {
             durations: Default::default(),
             overhead: families.gateway_overhead.get(&[path]),
             statuses: Default::default(),
+            ttft: OnceLock::new(),
+            time_per_token: OnceLock::new(),
+            http_durations: Default::default(),
             backends: RwLock::new(HashMap::new()),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             unknown: OnceLock::new(),
@@ -209,20 +264,54 @@ impl EndpointMetrics {
     pub(crate) fn status(&self, status: u16) -> &'static Counter {
         let status = status.clamp(100, 999);
         let get = || {
-            let digits = [
-                b'0' + (status / 100) as u8,
-                b'0' + (status / 10 % 10) as u8,
-                b'0' + (status % 10) as u8,
-            ];
-            let code = std::str::from_utf8(&digits).unwrap_or("000");
+            let code = status_label(status);
             self.metrics
                 .families
                 .http_responses
-                .get(&[&self.path, code])
+                .get(&[&self.path, code.as_str()])
         };
         match COMMON_STATUSES.iter().position(|&common| common == status) {
             Some(index) => self.statuses[index].get_or_init(get),
             None => get(),
+        }
+    }
+
+    /// `request_ttft_seconds{endpoint}`.
+    pub(crate) fn ttft(&self) -> &'static Histogram {
+        self.ttft
+            .get_or_init(|| self.metrics.families.request_ttft.get(&[&self.path]))
+    }
+
+    /// `request_time_per_output_token_seconds{endpoint}`.
+    pub(crate) fn time_per_token(&self) -> &'static Histogram {
+        self.time_per_token.get_or_init(|| {
+            self.metrics
+                .families
+                .request_time_per_output_token
+                .get(&[&self.path])
+        })
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// `http_request_duration_seconds{endpoint, method, status}` of `method` (an index into
+    /// [`HTTP_METHODS`]) and `status` (100–999): `GET` and `POST` with the common codes resolved
+    /// once, others looked up in the family.
+    pub(crate) fn http_duration(&self, method: usize, status: u16) -> &'static Histogram {
+        let status = status.clamp(100, 999);
+        let get = || {
+            let code = status_label(status);
+            let method = HTTP_METHODS.get(method).copied().unwrap_or("_OTHER");
+            self.metrics
+                .families
+                .http_request_duration
+                .get(&[&self.path, method, code.as_str()])
+        };
+        let common = COMMON_STATUSES.iter().position(|&common| common == status);
+        match (method, common) {
+            (0 | 1, Some(index)) => {
+                self.http_durations[method * COMMON_STATUSES.len() + index].get_or_init(get)
+            }
+            _ => get(),
         }
     }
 
@@ -296,6 +385,8 @@ impl EndpointMetrics {
                 ttft: OnceLock::new(),
                 chunk_gap: OnceLock::new(),
                 tokens: Default::default(),
+                call_duration: OnceLock::new(),
+                call_tokens: Default::default(),
             }))
         })
     }

@@ -2,12 +2,8 @@
 //! GenAI semantic conventions where they name the same thing, the HTTP ones for routes and
 //! status codes, and a `perf.` namespace for the rest. docs/metrics.md has the table.
 
-use crate::metrics::{
-    BACKEND_CHUNK_GAP, BACKEND_ERRORS, BACKEND_IN_FLIGHT, BACKEND_TOKENS, BACKEND_TTFB,
-    BACKEND_TTFT, FRONTEND_PROCESSING, GATEWAY_OVERHEAD, HTTP_RESPONSES_TOTAL, OPERATION_DURATION,
-    REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, REQUEST_DURATION, REQUEST_STAGE_DURATION, STAGE_PERCENTAGE,
-    STREAMING_DURATION,
-};
+// Matched as paths (`m::NAME`): a name missing here is a compile error, never a catch-all.
+use crate::metrics as m;
 
 /// How a family is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,32 +31,38 @@ pub(crate) fn of(prometheus: &str) -> Option<Name> {
     use Shape::*;
     let (otlp, unit, shape) = match prometheus {
         // The GenAI conventions' client side: perf's backend call is a GenAI client operation.
-        BACKEND_TTFT => (
+        m::BACKEND_CALL_DURATION => ("gen_ai.client.operation.duration", "s", Histogram),
+        m::BACKEND_CALL_TOKENS => ("gen_ai.client.token.usage", "{token}", Histogram),
+        m::BACKEND_TTFT => (
             "gen_ai.client.operation.time_to_first_chunk",
             "s",
             Histogram,
         ),
-        BACKEND_CHUNK_GAP => (
+        m::BACKEND_CHUNK_GAP => (
             "gen_ai.client.operation.time_per_output_chunk",
             "s",
             Histogram,
         ),
         // Its server side: the gateway's request, from its client's side of it.
-        REQUEST_DURATION => ("gen_ai.server.request.duration", "s", Histogram),
+        m::REQUEST_DURATION => ("gen_ai.server.request.duration", "s", Histogram),
+        m::REQUEST_TTFT => ("gen_ai.server.time_to_first_token", "s", Histogram),
+        m::REQUEST_TIME_PER_OUTPUT_TOKEN => ("gen_ai.server.time_per_output_token", "s", Histogram),
+        // The HTTP conventions: the layer's exchanges.
+        m::HTTP_REQUEST_DURATION => ("http.server.request.duration", "s", Histogram),
         // perf's own.
-        BACKEND_TTFB => ("perf.backend.time_to_first_byte", "s", Histogram),
-        STREAMING_DURATION => ("perf.backend.streaming.duration", "s", Histogram),
-        BACKEND_TOKENS => ("perf.backend.tokens", "{token}", Counter),
-        BACKEND_ERRORS => ("perf.backend.errors", "{error}", Counter),
-        BACKEND_IN_FLIGHT => ("perf.backend.active_calls", "{call}", UpDown),
-        FRONTEND_PROCESSING => ("perf.frontend.duration", "s", Histogram),
-        REQUEST_STAGE_DURATION => ("perf.stage.duration", "s", Histogram),
-        STAGE_PERCENTAGE => ("perf.stage.share", "%", Gauge),
-        OPERATION_DURATION => ("perf.operation.duration", "s", Histogram),
-        REQUESTS_TOTAL => ("perf.requests", "{request}", Counter),
-        REQUESTS_IN_FLIGHT => ("perf.requests.active", "{request}", UpDown),
-        GATEWAY_OVERHEAD => ("perf.gateway.overhead", "s", Histogram),
-        HTTP_RESPONSES_TOTAL => ("perf.http.responses", "{response}", Counter),
+        m::BACKEND_TTFB => ("perf.backend.time_to_first_byte", "s", Histogram),
+        m::STREAMING_DURATION => ("perf.backend.streaming.duration", "s", Histogram),
+        m::BACKEND_TOKENS => ("perf.backend.tokens", "{token}", Counter),
+        m::BACKEND_ERRORS => ("perf.backend.errors", "{error}", Counter),
+        m::BACKEND_IN_FLIGHT => ("perf.backend.active_calls", "{call}", UpDown),
+        m::FRONTEND_PROCESSING => ("perf.frontend.duration", "s", Histogram),
+        m::REQUEST_STAGE_DURATION => ("perf.stage.duration", "s", Histogram),
+        m::STAGE_PERCENTAGE => ("perf.stage.share", "%", Gauge),
+        m::OPERATION_DURATION => ("perf.operation.duration", "s", Histogram),
+        m::REQUESTS_TOTAL => ("perf.requests", "{request}", Counter),
+        m::REQUESTS_IN_FLIGHT => ("perf.requests.active", "{request}", UpDown),
+        m::GATEWAY_OVERHEAD => ("perf.gateway.overhead", "s", Histogram),
+        m::HTTP_RESPONSES_TOTAL => ("perf.http.responses", "{response}", Counter),
         _ => return None,
     };
     Some(Name { otlp, unit, shape })
@@ -105,6 +107,7 @@ pub(crate) fn attributes(labels: &[(impl AsRef<str>, impl AsRef<str>)]) -> Vec<A
                 Err(_) => out.push(Attribute::Str("perf.status", value.to_owned())),
             },
             "stage" => out.push(Attribute::Str("perf.stage", value.to_owned())),
+            "method" => out.push(Attribute::Str("http.request.method", value.to_owned())),
             "operation" => out.push(Attribute::Str("perf.operation", value.to_owned())),
             other => out.push(Attribute::Str(leak_unknown(other), value.to_owned())),
         }

@@ -102,6 +102,7 @@ impl RequestState {
                 };
                 // Looked up once per stream, at its first content chunk.
                 seen.gaps = Some(set.chunk_gap());
+                self.content_at(now);
             }
             seen.last = now;
         }

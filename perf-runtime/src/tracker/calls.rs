@@ -26,6 +26,9 @@ pub(crate) struct CallRecord {
     start: AtomicU64,
     /// When it answered (its first byte); 0 before.
     answered: AtomicU64,
+    /// The latest end seen of it: its own (answered or failed), then the end of each stream
+    /// read relaying its answer.
+    finished: AtomicU64,
     /// The hand-off number of the stream that reads its content: the first classified stream
     /// that saw one of its chunks. Others that re-yield the same chunks (a stream wrapped
     /// twice, a peeked first chunk chained back) leave the facts to it.
@@ -46,6 +49,7 @@ impl CallRecord {
             set: AtomicPtr::new(ptr::null_mut()),
             start: AtomicU64::new(0),
             answered: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
             reader: AtomicU32::new(0),
             open: AtomicBool::new(false),
             ttft_seen: AtomicBool::new(false),
@@ -60,6 +64,7 @@ impl CallRecord {
         self.set.store(ptr::from_ref(set).cast_mut(), Relaxed);
         self.start.store(start.0, Relaxed);
         self.answered.store(0, Relaxed);
+        self.finished.store(0, Relaxed);
         self.reader.store(0, Relaxed);
         self.open.store(true, Relaxed);
         self.ttft_seen.store(false, Relaxed);
@@ -82,10 +87,31 @@ impl CallRecord {
         Clock(self.start.load(Relaxed))
     }
 
-    /// It ends.
+    /// It ends at `at` (its answer's headers, or its failure).
     #[inline]
-    pub fn close(&self) {
+    pub fn close(&self, at: Clock) {
         self.open.store(false, Relaxed);
+        self.finish(at);
+    }
+
+    /// Something of it ended at `at`: the call itself, or a stream relaying its answer.
+    #[inline]
+    pub fn finish(&self, at: Clock) {
+        self.finished.fetch_max(at.0, Relaxed);
+    }
+
+    /// Its whole duration, from its start to the latest end seen of it, and its usage: what the
+    /// request's end records of it (`None` for a record no call used).
+    pub fn summary(&self) -> Option<(&'static BackendSet, u64, [u64; 4])> {
+        let set = self.set.load(Relaxed);
+        // SAFETY: null, or stored from a `&'static BackendSet`.
+        let set = unsafe { set.as_ref() }?;
+        let finished = self.finished.load(Relaxed);
+        let lasted = self
+            .start()
+            .ticks_until(Clock(finished.max(self.start.load(Relaxed))));
+        let usage = std::array::from_fn(|kind| self.usage[kind].load(Relaxed));
+        Some((set, lasted, usage))
     }
 
     /// Whether it has not ended.

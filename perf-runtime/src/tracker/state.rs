@@ -111,6 +111,11 @@ pub(crate) struct RequestState {
     calls: [CallRecord; MAX_CALLS],
     /// When the request began.
     started: AtomicU64,
+    /// When a stream first relayed content (0 before): its client's first token.
+    first_content: AtomicU64,
+    /// The layer's HTTP exchange: its method (an index into `HTTP_METHODS`) `<< 16 |` its
+    /// status code; 0 before its response.
+    http: AtomicU32,
     /// Time per stage, by stage id, for `Server-Timing`.
     pub(super) stage_ticks: [AtomicU64; TIMED_STAGES],
     /// The trace id, high and low halves: the exemplar of every bucket the request lands in.
@@ -137,6 +142,8 @@ impl RequestState {
             last_answered: AtomicU32::new(0),
             calls: [const { CallRecord::empty() }; MAX_CALLS],
             started: AtomicU64::new(0),
+            first_content: AtomicU64::new(0),
+            http: AtomicU32::new(0),
             stage_ticks: Default::default(),
             trace: Default::default(),
         }
@@ -162,6 +169,8 @@ impl RequestState {
         self.calls_made.store(0, Relaxed);
         self.last_started.store(0, Relaxed);
         self.last_answered.store(0, Relaxed);
+        self.first_content.store(0, Relaxed);
+        self.http.store(0, Relaxed);
         for stage in &self.stage_ticks {
             stage.store(0, Relaxed);
         }
@@ -278,7 +287,7 @@ impl RequestState {
     /// Call `index` ends at `end`, answered then if `answered`.
     #[inline]
     pub fn close_call(&self, index: u32, end: Clock, answered: bool) {
-        self.call(index).close();
+        self.call(index).close(end);
         self.calls_union.close(end);
         self.windows.close(end);
         if answered {
@@ -483,6 +492,12 @@ impl RequestState {
             let outside = lasted.saturating_sub(backend + streaming);
             endpoint.overhead.observe_ticks(outside);
         }
+        self.end_calls(outcome, lasted, now);
+        let http = self.http.load(Relaxed);
+        if http != 0 {
+            let (method, status) = ((http >> 16) as usize, (http & 0xffff) as u16);
+            endpoint.http_duration(method, status).observe_ticks(lasted);
+        }
         if outcome == Outcome::Completed && flags & ANSWERED != 0 {
             let phases = [frontend, backend, streaming];
             let total: u64 = phases.iter().sum();
@@ -494,6 +509,55 @@ impl RequestState {
         // Counted last: whoever sees the request counted sees all it recorded.
         endpoint.outcomes[outcome as usize].inc();
         endpoint.in_flight.finish();
+    }
+
+    /// What the end records of the calls (`backend_call_duration_seconds`, `backend_call_tokens`)
+    /// and of the answer's tokens as its client saw them (`request_ttft_seconds`,
+    /// `request_time_per_output_token_seconds`, for a completed request).
+    fn end_calls(&self, outcome: Outcome, lasted: u64, now: Clock) {
+        let endpoint = self.endpoint();
+        let trace = Some(self.trace_id());
+        let made = (self.calls_made.load(Relaxed) as usize).min(MAX_CALLS);
+        let mut output = 0;
+        for call in &self.calls[..made] {
+            if let Some((set, call_lasted, usage)) = call.summary() {
+                set.call_duration().observe_traced(call_lasted, trace, now);
+                set.call_tokens(usage);
+                output += usage[1];
+            }
+        }
+        let first = self.first_content.load(Relaxed);
+        if outcome != Outcome::Completed || first == 0 {
+            return;
+        }
+        let started = Clock(self.started.load(Relaxed));
+        let to_first = started.ticks_until(Clock(first));
+        endpoint
+            .ttft()
+            .observe_traced(to_first, trace, Clock(first));
+        if output > 1 {
+            let after = lasted.saturating_sub(to_first);
+            endpoint
+                .time_per_token()
+                .observe_ticks(after / (output - 1));
+        }
+    }
+
+    /// The first content chunk of the request's answer came at `at` (the first only counts).
+    #[inline]
+    pub fn content_at(&self, at: Clock) {
+        let _ = self
+            .first_content
+            .compare_exchange(0, at.0, Relaxed, Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// The layer's exchange was answered `status` to a request of `method` (an index into
+    /// `HTTP_METHODS`).
+    #[inline]
+    pub fn http_exchange(&self, method: usize, status: u16) {
+        self.http
+            .store((method as u32) << 16 | u32::from(status.max(1)), Relaxed);
     }
 
     /// Front end, backend and streaming so far (windows still open counted until `now`), in

@@ -87,7 +87,8 @@ pin_project! {
             let mut this = this.project();
             let _current = current::enter(this.state);
             this.inner.set(None);
-            release(this.state, *this.number, this.reading, *this.start, false);
+            let call = this.call.checked_sub(1);
+            release(this.state, *this.number, call, this.reading, *this.start, false);
         }
     }
 }
@@ -132,7 +133,8 @@ fn first_poll(state: &RequestState, outer: *const RequestState, start: &mut Cloc
     Reading::Read
 }
 
-/// Lets go of the request, once: a stream that was read since `start` closes its window, and
+/// Lets go of the request, once: a stream that was read since `start` closes its window (and
+/// `call`'s, the call it relays, ends no earlier), and
 /// says whether it was read to its end if it was read directly after the handler let go
 /// (handed to the answer); a stream dropped in the handler, or never read, has no say.
 // Not inlined: once per stream, it would weigh on every item's poll.
@@ -140,6 +142,7 @@ fn first_poll(state: &RequestState, outer: *const RequestState, start: &mut Cloc
 fn release(
     state: &RequestState,
     number: u32,
+    call: Option<u32>,
     reading: &mut Reading,
     start: Clock,
     to_the_end: bool,
@@ -150,6 +153,10 @@ fn release(
         Reading::Read => {
             let end = Clock::now();
             state.close_stream(start, end);
+            // The call it relays lasts until its answer is read.
+            if let Some(call) = call {
+                state.call(call).finish(end);
+            }
             at = Some(end);
             state.handler_gone().then_some(to_the_end)
         }
@@ -221,7 +228,8 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
             if let Some(seen) = this.classify.seen() {
                 seen.0.record();
             }
-            release(state, *this.number, this.reading, *this.start, true);
+            let call = this.call.checked_sub(1);
+            release(state, *this.number, call, this.reading, *this.start, true);
         }
         polled
     }
