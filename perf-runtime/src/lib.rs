@@ -79,6 +79,8 @@ pub mod exposition;
 mod layer;
 mod macro_support;
 pub mod metrics;
+pub mod prices;
+pub mod ratelimits;
 mod stage;
 mod trace;
 mod tracker;

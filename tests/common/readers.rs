@@ -182,6 +182,7 @@ pub fn mock_usage(prompt_chars: u64, chunks: u64) -> perf_runtime::Usage {
         output: chunks,
         cached_input: input / 2,
         reasoning: chunks / 4,
+        cache_write: 0,
     }
 }
 
@@ -204,5 +205,6 @@ pub fn mock_tokens(model: &str, endpoint: &str) -> perf_runtime::Usage {
         output: get("output"),
         cached_input: get("cached_input"),
         reasoning: get("reasoning"),
+        cache_write: get("cache_write"),
     }
 }

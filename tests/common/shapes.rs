@@ -138,8 +138,7 @@ impl Answer {
             usage: Some(Usage {
                 input,
                 output,
-                cached_input: 0,
-                reasoning: 0,
+                ..Usage::default()
             }),
             ..self
         }

@@ -63,7 +63,7 @@ pub(crate) struct BackendSet {
     pub streaming: &'static Histogram,
     /// `backend_in_flight{provider}`.
     pub in_flight: &'static InFlight,
-    endpoint: &'static EndpointMetrics,
+    pub(super) endpoint: &'static EndpointMetrics,
     provider: Box<str>,
     model: Box<str>,
     /// `backend_errors_total` by kind, made on the first error of that kind.
@@ -73,16 +73,24 @@ pub(crate) struct BackendSet {
     ttft: OnceLock<&'static Histogram>,
     chunk_gap: OnceLock<&'static Histogram>,
     /// `backend_tokens_total` by [`TOKEN_TYPES`], made on the first usage of that type.
-    tokens: [OnceLock<&'static Counter>; 4],
+    tokens: [OnceLock<&'static Counter>; 5],
+    /// What its calls cost, and the price they are priced at: see `spend.rs`.
+    pub(super) spend: super::spend::BackendSpend,
 }
 
 /// The `type` label of `backend_tokens_total`, in the order of [`Usage`](crate::Usage)'s
 /// fields.
-pub(crate) const TOKEN_TYPES: [&str; 4] = ["input", "output", "cached_input", "reasoning"];
+pub(crate) const TOKEN_TYPES: [&str; 5] = [
+    "input",
+    "output",
+    "cached_input",
+    "reasoning",
+    "cache_write",
+];
 
 impl BackendSet {
     /// The labels of a series of this set, with one more label value of its own.
-    fn labels<'a>(&'a self, last: &'a str) -> [&'a str; 4] {
+    pub(super) fn labels<'a>(&'a self, last: &'a str) -> [&'a str; 4] {
         [&self.provider, &self.model, self.endpoint.path(), last]
     }
 
@@ -165,6 +173,8 @@ pub struct EndpointMetrics {
     statuses: [OnceLock<&'static Counter>; COMMON_STATUSES.len()],
     /// The backend sets of this endpoint, by admitted provider and model.
     backends: RwLock<HashMap<ProviderModel, &'static BackendSet>>,
+    /// The tenants of this endpoint's requests, by admitted tenant: see `spend.rs`.
+    pub(super) tenants: RwLock<HashMap<Box<str>, &'static super::spend::TenantRequests>>,
     unknown: OnceLock<&'static BackendSet>,
 }
 
@@ -182,6 +192,7 @@ impl EndpointMetrics {
             overhead: families.gateway_overhead.get(&[path]),
             statuses: Default::default(),
             backends: RwLock::new(HashMap::new()),
+            tenants: RwLock::new(HashMap::new()),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             unknown: OnceLock::new(),
         }
@@ -296,6 +307,7 @@ impl EndpointMetrics {
                 ttft: OnceLock::new(),
                 chunk_gap: OnceLock::new(),
                 tokens: Default::default(),
+                spend: Default::default(),
             }))
         })
     }
