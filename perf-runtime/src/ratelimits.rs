@@ -81,24 +81,34 @@ impl RateLimits {
     }
 
     fn resource(&mut self, name: &str) -> Option<&mut Limit> {
-        match name {
-            "requests" => Some(&mut self.requests),
-            "tokens" => Some(&mut self.tokens),
-            "input-tokens" => Some(&mut self.input_tokens),
-            "output-tokens" => Some(&mut self.output_tokens),
-            _ => None,
+        let is = |word: &str| name.eq_ignore_ascii_case(word);
+        if is("requests") {
+            Some(&mut self.requests)
+        } else if is("tokens") {
+            Some(&mut self.tokens)
+        } else if is("input-tokens") {
+            Some(&mut self.input_tokens)
+        } else if is("output-tokens") {
+            Some(&mut self.output_tokens)
+        } else {
+            None
         }
     }
 
+    /// One header, its name in any case (compared in place: nothing is allocated).
     fn header(&mut self, name: &str, value: &str) {
-        let name = name.to_ascii_lowercase();
+        let after = |prefix: &str| {
+            name.get(..prefix.len())
+                .filter(|head| head.eq_ignore_ascii_case(prefix))
+                .map(|_| &name[prefix.len()..])
+        };
         // OpenAI: x-ratelimit-<what>-<resource>; Anthropic: anthropic-ratelimit-<resource>-<what>.
-        let (what, resource, anthropic) = if let Some(rest) = name.strip_prefix("x-ratelimit-") {
+        let (what, resource, anthropic) = if let Some(rest) = after("x-ratelimit-") {
             let Some((what, resource)) = rest.split_once('-') else {
                 return;
             };
             (what, resource, false)
-        } else if let Some(rest) = name.strip_prefix("anthropic-ratelimit-") {
+        } else if let Some(rest) = after("anthropic-ratelimit-") {
             let Some((resource, what)) = rest.rsplit_once('-') else {
                 return;
             };
@@ -109,10 +119,13 @@ impl RateLimits {
         let Some(limit) = self.resource(resource) else {
             return;
         };
-        match what {
-            "limit" => limit.limit = value.parse().ok().or(limit.limit),
-            "remaining" => limit.remaining = value.parse().ok().or(limit.remaining),
-            "reset" => {
+        let what = |word: &str| what.eq_ignore_ascii_case(word);
+        if what("limit") {
+            limit.limit = value.parse().ok().or(limit.limit);
+        } else if what("remaining") {
+            limit.remaining = value.parse().ok().or(limit.remaining);
+        } else if what("reset") {
+            {
                 let reset = if anthropic {
                     rfc3339_seconds(value).map(|at| (at - unix_now()).max(0.0))
                 } else {
@@ -120,7 +133,6 @@ impl RateLimits {
                 };
                 limit.reset_seconds = reset.or(limit.reset_seconds);
             }
-            _ => {}
         }
     }
 }
