@@ -54,6 +54,12 @@ pub fn try_gauge(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     snapshot::gauge(Metrics::global().registry(), name, labels)
 }
 
+/// The sum of the fractional counter series of family `name` with `labels`
+/// (`backend_cost_usd_total`, in US dollars), 0 if none exists yet.
+pub fn amount(name: &str, labels: &[(&str, &str)]) -> f64 {
+    snapshot::amount(Metrics::global().registry(), name, labels).unwrap_or(0.0)
+}
+
 /// The value of the counter series of family `name` with `labels`, 0 if it does not exist yet
 /// (read from perf's core: a counter's proto accessor changes with prometheus' features).
 pub fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {

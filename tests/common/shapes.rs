@@ -138,7 +138,9 @@ impl Answer {
             usage: Some(Usage {
                 input,
                 output,
-                ..Usage::default()
+                cached_input: 0,
+                reasoning: 0,
+                cache_write: 0,
             }),
             ..self
         }
