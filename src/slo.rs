@@ -131,6 +131,21 @@ impl SloDefinition {
                  \x20           / sum by (model) (rate(backend_ttft_seconds_count[{window}]))\n"
             );
         }
+        // The burn rates the dashboard draws: how many times faster than the objective allows
+        // the error budget is spent (1: exactly spent in 30 days).
+        for (record, objective) in [
+            ("endpoint:slo_errors", self.availability.objective),
+            ("model:slo_ttft_slow", self.ttft.objective),
+        ] {
+            let budget = ((1.0 - objective) * 1e9).round() / 1e9;
+            for window in ["1h", "6h"] {
+                let _ = write!(
+                    out,
+                    "      - record: {record}:burn_rate{window}\n\
+                     \x20       expr: {record}:ratio_rate{window} / {budget}\n"
+                );
+            }
+        }
         out.push_str("  - name: perf_slo_alerts\n    rules:\n");
         let slos = [
             (

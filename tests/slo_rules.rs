@@ -78,5 +78,5 @@ fn promtool_accepts_the_rule_file() {
         "{text}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(text.contains("SUCCESS: 14 rules found"), "{text}");
+    assert!(text.contains("SUCCESS: 18 rules found"), "{text}");
 }
