@@ -92,7 +92,8 @@ impl SloDefinition {
                 perf_runtime::metrics::TTFT_BUCKETS
             ));
         }
-        if !(definition.spend.budget_usd_per_hour > 0.0) {
+        let budget = definition.spend.budget_usd_per_hour;
+        if !budget.is_finite() || budget <= 0.0 {
             return Err("spend.budget_usd_per_hour must be above 0".into());
         }
         let ratio = definition.limits.remaining_ratio;

@@ -7,8 +7,11 @@ use super::error::ApiError;
 /// The keys clients may use, each with the tenant its requests are counted under, if any.
 #[derive(Clone)]
 pub struct ApiKeys {
-    keys: Vec<(Box<[u8]>, Option<Box<str>>)>,
+    keys: Vec<Key>,
 }
+
+/// A key's bytes and its tenant.
+type Key = (Box<[u8]>, Option<Box<str>>);
 
 impl ApiKeys {
     /// The keys in `keys`, of no tenant; empty ones are ignored.

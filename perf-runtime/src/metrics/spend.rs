@@ -125,9 +125,12 @@ impl BackendSet {
     }
 }
 
+/// The providers and models said to have no price.
+type Warned = Option<HashSet<(Box<str>, Box<str>)>>;
+
 /// Logs once per process that `provider`'s `model` has no price.
 fn warn_unpriced(provider: &str, model: &str) {
-    static WARNED: Mutex<Option<HashSet<(Box<str>, Box<str>)>>> = Mutex::new(None);
+    static WARNED: Mutex<Warned> = Mutex::new(None);
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
     if warned
         .get_or_insert_with(HashSet::new)

@@ -123,8 +123,11 @@ struct Entry {
     tiers: Vec<(u64, Rates)>,
 }
 
+/// Which rate of a [`Rates`] a field sets.
+type RateOf = fn(&mut Rates) -> &mut Option<f64>;
+
 /// The rate a field name sets: `(rate, tier threshold in tokens)`.
-fn field(name: &str) -> Option<(fn(&mut Rates) -> &mut Option<f64>, Option<u64>)> {
+fn field(name: &str) -> Option<(RateOf, Option<u64>)> {
     let (stem, above) = match name.split_once("_above_") {
         Some((stem, tier)) => {
             let thousands = tier.strip_suffix("k_tokens")?.parse::<u64>().ok()?;
@@ -132,7 +135,7 @@ fn field(name: &str) -> Option<(fn(&mut Rates) -> &mut Option<f64>, Option<u64>)
         }
         None => (name, None),
     };
-    let rate: fn(&mut Rates) -> &mut Option<f64> = match stem {
+    let rate: RateOf = match stem {
         "input_cost_per_token" => |r| &mut r.input,
         "output_cost_per_token" => |r| &mut r.output,
         "cache_read_input_token_cost" => |r| &mut r.cache_read,
