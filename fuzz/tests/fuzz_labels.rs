@@ -97,7 +97,8 @@ fn cut(value: &str) -> String {
 }
 
 /// The label budget as documented: the first `cap` distinct (cut) values are kept, every
-/// later one is `other`.
+/// later one is `other`; a value spelled like a reserved one (`other`, `unknown`) is kept with
+/// one more underscore.
 struct Budget {
     cap: usize,
     admitted: BTreeSet<String>,
@@ -105,7 +106,7 @@ struct Budget {
 
 impl Budget {
     fn admit(&mut self, value: &str) -> String {
-        let value = cut(value);
+        let value = perf_runtime::metrics::escape_reserved(&cut(value)).into_owned();
         if self.admitted.contains(&value) || self.admitted.len() < self.cap {
             self.admitted.insert(value.clone());
             value
