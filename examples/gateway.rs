@@ -32,6 +32,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // out long before --max-connections.
     let open_files = raise_open_file_limit();
     let gateway = Gateway::start(&config).await?;
+    // `kill -HUP` reloads --prices (a bad file keeps the prices in use).
+    if let Some(path) = &config.prices {
+        perf::gateway::prices::reload_on_sighup(path.clone())?;
+    }
     let base = gateway.base_url();
     let key = config.client_keys().swap_remove(0);
     // No key in it: fingerprints only, unless the gateway runs on the demo key.

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod gateway;
+pub mod slo;
 
 pub use gateway::config::Config;
 pub use gateway::mock::{MockConfig, MockProvider};

@@ -141,9 +141,16 @@ fn dashboard_is_importable() {
                     "{title}: a rate window that is not $__rate_interval: {expr}"
                 );
             }
-            // `backend_in_flight` has no `endpoint` label.
+            // Families (and recorded series) without an `endpoint` label.
+            let no_endpoint = [
+                "backend_in_flight{",
+                "tenant_cost_usd_total[",
+                "tenant_tokens_total[",
+                "backend_ratelimit_",
+                "model:slo_ttft_slow:",
+            ];
             assert!(
-                expr.contains("$endpoint") || expr.contains("backend_in_flight{"),
+                expr.contains("$endpoint") || no_endpoint.iter().any(|f| expr.contains(f)),
                 "{title}: not filtered by $endpoint: {expr}"
             );
             let per_model = [

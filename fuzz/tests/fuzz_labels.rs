@@ -97,7 +97,8 @@ fn cut(value: &str) -> String {
 }
 
 /// The label budget as documented: the first `cap` distinct (cut) values are kept, every
-/// later one is `other`.
+/// later one is `other`; a value spelled like a reserved one (`other`, `unknown`) is kept with
+/// one more underscore.
 struct Budget {
     cap: usize,
     admitted: BTreeSet<String>,

@@ -81,6 +81,8 @@ mod macro_support;
 pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+pub mod prices;
+pub mod ratelimits;
 mod stage;
 mod trace;
 mod tracker;

@@ -202,3 +202,74 @@ fn metrics_registry_is_the_one_given() {
     assert!(perf_runtime::exposition::render(metrics.registry())
         .contains("request_stage_duration_seconds_bucket"));
 }
+
+#[test]
+fn spend_tenant_and_limit_families_are_the_contract() {
+    use perf_runtime::metrics::{
+        BACKEND_COST, BACKEND_RATELIMIT_LIMIT, BACKEND_RATELIMIT_REMAINING,
+        BACKEND_RATELIMIT_RESET, BACKEND_UNPRICED_TOKENS, TENANT_COST, TENANT_REQUESTS,
+        TENANT_TOKENS,
+    };
+    let (registry, metrics) = private_metrics();
+    let mut table = perf_runtime::prices::PriceTable::new();
+    let rates = perf_runtime::prices::Rates::per_token(1e-6, 2e-6);
+    table.insert(None, "gpt-4o", perf_runtime::prices::Price::new(rates));
+    metrics.set_prices(table);
+    for model in ["gpt-4o", "unpriced"] {
+        let tracker = perf_runtime::PerformanceTracker::with_metrics(metrics, CHAT);
+        tracker.set_tenant("acme");
+        tracker.backend_request("openai", model).first_byte();
+        tracker.usage(perf_runtime::Usage {
+            input: 10,
+            output: 5,
+            ..Default::default()
+        });
+        let headers: [(&str, &[u8]); 3] = [
+            ("x-ratelimit-limit-requests", b"100"),
+            ("x-ratelimit-remaining-requests", b"99"),
+            ("x-ratelimit-reset-requests", b"1s"),
+        ];
+        tracker.rate_limits(&perf_runtime::ratelimits::RateLimits::from_headers(headers));
+        tracker.record_percentages();
+    }
+    let expected: [(&str, MetricType, &[&str]); 8] = [
+        (
+            BACKEND_COST,
+            MetricType::COUNTER,
+            &["endpoint", "model", "provider"],
+        ),
+        (
+            BACKEND_UNPRICED_TOKENS,
+            MetricType::COUNTER,
+            &["endpoint", "model", "provider", "type"],
+        ),
+        (
+            TENANT_REQUESTS,
+            MetricType::COUNTER,
+            &["endpoint", "outcome", "tenant"],
+        ),
+        (TENANT_TOKENS, MetricType::COUNTER, &["tenant", "type"]),
+        (TENANT_COST, MetricType::COUNTER, &["tenant"]),
+        (
+            BACKEND_RATELIMIT_REMAINING,
+            MetricType::GAUGE,
+            &["model", "provider", "resource"],
+        ),
+        (
+            BACKEND_RATELIMIT_LIMIT,
+            MetricType::GAUGE,
+            &["model", "provider", "resource"],
+        ),
+        (
+            BACKEND_RATELIMIT_RESET,
+            MetricType::GAUGE,
+            &["model", "provider", "resource"],
+        ),
+    ];
+    for (name, kind, labels) in expected {
+        assert_eq!(family_type(&registry, name), kind, "{name}");
+        assert_eq!(label_names(&registry, name), labels, "{name}");
+    }
+    assert_eq!(BACKEND_COST, "backend_cost_usd_total");
+    assert_eq!(TENANT_COST, "tenant_cost_usd_total");
+}

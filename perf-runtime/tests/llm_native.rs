@@ -200,6 +200,7 @@ async fn retried() -> Result<String, String> {
         output: 3,
         cached_input: 4,
         reasoning: 1,
+        cache_write: 0,
     });
     let timing = current::server_timing().expect("inside a request");
     Ok(format!("{status} {timing}"))

@@ -47,7 +47,9 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// An API key clients must send as `Authorization: Bearer KEY` (repeat the flag for several;
-    /// the variable takes a comma-separated list). A flag's value is visible to every user of
+    /// the variable takes a comma-separated list), or `KEY=TENANT`: its requests, tokens and
+    /// cost are then counted under `tenant="TENANT"` (tenant_requests_total, tenant_tokens_total,
+    /// tenant_cost_usd_total). A flag's value is visible to every user of
     /// the machine (`ps`): pass real keys with --api-key-file or the variable. Without any key
     /// (here or in --api-key-file), the demo key `demo-key`.
     #[arg(
@@ -59,8 +61,9 @@ pub struct Config {
     )]
     pub api_keys: Vec<String>,
 
-    /// A file of API keys clients may use, one per line (blank lines and lines starting with
-    /// `#` ignored), besides those of --api-key. Read once, at start.
+    /// A file of API keys clients may use, one per line (`KEY` or `KEY=TENANT`, as --api-key;
+    /// blank lines and lines starting with `#` ignored), besides those of --api-key. Read once,
+    /// at start.
     #[arg(
         long = "api-key-file",
         value_name = "PATH",
@@ -302,23 +305,40 @@ pub struct Config {
     /// p50/p95/p99 per stage and the split of the time, every few seconds.
     #[arg(long, env = "GATEWAY_DEMO")]
     pub demo: bool,
+
+    /// A price table: JSON with the field names of LiteLLM's
+    /// `model_prices_and_context_window.json` (`input_cost_per_token`, `output_cost_per_token`,
+    /// `cache_read_input_token_cost`, ...). Each backend call's usage is then priced in
+    /// backend_cost_usd_total; a model the table lacks counts in backend_unpriced_tokens_total.
+    /// Read at start (a bad file stops the gateway, naming the line) and again on SIGHUP (a bad
+    /// file then keeps the table in use).
+    #[arg(long, value_name = "PATH", env = "GATEWAY_PRICES")]
+    pub prices: Option<PathBuf>,
 }
 
 impl Config {
     /// The keys clients may use: those of `--api-key` and `--api-key-file` (empty ones left
     /// out), else [`DEFAULT_API_KEY`].
     pub fn client_keys(&self) -> Vec<String> {
+        self.client_tenants()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    /// The keys clients may use with the tenant each is counted under, if any (`KEY=TENANT`),
+    /// else [`DEFAULT_API_KEY`] without a tenant.
+    pub fn client_tenants(&self) -> Vec<(String, Option<String>)> {
         let file = self.api_key_file.iter().flat_map(|file| &file.keys);
-        let keys: Vec<String> = self
+        let keys: Vec<(String, Option<String>)> = self
             .api_keys
             .iter()
             .chain(file)
-            .map(|key| key.trim())
-            .filter(|key| !key.is_empty())
-            .map(str::to_owned)
+            .map(|entry| key_and_tenant(entry.trim()))
+            .filter(|(key, _)| !key.is_empty())
             .collect();
         if keys.is_empty() {
-            return vec![DEFAULT_API_KEY.to_owned()];
+            return vec![(DEFAULT_API_KEY.to_owned(), None)];
         }
         keys
     }
@@ -437,6 +457,17 @@ impl Config {
     }
 }
 
+/// `KEY=TENANT` split at its last `=`, each side trimmed; an entry with no `=`, or nothing after
+/// its last one (a base64 key's padding, `abc==`), is a key of no tenant.
+fn key_and_tenant(entry: &str) -> (String, Option<String>) {
+    match entry.rsplit_once('=') {
+        Some((key, tenant)) if !tenant.trim().is_empty() && !key.trim().is_empty() => {
+            (key.trim().to_owned(), Some(tenant.trim().to_owned()))
+        }
+        _ => (entry.to_owned(), None),
+    }
+}
+
 /// The keys of an `--api-key-file`, read when the flags are parsed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyFile {
@@ -513,6 +544,31 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Config::command().debug_assert();
+    }
+
+    #[test]
+    fn keys_may_name_their_tenant() {
+        let config = Config::parse_from([
+            "gateway",
+            "--api-key",
+            "sk-a=acme",
+            "--api-key",
+            "sk-b",
+            "--api-key",
+            "c2stYw==",
+            "--api-key",
+            " sk-d = globex ",
+        ]);
+        assert_eq!(config.client_keys(), ["sk-a", "sk-b", "c2stYw==", "sk-d"]);
+        let tenants: Vec<Option<String>> = config
+            .client_tenants()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(
+            tenants,
+            [Some("acme".into()), None, None, Some("globex".into())]
+        );
     }
 
     #[test]

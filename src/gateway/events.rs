@@ -199,6 +199,10 @@ struct WireUsage {
     prompt_tokens_details: Option<Details>,
     #[serde(default, alias = "output_tokens_details")]
     completion_tokens_details: Option<Details>,
+    /// Prompt tokens written to the provider's cache (Anthropic's name; counted in the prompt's
+    /// tokens here, as perf's `Usage` counts them).
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +231,7 @@ impl From<WireUsage> for Usage {
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            cache_write: wire.cache_creation_input_tokens.unwrap_or(0),
         }
     }
 }
@@ -244,6 +249,7 @@ mod tests {
         output: 5,
         cached_input: 6,
         reasoning: 1,
+        cache_write: 0,
     };
 
     #[test]

@@ -258,10 +258,14 @@ fn request_parsing<R: OpenAiRequest>(body: &[u8]) -> Result<R, ApiError> {
     parse(body)
 }
 
-/// Checks the client's bearer key.
+/// Checks the client's bearer key; the request is counted under the key's tenant, if it has
+/// one (`--api-key KEY=TENANT`).
 #[perf_stage(auth_validation)]
 fn validate(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    app.keys.check(headers)
+    if let Some(tenant) = app.keys.check(headers)? {
+        perf_runtime::current::set_tenant(tenant);
+    }
+    Ok(())
 }
 
 /// Builds the provider's request: URL, headers, body, asking for the usage of a streamed

@@ -46,7 +46,7 @@ impl MetricsAccess {
     fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match self {
             MetricsAccess::Open => Ok(()),
-            MetricsAccess::Token(token) => token.check(headers).map_err(|_| {
+            MetricsAccess::Token(token) => token.check(headers).map(|_| ()).map_err(|_| {
                 ApiError::unauthorized(
                     "/metrics needs `Authorization: Bearer TOKEN` with the gateway's --metrics-token",
                 )

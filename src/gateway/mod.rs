@@ -18,6 +18,7 @@ pub mod logger;
 pub mod metrics_route;
 pub mod mock;
 pub mod openai;
+pub mod prices;
 pub mod refusals;
 pub mod secrets;
 pub mod server;

@@ -193,6 +193,9 @@ impl Gateway {
     /// on purpose). `routes` must not repeat a route of the gateway (axum panics on overlaps).
     pub async fn start_with_routes(config: &Config, routes: Router<App>) -> io::Result<Gateway> {
         install_metrics(&config.label_settings())?;
+        if let Some(path) = &config.prices {
+            super::prices::load(path)?;
+        }
         let access = MetricsAccess::new(config.metrics_token.as_deref())?;
         let (mock, upstream) = match &config.upstream {
             Some(url) => (None, url.clone()),
@@ -223,7 +226,7 @@ impl Gateway {
             );
         }
         let app = App::new(
-            ApiKeys::new(config.client_keys()),
+            ApiKeys::with_tenants(config.client_tenants()),
             client,
             &config.provider_label(),
         )

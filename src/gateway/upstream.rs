@@ -32,8 +32,9 @@ use axum::http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use perf_runtime::ratelimits::RateLimits;
 pub use perf_runtime::BackendErrorKind;
-use perf_runtime::TraceId;
+use perf_runtime::{current, TraceId};
 use reqwest::{Client, Request, Response, Url};
 use tokio::time::Instant;
 
@@ -245,6 +246,11 @@ impl Upstream {
                     )))
                 }
             };
+        // The provider's word on its limits, success or not (a 429 states them too).
+        let headers = response.headers().iter();
+        current::rate_limits(&RateLimits::from_headers(
+            headers.map(|(name, value)| (name.as_str(), value.as_bytes())),
+        ));
         let answer = Answer {
             response,
             idle: self.timeouts.idle,

@@ -175,7 +175,8 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
 
     // `/metrics` stays bounded: per kept model, 12 lines for each of the TTFB and streaming
     // series (10 buckets, sum, count), 17 for the TTFT series (14 buckets) of the streamed
-    // requests, 4 token counters (one chunk per answer: no chunk gap), 17 for the call's
+    // requests, 4 token counters (one chunk per answer: no chunk gap), 6 rate-limit gauges (the
+    // mock states its requests and tokens limits: remaining, limit, reset), 17 for the call's
     // duration and 17 for each of its input and output tokens; plus a part that does
     // not depend on the models (front end, stages, percentages, outcomes, answers by status,
     // comments: about 300 lines with the gateway's four API endpoints, some tens more or less with
@@ -183,7 +184,7 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
     let lines = text.lines().count();
     let ttft_lines = perf_runtime::metrics::TTFT_BUCKETS.len() + 3;
     let call_lines = 3 * (perf_runtime::metrics::CALL_BUCKETS.len() + 3);
-    let backend_lines = (cap + 1) * (2 * 12 + ttft_lines + 4 + call_lines);
+    let backend_lines = (cap + 1) * (2 * 12 + ttft_lines + 4 + 6 + call_lines);
     assert!(
         lines <= backend_lines + 400,
         "{lines} lines for {backend_lines} backend lines"

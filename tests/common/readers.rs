@@ -54,6 +54,12 @@ pub fn try_gauge(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     snapshot::gauge(Metrics::global().registry(), name, labels)
 }
 
+/// The sum of the fractional counter series of family `name` with `labels`
+/// (`backend_cost_usd_total`, in US dollars), 0 if none exists yet.
+pub fn amount(name: &str, labels: &[(&str, &str)]) -> f64 {
+    snapshot::amount(Metrics::global().registry(), name, labels).unwrap_or(0.0)
+}
+
 /// The value of the counter series of family `name` with `labels`, 0 if it does not exist yet
 /// (read from perf's core: a counter's proto accessor changes with prometheus' features).
 pub fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
@@ -182,6 +188,7 @@ pub fn mock_usage(prompt_chars: u64, chunks: u64) -> perf_runtime::Usage {
         output: chunks,
         cached_input: input / 2,
         reasoning: chunks / 4,
+        cache_write: 0,
     }
 }
 
@@ -204,5 +211,6 @@ pub fn mock_tokens(model: &str, endpoint: &str) -> perf_runtime::Usage {
         output: get("output"),
         cached_input: get("cached_input"),
         reasoning: get("reasoning"),
+        cache_write: get("cache_write"),
     }
 }

@@ -140,6 +140,7 @@ impl Answer {
                 output,
                 cached_input: 0,
                 reasoning: 0,
+                cache_write: 0,
             }),
             ..self
         }

@@ -20,15 +20,21 @@ pub struct RunningGateway {
 /// this process on an ephemeral loopback port, on its built-in mock provider: time to first byte
 /// `ttfb` ± 50 ms, and short streams (8 chunks 10 ms apart, so streaming p95 stays far below
 /// 1.5 s). `/metrics` is served on the same address; the clients of [`load`] send the key
-/// `demo-key`. Flags given here win over any `GATEWAY_*` environment variable.
+/// `demo-key`, of the tenant `demo`. Its prices ([`PRICES`]) price `gpt-4o-mini` and leave
+/// `llama-3.1-8b-instruct` unpriced, so that the spend panels and the unpriced one all have
+/// data. Flags given here win over any `GATEWAY_*` environment variable.
 pub async fn start_gateway(ttfb: Duration) -> RunningGateway {
     let ttfb_ms = ttfb.as_millis().to_string();
+    let prices = std::env::temp_dir().join(format!("perf-live-prices-{}.json", std::process::id()));
+    std::fs::write(&prices, PRICES).expect("a price file");
     let config = perf::Config::parse_from([
         "gateway",
         "--listen",
         "127.0.0.1:0",
         "--api-key",
-        "demo-key",
+        "demo-key=demo",
+        "--prices",
+        prices.to_str().expect("a UTF-8 temporary directory"),
         "--mock-ttfb-ms",
         &ttfb_ms,
         "--mock-chunks",
@@ -46,6 +52,10 @@ pub async fn start_gateway(ttfb: Duration) -> RunningGateway {
         _handle: Box::new(gateway),
     }
 }
+
+/// The live gateway's price table: LiteLLM's field names, one of the clients' two models.
+const PRICES: &str = r#"{"gpt-4o-mini": {"litellm_provider": "openai", "input_cost_per_token": 1.5e-7,
+    "output_cost_per_token": 6e-7, "cache_read_input_token_cost": 7.5e-8}}"#;
 
 /// What the clients did.
 #[derive(Default)]

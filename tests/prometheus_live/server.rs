@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The repository's rule files, which every test's Prometheus loads.
-pub const RULE_FILES: [&str; 2] = ["prometheus-alerts.yml", "prometheus-recording-rules.yml"];
+pub const RULE_FILES: [&str; 3] = [
+    "prometheus-alerts.yml",
+    "prometheus-recording-rules.yml",
+    "prometheus-slo-rules.yml",
+];
 
 /// The repository's root (the root package's directory).
 pub fn root() -> &'static Path {

@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
+use axum::http::request::Parts;
 use axum::http::{Method, Request, Response};
 use pin_project_lite::pin_project;
 
@@ -53,23 +54,61 @@ pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 /// `requests_in_flight`, `request_duration_seconds` and `gateway_overhead_seconds`, and with
 /// the attributes inside the handlers, the stages, backend calls and streaming of each request.
 /// An answer with a 5xx status ends as `error`. The client's W3C `traceparent` header gives
-/// the request its trace id.
+/// the request its trace id; [`tenant_from`](Self::tenant_from) its tenant.
 #[derive(Clone, Copy, Default)]
 pub struct PerfLayer {
     metrics: Option<&'static Metrics>,
+    tenant: Option<&'static TenantHook>,
 }
+
+/// What [`PerfLayer::tenant_from`] keeps: the user's closure, its tenant handed to `set`.
+type TenantHook = dyn Fn(&Parts, &mut dyn FnMut(&str)) + Send + Sync;
 
 impl PerfLayer {
     /// The layer, recording into the global metrics ([`Metrics::global`]).
     pub fn new() -> Self {
-        PerfLayer { metrics: None }
+        PerfLayer {
+            metrics: None,
+            tenant: None,
+        }
     }
 
     /// The layer, recording into `metrics`.
     pub fn with_metrics(metrics: &'static Metrics) -> Self {
         PerfLayer {
             metrics: Some(metrics),
+            tenant: None,
         }
+    }
+
+    /// Gives each request the tenant `tenant` finds in its head (its API key, say), as
+    /// [`current::set_tenant`](crate::current::set_tenant) would; `None` leaves it without one
+    /// (a handler may still set it). The closure runs once per request, before the service;
+    /// returning a `&'static str`, an `Arc<str>` or a `String` are all fine. It is kept for the
+    /// life of the process, as the metrics are: make the layer once.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use perf_runtime::PerfLayer;
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/v1/models", get(|| async { "[]" }))
+    ///     .layer(PerfLayer::new().tenant_from(|parts| {
+    ///         parts.headers.get("x-tenant").and_then(|v| v.to_str().ok().map(str::to_owned))
+    ///     }));
+    /// ```
+    pub fn tenant_from<F, T>(mut self, tenant: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<T> + Send + Sync + 'static,
+        T: AsRef<str>,
+    {
+        let hook: Box<TenantHook> = Box::new(move |parts, set| {
+            if let Some(found) = tenant(parts) {
+                set(found.as_ref());
+            }
+        });
+        self.tenant = Some(Box::leak(hook));
+        self
     }
 }
 
@@ -80,6 +119,7 @@ impl<S> tower_layer::Layer<S> for PerfLayer {
         PerfService {
             inner,
             metrics: self.metrics,
+            tenant: self.tenant,
             route: Arc::default(),
         }
     }
@@ -90,6 +130,7 @@ impl<S> tower_layer::Layer<S> for PerfLayer {
 pub struct PerfService<S> {
     inner: S,
     metrics: Option<&'static Metrics>,
+    tenant: Option<&'static TenantHook>,
     /// The endpoint of the route this service wraps (`Router::layer` wraps each route apart),
     /// by the address and length of its `MatchedPath`, which every request of the route
     /// shares: found without a lookup after the first request.
@@ -135,6 +176,14 @@ where
         if let Some(id) = traced {
             state.set_trace_id(id);
         }
+        let request = match self.tenant {
+            Some(hook) => {
+                let (parts, body) = request.into_parts();
+                hook(&parts, &mut |tenant| state.set_tenant(tenant));
+                Request::from_parts(parts, body)
+            }
+            None => request,
+        };
         let head = request.method() == Method::HEAD;
         let method = method_index(request.method());
         let future = {

@@ -11,6 +11,7 @@ use super::collector::{gather_split, kind_of, Registered};
 use super::count_histogram::CountHistogram;
 use super::counter::Counter;
 use super::family::{Family, Series};
+use super::float::{FloatCounter, Gauge};
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
 use super::reading::{openmetrics_names, Detail, Kind, ReadFamily};
@@ -145,6 +146,35 @@ pub const REQUEST_TIME_PER_OUTPUT_TOKEN: &str = "request_time_per_output_token_s
 /// method and status code ([`PerfLayer`](crate::PerfLayer) only).
 pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 
+/// `backend_cost_usd_total{provider, model, endpoint}`: what the backend calls cost, in US
+/// dollars, from each call's usage and the price table ([`crate::prices`]).
+pub const BACKEND_COST: &str = "backend_cost_usd_total";
+
+/// `backend_unpriced_tokens_total{provider, model, endpoint, type}`: tokens of calls whose model
+/// the price table does not have (counted while a table is set), by `type`.
+pub const BACKEND_UNPRICED_TOKENS: &str = "backend_unpriced_tokens_total";
+
+/// `tenant_requests_total{tenant, endpoint, outcome}`: requests of a tenant
+/// ([`current::set_tenant`](crate::current::set_tenant)), by outcome.
+pub const TENANT_REQUESTS: &str = "tenant_requests_total";
+
+/// `tenant_tokens_total{tenant, type}`: tokens of a tenant's requests, by `type`.
+pub const TENANT_TOKENS: &str = "tenant_tokens_total";
+
+/// `tenant_cost_usd_total{tenant}`: what a tenant's requests cost, in US dollars.
+pub const TENANT_COST: &str = "tenant_cost_usd_total";
+
+/// `backend_ratelimit_remaining{provider, model, resource}`: what the provider said is left of
+/// its limit (`resource`: `requests`, `tokens`, `input_tokens`, `output_tokens`).
+pub const BACKEND_RATELIMIT_REMAINING: &str = "backend_ratelimit_remaining";
+
+/// `backend_ratelimit_limit{provider, model, resource}`: the provider's limit.
+pub const BACKEND_RATELIMIT_LIMIT: &str = "backend_ratelimit_limit";
+
+/// `backend_ratelimit_reset_seconds{provider, model, resource}`: how long until the limit is
+/// replenished, as the provider said at its latest answer.
+pub const BACKEND_RATELIMIT_RESET: &str = "backend_ratelimit_reset_seconds";
+
 /// The values of the `outcome` label of `requests_total`.
 pub const OUTCOMES: [&str; 3] = ["completed", "error", "cancelled"];
 
@@ -171,6 +201,14 @@ pub(crate) struct Families {
     pub request_ttft: Family<Histogram>,
     pub request_time_per_output_token: Family<Histogram>,
     pub http_request_duration: Family<Histogram>,
+    pub backend_cost: Family<FloatCounter>,
+    pub backend_unpriced_tokens: Family<Counter>,
+    pub tenant_requests: Family<Counter>,
+    pub tenant_tokens: Family<Counter>,
+    pub tenant_cost: Family<FloatCounter>,
+    pub ratelimit_remaining: Family<Gauge>,
+    pub ratelimit_limit: Family<Gauge>,
+    pub ratelimit_reset: Family<Gauge>,
 }
 
 fn histogram(
@@ -356,12 +394,68 @@ impl Families {
                 &REQUEST_BUCKETS,
                 PLAIN,
             ),
+            backend_cost: Family::new(
+                name(BACKEND_COST),
+                "What the backend calls cost in US dollars: each call's usage at the price table's rates for its provider and model.",
+                &["provider", "model", "endpoint"],
+                &[],
+                FloatCounter::new,
+            ),
+            backend_unpriced_tokens: Family::new(
+                name(BACKEND_UNPRICED_TOKENS),
+                "Tokens of backend calls whose model the price table does not have, by type: their cost is not in backend_cost_usd_total.",
+                &["provider", "model", "endpoint", "type"],
+                &[],
+                Counter::new,
+            ),
+            tenant_requests: Family::new(
+                name(TENANT_REQUESTS),
+                "Requests of each tenant (from the API key, say), by endpoint and how they ended.",
+                &["tenant", "endpoint", "outcome"],
+                &[],
+                Counter::new,
+            ),
+            tenant_tokens: Family::new(
+                name(TENANT_TOKENS),
+                "Tokens of each tenant's backend calls, by type: input, output, cached_input, reasoning, cache_write.",
+                &["tenant", "type"],
+                &[],
+                Counter::new,
+            ),
+            tenant_cost: Family::new(
+                name(TENANT_COST),
+                "What each tenant's backend calls cost in US dollars.",
+                &["tenant"],
+                &[],
+                FloatCounter::new,
+            ),
+            ratelimit_remaining: Family::new(
+                name(BACKEND_RATELIMIT_REMAINING),
+                "What is left of the provider's rate limit, by resource (requests, tokens, input_tokens, output_tokens), as its latest answer's headers said.",
+                &["provider", "model", "resource"],
+                &[],
+                Gauge::new,
+            ),
+            ratelimit_limit: Family::new(
+                name(BACKEND_RATELIMIT_LIMIT),
+                "The provider's rate limit, by resource, as its latest answer's headers said.",
+                &["provider", "model", "resource"],
+                &[],
+                Gauge::new,
+            ),
+            ratelimit_reset: Family::new(
+                name(BACKEND_RATELIMIT_RESET),
+                "Seconds until the provider's rate limit is replenished, by resource, as its latest answer's headers said.",
+                &["provider", "model", "resource"],
+                &[],
+                Gauge::new,
+            ),
         }
     }
 
     /// One collector per family, each with the family's name; `requests_total`, the name an
     /// application most likely has already, first (see [`register`](Self::register)).
-    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 21] {
+    fn collectors(&'static self) -> [(&'static str, Box<dyn Collector>); 29] {
         fn registered<T: Series>(family: &'static Family<T>) -> (&'static str, Box<dyn Collector>) {
             (family.name(), Box::new(Registered(family)))
         }
@@ -387,13 +481,21 @@ impl Families {
             registered(&self.request_ttft),
             registered(&self.request_time_per_output_token),
             registered(&self.http_request_duration),
+            registered(&self.backend_cost),
+            registered(&self.backend_unpriced_tokens),
+            registered(&self.tenant_requests),
+            registered(&self.tenant_tokens),
+            registered(&self.tenant_cost),
+            registered(&self.ratelimit_remaining),
+            registered(&self.ratelimit_limit),
+            registered(&self.ratelimit_reset),
         ]
     }
 
     /// Each family under its contract name (without the prefix), for the readers that rename
     /// them (the OTLP export).
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
-    pub fn by_contract_name(&'static self) -> [(&'static str, &'static dyn ReadFamily); 21] {
+    pub fn by_contract_name(&'static self) -> [(&'static str, &'static dyn ReadFamily); 29] {
         [
             (REQUESTS_TOTAL, &self.requests),
             (OPERATION_DURATION, &self.operation_duration),
@@ -419,11 +521,19 @@ impl Families {
                 &self.request_time_per_output_token,
             ),
             (HTTP_REQUEST_DURATION, &self.http_request_duration),
+            (BACKEND_COST, &self.backend_cost),
+            (BACKEND_UNPRICED_TOKENS, &self.backend_unpriced_tokens),
+            (TENANT_REQUESTS, &self.tenant_requests),
+            (TENANT_TOKENS, &self.tenant_tokens),
+            (TENANT_COST, &self.tenant_cost),
+            (BACKEND_RATELIMIT_REMAINING, &self.ratelimit_remaining),
+            (BACKEND_RATELIMIT_LIMIT, &self.ratelimit_limit),
+            (BACKEND_RATELIMIT_RESET, &self.ratelimit_reset),
         ]
     }
 
     /// Each family's name and type.
-    fn kinds(&self) -> [(&'static str, Kind); 21] {
+    fn kinds(&self) -> [(&'static str, Kind); 29] {
         fn of<T: Series>(family: &Family<T>) -> (&'static str, Kind) {
             (family.name(), T::KIND)
         }
@@ -449,6 +559,14 @@ impl Families {
             of(&self.request_ttft),
             of(&self.request_time_per_output_token),
             of(&self.http_request_duration),
+            of(&self.backend_cost),
+            of(&self.backend_unpriced_tokens),
+            of(&self.tenant_requests),
+            of(&self.tenant_tokens),
+            of(&self.tenant_cost),
+            of(&self.ratelimit_remaining),
+            of(&self.ratelimit_limit),
+            of(&self.ratelimit_reset),
         ]
     }
 

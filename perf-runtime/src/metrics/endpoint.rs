@@ -64,7 +64,7 @@ pub(crate) struct BackendSet {
     pub streaming: &'static Histogram,
     /// `backend_in_flight{provider}`.
     pub in_flight: &'static InFlight,
-    endpoint: &'static EndpointMetrics,
+    pub(super) endpoint: &'static EndpointMetrics,
     provider: Box<str>,
     model: Box<str>,
     /// `backend_errors_total` by kind, made on the first error of that kind.
@@ -74,7 +74,9 @@ pub(crate) struct BackendSet {
     ttft: OnceLock<&'static Histogram>,
     chunk_gap: OnceLock<&'static Histogram>,
     /// `backend_tokens_total` by [`TOKEN_TYPES`], made on the first usage of that type.
-    tokens: [OnceLock<&'static Counter>; 4],
+    tokens: [OnceLock<&'static Counter>; 5],
+    /// What its calls cost, and the price they are priced at: see `spend.rs`.
+    pub(super) spend: super::spend::BackendSpend,
     /// `backend_call_duration_seconds`, made when the first call ends.
     call_duration: OnceLock<&'static Histogram>,
     /// `backend_call_tokens` of `input` and `output`, made on the first call with that usage.
@@ -83,11 +85,17 @@ pub(crate) struct BackendSet {
 
 /// The `type` label of `backend_tokens_total`, in the order of [`Usage`](crate::Usage)'s
 /// fields.
-pub(crate) const TOKEN_TYPES: [&str; 4] = ["input", "output", "cached_input", "reasoning"];
+pub(crate) const TOKEN_TYPES: [&str; 5] = [
+    "input",
+    "output",
+    "cached_input",
+    "reasoning",
+    "cache_write",
+];
 
 impl BackendSet {
     /// The labels of a series of this set, with one more label value of its own.
-    fn labels<'a>(&'a self, last: &'a str) -> [&'a str; 4] {
+    pub(super) fn labels<'a>(&'a self, last: &'a str) -> [&'a str; 4] {
         [&self.provider, &self.model, self.endpoint.path(), last]
     }
 
@@ -134,7 +142,7 @@ impl BackendSet {
     /// types of the GenAI conventions; a type it did not report is not observed). Cached and
     /// reasoning tokens are counted in `backend_tokens_total` only: four series of 17 lines per
     /// model would double a model's share of `/metrics`.
-    pub fn call_tokens(&self, usage: [u64; 4]) {
+    pub fn call_tokens(&self, usage: [u64; 5]) {
         for (kind, n) in usage.into_iter().enumerate().take(2) {
             if n == 0 {
                 continue;
@@ -217,6 +225,8 @@ pub struct EndpointMetrics {
     http_durations: [OnceLock<&'static Histogram>; 2 * COMMON_STATUSES.len()],
     /// The backend sets of this endpoint, by admitted provider and model.
     backends: RwLock<HashMap<ProviderModel, &'static BackendSet>>,
+    /// The tenants of this endpoint's requests, by admitted tenant: see `spend.rs`.
+    pub(super) tenants: RwLock<HashMap<Box<str>, &'static super::spend::TenantRequests>>,
     unknown: OnceLock<&'static BackendSet>,
 }
 
@@ -237,6 +247,7 @@ impl EndpointMetrics {
             time_per_token: OnceLock::new(),
             http_durations: Default::default(),
             backends: RwLock::new(HashMap::new()),
+            tenants: RwLock::new(HashMap::new()),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             unknown: OnceLock::new(),
         }
@@ -387,6 +398,7 @@ impl EndpointMetrics {
                 tokens: Default::default(),
                 call_duration: OnceLock::new(),
                 call_tokens: Default::default(),
+                spend: Default::default(),
             }))
         })
     }

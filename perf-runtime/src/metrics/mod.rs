@@ -8,6 +8,7 @@ mod counter;
 mod endpoint;
 mod exemplar;
 mod family;
+mod float;
 mod histogram;
 mod in_flight;
 mod known;
@@ -16,26 +17,28 @@ pub(crate) mod native;
 pub(crate) mod reading;
 mod shard;
 pub mod snapshot;
+mod spend;
 mod stage_percentage;
 #[cfg(test)]
 pub(crate) mod test_values;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use prometheus::Registry;
 
 pub(crate) use collector::{gather_split, kind_of, Gathered};
 use contract::Families;
 pub use contract::{
-    BACKEND_BUCKETS, BACKEND_CALL_DURATION, BACKEND_CALL_TOKENS, BACKEND_CHUNK_GAP, BACKEND_ERRORS,
-    BACKEND_IN_FLIGHT, BACKEND_TOKENS, BACKEND_TTFB, BACKEND_TTFT, CALL_BUCKETS, CHUNK_GAP_BUCKETS,
-    FRONTEND_BUCKETS, FRONTEND_PROCESSING, GATEWAY_OVERHEAD, HTTP_REQUEST_DURATION,
-    HTTP_RESPONSES_TOTAL, OPERATION_DURATION, OUTCOMES, OVERHEAD_BUCKETS, REQUESTS_IN_FLIGHT,
-    REQUESTS_TOTAL, REQUEST_BUCKETS, REQUEST_DURATION, REQUEST_STAGE_DURATION,
+    BACKEND_BUCKETS, BACKEND_CALL_DURATION, BACKEND_CALL_TOKENS, BACKEND_CHUNK_GAP, BACKEND_COST,
+    BACKEND_ERRORS, BACKEND_IN_FLIGHT, BACKEND_RATELIMIT_LIMIT, BACKEND_RATELIMIT_REMAINING,
+    BACKEND_RATELIMIT_RESET, BACKEND_TOKENS, BACKEND_TTFB, BACKEND_TTFT, BACKEND_UNPRICED_TOKENS,
+    CALL_BUCKETS, CHUNK_GAP_BUCKETS, FRONTEND_BUCKETS, FRONTEND_PROCESSING, GATEWAY_OVERHEAD,
+    HTTP_REQUEST_DURATION, HTTP_RESPONSES_TOTAL, OPERATION_DURATION, OUTCOMES, OVERHEAD_BUCKETS,
+    REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, REQUEST_BUCKETS, REQUEST_DURATION, REQUEST_STAGE_DURATION,
     REQUEST_TIME_PER_OUTPUT_TOKEN, REQUEST_TTFT, STAGE_BUCKETS, STAGE_PERCENTAGE,
-    STREAMING_DURATION, TOKEN_BUCKETS, TTFT_BUCKETS,
+    STREAMING_DURATION, TENANT_COST, TENANT_REQUESTS, TENANT_TOKENS, TOKEN_BUCKETS, TTFT_BUCKETS,
 };
 pub use endpoint::BackendErrorKind;
 pub(crate) use endpoint::BackendSet;
@@ -51,6 +54,7 @@ use labels::LabelBudget;
 pub use labels::{
     escape_reserved, DEFAULT_ENDPOINT_CAP, DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL,
 };
+pub(crate) use spend::{Pricing, TenantRequests};
 pub use stage_percentage::PHASES;
 
 /// The metric families of perf in one registry, with the handles resolved from them.
@@ -69,6 +73,11 @@ pub struct Metrics {
     pub(crate) models: LabelBudget,
     pub(crate) providers: LabelBudget,
     operations: LabelBudget,
+    /// The `tenant` label's budget, and each admitted tenant's series.
+    tenants: LabelBudget,
+    tenant_sets: RwLock<HashMap<Box<str>, &'static spend::TenantSet>>,
+    /// The price table backend calls are priced with.
+    prices: crate::prices::PriceSlot,
 }
 
 /// Why [`MetricsBuilder::build`] or [`MetricsBuilder::install`] failed. Nothing was
@@ -239,6 +248,40 @@ impl Metrics {
             .resolve(self, labels::truncate(path), Naming::Code)
     }
 
+    /// Prices backend calls with `table` from now on (`backend_cost_usd_total`), in place of the
+    /// table before, if any: each provider and model looks its price up again at its next
+    /// usage. A request under way is not held up; a call whose usage is being priced as the
+    /// table changes is priced with either table.
+    ///
+    /// Until a table is set, nothing is priced and no token counts as unpriced; once one is,
+    /// the tokens of a model it does not have count in `backend_unpriced_tokens_total` (and
+    /// that model is logged once).
+    pub fn set_prices(&self, table: crate::prices::PriceTable) {
+        self.prices.set(table);
+    }
+
+    /// The price table in use, if one was set.
+    pub fn prices(&self) -> Option<Arc<crate::prices::PriceTable>> {
+        self.prices.table()
+    }
+
+    /// Reads the LiteLLM-style price file at `path` ([`PriceTable::from_file`]) and, if it is
+    /// valid, prices backend calls with it from now on ([`set_prices`](Self::set_prices)):
+    /// call it at start and again to reload. On an error the table in use stays, and the error
+    /// names the file and line. Returns how many models the new table prices.
+    ///
+    /// [`PriceTable::from_file`]: crate::prices::PriceTable::from_file
+    #[cfg(feature = "prices")]
+    pub fn load_prices(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<usize, crate::prices::PriceError> {
+        let table = crate::prices::PriceTable::from_file(path)?;
+        let models = table.len();
+        self.set_prices(table);
+        Ok(models)
+    }
+
     /// `operation_duration_seconds{operation}` of `operation`: its own series while the
     /// operation cap lasts (the endpoint cap, counted apart), `operation="other"` after.
     pub(crate) fn operation(&self, operation: &str) -> &'static Histogram {
@@ -257,6 +300,8 @@ pub struct MetricsBuilder {
     label_cap: usize,
     endpoint_cap: usize,
     allowed_models: Option<HashSet<Box<str>>>,
+    tenant_cap: usize,
+    allowed_tenants: Option<HashSet<Box<str>>>,
     prefix: String,
 }
 
@@ -266,8 +311,31 @@ impl MetricsBuilder {
             label_cap: DEFAULT_LABEL_CAP,
             endpoint_cap: DEFAULT_ENDPOINT_CAP,
             allowed_models: None,
+            tenant_cap: DEFAULT_LABEL_CAP,
+            allowed_tenants: None,
             prefix: String::new(),
         }
+    }
+
+    /// How many distinct `tenant` values ([`current::set_tenant`](crate::current::set_tenant))
+    /// are kept before the rest go to [`OVERFLOW_LABEL`]. Default [`DEFAULT_LABEL_CAP`].
+    pub fn tenant_cap(mut self, cap: usize) -> Self {
+        self.tenant_cap = cap;
+        self
+    }
+
+    /// Keeps only these tenants as `tenant` labels; every other goes to [`OVERFLOW_LABEL`].
+    pub fn allowed_tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let tenants = tenants
+            .into_iter()
+            .map(|t| labels::truncate(t.as_ref()).into())
+            .collect();
+        self.allowed_tenants = Some(tenants);
+        self
     }
 
     /// How many distinct `model` (and `provider`) values are kept before the rest go to
@@ -347,6 +415,9 @@ impl MetricsBuilder {
             models: LabelBudget::new(self.label_cap, self.allowed_models),
             providers: LabelBudget::new(self.label_cap, None),
             operations: LabelBudget::new(self.endpoint_cap, None),
+            tenants: LabelBudget::new(self.tenant_cap, self.allowed_tenants),
+            tenant_sets: RwLock::new(HashMap::new()),
+            prices: crate::prices::PriceSlot::new(),
         }))
     }
 

@@ -199,6 +199,18 @@ pub fn counter(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Op
         .reduce(|a, b| a + b)
 }
 
+/// The sum of the series of perf's counter `family` whose labels include `labels`, as a
+/// fraction (`backend_cost_usd_total`, in US dollars), or `None` if no series matches.
+pub fn amount(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    matching(registry, family, labels)
+        .into_iter()
+        .filter_map(|value| match value {
+            Value::Counter(amount) => Some(amount),
+            _ => None,
+        })
+        .reduce(|a, b| a + b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -445,6 +445,16 @@ mod tests {
     }
 
     #[test]
+    fn every_family_has_an_otlp_name() {
+        let metrics = Metrics::builder()
+            .build(&prometheus::Registry::new())
+            .unwrap();
+        for (contract, _) in metrics.families.by_contract_name() {
+            assert!(names::of(contract).is_some(), "{contract} has no OTLP name");
+        }
+    }
+
+    #[test]
     fn a_delta_counts_from_the_last_export_that_succeeded() {
         let registry = prometheus::Registry::new();
         let (metrics, _) = one_request(&registry);

@@ -63,6 +63,14 @@ pub(crate) fn of(prometheus: &str) -> Option<Name> {
         m::REQUESTS_IN_FLIGHT => ("perf.requests.active", "{request}", UpDown),
         m::GATEWAY_OVERHEAD => ("perf.gateway.overhead", "s", Histogram),
         m::HTTP_RESPONSES_TOTAL => ("perf.http.responses", "{response}", Counter),
+        m::BACKEND_COST => ("perf.backend.cost", "USD", Counter),
+        m::BACKEND_UNPRICED_TOKENS => ("perf.backend.unpriced_tokens", "{token}", Counter),
+        m::TENANT_REQUESTS => ("perf.tenant.requests", "{request}", Counter),
+        m::TENANT_TOKENS => ("perf.tenant.tokens", "{token}", Counter),
+        m::TENANT_COST => ("perf.tenant.cost", "USD", Counter),
+        m::BACKEND_RATELIMIT_REMAINING => ("perf.backend.ratelimit.remaining", "1", Gauge),
+        m::BACKEND_RATELIMIT_LIMIT => ("perf.backend.ratelimit.limit", "1", Gauge),
+        m::BACKEND_RATELIMIT_RESET => ("perf.backend.ratelimit.reset", "s", Gauge),
         _ => return None,
     };
     Some(Name { otlp, unit, shape })
@@ -108,6 +116,8 @@ pub(crate) fn attributes(labels: &[(impl AsRef<str>, impl AsRef<str>)]) -> Vec<A
             },
             "stage" => out.push(Attribute::Str("perf.stage", value.to_owned())),
             "method" => out.push(Attribute::Str("http.request.method", value.to_owned())),
+            "tenant" => out.push(Attribute::Str("perf.tenant", value.to_owned())),
+            "resource" => out.push(Attribute::Str("perf.resource", value.to_owned())),
             "operation" => out.push(Attribute::Str("perf.operation", value.to_owned())),
             other => out.push(Attribute::Str(leak_unknown(other), value.to_owned())),
         }

@@ -107,7 +107,7 @@ impl RequestState {
             seen.last = now;
         }
         if let (Some(usage), Some(call)) = (chunk.usage, call) {
-            call.set_usage(usage);
+            self.record_usage(call, usage);
         }
     }
 

@@ -40,7 +40,10 @@ pub(crate) struct CallRecord {
     /// A failure of it is counted (once).
     failed: AtomicBool,
     /// The usage it reported: the highest count of each type (a usage is set, not added).
-    usage: [AtomicU64; 4],
+    usage: [AtomicU64; 5],
+    /// What its usage so far cost, as counted (an `f64`'s bits: never below 0, so ordered
+    /// like the numbers).
+    cost: AtomicU64,
 }
 
 impl CallRecord {
@@ -54,7 +57,8 @@ impl CallRecord {
             open: AtomicBool::new(false),
             ttft_seen: AtomicBool::new(false),
             failed: AtomicBool::new(false),
-            usage: [const { AtomicU64::new(0) }; 4],
+            usage: [const { AtomicU64::new(0) }; 5],
+            cost: AtomicU64::new(0),
         }
     }
 
@@ -72,6 +76,7 @@ impl CallRecord {
         for count in &self.usage {
             count.store(0, Relaxed);
         }
+        self.cost.store(0, Relaxed);
     }
 
     /// Its provider and model's series.
@@ -102,7 +107,7 @@ impl CallRecord {
 
     /// Its whole duration, from its start to the latest end seen of it, and its usage: what the
     /// request's end records of it (`None` for a record no call used).
-    pub fn summary(&self) -> Option<(&'static BackendSet, u64, [u64; 4])> {
+    pub fn summary(&self) -> Option<(&'static BackendSet, u64, [u64; 5])> {
         let set = self.set.load(Relaxed);
         // SAFETY: null, or stored from a `&'static BackendSet`.
         let set = unsafe { set.as_ref() }?;
@@ -158,14 +163,29 @@ impl CallRecord {
     }
 
     /// Sets the usage it reported: only what exceeds the counts seen so far is counted, so the
-    /// same report seen twice, or a running total, counts each token once.
-    pub fn set_usage(&self, usage: Usage) {
+    /// same report seen twice, or a running total, counts each token once. Returns the tokens
+    /// counted now, by type, and the call's usage so far.
+    pub fn set_usage(&self, usage: Usage) -> ([u64; 5], Usage) {
+        let mut added = [0; 5];
+        let mut total = [0; 5];
         for (kind, n) in usage.counts().into_iter().enumerate() {
             let before = self.usage[kind].fetch_max(n, Relaxed);
+            total[kind] = n.max(before);
             if n > before {
+                added[kind] = n - before;
                 self.set().tokens(kind, n - before);
             }
         }
+        (added, Usage::from_counts(total))
+    }
+
+    /// Its usage so far costs `usd`: returns what was not counted yet (0 if it all was).
+    pub fn cost_to(&self, usd: f64) -> f64 {
+        if !(usd.is_finite() && usd > 0.0) {
+            return 0.0;
+        }
+        let before = f64::from_bits(self.cost.fetch_max(usd.to_bits(), Relaxed));
+        (usd - before).max(0.0)
     }
 }
 

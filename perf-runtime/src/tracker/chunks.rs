@@ -13,15 +13,37 @@ pub struct Usage {
     pub output: u64,
     /// Prompt tokens the provider served from its cache (`cached_tokens`).
     pub cached_input: u64,
-    /// Generated tokens spent reasoning (`reasoning_tokens`).
+    /// Generated tokens spent reasoning (`reasoning_tokens`), counted in `output` too.
     pub reasoning: u64,
+    /// Prompt tokens the provider wrote to its cache (Anthropic's
+    /// `cache_creation_input_tokens`), counted in `input` too.
+    pub cache_write: u64,
 }
 
 impl Usage {
     /// The counts in the order of the `type` label values: input, output, cached_input,
-    /// reasoning.
-    pub(crate) fn counts(self) -> [u64; 4] {
-        [self.input, self.output, self.cached_input, self.reasoning]
+    /// reasoning, cache_write.
+    pub(crate) fn counts(self) -> [u64; 5] {
+        [
+            self.input,
+            self.output,
+            self.cached_input,
+            self.reasoning,
+            self.cache_write,
+        ]
+    }
+
+    /// The usage of these counts, in the order of [`counts`](Self::counts).
+    pub(crate) fn from_counts(
+        [input, output, cached_input, reasoning, cache_write]: [u64; 5],
+    ) -> Self {
+        Usage {
+            input,
+            output,
+            cached_input,
+            reasoning,
+            cache_write,
+        }
     }
 }
 

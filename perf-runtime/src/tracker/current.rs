@@ -230,6 +230,49 @@ pub fn usage(usage: Usage) {
     }
 }
 
+/// Makes the current request `tenant`'s (from its API key, say): when it ends, it is counted in
+/// `tenant_requests_total{tenant, endpoint, outcome}`, and its calls' tokens and cost in
+/// `tenant_tokens_total{tenant, type}` and `tenant_cost_usd_total{tenant}`. The label is
+/// bounded like `model`: cut to 128 bytes, `other` past the tenant cap or off the allow-list
+/// ([`MetricsBuilder::tenant_cap`](crate::MetricsBuilder::tenant_cap)), and a tenant spelled
+/// `other` recorded as `other_`. Set again, the latest tenant counts. Outside a request, does
+/// nothing. A request with no tenant is in none of the tenant families.
+///
+/// ```
+/// use perf_runtime::{current, perf_endpoint};
+///
+/// #[perf_endpoint("/v1/chat/completions")]
+/// async fn chat(api_key: &str) -> String {
+///     current::set_tenant(if api_key == "sk-acme" { "acme" } else { "guest" });
+///     current::tenant().unwrap().to_owned()
+/// }
+/// # assert_eq!(futures_util::FutureExt::now_or_never(chat("sk-acme")).unwrap(), "acme");
+/// ```
+pub fn set_tenant(tenant: &str) {
+    if let Some(state) = state() {
+        state.set_tenant(tenant);
+    }
+}
+
+/// The current request's `tenant` label (after the budget: `other` past the cap), if it has
+/// one.
+pub fn tenant() -> Option<&'static str> {
+    state().and_then(RequestState::tenant)
+}
+
+/// Sets `backend_ratelimit_remaining`, `backend_ratelimit_limit` and
+/// `backend_ratelimit_reset_seconds` `{provider, model, resource}` to what a provider's answer
+/// said of its limits ([`RateLimits::from_headers`]), for the provider and model of the backend
+/// call it belongs to: the `#[perf_backend]` call it is found in, else the call that answered
+/// last. The latest answer's word stands. Outside a request, or before any call, does nothing.
+///
+/// [`RateLimits::from_headers`]: crate::ratelimits::RateLimits::from_headers
+pub fn rate_limits(limits: &crate::ratelimits::RateLimits) {
+    if let Some(state) = state() {
+        state.rate_limits(limits);
+    }
+}
+
 /// The value of a `Server-Timing` response header for the current request so far: one entry per
 /// stage that ran and one for the backend, in milliseconds
 /// (`request_parsing;dur=0.041, backend;dur=501.700`); `None` outside a request.

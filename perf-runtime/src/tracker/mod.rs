@@ -29,6 +29,7 @@ mod guards;
 mod phases;
 mod pool;
 mod run;
+mod spend;
 mod state;
 mod stream;
 
@@ -200,6 +201,17 @@ impl PerformanceTracker {
     /// belongs to; see [`current::usage`].
     pub fn usage(&self, usage: Usage) {
         self.state.usage(usage);
+    }
+
+    /// Makes the request `tenant`'s; see [`current::set_tenant`].
+    pub fn set_tenant(&self, tenant: &str) {
+        self.state.set_tenant(tenant);
+    }
+
+    /// Sets the rate-limit gauges of the call `limits` belong to; see
+    /// [`current::rate_limits`].
+    pub fn rate_limits(&self, limits: &crate::ratelimits::RateLimits) {
+        self.state.rate_limits(limits);
     }
 
     /// The value of a `Server-Timing` response header for the request so far: one entry per

@@ -120,6 +120,8 @@ pub(crate) struct RequestState {
     pub(super) stage_ticks: [AtomicU64; TIMED_STAGES],
     /// The trace id, high and low halves: the exemplar of every bucket the request lands in.
     trace: [AtomicU64; 2],
+    /// Its tenant, and what its calls spent: see [`spend`](super::spend).
+    pub(super) spend: super::spend::RequestSpend,
 }
 
 impl RequestState {
@@ -146,6 +148,7 @@ impl RequestState {
             http: AtomicU32::new(0),
             stage_ticks: Default::default(),
             trace: Default::default(),
+            spend: super::spend::RequestSpend::new(),
         }
     }
 
@@ -174,6 +177,7 @@ impl RequestState {
         for stage in &self.stage_ticks {
             stage.store(0, Relaxed);
         }
+        self.spend.reset();
         self.set_trace_id(TraceId::random());
         let start = Clock::now();
         self.started.store(start.0, Relaxed);
@@ -314,13 +318,13 @@ impl RequestState {
 
     /// The call started last, if any.
     #[inline]
-    fn last_started(&self) -> Option<u32> {
+    pub(super) fn last_started(&self) -> Option<u32> {
         self.last_started.load(Acquire).checked_sub(1)
     }
 
     /// The call a fact found now belongs to: the one current on this thread, else `fallback`.
     #[inline]
-    fn fact_call(&self, fallback: Option<u32>) -> Option<&CallRecord> {
+    pub(super) fn fact_call(&self, fallback: Option<u32>) -> Option<&CallRecord> {
         current_call()
             .of(self)
             .or(fallback)
@@ -339,7 +343,7 @@ impl RequestState {
     /// one that answered last, else the one started last); nothing without any.
     pub fn usage(&self, usage: super::Usage) {
         if let Some(call) = self.fact_call(self.last_answered().or(self.last_started())) {
-            call.set_usage(usage);
+            self.record_usage(call, usage);
         }
     }
 
@@ -506,6 +510,7 @@ impl RequestState {
                 endpoint.split().set(now.0, shares);
             }
         }
+        self.settle_spend(outcome as usize);
         // Counted last: whoever sees the request counted sees all it recorded.
         endpoint.outcomes[outcome as usize].inc();
         endpoint.in_flight.finish();

@@ -76,6 +76,11 @@ impl Answer {
         self.words.len()
     }
 
+    /// The tokens it takes of the model's rate limit: prompt and completion.
+    pub fn tokens(&self) -> u64 {
+        (self.prompt_tokens + self.completion_tokens()) as u64
+    }
+
     /// The answer's `usage`, in the chat completions' names: prompt tokens from the request's
     /// size, half of them cached; completion tokens one per word, a quarter of them reasoning.
     fn chat_usage(&self) -> Value {

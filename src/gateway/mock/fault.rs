@@ -10,6 +10,7 @@
 //! | `fault:status-NNN-text` | the same with a plain-text body |
 //! | `fault:invalid-json` | answers 200 with a body that is not JSON (streamed: an event whose data is not JSON) |
 //! | `fault:not-sse` | answers a streamed request with a JSON body, not an SSE stream |
+//! | `fault:drain` | answers normally, with rate limits of 10 requests a minute stated in its headers; past them, 429 (see [`limits`](super::limits)) |
 //!
 //! Each waits the mock's time to first byte first, as the normal answer does.
 
@@ -140,7 +141,7 @@ fn then<T: Send + 'static>(cut: bool) -> impl Stream<Item = io::Result<T>> + Sen
 }
 
 /// An error status: an OpenAI error (or plain text) and `Retry-After`.
-fn status_answer(status: StatusCode, text: bool) -> Response {
+pub(super) fn status_answer(status: StatusCode, text: bool) -> Response {
     let (message, kind, param, code) = match status {
         StatusCode::BAD_REQUEST => (
             "This model's maximum context length is 128000 tokens. However, your messages \

@@ -44,6 +44,7 @@
 mod answer;
 pub mod embedding;
 pub mod fault;
+pub mod limits;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -119,6 +120,7 @@ struct Mock {
     config: MockConfig,
     answers: AtomicU64,
     traceparents: Mutex<VecDeque<String>>,
+    limits: limits::Limits,
 }
 
 impl Mock {
@@ -127,6 +129,7 @@ impl Mock {
             config,
             answers: AtomicU64::new(0),
             traceparents: Mutex::new(VecDeque::new()),
+            limits: limits::Limits::default(),
         }
     }
 
@@ -240,7 +243,7 @@ async fn chat_completions(
     Ok(reply(
         &mock,
         &req,
-        ttfb_asked(&req.extra),
+        (ttfb_asked(&req.extra), answer.tokens()),
         |script| answer.chat_stream(script, include_usage),
         || answer.chat_completion(),
     )
@@ -258,7 +261,7 @@ async fn responses(
     Ok(reply(
         &mock,
         &req,
-        ttfb_asked(&req.extra),
+        (ttfb_asked(&req.extra), answer.tokens()),
         |script| answer.responses_stream(script),
         || answer.response(),
     )
@@ -302,11 +305,12 @@ fn ttfb_asked(extra: &Map<String, Value>) -> Option<Duration> {
 
 /// Answers on the mock's schedule (with the time to first byte `ttfb` if the request asked for
 /// one): an SSE stream paced by the chunk intervals, or a JSON body once every chunk would have
-/// been generated.
+/// been generated; with the model's rate limits less the answer's `tokens` in its headers (a
+/// 429 once they are spent).
 async fn reply<R: OpenAiRequest>(
     mock: &Mock,
     req: &R,
-    ttfb: Option<Duration>,
+    (ttfb, tokens): (Option<Duration>, u64),
     stream: impl FnOnce(Vec<Duration>) -> Vec<(Duration, Event)>,
     whole: impl FnOnce() -> serde_json::Value,
 ) -> Response {
@@ -317,13 +321,21 @@ async fn reply<R: OpenAiRequest>(
             .play(ttfb, req.is_stream(), stream(intervals), whole())
             .await;
     }
-    if req.is_stream() {
+    let limits = match mock.limits.take(req.model(), tokens) {
+        Ok(limits) => limits,
+        Err(spent) => {
+            wait(ttfb).await;
+            return spent.too_many();
+        }
+    };
+    let answer = if req.is_stream() {
         wait(ttfb).await;
         Sse::new(paced(stream(intervals))).into_response()
     } else {
         wait(ttfb + intervals.iter().sum::<Duration>()).await;
         Json(whole()).into_response()
-    }
+    };
+    limits.stamp(answer)
 }
 
 /// How late tokio's timer may fire: it rounds each deadline up to its next 1 ms tick, and wakes
