@@ -197,7 +197,8 @@ pub fn point_of<'a>(metric: &'a Metric, series: &proto::Metric) -> &'a Point {
         wanted.iter().all(|(key, value)| {
             point.attributes.get(*key).is_some_and(|v| match v {
                 Value::String(s) => s == value,
-                other => other.to_string() == *value,
+                Value::Number(n) => n.as_i64().is_some_and(|n| value.parse() == Ok(n)),
+                _ => false,
             })
         })
     };

@@ -99,7 +99,7 @@ async fn run(
         Temporality::Delta => proto::Temporality::Delta,
     };
     let mut converter = Converter::new(temporality, now_nanos());
-    let resource = resource(&config);
+    let resource = Arc::new(resource(&config));
     let reporter = Arc::new(Reporter::default());
     let mut next = Instant::now() + config.interval;
     loop {
@@ -114,8 +114,29 @@ async fn run(
             next
         };
         let now = now_nanos();
-        let request = converter.request(metrics, now, &resource);
-        let body = encode(&request, config.gzip);
+        // Reading every family, converting and compressing take milliseconds with hundreds of
+        // series (BENCHMARKS.md, "Exposition"): on the blocking pool, as /metrics renders, not on
+        // a worker that requests are polled on.
+        let (shared, gzip) = (resource.clone(), config.gzip);
+        let built = tokio::task::spawn_blocking(move || {
+            let request = converter.request(metrics, now, &shared);
+            (encode(&request, gzip), converter)
+        })
+        .await;
+        let body = match built {
+            Ok((body, back)) => {
+                converter = back;
+                body
+            }
+            // The conversion panicked (a bug): nothing to send, nothing kept for a delta.
+            Err(_) => {
+                converter = Converter::new(temporality, now);
+                if last {
+                    break;
+                }
+                continue;
+            }
+        };
         match send(&client, &config, body, deadline).await {
             Ok(()) => {
                 converter.sent(now);
