@@ -11,6 +11,7 @@
 #
 #   benches/otlp.sh                         # 3 rounds, settings in turn (~2 min)
 #   ROUNDS=5 DURATION_SECS=10 benches/otlp.sh
+#   ROUNDS=8 SETTINGS="off dead" SKIP_BUILD=1 benches/otlp.sh
 #
 # Prints one TSV line per run (requests/s, p99 ms, the gateway's CPUs over warm-up and window,
 # failed exports counted in /metrics), then the medians per setting.
@@ -33,13 +34,16 @@ if [ "$SKIP_BUILD" != 1 ]; then
 fi
 # A closed port: bound by the kernel, then let go.
 CLOSED=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-settings="off dead dead-fast"
+settings=${SETTINGS:-off dead dead-fast live}
 RECEIVER_PID=
-if python3 -c 'import opentelemetry.proto, opentelemetry.semconv' 2>/dev/null; then
+if [[ " $settings " != *" live "* ]]; then
+    :
+elif ! python3 -c 'import opentelemetry.proto, opentelemetry.semconv' 2>/dev/null; then
+    settings=${settings/live/}
+else
     exec 4< <(python3 tests/python/otlp_receiver.py)
     RECEIVER_PID=$!
     read -r RECEIVER_PORT <&4
-    settings="$settings live"
 fi
 trap '[ -n "$RECEIVER_PID" ] && kill $RECEIVER_PID 2>/dev/null' EXIT
 
