@@ -85,7 +85,7 @@ impl ServerHandle {
 /// connection retried by its kernel after a second, and again after three.
 const BACKLOG: u32 = 4096;
 
-/// A listener on `addr` with a backlog of [`BACKLOG`] (tokio's `bind` asks for 1,024).
+/// A listener on `addr` with a backlog of `BACKLOG` (4,096) (tokio's `bind` asks for 1,024).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
