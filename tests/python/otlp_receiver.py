@@ -286,13 +286,17 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _answer(self, status, body=b"", content_type="application/x-protobuf", headers=()):
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # A client that gave up waiting (the slow collector's): nothing to answer.
+            self.close_connection = True
 
     def do_GET(self):
         state = self.state
