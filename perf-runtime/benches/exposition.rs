@@ -16,8 +16,13 @@
 //! render of at most 2 ms. Also timed: perf's OpenMetrics (with exemplars) and protobuf (with
 //! native buckets) renderings, and prometheus' `gather` alone and `encode` alone.
 //!
+//! With feature `otlp`, the same registries as one OTLP export's body (`otlp_export`: read,
+//! converted, encoded, gzip-compressed or not).
+//!
 //! ```sh
 //! cargo bench -p perf-runtime --bench exposition -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p perf-runtime --features otlp --bench exposition -- otlp_export \
+//!     --warm-up-time 1 --measurement-time 3
 //! ```
 
 use std::hint::black_box;
@@ -37,8 +42,8 @@ const PROVIDERS: [&str; 4] = ["openrouter", "portkey", "openai", "anthropic"];
 const MODELS: usize = 25;
 
 /// A registry holding `endpoints × providers × MODELS` backend combinations, each recorded by
-/// one whole request (a few observations, so buckets are not all zero).
-fn filled(providers: usize) -> Registry {
+/// one whole request (a few observations, so buckets are not all zero), and perf's metrics in it.
+fn filled(providers: usize) -> (Registry, &'static Metrics) {
     let registry = Registry::new();
     let metrics: &'static Metrics = Metrics::builder()
         .build(&registry)
@@ -63,7 +68,7 @@ fn filled(providers: usize) -> Registry {
             }
         }
     }
-    registry
+    (registry, metrics)
 }
 
 /// Series and lines in one exposition, to say what was rendered.
@@ -94,7 +99,7 @@ fn render(c: &mut Criterion) {
     let mut group = c.benchmark_group("exposition");
     // (label, providers): 2 providers → 250 combos, 4 providers → 500 combos.
     for (combos, providers) in [(250, 2), (500, 4)] {
-        let registry = filled(providers);
+        let (registry, _) = filled(providers);
         describe(&registry, &format!("combos/{combos}"));
         assert_eq!(
             exposition::render(&registry).into_bytes(),
@@ -142,5 +147,32 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, render);
+/// One OTLP export's body (feature `otlp`): every family read, converted to an
+/// `ExportMetricsServiceRequest` (native buckets as exponential histograms, exemplars),
+/// protobuf-encoded, then gzip-compressed (the default) or not. What the exporter's task does
+/// each interval before it POSTs.
+#[cfg(feature = "otlp")]
+fn otlp(c: &mut Criterion) {
+    use perf_runtime::otlp::OtlpExporter;
+    let mut group = c.benchmark_group("otlp_export");
+    for (combos, providers) in [(250, 2), (500, 4)] {
+        let (_registry, metrics) = filled(providers);
+        for (name, gzip) in [("gzip", true), ("plain", false)] {
+            let exporter = OtlpExporter::default().gzip(gzip);
+            eprintln!(
+                "otlp_export {name}/{combos}: {} bytes",
+                exporter.body(metrics).len()
+            );
+            group.bench_with_input(BenchmarkId::new(name, combos), &exporter, |b, exporter| {
+                b.iter(|| black_box(exporter.body(metrics)))
+            });
+        }
+    }
+    group.finish();
+}
+
+#[cfg(not(feature = "otlp"))]
+fn otlp(_: &mut Criterion) {}
+
+criterion_group!(benches, render, otlp);
 criterion_main!(benches);

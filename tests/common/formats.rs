@@ -139,8 +139,16 @@ pub mod proto {
     pub struct Metric {
         #[prost(message, repeated, tag = "1")]
         pub label: Vec<LabelPair>,
+        #[prost(message, optional, tag = "3")]
+        pub counter: Option<Counter>,
         #[prost(message, optional, tag = "7")]
         pub histogram: Option<Histogram>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Counter {
+        #[prost(double, tag = "1")]
+        pub value: f64,
     }
 
     impl Metric {
@@ -225,5 +233,16 @@ pub mod proto {
         pub label: Vec<LabelPair>,
         #[prost(double, tag = "2")]
         pub value: f64,
+        #[prost(message, optional, tag = "3")]
+        pub timestamp: Option<Timestamp>,
+    }
+
+    /// `google.protobuf.Timestamp`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Timestamp {
+        #[prost(int64, tag = "1")]
+        pub seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub nanos: i32,
     }
 }

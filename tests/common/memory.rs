@@ -72,12 +72,23 @@ impl Spawned {
         wait: Duration,
         open_files: Option<u64>,
     ) -> Result<Spawned, String> {
+        let launch = Launch {
+            args: args.to_vec(),
+            open_files,
+            ..Launch::default()
+        };
+        Self::launch(binary, launch, wait)
+    }
+
+    /// [`start`](Self::start) with everything [`Launch`] says: arguments, variables of the
+    /// child's environment, a descriptor limit, where its stderr goes.
+    pub fn launch(binary: &Path, launch: Launch, wait: Duration) -> Result<Spawned, String> {
         // A port the kernel just gave out and took back: free unless another process takes it
         // in the next instant.
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?;
-        let mut command = match open_files {
+        let mut command = match launch.open_files {
             Some(limit) => {
                 let mut sh = Command::new("sh");
                 sh.arg("-c")
@@ -87,12 +98,17 @@ impl Spawned {
             }
             None => Command::new(binary),
         };
+        let stderr = match launch.stderr {
+            Some(file) => Stdio::from(file),
+            None => Stdio::inherit(),
+        };
         let child = command
             .args(["--listen", &addr.to_string(), "--api-key", BURST_KEY])
-            .args(args)
+            .args(&launch.args)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let mut spawned = Spawned { child, addr };
@@ -112,6 +128,28 @@ impl Spawned {
         Ok(spawned)
     }
 
+    /// Stops the gateway as Ctrl-C does (SIGINT, through `kill`: it finishes its requests and
+    /// sends its last OTLP export) and waits up to `wait` for it to exit: its exit status.
+    pub fn interrupt(&mut self, wait: Duration) -> Result<std::process::ExitStatus, String> {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .map_err(|e| format!("cannot run kill: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -INT {} failed: {sent}", self.pid()));
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("still running {wait:?} after SIGINT"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -129,6 +167,19 @@ impl Spawned {
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+/// How [`Spawned::launch`] starts the gateway, beyond its address and key.
+#[derive(Debug, Default)]
+pub struct Launch {
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Variables set in its environment (besides this process' own).
+    pub env: Vec<(String, String)>,
+    /// At most this many open files (`ulimit -n`), if given.
+    pub open_files: Option<u64>,
+    /// Where its stderr goes; this process' stderr if `None`.
+    pub stderr: Option<std::fs::File>,
 }
 
 impl Drop for Spawned {

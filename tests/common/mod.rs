@@ -4,7 +4,8 @@
 //! resident set, bursts of streams; `tools`: promtool; `shapes`: a test's own router, a simulated
 //! provider and any registry's numbers, for the handler-shape tests; `fake_provider`: a
 //! provider over HTTP that redirects or echoes the key it got; `logs`: every log line of the
-//! process, captured) and re-exported here, so
+//! process, captured; `otlp`: a Python OTLP receiver and the comparison of its exports with
+//! `/metrics`) and re-exported here, so
 //! that a test names everything as `common::…`.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
@@ -21,6 +22,7 @@ mod gateway;
 mod logs;
 #[cfg(target_os = "linux")]
 mod memory;
+pub mod otlp;
 mod readers;
 mod shapes;
 mod tools;

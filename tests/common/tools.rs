@@ -66,11 +66,22 @@ pub fn promtool_check_metrics(promtool: &std::path::Path, text: &str) {
 /// why (a panic under `CI=true`, as for [`tool_or_skip`]). `.ci/run` installs what it needs
 /// (`pip3 install openai`).
 pub fn python_with_or_skip(module: &str, test: &str) -> Option<std::path::PathBuf> {
+    python_with_packages_or_skip(&[module], module, test)
+}
+
+/// `python3`, if it can import every one of `modules` (which PyPI's `packages`, separated by
+/// spaces, install); else `None` after saying that `test` is skipped and why (a panic under
+/// `CI=true`, as for [`tool_or_skip`]).
+pub fn python_with_packages_or_skip(
+    modules: &[&str],
+    packages: &str,
+    test: &str,
+) -> Option<std::path::PathBuf> {
     use std::io::Write;
     let python = find_on_path("python3");
     let imports = python.as_ref().is_some_and(|python| {
         std::process::Command::new(python)
-            .args(["-c", &format!("import {module}")])
+            .args(["-c", &format!("import {}", modules.join(", "))])
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|status| status.success())
@@ -79,8 +90,9 @@ pub fn python_with_or_skip(module: &str, test: &str) -> Option<std::path::PathBu
         return python;
     }
     let why = format!(
-        "python3 cannot import {module} (PyPI's `{module}`: pip3 install {module}, or \
-         python3 -m pip install --break-system-packages {module})"
+        "python3 cannot import {} (PyPI's {packages}: pip3 install {packages}, or \
+         python3 -m pip install --break-system-packages {packages})",
+        modules.join(", ")
     );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: {why}; under CI=true this is a failure");

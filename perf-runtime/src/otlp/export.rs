@@ -24,7 +24,9 @@ pub const EXPORT_FAILURES: &str = "otlp_export_failures_total";
 /// The first wait before trying a failed export again; it doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
-/// A running export; [`shutdown`](Self::shutdown) sends one last export and stops it.
+/// A running export; [`shutdown`](Self::shutdown) sends one last export and stops it. Dropping
+/// the handle stops it too (after one last export, without waiting for it): keep it for as long
+/// as the export is to run.
 #[derive(Debug)]
 pub struct OtlpHandle {
     stop: oneshot::Sender<()>,
@@ -68,6 +70,21 @@ impl OtlpExporter {
         let task = tokio::spawn(run(self, client, metrics, failures, stopped));
         Ok(OtlpHandle { stop, task })
     }
+
+    /// The body an export of `metrics` would POST now: the `ExportMetricsServiceRequest`
+    /// (cumulative from now, whatever the temporality), gzip-compressed unless
+    /// [`gzip(false)`](Self::gzip). To look at what is sent, or to time what one export costs
+    /// (`cargo bench -p perf-runtime --features otlp --bench exposition -- otlp`); needs no
+    /// runtime.
+    pub fn body(&self, metrics: &'static Metrics) -> Vec<u8> {
+        let now = now_nanos();
+        let request = Converter::new(proto::Temporality::Cumulative, now).request(
+            metrics,
+            now,
+            &resource(self),
+        );
+        encode(&request, self.gzip)
+    }
 }
 
 async fn run(
@@ -82,7 +99,7 @@ async fn run(
         Temporality::Delta => proto::Temporality::Delta,
     };
     let mut converter = Converter::new(temporality, now_nanos());
-    let resource = resource(&config);
+    let resource = Arc::new(resource(&config));
     let reporter = Arc::new(Reporter::default());
     let mut next = Instant::now() + config.interval;
     loop {
@@ -97,8 +114,29 @@ async fn run(
             next
         };
         let now = now_nanos();
-        let request = converter.request(metrics, now, &resource);
-        let body = encode(&request, config.gzip);
+        // Reading every family, converting and compressing take milliseconds with hundreds of
+        // series (BENCHMARKS.md, "Exposition"): on the blocking pool, as /metrics renders, not on
+        // a worker that requests are polled on.
+        let (shared, gzip) = (resource.clone(), config.gzip);
+        let built = tokio::task::spawn_blocking(move || {
+            let request = converter.request(metrics, now, &shared);
+            (encode(&request, gzip), converter)
+        })
+        .await;
+        let body = match built {
+            Ok((body, back)) => {
+                converter = back;
+                body
+            }
+            // The conversion panicked (a bug): nothing to send, nothing kept for a delta.
+            Err(_) => {
+                converter = Converter::new(temporality, now);
+                if last {
+                    break;
+                }
+                continue;
+            }
+        };
         match send(&client, &config, body, deadline).await {
             Ok(()) => {
                 converter.sent(now);
@@ -293,4 +331,42 @@ fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_the_request_gzipped_with_its_resource() {
+        let registry = prometheus::Registry::new();
+        let metrics = Metrics::builder().build(&registry).unwrap();
+        drop(crate::PerformanceTracker::with_metrics(
+            metrics,
+            "/v1/chat/completions",
+        ));
+        let exporter = OtlpExporter::default().service_name("gateway");
+        let decode = |body: &[u8]| {
+            proto::ExportMetricsServiceRequest::decode(body).expect("an export request")
+        };
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&exporter.body(metrics)[..]),
+            &mut plain,
+        )
+        .expect("gzip");
+        let zipped = decode(&plain);
+        let request = decode(&exporter.clone().gzip(false).body(metrics));
+        for request in [zipped, request] {
+            let resource = &request.resource_metrics[0];
+            let attributes = &resource.resource.as_ref().unwrap().attributes;
+            assert!(attributes.contains(&KeyValue::string("service.name", "gateway")));
+            let names: Vec<&str> = resource.scope_metrics[0]
+                .metrics
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect();
+            assert!(names.contains(&"perf.requests"), "{names:?}");
+        }
+    }
 }
