@@ -69,7 +69,12 @@ impl Converter {
             let Some(name) = names::of(contract) else {
                 continue;
             };
-            let reading = family.read(Detail::ALL);
+            let mut reading = family.read(Detail::ALL);
+            if name.otlp.starts_with("gen_ai.") {
+                // The GenAI conventions' measures are of GenAI operations: a route that serves
+                // none (a listing of models) is in perf's and the HTTP names only.
+                reading.series.retain(names::is_genai_operation);
+            }
             if reading.series.is_empty() {
                 continue;
             }

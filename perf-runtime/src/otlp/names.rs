@@ -4,6 +4,7 @@
 
 // Matched as paths (`m::NAME`): a name missing here is a compile error, never a catch-all.
 use crate::metrics as m;
+use crate::metrics::reading::SeriesReading;
 
 /// How a family is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +124,14 @@ pub(crate) fn attributes(labels: &[(impl AsRef<str>, impl AsRef<str>)]) -> Vec<A
         }
     }
     out
+}
+
+/// Whether `series` is of a route that serves a GenAI operation (see [`operation_name`]).
+pub(crate) fn is_genai_operation(series: &SeriesReading) -> bool {
+    series
+        .labels
+        .iter()
+        .any(|(name, value)| name == "endpoint" && operation_name(value).is_some())
 }
 
 /// The `gen_ai.operation.name` of a gateway route, from its last segments: `chat` for chat
