@@ -91,6 +91,11 @@ impl RequestState {
             .store(ptr::from_ref(found).cast_mut(), Release);
     }
 
+    /// The output tokens of the request's calls so far.
+    pub(super) fn output_tokens(&self) -> u64 {
+        self.spend.tokens[1].load(Relaxed)
+    }
+
     /// The `tenant` label of the request, if it has one.
     pub fn tenant(&self) -> Option<&str> {
         self.spend.tenant().map(TenantRequests::label)

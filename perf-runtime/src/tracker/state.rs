@@ -523,14 +523,14 @@ impl RequestState {
         let endpoint = self.endpoint();
         let trace = Some(self.trace_id());
         let made = (self.calls_made.load(Relaxed) as usize).min(MAX_CALLS);
-        let mut output = 0;
         for call in &self.calls[..made] {
             if let Some((set, call_lasted, usage)) = call.summary() {
                 set.call_duration().observe_traced(call_lasted, trace, now);
                 set.call_tokens(usage);
-                output += usage[1];
             }
         }
+        // The request's own count, which its spend keeps: every call's, past the records too.
+        let output = self.output_tokens();
         let first = self.first_content.load(Relaxed);
         if outcome != Outcome::Completed || first == 0 {
             return;
