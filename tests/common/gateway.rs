@@ -55,11 +55,9 @@ pub const FAST_MOCK: &[&str] = &[
     "0",
 ];
 
+/// A plain HTTP/1.1 client, past any proxy.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("a plain HTTP client builds")
+    client_for(Protocol::Http1)
 }
 
 /// The HTTP version a test client speaks to the gateway.
