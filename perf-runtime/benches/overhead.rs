@@ -124,7 +124,7 @@ fn raw(c: &mut Criterion) {
         ("perf_observe_exemplar", true, false),
         ("perf_observe_exemplar_native", true, true),
     ] {
-        let histogram = perf_runtime::__private::BenchHistogram::new(exemplars, native);
+        let histogram = perf_runtime::bench_internals::BenchHistogram::new(exemplars, native);
         let mut ns = 0u64;
         group.bench_function(id, |b| {
             measure(b, id, || {

@@ -66,13 +66,18 @@
 
 #![warn(missing_docs)]
 
+mod chunk;
 mod clock;
 mod duration;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::macro_support::*;
-    pub use crate::metrics::BenchHistogram;
-    pub use crate::tracker::{BackendCall, Probed};
+}
+/// One of perf's histograms on its own, for the benches' floor (feature `bench-internals`).
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals {
+    pub use crate::metrics::histogram::BenchHistogram;
 }
 pub mod exposition;
 #[cfg(feature = "axum")]
@@ -87,6 +92,7 @@ mod stage;
 mod trace;
 mod tracker;
 
+pub use chunk::{Chunk, Usage};
 pub use duration::{track_duration, DurationGuard};
 #[cfg(feature = "axum")]
 pub use layer::{PerfBody, PerfFuture, PerfLayer, PerfService, UNMATCHED_ENDPOINT};
@@ -99,8 +105,7 @@ pub use stage::{Stage, StageName, MAX_STAGES};
 pub use trace::TraceId;
 pub use tracker::current;
 pub use tracker::{
-    BackendGuard, Chunk, ChunksBy, Classify, PerformanceTracker, Run, StageGuard, StreamingGuard,
-    TrackedStream, Usage,
+    BackendGuard, PerformanceTracker, Run, StageGuard, StreamingGuard, TrackedStream,
 };
 
 /// The README's Rust examples, compiled and run as doctests: what a user pastes works.

@@ -1,12 +1,22 @@
-//! Support for the macros' expansions. Not a public API: it may change in any release.
+//! The seam between the macros and the runtime: every item the `#[perf_*]` expansions name,
+//! and nothing else, reached as `perf_runtime::__private::*`. Not a public API: it may change in
+//! any release.
 
-pub use crate::metrics::KnownEndpoint;
-pub use crate::tracker::current::{backend_call, stream_chunks_probed, stream_probed};
+pub use crate::metrics::known::KnownEndpoint;
+pub use crate::tracker::classify::{ChunksBy, Classify, Gaps, Probed};
+pub use crate::tracker::current::{backend_request, stage};
+pub use crate::tracker::BackendCall;
 pub use inventory;
 
 use std::future::Future;
 
-use crate::tracker::{current, PerformanceTracker, Run};
+use futures_core::Stream;
+
+use crate::chunk::Chunk;
+use crate::stage::StageName;
+use crate::tracker::after_last_close;
+use crate::tracker::current;
+use crate::tracker::{BackendGuard, PerformanceTracker, Run, StageGuard, TrackedStream};
 use crate::Endpoint;
 
 /// A `#[perf_endpoint]` handler's body run as its request: a new request of `endpoint`, or,
@@ -17,7 +27,7 @@ where
     F: Future,
     C: FnOnce(&F::Output) -> bool,
 {
-    match current::state() {
+    match crate::tracker::on_thread::state() {
         Some(state) => Run::joined(state, body, succeeded),
         None => PerformanceTracker::at(endpoint).run_checked(body, succeeded),
     }
@@ -60,4 +70,64 @@ where
     F: FnMut(&S::Item) -> crate::Chunk,
 {
     stream
+}
+
+/// [`stage`](crate::current::stage), begun where the stage or backend call closed last on this thread ended: what
+/// the macros expand a statement to that directly follows a timed statement (one clock reading
+/// where one ends and the next begins).
+#[inline]
+pub fn next_stage(stage: &StageName) -> StageGuard<'static> {
+    current::stage_at(stage, after_last_close)
+}
+
+/// [`backend_request`](crate::current::backend_request), begun where the stage or backend call closed last on this thread ended
+/// (see [`next_stage`]).
+#[inline]
+pub fn next_backend_request(
+    provider: impl AsRef<str>,
+    model: impl AsRef<str>,
+) -> BackendGuard<'static> {
+    current::backend_request_at(provider.as_ref(), model.as_ref(), after_last_close)
+}
+
+/// A `#[perf_backend]` fn's body, `future`, timed as the backend call `guard` opened (before
+/// the body was made: the body may move what the call's `provider` and `model` borrow):
+/// answered when `succeeded` says its output is a success. What the attribute expands to.
+#[inline]
+pub fn backend_call<F, C>(
+    guard: BackendGuard<'static>,
+    future: F,
+    succeeded: C,
+) -> BackendCall<F, C>
+where
+    F: Future,
+    C: FnOnce(&F::Output) -> bool,
+{
+    BackendCall::new(guard, future, succeeded)
+}
+
+/// [`current::stream`], with `failed` telling an item that is a failure (an `Err`: the provider broke
+/// off): what `#[perf_stream]` expands to.
+pub fn stream_probed<S, P>(stream: S, failed: P) -> TrackedStream<S, Probed<(), P>>
+where
+    S: Stream,
+    P: FnMut(&S::Item) -> bool,
+{
+    current::handed(|state| TrackedStream::classified(stream, state, Probed((), failed)))
+}
+
+/// [`current::stream_chunks`] with `failed` as in [`stream_probed`].
+pub fn stream_chunks_probed<S, F, P>(
+    stream: S,
+    chunks: F,
+    failed: P,
+) -> TrackedStream<S, Probed<ChunksBy<F>, P>>
+where
+    S: Stream,
+    F: FnMut(&S::Item) -> Chunk,
+    P: FnMut(&S::Item) -> bool,
+{
+    current::handed(|state| {
+        TrackedStream::classified(stream, state, Probed(ChunksBy::new(chunks), failed))
+    })
 }

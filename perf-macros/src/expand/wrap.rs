@@ -44,7 +44,7 @@ pub fn stage_after(stage: &CheckedStage, value: TokenStream, follows: bool) -> T
         {
             #declared
             static #site: #rt::StageName = #rt::StageName::new(#name);
-            let #guard = #rt::current::#open(&#site);
+            let #guard = #rt::__private::#open(&#site);
             #value
         }
     }
@@ -87,7 +87,7 @@ fn backend_opened(args: &BackendArgs, value: TokenStream, follows: bool) -> Toke
     // which stalls the copy's load (a store-forwarding failure, measured in the overhead bench).
     quote! {
         {
-            let mut #guard = #rt::current::#open(#provider, #model);
+            let mut #guard = #rt::__private::#open(#provider, #model);
             let #out = #value;
             if #succeeded {
                 #guard.set_answered();
@@ -118,7 +118,7 @@ pub fn backend_future(
     let succeeded = succeeded(quote!(#out));
     let annotated = output.map(|ty| quote!(: &#ty));
     quote! {{
-        let #guard = #rt::current::backend_request(#provider, #model);
+        let #guard = #rt::__private::backend_request(#provider, #model);
         #bound
         #rt::__private::backend_call(#guard, #future, |#out #annotated| #succeeded).await
     }}

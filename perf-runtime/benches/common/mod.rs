@@ -40,7 +40,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Instant;
 
 use futures_util::stream::{self, Stream, StreamExt};
-use perf_runtime::__private::BenchHistogram;
+use perf_runtime::bench_internals::BenchHistogram;
 use perf_runtime::{
     perf_backend, perf_endpoint, perf_stage, perf_stream, Endpoint, PerformanceTracker, Stage,
 };

@@ -7,7 +7,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::clock::Clock;
-use crate::tracker::{current, StateRef};
+use crate::tracker::on_thread;
+use crate::tracker::StateRef;
 
 pin_project! {
     /// A response body that holds its request until its last frame is out, it yields an error,
@@ -75,7 +76,7 @@ impl<B: Body> Body for PerfBody<B> {
         let Some(state) = this.state.as_ref() else {
             return this.inner.poll_frame(cx);
         };
-        let entered = current::enter(state);
+        let entered = on_thread::enter(state);
         let polled = this.inner.as_mut().poll_frame(cx);
         drop(entered);
         let ended = match &polled {

@@ -28,7 +28,8 @@ pub use body::PerfBody;
 
 use crate::metrics::{EndpointMetrics, Metrics, HTTP_METHODS};
 use crate::trace::TraceId;
-use crate::tracker::{current, HandlerExit, StateRef, UnwindWatch};
+use crate::tracker::on_thread;
+use crate::tracker::{HandlerExit, StateRef, UnwindWatch};
 
 /// The W3C trace context header, as a name made once: a `&str` key is parsed on every lookup.
 const TRACEPARENT: axum::http::HeaderName = axum::http::HeaderName::from_static("traceparent");
@@ -154,7 +155,7 @@ where
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> PerfFuture<S::Future> {
         // A layer inside another's request (a nested router's own layer): part of that request.
-        if current::state().is_some() {
+        if on_thread::state().is_some() {
             return PerfFuture {
                 future: Some(self.inner.call(request)),
                 state: None,
@@ -187,7 +188,7 @@ where
         let head = request.method() == Method::HEAD;
         let method = method_index(request.method());
         let future = {
-            let _current = current::enter(&state);
+            let _current = on_thread::enter(&state);
             self.inner.call(request)
         };
         PerfFuture {
@@ -243,7 +244,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             if let (true, Some(state)) = (this.future.is_some(), this.state.as_ref()) {
-                let _current = current::enter(state);
+                let _current = on_thread::enter(state);
                 this.future.set(None);
                 state.release_handler(HandlerExit::Cancelled);
             }
@@ -269,7 +270,7 @@ where
             this.future.set(None);
             return Poll::Ready(out.map(|response| response.map(PerfBody::passing)));
         };
-        let entered = current::enter(state);
+        let entered = on_thread::enter(state);
         let watch = UnwindWatch(Some(state));
         let polled = future.poll(cx);
         drop(watch);

@@ -186,9 +186,11 @@ impl Histogram {
 }
 
 /// One stage histogram on its own, for the benchmarks: what an observation costs with and
-/// without exemplars and native buckets. Not a public API.
+/// without exemplars and native buckets (feature `bench-internals`).
+#[cfg(feature = "bench-internals")]
 pub struct BenchHistogram(Histogram, TraceId);
 
+#[cfg(feature = "bench-internals")]
 impl BenchHistogram {
     /// A histogram with the stage buckets, keeping exemplars and native buckets or not.
     pub fn new(exemplars: bool, native: bool) -> Self {

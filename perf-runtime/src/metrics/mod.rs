@@ -9,9 +9,9 @@ mod endpoint;
 mod exemplar;
 mod family;
 mod float;
-mod histogram;
+pub(crate) mod histogram;
 mod in_flight;
-mod known;
+pub(crate) mod known;
 pub(crate) mod labels;
 pub(crate) mod native;
 pub(crate) mod reading;
@@ -46,10 +46,8 @@ pub(crate) use endpoint::BackendSet;
 pub(crate) use endpoint::HTTP_METHODS;
 pub use endpoint::{Endpoint, EndpointMetrics};
 use endpoint::{EndpointTable, Naming};
-pub use histogram::BenchHistogram;
 pub(crate) use histogram::Histogram;
 #[doc(hidden)]
-pub use known::KnownEndpoint;
 use labels::LabelBudget;
 pub use labels::{
     escape_reserved, DEFAULT_ENDPOINT_CAP, DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL,

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, RwLock};
 #[cfg(feature = "prices")]
 pub use litellm::PriceError;
 
-use crate::tracker::Usage;
+use crate::chunk::Usage;
 
 /// USD per token of each kind of token; `None` where the provider prices it like another kind
 /// (see the module's docs) or, in a tier, like the base rates.

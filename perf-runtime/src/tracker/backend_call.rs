@@ -9,10 +9,10 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::calls::enter_call;
-use super::current;
 use super::guards::BackendGuard;
-use super::state::{RequestState, StateRef};
+use super::on_thread::{self, enter_call};
+use super::pool::StateRef;
+use super::state::RequestState;
 use crate::clock::Clock;
 
 pin_project! {
@@ -49,7 +49,7 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Future for BackendCall<F, C> {
         };
         let call = guard.call_ref();
         if this.guest.is_none() {
-            if let Some(waiting) = current::state() {
+            if let Some(waiting) = on_thread::state() {
                 if call.of(waiting).is_none() && !guard.is_detached() {
                     *this.guest = Some(Guest::open(waiting, guard));
                 }

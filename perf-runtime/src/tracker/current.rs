@@ -7,45 +7,22 @@
 //! by the handler, which does not inherit the request) they still time their work, under
 //! `endpoint="none"`, and never panic.
 
-use std::cell::Cell;
-
 use futures_core::Stream;
 
-use std::future::Future;
-
-use super::backend_call::BackendCall;
-use super::chunks::{Chunk, ChunksBy, Probed, Usage};
-use super::guards::{after_last_close, BackendGuard, Owner, StageGuard};
-use super::state::{RequestState, StateRef};
-use super::{PerformanceTracker, TrackedStream};
+use super::classify::ChunksBy;
+use super::guards::{BackendGuard, Owner, StageGuard};
+use super::handoff::unscoped;
+pub use super::handoff::UNSCOPED_ENDPOINT;
+use super::on_thread::state;
+use super::performance_tracker::PerformanceTracker;
+use super::pool::StateRef;
+use super::state::RequestState;
+use super::stream::TrackedStream;
+use crate::chunk::{Chunk, Usage};
 use crate::clock::Clock;
-use crate::metrics::{BackendErrorKind, Endpoint, EndpointMetrics};
+use crate::metrics::BackendErrorKind;
 use crate::stage::{Stage, StageName};
 use crate::trace::TraceId;
-
-thread_local! {
-    /// The request whose handler or stream is being polled (or dropped) on this thread, or null.
-    static CURRENT: Cell<*const RequestState> = const { Cell::new(std::ptr::null()) };
-}
-
-/// The `endpoint` label of work done outside any request.
-pub const UNSCOPED_ENDPOINT: &str = "none";
-
-pub(crate) fn unscoped() -> &'static EndpointMetrics {
-    static NONE: Endpoint = Endpoint::new(UNSCOPED_ENDPOINT);
-    NONE.metrics()
-}
-
-/// The current request's state, if the caller runs inside a request.
-#[inline]
-pub(crate) fn state() -> Option<&'static RequestState> {
-    let current = CURRENT.try_with(Cell::get).ok()?;
-    // SAFETY: the pointer is non-null only while `enter`'s guard lives, and whoever entered
-    // (a `Run` or a `TrackedStream`) holds a counted reference to the state meanwhile: the slot
-    // cannot go back to the pool. `'static` is the slot's own lifetime (pool slots are leaked);
-    // callers take a counted reference before keeping it past the call.
-    unsafe { current.as_ref() }
-}
 
 /// Calls `f` with a tracker of the current request, if the caller runs inside a request. The
 /// tracker is a view: dropping it, or its [`record_percentages`](PerformanceTracker::record_percentages),
@@ -54,23 +31,6 @@ pub fn with<R>(f: impl FnOnce(&PerformanceTracker) -> R) -> Option<R> {
     let state = state()?;
     let view = PerformanceTracker::view(state.counted());
     Some(f(&view))
-}
-
-/// Makes `state` current on this thread until the returned guard is dropped, which restores the
-/// previous one (a request polled inside another's poll, or a panic, leave no trace).
-#[inline]
-pub(crate) fn enter(state: &RequestState) -> Entered {
-    Entered(CURRENT.with(|current| current.replace(state)))
-}
-
-/// Restores the previous current request when dropped.
-pub(crate) struct Entered(*const RequestState);
-
-impl Drop for Entered {
-    #[inline]
-    fn drop(&mut self) {
-        let _ = CURRENT.try_with(|current| current.set(self.0));
-    }
 }
 
 /// Marks the current request as failed: it ends as `requests_total{outcome="error"}`, whoever
@@ -102,17 +62,8 @@ pub fn stage(stage: &StageName) -> StageGuard<'static> {
     stage_at(stage, Clock::now)
 }
 
-/// [`stage`], begun where the stage or backend call closed last on this thread ended: what
-/// the macros expand a statement to that directly follows a timed statement (one clock reading
-/// where one ends and the next begins). Not for calling by hand.
-#[doc(hidden)]
 #[inline]
-pub fn next_stage(stage: &StageName) -> StageGuard<'static> {
-    stage_at(stage, after_last_close)
-}
-
-#[inline]
-fn stage_at(stage: &StageName, start: fn() -> Clock) -> StageGuard<'static> {
+pub(crate) fn stage_at(stage: &StageName, start: fn() -> Clock) -> StageGuard<'static> {
     let stage: Stage = stage.get();
     match state() {
         Some(state) => StageGuard::begin_at(Owner::Held(state.counted()), stage, start),
@@ -127,19 +78,12 @@ pub fn backend_request(provider: impl AsRef<str>, model: impl AsRef<str>) -> Bac
     backend_request_at(provider.as_ref(), model.as_ref(), Clock::now)
 }
 
-/// [`backend_request`], begun where the stage or backend call closed last on this thread ended
-/// (see [`next_stage`]). Not for calling by hand.
-#[doc(hidden)]
 #[inline]
-pub fn next_backend_request(
-    provider: impl AsRef<str>,
-    model: impl AsRef<str>,
+pub(crate) fn backend_request_at(
+    provider: &str,
+    model: &str,
+    start: fn() -> Clock,
 ) -> BackendGuard<'static> {
-    backend_request_at(provider.as_ref(), model.as_ref(), after_last_close)
-}
-
-#[inline]
-fn backend_request_at(provider: &str, model: &str, start: fn() -> Clock) -> BackendGuard<'static> {
     match state() {
         Some(state) => BackendGuard::begin_at(Owner::Held(state.counted()), provider, model, start),
         None => BackendGuard::detached(unscoped(), provider, model, start),
@@ -154,53 +98,9 @@ pub fn stream<S: Stream>(stream: S) -> TrackedStream<S> {
     handed(|state| TrackedStream::new(stream, state))
 }
 
-/// A `#[perf_backend]` fn's body, `future`, timed as the backend call `guard` opened (before
-/// the body was made: the body may move what the call's `provider` and `model` borrow):
-/// answered when `succeeded` says its output is a success. What the attribute expands to; not
-/// for calling by hand.
-#[doc(hidden)]
-#[inline]
-pub fn backend_call<F, C>(
-    guard: BackendGuard<'static>,
-    future: F,
-    succeeded: C,
-) -> BackendCall<F, C>
-where
-    F: Future,
-    C: FnOnce(&F::Output) -> bool,
-{
-    BackendCall::new(guard, future, succeeded)
-}
-
-/// [`stream`], with `failed` telling an item that is a failure (an `Err`: the provider broke
-/// off): what `#[perf_stream]` expands to. Not for calling by hand.
-#[doc(hidden)]
-pub fn stream_probed<S, P>(stream: S, failed: P) -> TrackedStream<S, Probed<(), P>>
-where
-    S: Stream,
-    P: FnMut(&S::Item) -> bool,
-{
-    handed(|state| TrackedStream::classified(stream, state, Probed((), failed)))
-}
-
-/// [`stream_chunks`] with `failed` as in [`stream_probed`]. Not for calling by hand.
-#[doc(hidden)]
-pub fn stream_chunks_probed<S, F, P>(
-    stream: S,
-    chunks: F,
-    failed: P,
-) -> TrackedStream<S, Probed<ChunksBy<F>, P>>
-where
-    S: Stream,
-    F: FnMut(&S::Item) -> Chunk,
-    P: FnMut(&S::Item) -> bool,
-{
-    handed(|state| TrackedStream::classified(stream, state, Probed(ChunksBy::new(chunks), failed)))
-}
-
 /// What `make` builds with a share of the current request, or outside one, with a request of
 /// its own under `endpoint="none"` whose handler lets go at once.
-fn handed<T>(make: impl FnOnce(StateRef) -> T) -> T {
+pub(crate) fn handed<T>(make: impl FnOnce(StateRef) -> T) -> T {
     match state() {
         Some(state) => make(state.counted()),
         None => StateRef::new(unscoped()).hand_over(make),

@@ -1,38 +1,16 @@
 //! Scope guards: each records its histogram observation when dropped, however the scope is left,
 //! and closes on the request it opened on (or on none), never on another.
 
-use std::cell::Cell;
 use std::time::Duration;
 
-use super::calls::{current_call, enter_call, CallRef};
-use super::state::{RequestState, StateRef};
+use super::handoff::{after_last_close, closed_at, unscoped};
+use super::on_thread::{current_call, enter_call, CallRef};
+use super::pool::StateRef;
+use super::state::RequestState;
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics, Histogram};
 use crate::stage::Stage;
 use crate::trace::TraceId;
-
-thread_local! {
-    /// The reading at which the last stage or backend call that closed on this thread ended (0
-    /// once taken): where a stage or call that the macros know to follow it at once begins.
-    static LAST_END: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Notes `end` as the end of the stage or call closed last on this thread (or the start of a
-/// request, which its endpoint's first statement may begin at).
-#[inline]
-pub(crate) fn closed_at(end: Clock) {
-    let _ = LAST_END.try_with(|last| last.set(end.0));
-}
-
-/// Where a stage or call that directly follows another's close begins: that close's reading
-/// (one clock reading for both), else now.
-#[inline]
-pub(crate) fn after_last_close() -> Clock {
-    match LAST_END.try_with(|last| last.replace(0)) {
-        Ok(at) if at != 0 => Clock(at),
-        _ => Clock::now(),
-    }
-}
 
 /// What a guard closing needs: its end (the reading taken by hand, if it was ended by hand and
 /// dropped right after, else now; noted as this thread's last close), the time it ran in clock
@@ -113,7 +91,7 @@ impl<'a> StageGuard<'a> {
     #[inline]
     pub(crate) fn begin_at(owner: Owner<'a>, stage: Stage, start: fn() -> Clock) -> Self {
         let Some(state) = owner.state() else {
-            return Self::detached(super::current::unscoped(), stage, start);
+            return Self::detached(unscoped(), stage, start);
         };
         let series = state.endpoint().stage(stage);
         let start = start();
@@ -235,7 +213,7 @@ impl<'a> BackendGuard<'a> {
         start: fn() -> Clock,
     ) -> Self {
         let Some(state) = owner.state() else {
-            return Self::detached(super::current::unscoped(), provider, model, start);
+            return Self::detached(unscoped(), provider, model, start);
         };
         let current = current_call();
         if let Some(call) = current.joined_by(state) {

@@ -1,6 +1,6 @@
 //! Request states are pooled: a request takes a slot and gives it back when its last handle
-//! goes, so that sharing one state between a handler and its streams allocates nothing once the
-//! pool is warm.
+//! (a [`StateRef`]) goes, so that sharing one state between a handler and its streams allocates
+//! nothing once the pool is warm.
 //!
 //! Each thread keeps a small stack of free slots (no lock); a thread that runs dry takes a batch
 //! from a process-wide stack, and one that holds too many gives a batch back there. With tokio's
@@ -10,7 +10,8 @@
 use std::cell::RefCell;
 use std::sync::Mutex;
 
-use super::state::RequestState;
+use super::state::{HandlerExit, RequestState};
+use crate::metrics::EndpointMetrics;
 
 /// Free slots a thread keeps before it gives a batch back.
 const LOCAL_MAX: usize = 64;
@@ -24,7 +25,7 @@ thread_local! {
 }
 
 /// A free slot: this thread's, else a batch from the shared stack, else a new one.
-pub(super) fn take() -> &'static RequestState {
+fn take() -> &'static RequestState {
     let local = LOCAL.try_with(|local| {
         let mut local = local.borrow_mut();
         if local.is_empty() {
@@ -42,7 +43,7 @@ pub(super) fn take() -> &'static RequestState {
 }
 
 /// Gives a slot whose last handle went back.
-pub(super) fn give_back(slot: &'static RequestState) {
+fn give_back(slot: &'static RequestState) {
     let kept = LOCAL.try_with(|local| {
         let mut local = local.borrow_mut();
         if local.capacity() == 0 {
@@ -57,5 +58,75 @@ pub(super) fn give_back(slot: &'static RequestState) {
     });
     if kept.is_err() {
         SHARED.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+    }
+}
+
+/// A counted reference to a request's state: the slot goes back to the pool when the last one
+/// is dropped.
+pub(crate) struct StateRef(&'static RequestState);
+
+impl StateRef {
+    /// A new request of `endpoint`, owned by its handler.
+    #[inline]
+    pub fn new(endpoint: &'static EndpointMetrics) -> Self {
+        let slot = take();
+        slot.reset(endpoint, false);
+        StateRef(slot)
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// A new request of `endpoint` that is the layer's HTTP exchange: its response body decides
+    /// how it ends.
+    #[inline]
+    pub fn exchange(endpoint: &'static EndpointMetrics) -> Self {
+        let slot = take();
+        slot.reset(endpoint, true);
+        StateRef(slot)
+    }
+}
+
+impl StateRef {
+    /// The handler hands its request to what `make` builds (a stream, with a counted reference)
+    /// and lets go of it: the request ends when that lets go.
+    #[inline]
+    pub fn hand_over<T>(&self, make: impl FnOnce(StateRef) -> T) -> T {
+        let taker = make(self.clone());
+        self.release_handler(HandlerExit::Returned(true));
+        taker
+    }
+}
+
+impl std::ops::Deref for StateRef {
+    type Target = RequestState;
+
+    #[inline]
+    fn deref(&self) -> &RequestState {
+        self.0
+    }
+}
+
+impl Clone for StateRef {
+    #[inline]
+    fn clone(&self) -> Self {
+        self.0.add_ref();
+        StateRef(self.0)
+    }
+}
+
+impl Drop for StateRef {
+    #[inline]
+    fn drop(&mut self) {
+        if self.0.drop_ref() {
+            give_back(self.0);
+        }
+    }
+}
+
+impl RequestState {
+    /// A new counted reference to this state, which the caller holds alive.
+    #[inline]
+    pub fn counted(&'static self) -> StateRef {
+        self.add_ref();
+        StateRef(self)
     }
 }

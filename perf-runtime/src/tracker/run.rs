@@ -6,19 +6,21 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::handler::HandlerShare;
+use super::on_thread;
 use super::state::{HandlerExit, RequestState};
-use super::{current, PerformanceTracker, UnwindWatch};
+use super::unwind::UnwindWatch;
 
 pin_project! {
     /// A request's future, made by [`PerformanceTracker::run`] (and by `#[perf_endpoint]`).
     ///
-    /// It owns the handler's tracker and makes its request current for each poll of the body,
+    /// It owns the handler's share of its request and makes its request current for each poll of the body,
     /// and for the body's drop, so that guards dropped by a cancelled body still find their
     /// request. When the body completes, the handler lets go of the request (`succeeded` decides
     /// whether as a success or an error); the request ends then, or when the last stream it was
     /// handed to ends. Dropped before, it lets go as cancelled.
     pub struct Run<F, C> {
-        tracker: PerformanceTracker,
+        share: HandlerShare,
         #[pin]
         body: Option<F>,
         succeeded: Option<C>,
@@ -29,16 +31,16 @@ pin_project! {
     impl<F, C> PinnedDrop for Run<F, C> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            let _current = current::enter(this.tracker.state());
+            let _current = on_thread::enter(this.share.state());
             this.body.set(None);
         }
     }
 }
 
 impl<F: Future, C: FnOnce(&F::Output) -> bool> Run<F, C> {
-    pub(crate) fn new(tracker: PerformanceTracker, body: F, succeeded: C) -> Self {
+    pub(crate) fn new(share: HandlerShare, body: F, succeeded: C) -> Self {
         Run {
-            tracker,
+            share,
             body: Some(body),
             succeeded: Some(succeeded),
             joined: None,
@@ -51,7 +53,7 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Run<F, C> {
     pub(crate) fn joined(state: &'static RequestState, body: F, succeeded: C) -> Self {
         Run {
             joined: Some(state.join_handler()),
-            tracker: PerformanceTracker::view(state.counted()),
+            share: HandlerShare::view(state.counted()),
             body: Some(body),
             succeeded: Some(succeeded),
         }
@@ -63,8 +65,8 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Future for Run<F, C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let state = this.tracker.state();
-        let entered = current::enter(state);
+        let state = this.share.state();
+        let entered = on_thread::enter(state);
         let watch = UnwindWatch(Some(state));
         let body = this
             .body

@@ -5,30 +5,19 @@
 //! The request **ends once**, when its last owner lets go. Its owners are the handler (its
 //! tracker, or [`PerfLayer`](crate::PerfLayer)'s future until the response is made) and what
 //! the answer is handed to: the layer's response body, or the streams a `#[perf_endpoint]`
-//! handler hands the request to. What each owner saw decides the outcome at that moment:
-//!
-//! * **Under the layer**, the HTTP exchange decides: `error` after an `Err` of the service, a
-//!   5xx status, a body that yielded an error, [`fail`](RequestState::fail) or a panic;
-//!   `cancelled` if the service's future or the body was dropped before its end; `completed`
-//!   otherwise. Streams have no say.
-//! * **Without it**, in this order: an `Err` returned by the handler, `fail` (an `Err` item of
-//!   a stream handed to the answer fails it too), or a panic: `error`; a handler dropped before
-//!   returning: `cancelled`; else the last-handed stream among those read after the handler
-//!   returned (read directly, not only inside another stream of the request): `completed` if
-//!   read to its end, `cancelled` if dropped first (the client left). A stream dropped before
-//!   its handler returned (an answer aggregated into JSON) or never read (`HEAD`) has no say.
-//!
-//! Its phases are unions of intervals ([`phases`](super::phases)); each backend call is one
-//! record ([`calls`](super::calls)).
+//! handler hands the request to. What each owner saw when it let go makes the outcome by the
+//! rule written in `docs/metrics.md` ("What a request is"): `RequestState::outcome` is that
+//! rule in code. Its phases are unions of intervals ([`phases`](super::phases)); each backend
+//! call is one record ([`call_record`](super::call_record)).
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
-use super::calls::{current_call, CallRecord, MAX_CALLS};
+use super::call_record::{CallRecord, CallTable};
 use super::phases::Union;
-use super::pool;
-use crate::clock::{ticks_to_ns, Clock};
-use crate::metrics::{BackendErrorKind, BackendSet, EndpointMetrics};
+use super::spend::RequestSpend;
+use crate::clock::Clock;
+use crate::metrics::{BackendSet, EndpointMetrics};
 use crate::stage::Stage;
 use crate::trace::TraceId;
 
@@ -36,27 +25,27 @@ use crate::trace::TraceId;
 /// ids (the built-in ones, then the first declared).
 pub(super) const TIMED_STAGES: usize = 8;
 
-const FRONTEND_SEEN: u32 = 1;
-const ANSWERED: u32 = 1 << 1;
-const FAILED: u32 = 1 << 2;
+pub(super) const FRONTEND_SEEN: u32 = 1;
+pub(super) const ANSWERED: u32 = 1 << 1;
+pub(super) const FAILED: u32 = 1 << 2;
 /// A poll of the handler or of a stream unwound (even if the panic was caught later).
-const PANICKED: u32 = 1 << 3;
+pub(super) const PANICKED: u32 = 1 << 3;
 /// The handler returned (its front-end time is then recorded).
-const RETURNED: u32 = 1 << 4;
+pub(super) const RETURNED: u32 = 1 << 4;
 /// The handler (or, under the layer, the response body) was dropped before its end.
-const CANCELLED: u32 = 1 << 5;
+pub(super) const CANCELLED: u32 = 1 << 5;
 /// The handler let go of the request (returned, cancelled or panicked): once only.
-const HANDLER_GONE: u32 = 1 << 6;
-const ENDED: u32 = 1 << 7;
+pub(super) const HANDLER_GONE: u32 = 1 << 6;
+pub(super) const ENDED: u32 = 1 << 7;
 /// Some stream or streaming guard was read: streaming is recorded at the end.
-const STREAMED: u32 = 1 << 8;
+pub(super) const STREAMED: u32 = 1 << 8;
 /// The request is an HTTP exchange of the layer: its response body decides the outcome.
-const EXCHANGE: u32 = 1 << 9;
+pub(super) const EXCHANGE: u32 = 1 << 9;
 /// A `#[perf_endpoint]` handler joined the layer's exchange: its `Err` fails it.
-const HANDLER_JOINED: u32 = 1 << 10;
+pub(super) const HANDLER_JOINED: u32 = 1 << 10;
 
 /// No backend call started yet.
-const NOT_STARTED: u64 = u64::MAX;
+pub(super) const NOT_STARTED: u64 = u64::MAX;
 
 /// How the handler let go of its request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -81,47 +70,43 @@ pub(crate) enum Outcome {
 /// allocating once the pool is warm. Every field is atomic: a stream may be read on another
 /// thread while the handler still runs.
 pub(crate) struct RequestState {
-    endpoint: AtomicPtr<EndpointMetrics>,
+    pub(super) endpoint: AtomicPtr<EndpointMetrics>,
     /// Handles that keep this slot out of the pool: trackers, streams, guards.
-    refs: AtomicU32,
+    pub(super) refs: AtomicU32,
     /// Owners whose release may end the request: the handler, and what it handed off.
-    owners: AtomicU32,
-    flags: AtomicU32,
+    pub(super) owners: AtomicU32,
+    pub(super) flags: AtomicU32,
     /// Which request of this slot it is: a call noted on a thread names its request by it.
-    generation: AtomicU32,
+    pub(super) generation: AtomicU32,
     /// Hand-offs to streams so far: a stream's number orders it among them.
-    handoffs: AtomicU32,
+    pub(super) handoffs: AtomicU32,
     /// The say of the stream that decides: `number << 1 | read to its end`; 0 for none.
-    stream_vote: AtomicU64,
+    pub(super) stream_vote: AtomicU64,
     /// The front-end stages' union, cut where the first backend call started.
-    frontend: Union,
+    pub(super) frontend: Union,
     /// The backend calls' windows.
-    calls_union: Union,
+    pub(super) calls_union: Union,
     /// Every backend window: calls, and streams relaying an answer.
-    windows: Union,
+    pub(super) windows: Union,
     /// When the first backend call started ([`NOT_STARTED`] before).
-    backend_started: AtomicU64,
+    pub(super) backend_started: AtomicU64,
     /// The last backend that answered: the labels of the streaming.
-    backend: AtomicPtr<BackendSet>,
-    /// Calls started so far (records used: at most [`MAX_CALLS`]).
-    calls_made: AtomicU32,
-    /// The call started last and the call that answered last, as index + 1 (0: none).
-    last_started: AtomicU32,
-    last_answered: AtomicU32,
-    calls: [CallRecord; MAX_CALLS],
+    pub(super) backend: AtomicPtr<BackendSet>,
+    /// Its backend calls, one record each.
+    pub(super) calls: CallTable,
     /// When the request began.
-    started: AtomicU64,
+    pub(super) started: AtomicU64,
     /// When a stream first relayed content (0 before): its client's first token.
-    first_content: AtomicU64,
+    pub(super) first_content: AtomicU64,
     /// The layer's HTTP exchange: its method (an index into `HTTP_METHODS`) `<< 16 |` its
     /// status code; 0 before its response.
-    http: AtomicU32,
+    pub(super) http: AtomicU32,
     /// Time per stage, by stage id, for `Server-Timing`.
     pub(super) stage_ticks: [AtomicU64; TIMED_STAGES],
     /// The trace id, high and low halves: the exemplar of every bucket the request lands in.
-    trace: [AtomicU64; 2],
+    pub(super) trace: [AtomicU64; 2],
     /// Its tenant, and what its calls spent: see [`spend`](super::spend).
-    pub(super) spend: super::spend::RequestSpend,
+    pub(super) spend: RequestSpend,
 }
 
 impl RequestState {
@@ -139,23 +124,21 @@ impl RequestState {
             windows: Union::new(),
             backend_started: AtomicU64::new(NOT_STARTED),
             backend: AtomicPtr::new(ptr::null_mut()),
-            calls_made: AtomicU32::new(0),
-            last_started: AtomicU32::new(0),
-            last_answered: AtomicU32::new(0),
-            calls: [const { CallRecord::empty() }; MAX_CALLS],
+            calls: CallTable::new(),
             started: AtomicU64::new(0),
             first_content: AtomicU64::new(0),
             http: AtomicU32::new(0),
             stage_ticks: Default::default(),
             trace: Default::default(),
-            spend: super::spend::RequestSpend::new(),
+            spend: RequestSpend::new(),
         }
     }
 
-    /// Makes a pooled slot a new request of `endpoint`, owned by its handler; `flags` to start
-    /// with.
+    /// Makes a pooled slot a new request of `endpoint`, owned by its handler; the layer's HTTP
+    /// exchange if `exchange` (its response body then decides how it ends).
     #[inline]
-    fn reset(&self, endpoint: &'static EndpointMetrics, flags: u32) {
+    pub(super) fn reset(&self, endpoint: &'static EndpointMetrics, exchange: bool) {
+        let flags = if exchange { EXCHANGE } else { 0 };
         self.endpoint
             .store(ptr::from_ref(endpoint).cast_mut(), Relaxed);
         self.refs.store(1, Relaxed);
@@ -169,9 +152,7 @@ impl RequestState {
         self.windows.reset();
         self.backend_started.store(NOT_STARTED, Relaxed);
         self.backend.store(ptr::null_mut(), Relaxed);
-        self.calls_made.store(0, Relaxed);
-        self.last_started.store(0, Relaxed);
-        self.last_answered.store(0, Relaxed);
+        self.calls.reset();
         self.first_content.store(0, Relaxed);
         self.http.store(0, Relaxed);
         for stage in &self.stage_ticks {
@@ -182,7 +163,7 @@ impl RequestState {
         let start = Clock::now();
         self.started.store(start.0, Relaxed);
         // An endpoint's first statement, if timed, begins here (one reading for both).
-        super::guards::closed_at(start);
+        super::handoff::closed_at(start);
         endpoint.in_flight.start();
     }
 
@@ -221,7 +202,7 @@ impl RequestState {
     }
 
     #[inline]
-    fn flags(&self) -> u32 {
+    pub(super) fn flags(&self) -> u32 {
         self.flags.load(Acquire)
     }
 
@@ -278,14 +259,11 @@ impl RequestState {
     /// A backend call of `set` starts at `start`: its record's index.
     #[inline]
     pub fn open_call(&self, start: Clock, set: &'static BackendSet) -> u32 {
-        // Past the last record, the latest call takes it over.
-        let index = (self.calls_made.fetch_add(1, Relaxed) as usize).min(MAX_CALLS - 1);
-        self.calls[index].reset(set, start);
-        self.last_started.store(index as u32 + 1, Release);
+        let index = self.calls.open(set, start);
         self.backend_started.fetch_min(start.0, Relaxed);
         self.calls_union.open(start);
         self.windows.open(start);
-        index as u32
+        index
     }
 
     /// Call `index` ends at `end`, answered then if `answered`.
@@ -299,7 +277,7 @@ impl RequestState {
             call.answer(end);
             self.backend
                 .store(ptr::from_ref(call.set()).cast_mut(), Relaxed);
-            self.last_answered.store(index + 1, Release);
+            self.calls.answered(index);
             self.flags.fetch_or(ANSWERED, Relaxed);
         }
     }
@@ -307,44 +285,19 @@ impl RequestState {
     /// The record of call `index`.
     #[inline]
     pub fn call(&self, index: u32) -> &CallRecord {
-        &self.calls[index as usize]
+        self.calls.get(index)
     }
 
     /// The call that answered last, if any.
     #[inline]
     pub fn last_answered(&self) -> Option<u32> {
-        self.last_answered.load(Acquire).checked_sub(1)
+        self.calls.last_answered()
     }
 
     /// The call started last, if any.
     #[inline]
     pub(super) fn last_started(&self) -> Option<u32> {
-        self.last_started.load(Acquire).checked_sub(1)
-    }
-
-    /// The call a fact found now belongs to: the one current on this thread, else `fallback`.
-    #[inline]
-    pub(super) fn fact_call(&self, fallback: Option<u32>) -> Option<&CallRecord> {
-        current_call()
-            .of(self)
-            .or(fallback)
-            .map(|index| self.call(index))
-    }
-
-    /// Counts a failure of the call it belongs to (the current one, else the one started
-    /// last) in `backend_errors_total`, once per call; nothing if the request made none.
-    pub fn backend_error(&self, kind: BackendErrorKind) {
-        if let Some(call) = self.fact_call(self.last_started()) {
-            call.fail(kind);
-        }
-    }
-
-    /// Sets the provider's token `usage` on the call it belongs to (the current one, else the
-    /// one that answered last, else the one started last); nothing without any.
-    pub fn usage(&self, usage: super::Usage) {
-        if let Some(call) = self.fact_call(self.last_answered().or(self.last_started())) {
-            self.record_usage(call, usage);
-        }
+        self.calls.last_started()
     }
 
     /// The last backend that answered.
@@ -352,6 +305,25 @@ impl RequestState {
     pub fn answered(&self) -> Option<&'static BackendSet> {
         // SAFETY: null or stored from a `&'static BackendSet`.
         unsafe { self.backend.load(Relaxed).as_ref() }
+    }
+
+    /// The backend whose labels the streaming (and chunks of no call) are recorded under: the
+    /// last that answered, else `unknown`.
+    #[inline]
+    pub fn streaming_set(&self) -> &'static BackendSet {
+        self.answered()
+            .unwrap_or_else(|| self.endpoint().unknown_backend())
+    }
+
+    /// The request is `tenant`'s (its label through the tenant budget): its requests, tokens
+    /// and cost are counted under it when it ends. Set again, the latest tenant counts.
+    pub fn set_tenant(&self, tenant: &str) {
+        self.spend.set_tenant(self.endpoint().tenant(tenant));
+    }
+
+    /// The `tenant` label of the request, if it has one.
+    pub fn tenant(&self) -> Option<&'static str> {
+        self.spend.tenant_label()
     }
 
     /// The backend calls' time so far.
@@ -395,159 +367,6 @@ impl RequestState {
             .observe_traced(ticks, trace, at);
     }
 
-    // Owners.
-
-    /// A stream takes a share of the request; returns its hand-off number.
-    #[inline]
-    pub fn hand_off(&self) -> u32 {
-        self.owners.fetch_add(1, Relaxed);
-        self.handoffs.fetch_add(1, Relaxed) + 1
-    }
-
-    /// The handler lets go, once; the request ends if nothing it handed off holds it.
-    #[inline]
-    pub fn release_handler(&self, exit: HandlerExit) {
-        let flag = match exit {
-            HandlerExit::Returned(true) => RETURNED,
-            HandlerExit::Returned(false) => RETURNED | FAILED,
-            HandlerExit::Cancelled => CANCELLED,
-            HandlerExit::Panicked => PANICKED,
-        };
-        if self.flags.fetch_or(HANDLER_GONE | flag, AcqRel) & HANDLER_GONE == 0 {
-            self.release_owner(None);
-        }
-    }
-
-    /// Whether the handler has let go.
-    #[inline]
-    pub fn handler_gone(&self) -> bool {
-        self.flags() & HANDLER_GONE != 0
-    }
-
-    /// Stream number `number` lets go, saying whether it was read to its end (`None`: no say).
-    /// Among streams with a say, the later hand-off decides. `at`: a reading just taken, which
-    /// the request's end may use as its own.
-    #[inline]
-    pub fn release_stream(&self, number: u32, to_the_end: Option<bool>, at: Option<Clock>) {
-        if let Some(to_the_end) = to_the_end {
-            let say = u64::from(number) << 1 | u64::from(to_the_end);
-            self.stream_vote.fetch_max(say, Relaxed);
-        }
-        self.release_owner(at);
-    }
-
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    /// The layer's response body lets go: at its end (`Some(true)`), after an error
-    /// (`Some(false)`), or dropped before its end (`None`).
-    #[inline]
-    pub fn release_body(&self, ended: Option<bool>, at: Clock) {
-        let flag = match ended {
-            Some(true) => 0,
-            Some(false) => FAILED,
-            None => CANCELLED,
-        };
-        if flag != 0 {
-            self.flags.fetch_or(flag, Relaxed);
-        }
-        self.release_owner(Some(at));
-    }
-
-    /// An owner lets go; the request ends (at `at`, a reading just taken, else now) if it was
-    /// the last.
-    #[inline]
-    fn release_owner(&self, at: Option<Clock>) {
-        if self.owners.fetch_sub(1, AcqRel) == 1 {
-            self.end(at.unwrap_or_else(Clock::now));
-        }
-    }
-
-    /// The outcome `flags` and the streams' vote make.
-    fn outcome(&self, flags: u32) -> Outcome {
-        let vote = self.stream_vote.load(Relaxed);
-        if flags & (FAILED | PANICKED) != 0 {
-            Outcome::Error
-        } else if flags & CANCELLED != 0 || (flags & EXCHANGE == 0 && vote != 0 && vote & 1 == 0) {
-            Outcome::Cancelled
-        } else {
-            Outcome::Completed
-        }
-    }
-
-    /// The end of the request at `now`, exactly once: what the outcome allows, then
-    /// `requests_total`.
-    fn end(&self, now: Clock) {
-        let flags = self.flags.fetch_or(ENDED, AcqRel);
-        let outcome = self.outcome(flags);
-        let endpoint = self.endpoint();
-        let id = self.trace_id();
-        let trace = Some(id);
-        let [frontend, backend, streaming] = self.phase_ticks(now);
-        if flags & (RETURNED | FRONTEND_SEEN) == RETURNED | FRONTEND_SEEN {
-            endpoint.frontend.observe_traced(frontend, trace, now);
-        }
-        if flags & STREAMED != 0 {
-            self.observe_streaming(streaming, id, now);
-        }
-        let lasted = Clock(self.started.load(Relaxed)).ticks_until(now);
-        endpoint
-            .duration(outcome as usize)
-            .observe_traced(lasted, trace, now);
-        if flags & RETURNED != 0 {
-            let outside = lasted.saturating_sub(backend + streaming);
-            endpoint.overhead.observe_ticks(outside);
-        }
-        self.end_calls(outcome, lasted, now);
-        let http = self.http.load(Relaxed);
-        if http != 0 {
-            let (method, status) = ((http >> 16) as usize, (http & 0xffff) as u16);
-            endpoint.http_duration(method, status).observe_ticks(lasted);
-        }
-        if outcome == Outcome::Completed && flags & ANSWERED != 0 {
-            let phases = [frontend, backend, streaming];
-            let total: u64 = phases.iter().sum();
-            if total > 0 {
-                let shares = phases.map(|phase| phase as f64 * 100.0 / total as f64);
-                endpoint.split().set(now.0, shares);
-            }
-        }
-        self.settle_spend(outcome as usize);
-        // Counted last: whoever sees the request counted sees all it recorded.
-        endpoint.outcomes[outcome as usize].inc();
-        endpoint.in_flight.finish();
-    }
-
-    /// What the end records of the calls (`backend_call_duration_seconds`, `backend_call_tokens`)
-    /// and of the answer's tokens as its client saw them (`request_ttft_seconds`,
-    /// `request_time_per_output_token_seconds`, for a completed request).
-    fn end_calls(&self, outcome: Outcome, lasted: u64, now: Clock) {
-        let endpoint = self.endpoint();
-        let trace = Some(self.trace_id());
-        let made = (self.calls_made.load(Relaxed) as usize).min(MAX_CALLS);
-        for call in &self.calls[..made] {
-            if let Some((set, call_lasted, usage)) = call.summary() {
-                set.call_duration().observe_traced(call_lasted, trace, now);
-                set.call_tokens(usage);
-            }
-        }
-        // The request's own count, which its spend keeps: every call's, past the records too.
-        let output = self.output_tokens();
-        let first = self.first_content.load(Relaxed);
-        if outcome != Outcome::Completed || first == 0 {
-            return;
-        }
-        let started = Clock(self.started.load(Relaxed));
-        let to_first = started.ticks_until(Clock(first));
-        endpoint
-            .ttft()
-            .observe_traced(to_first, trace, Clock(first));
-        if output > 1 {
-            let after = lasted.saturating_sub(to_first);
-            endpoint
-                .time_per_token()
-                .observe_ticks(after / (output - 1));
-        }
-    }
-
     /// The first content chunk of the request's answer came at `at` (the first only counts).
     #[inline]
     pub fn content_at(&self, at: Clock) {
@@ -565,97 +384,26 @@ impl RequestState {
             .store((method as u32) << 16 | u32::from(status.max(1)), Relaxed);
     }
 
-    /// Front end, backend and streaming so far (windows still open counted until `now`), in
-    /// ticks: see [`phases`](super::phases).
-    fn phase_ticks(&self, now: Clock) -> [u64; 3] {
-        let backend = self.calls_union.ticks_at(now);
-        let windows = self.windows.ticks_at(now);
-        [
-            self.frontend.ticks(),
-            backend,
-            windows.saturating_sub(backend),
-        ]
-    }
-
     /// Whether the request has ended: what a late guard adds no longer counts.
     #[inline]
     pub fn ended(&self) -> bool {
         self.flags() & ENDED != 0
     }
 
-    /// The front-end, backend and streaming time so far, in nanoseconds.
-    pub fn phases(&self) -> [u64; 3] {
-        self.phase_ticks(Clock::now()).map(ticks_to_ns)
-    }
-}
-
-/// A counted reference to a request's state: the slot goes back to the pool when the last one
-/// is dropped.
-pub(crate) struct StateRef(&'static RequestState);
-
-impl StateRef {
-    /// A new request of `endpoint`, owned by its handler.
+    /// One more handle keeps the slot out of the pool.
     #[inline]
-    pub fn new(endpoint: &'static EndpointMetrics) -> Self {
-        let slot = pool::take();
-        slot.reset(endpoint, 0);
-        StateRef(slot)
-    }
-
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    /// A new request of `endpoint` that is the layer's HTTP exchange: its response body decides
-    /// how it ends.
-    #[inline]
-    pub fn exchange(endpoint: &'static EndpointMetrics) -> Self {
-        let slot = pool::take();
-        slot.reset(endpoint, EXCHANGE);
-        StateRef(slot)
-    }
-}
-
-impl StateRef {
-    /// The handler hands its request to what `make` builds (a stream, with a counted reference)
-    /// and lets go of it: the request ends when that lets go.
-    #[inline]
-    pub fn hand_over<T>(&self, make: impl FnOnce(StateRef) -> T) -> T {
-        let taker = make(self.clone());
-        self.release_handler(HandlerExit::Returned(true));
-        taker
-    }
-}
-
-impl std::ops::Deref for StateRef {
-    type Target = RequestState;
-
-    #[inline]
-    fn deref(&self) -> &RequestState {
-        self.0
-    }
-}
-
-impl Clone for StateRef {
-    #[inline]
-    fn clone(&self) -> Self {
-        self.0.refs.fetch_add(1, Relaxed);
-        StateRef(self.0)
-    }
-}
-
-impl Drop for StateRef {
-    #[inline]
-    fn drop(&mut self) {
-        if self.0.refs.fetch_sub(1, Release) == 1 {
-            std::sync::atomic::fence(Acquire);
-            pool::give_back(self.0);
-        }
-    }
-}
-
-impl RequestState {
-    /// A new counted reference to this state, which the caller holds alive.
-    #[inline]
-    pub fn counted(&'static self) -> StateRef {
+    pub(super) fn add_ref(&self) {
         self.refs.fetch_add(1, Relaxed);
-        StateRef(self)
+    }
+
+    /// A handle goes: whether it was the last (the slot may go back to the pool).
+    #[inline]
+    pub(super) fn drop_ref(&self) -> bool {
+        if self.refs.fetch_sub(1, Release) == 1 {
+            std::sync::atomic::fence(Acquire);
+            true
+        } else {
+            false
+        }
     }
 }

@@ -7,11 +7,11 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::calls::{enter_call, CallRef};
-use super::chunks::Classify;
-use super::current;
-use super::state::{RequestState, StateRef};
-use super::UnwindWatch;
+use super::classify::Classify;
+use super::on_thread::{self, enter_call, CallRef};
+use super::pool::StateRef;
+use super::state::RequestState;
+use super::unwind::UnwindWatch;
 use crate::clock::Clock;
 
 thread_local! {
@@ -85,7 +85,7 @@ pin_project! {
     impl<S, C> PinnedDrop for TrackedStream<S, C> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            let _current = current::enter(this.state);
+            let _current = on_thread::enter(this.state);
             this.inner.set(None);
             let call = this.call.checked_sub(1);
             release(this.state, *this.number, call, this.reading, *this.start, false);
@@ -191,7 +191,7 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         let state: &RequestState = this.state;
-        let _current = current::enter(state);
+        let _current = on_thread::enter(state);
         let polling = Polling::enter(state);
         let outer = polling.0;
         if let Reading::Unread = this.reading {
@@ -212,21 +212,21 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
                 broke_off(state, call);
             }
             if let Some(chunk) = this.classify.classify(item) {
-                if let Some(seen) = this.classify.seen() {
+                if let Some(gaps) = this.classify.gaps() {
                     // A call made as the stream is read (a provider called lazily).
                     if *this.call == 0 {
                         *this.call = state.last_answered().map_or(0, |index| index + 1);
                     }
                     let call = this.call.checked_sub(1);
-                    state.chunk(call, *this.number, chunk, &mut seen.0);
+                    state.chunk(call, *this.number, chunk, &mut gaps.0);
                 }
             }
         }
         if let Poll::Ready(None) = polled {
             this.inner.set(None);
             // The gaps still kept go to their series now (a dropped stream's, when it drops).
-            if let Some(seen) = this.classify.seen() {
-                seen.0.record();
+            if let Some(gaps) = this.classify.gaps() {
+                gaps.0.record();
             }
             let call = this.call.checked_sub(1);
             release(state, *this.number, call, this.reading, *this.start, true);

@@ -1,24 +1,86 @@
 //! A request's backend calls, one record each: which provider and model, when it started and
-//! answered, who reads its content, the usage it reported and whether it failed.
-//!
-//! A fact (an error kind, a usage report, a chunk) belongs to a call, not to "the latest": the
-//! call whose future is being polled ([`CURRENT_CALL`], set by each poll of a `#[perf_backend]`
-//! call and of a stream relaying its answer), else, for a fact found after the call (a usage in
-//! a JSON body, an error found once the headers came), the call that answered last (errors: the
-//! call started last).
+//! answered, who reads its content, the usage it reported and whether it failed. Which call a
+//! fact belongs to is [`facts`](super::facts)' to say.
 
-use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
-use super::chunks::Usage;
-use super::state::RequestState;
+use crate::chunk::Usage;
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, BackendSet};
 
 /// Calls a request keeps a record of; further calls still record their own TTFB and errors,
 /// but facts found outside them go to the recorded ones.
 pub(crate) const MAX_CALLS: usize = 8;
+
+/// A request's calls: a record each (the last record is taken over by every call past
+/// [`MAX_CALLS`]), and which was started last and which answered last.
+pub(crate) struct CallTable {
+    /// Calls started so far (records used: at most [`MAX_CALLS`]).
+    started: AtomicU32,
+    /// The call started last and the call that answered last, as index + 1 (0: none).
+    last_started: AtomicU32,
+    last_answered: AtomicU32,
+    records: [CallRecord; MAX_CALLS],
+}
+
+impl CallTable {
+    pub const fn new() -> Self {
+        CallTable {
+            started: AtomicU32::new(0),
+            last_started: AtomicU32::new(0),
+            last_answered: AtomicU32::new(0),
+            records: [const { CallRecord::empty() }; MAX_CALLS],
+        }
+    }
+
+    /// No calls: a new request.
+    #[inline]
+    pub fn reset(&self) {
+        self.started.store(0, Relaxed);
+        self.last_started.store(0, Relaxed);
+        self.last_answered.store(0, Relaxed);
+    }
+
+    /// A call of `set` starts at `start`: its record's index.
+    #[inline]
+    pub fn open(&self, set: &'static BackendSet, start: Clock) -> u32 {
+        let index = (self.started.fetch_add(1, Relaxed) as usize).min(MAX_CALLS - 1);
+        self.records[index].reset(set, start);
+        self.last_started.store(index as u32 + 1, Release);
+        index as u32
+    }
+
+    /// Call `index` answered: the latest to.
+    #[inline]
+    pub fn answered(&self, index: u32) {
+        self.last_answered.store(index + 1, Release);
+    }
+
+    /// The record of call `index`.
+    #[inline]
+    pub fn get(&self, index: u32) -> &CallRecord {
+        &self.records[index as usize]
+    }
+
+    /// The call that answered last, if any.
+    #[inline]
+    pub fn last_answered(&self) -> Option<u32> {
+        self.last_answered.load(Acquire).checked_sub(1)
+    }
+
+    /// The call started last, if any.
+    #[inline]
+    pub fn last_started(&self) -> Option<u32> {
+        self.last_started.load(Acquire).checked_sub(1)
+    }
+
+    /// The records the request's calls used.
+    pub fn made(&self) -> &[CallRecord] {
+        let made = (self.started.load(Relaxed) as usize).min(MAX_CALLS);
+        &self.records[..made]
+    }
+}
 
 /// One backend call of a request.
 pub(crate) struct CallRecord {
@@ -186,110 +248,5 @@ impl CallRecord {
         }
         let before = f64::from_bits(self.cost.fetch_max(usd.to_bits(), Relaxed));
         (usd - before).max(0.0)
-    }
-}
-
-/// A call of a request, as the thread that acts for it knows it: the state, the request's
-/// generation (a pooled state reused by a later request is not this one), the record's index.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CallRef {
-    /// The state's address: kept as a number, so that a guard holding a `CallRef` stays `Send`.
-    state: usize,
-    generation: u32,
-    index: u32,
-    relay: bool,
-}
-
-impl CallRef {
-    pub const NONE: CallRef = CallRef {
-        state: 0,
-        generation: 0,
-        index: 0,
-        relay: false,
-    };
-
-    #[inline]
-    pub fn new(state: &RequestState, index: u32) -> Self {
-        CallRef {
-            state: ptr::from_ref(state) as usize,
-            generation: state.generation(),
-            index,
-            relay: false,
-        }
-    }
-
-    /// The call a stream relays: current while the stream is polled, though it has ended.
-    #[inline]
-    pub fn relayed(state: &RequestState, index: u32) -> Self {
-        CallRef {
-            relay: true,
-            ..CallRef::new(state, index)
-        }
-    }
-
-    /// Its index, if it is a call of `state`'s current request.
-    #[inline]
-    fn index_in(self, state: &RequestState) -> Option<u32> {
-        (self.state == ptr::from_ref(state) as usize && self.generation == state.generation())
-            .then_some(self.index)
-    }
-
-    /// The call a fact found now belongs to, if this one of `state`'s request: the call being
-    /// made, or the one a stream being read relays. (A call a guard noted on a thread and ended
-    /// on another is not current any more.)
-    #[inline]
-    pub fn of(self, state: &RequestState) -> Option<u32> {
-        self.index_in(state)
-            .filter(|&index| self.relay || state.call(index).is_open())
-    }
-
-    /// The call a backend call opened now joins, if this is one of `state`'s request being made
-    /// (not one a stream relays: a call made as a stream is read is a call of its own).
-    #[inline]
-    pub fn joined_by(self, state: &RequestState) -> Option<u32> {
-        self.index_in(state)
-            .filter(|&index| !self.relay && state.call(index).is_open())
-    }
-}
-
-thread_local! {
-    /// The call whose future (or the stream relaying whose answer) is being polled on this
-    /// thread, or a backend statement's call while it is evaluated.
-    static CURRENT_CALL: Cell<CallRef> = const { Cell::new(CallRef::NONE) };
-}
-
-/// The call current on this thread.
-#[inline]
-pub(crate) fn current_call() -> CallRef {
-    CURRENT_CALL.try_with(Cell::get).unwrap_or(CallRef::NONE)
-}
-
-/// Makes `call` current until the returned guard drops, which restores the one before.
-#[inline]
-pub(crate) fn enter_call(call: CallRef) -> EnteredCall {
-    EnteredCall(
-        CURRENT_CALL
-            .try_with(|c| c.replace(call))
-            .unwrap_or(CallRef::NONE),
-    )
-}
-
-/// Restores the call current before [`enter_call`].
-pub(crate) struct EnteredCall(CallRef);
-
-impl EnteredCall {
-    /// Leaves the entered call current: returns the one before, for the caller to restore.
-    #[inline]
-    pub fn keep(self) -> CallRef {
-        let before = self.0;
-        std::mem::forget(self);
-        before
-    }
-}
-
-impl Drop for EnteredCall {
-    #[inline]
-    fn drop(&mut self) {
-        let _ = CURRENT_CALL.try_with(|c| c.set(self.0));
     }
 }
