@@ -14,8 +14,9 @@
 #   RUNS=1 ROUNDS=101 N=2000 benches/peers/run.sh
 #
 # Timed: RUNS runs (default 2) of ROUNDS rounds (default 301) of BATCH requests (default 2000) of
-# each variant in turn, median ns/request per variant (shared 2-vCPU machine: compare within a
-# run). Counted, if valgrind is installed: each variant's `peers --requests V N` (100 requests of
+# each variant in turn, median ns/request per variant, in the thread's CPU time (a shared
+# 2-vCPU machine preempts many batches: wall time would count other processes' slices; compare
+# within a run). Counted, if valgrind is installed: each variant's `peers --requests V N` (100 requests of
 # warm-up, then N, default 10000) under callgrind, counting only the function `peers::requests`
 # (as benches/request-instructions.sh does): instructions per request, the steady figure.
 # Then the issue's goals: perf's layer alone (2 - 1) against the cheapest peer layer (4 or 6),
@@ -54,7 +55,7 @@ else
 fi
 
 # One table: each timed run's ns/request, the instructions, each over variant 1; then the goals.
-echo "one table (ns: median per variant of each timed run; instructions: callgrind, $N requests):"
+echo "one table (ns: median CPU ns per variant of each timed run; instructions: callgrind, $N requests):"
 awk -v runs="$RUNS" '
     FNR == 1 { file++ }
     /^[1-7]_/ {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! peers [--rounds R] [--batch B]   the timed table: R rounds (default 301) of B requests
-//!                                  (default 2000) of each variant in turn, median ns/request
+//!                                  (default 2000) of each variant in turn, median CPU ns/request
 //! peers --requests VARIANT N       N requests of one variant (`1`..`7`) after 100 of warm-up;
 //!                                  callgrind counts the function `peers::requests`
 //! peers --families                 what each variant records, read back from its exporter
@@ -23,7 +23,6 @@ mod variants;
 
 use std::hint::black_box;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use axum::http::StatusCode;
 use variants::{Peers, Variant};
@@ -102,19 +101,20 @@ fn check(peers: &mut Peers) -> Result<(), String> {
     Ok(())
 }
 
-/// The median ns/request of each variant over `rounds` rounds of `batch` requests of each in
-/// turn, after a warm-up round.
+/// The median ns/request of each variant (this thread's CPU time: see
+/// [`drive::thread_cpu_ns`]) over `rounds` rounds of `batch` requests of each in turn, after a
+/// warm-up round.
 fn interleaved(peers: &mut Peers, rounds: usize, batch: usize) -> Vec<f64> {
     let mut per_request = vec![Vec::with_capacity(rounds); Variant::ALL.len()];
     for round in 0..=rounds {
         for (i, variant) in Variant::ALL.into_iter().enumerate() {
-            let start = Instant::now();
+            let start = drive::thread_cpu_ns();
             let router = peers.router(variant);
             for _ in 0..batch {
                 black_box(drive::request(black_box(&mut *router)));
             }
             peers.after_batch(variant);
-            let ns = start.elapsed().as_nanos() as f64 / batch as f64;
+            let ns = (drive::thread_cpu_ns() - start) as f64 / batch as f64;
             if round > 0 {
                 per_request[i].push(ns);
             }
@@ -222,7 +222,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let ns = interleaved(&mut peers, rounds, batch);
     println!(
         "interleaved: {rounds} rounds of {batch} requests of each variant in turn, median per \
-         variant"
+         variant of the thread's CPU ns per request"
     );
     table(&ns, "ns/request");
     Ok(())
