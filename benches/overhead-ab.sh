@@ -34,7 +34,7 @@ LAYER=${LAYER:-0}
 FEATURES=()
 ROWS="b d"
 if [[ $LAYER == 1 ]]; then
-    FEATURES=(--features axum)
+    FEATURES=(axum)
     ROWS="b d f g fh"
 fi
 mkdir -p "$OUT"
@@ -52,7 +52,13 @@ build() {
         git -C "$ROOT" worktree add --quiet --detach "$dir" "$rev"
     fi
     log=$OUT/build-$name.log
-    (cd "$dir" && CARGO_TARGET_DIR=$target cargo bench -p perf-runtime "${FEATURES[@]}" --bench overhead --no-run) \
+    # Since the seam of issue 28, the floor's histogram needs `bench-internals`; older
+    # revisions have no such feature.
+    local features=("${FEATURES[@]}")
+    grep -q '^bench-internals' "$dir/perf-runtime/Cargo.toml" && features+=(bench-internals)
+    local joined
+    joined=$(IFS=,; echo "${features[*]}")
+    (cd "$dir" && CARGO_TARGET_DIR=$target cargo bench -p perf-runtime ${joined:+--features "$joined"} --bench overhead --no-run) \
         >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
     # cargo names the binary on its `Executable benches/overhead.rs (PATH)` line.
     binary=$(sed -n 's/.*Executable benches\/overhead.rs (\(.*\))$/\1/p' "$log" | tail -1)

@@ -19,10 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 LAYER=${LAYER:-1}
-FEATURES=()
+FEATURES=(--features bench-internals)
 LETTERS=(a b c d e)
 if [[ $LAYER == 1 ]]; then
-    FEATURES=(--features axum)
+    FEATURES=(--features axum,bench-internals)
     LETTERS+=(f g h i j k)
 fi
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }

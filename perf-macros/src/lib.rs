@@ -70,7 +70,7 @@ use parse::{parse_fn, BackendArgs, EndpointArgs, FnKind, StageArgs, StreamArgs};
 /// ```
 #[proc_macro_attribute]
 pub fn perf_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
-    instrument("perf_endpoint", FnKind::Async, item, |function| {
+    instrument("perf_endpoint", FnKind::AsyncOnly, item, |function| {
         let args: EndpointArgs = syn::parse(args)?;
         Ok(expand::endpoint(&args.path, function))
     })
@@ -320,7 +320,7 @@ fn instrument(
         Err(error) => return with_errors(item, error),
     };
     // An endpoint's body runs right where its request starts.
-    let starts_request = matches!(kind, FnKind::Async);
+    let starts_request = matches!(kind, FnKind::AsyncOnly);
     let mut errors = expand::rewrite_statements(&mut function.block, starts_request);
     if errors.is_empty() {
         match expand(function.clone()) {

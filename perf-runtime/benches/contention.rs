@@ -15,10 +15,10 @@
 //! `--secs` seconds' worth at one thread, calibrated), timed from a barrier to the last join.
 //!
 //! ```sh
-//! cargo bench -p perf-runtime --bench contention
-//! cargo bench -p perf-runtime --bench contention -- --rounds 9 --secs 0.5 d_runtime_api
-//! cargo bench -p perf-runtime --bench contention -- --threads 16
-//! cargo bench -p perf-runtime --bench contention -- --help
+//! cargo bench -p perf-runtime --features bench-internals --bench contention
+//! cargo bench -p perf-runtime --features bench-internals --bench contention -- --rounds 9 --secs 0.5 d_runtime_api
+//! cargo bench -p perf-runtime --features bench-internals --bench contention -- --threads 16
+//! cargo bench -p perf-runtime --features bench-internals --bench contention -- --help
 //! ```
 //! A trailing word keeps only the rows whose name contains it.
 //!
@@ -128,7 +128,7 @@ struct Args {
 const USAGE: &str = "\
 contention: throughput of whole requests from 1 thread and from N threads at once, on one series
 
-usage: cargo bench -p perf-runtime --bench contention -- [OPTIONS] [WORD]
+usage: cargo bench -p perf-runtime --features bench-internals --bench contention -- [OPTIONS] [WORD]
 
   --threads N   the threads of the second column (default 2; the target, >= 1.8x, is at 2)
   --rounds R    rounds, each 1 thread then N threads (default 7); the table gives the medians

@@ -28,8 +28,8 @@
 //! Run (noisy shared machine: short warm-up and measurement are enough, run it twice):
 //!
 //! ```sh
-//! cargo bench -p perf-runtime --bench overhead -- --warm-up-time 1 --measurement-time 3
-//! cargo bench -p perf-runtime --features axum --bench overhead -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p perf-runtime --features bench-internals --bench overhead -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p perf-runtime --features axum,bench-internals --bench overhead -- --warm-up-time 1 --measurement-time 3
 //! ```
 
 mod common;

@@ -7,8 +7,8 @@ use syn::{Error, Item, ItemFn, Result};
 /// What a macro needs the function to be.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum FnKind {
-    /// An endpoint (`#[perf_endpoint]`): only an `async fn`, whose body starts a request.
-    Async,
+    /// Only an `async fn` (`#[perf_endpoint]`, whose body becomes the request's future).
+    AsyncOnly,
     /// Any function (`#[perf_stage]`, `#[perf_backend]`, `#[perf_stream]`).
     Any,
 }
@@ -16,7 +16,7 @@ pub enum FnKind {
 /// Parses `item` as a function with a body, or explains at its first tokens why not.
 pub fn parse_fn(item: TokenStream, macro_name: &str, kind: FnKind) -> Result<ItemFn> {
     let wanted = match kind {
-        FnKind::Async => "an async fn",
+        FnKind::AsyncOnly => "an async fn",
         FnKind::Any => "a fn",
     };
     let parsed: Item = match syn::parse2(item.clone()) {
@@ -34,7 +34,7 @@ pub fn parse_fn(item: TokenStream, macro_name: &str, kind: FnKind) -> Result<Ite
             ))
         }
     };
-    if kind == FnKind::Async && function.sig.asyncness.is_none() {
+    if kind == FnKind::AsyncOnly && function.sig.asyncness.is_none() {
         if crate::expand::returns_future(&function.sig) {
             // At the attribute: the user may well have written `async fn`, which
             // `#[async_trait]` rewrote before this macro ran.

@@ -11,10 +11,11 @@
 //!   guard going on to the next with `next(..)` and to the backend call with `next_backend(..)`
 //!   (one clock reading at each boundary, as the macros take), `first_byte()`,
 //!   `tracker.stream(..)`;
-//! * (e) [`floor`]: no request at all, only what (b) and (d) cannot do without: the same 7 clock
-//!   readings and 10 histogram observations (each with its exemplar and native bucket), into
-//!   perf's own histograms. The request's bookkeeping (phases, outcome, streams, in-flight,
-//!   percentages) is what (b) and (d) add to it.
+//! * (e) `floor` (`floor.rs`, with perf-runtime's feature `bench-internals`, which the overhead
+//!   and contention benches require): no request at all, only what (b) and (d) cannot do
+//!   without: the same 7 clock readings and 11 histogram observations (each with its exemplar
+//!   and native bucket), into perf's own histograms. The request's bookkeeping (phases,
+//!   outcome, streams, in-flight, percentages) is what (b) and (d) add to it.
 //!
 //! With perf-runtime's feature `axum`, five more builds run the handler as an HTTP exchange
 //! ([`layer`]): (f) (a)'s handler under `PerfLayer`, (g) (b)'s attributes under `PerfLayer`
@@ -40,14 +41,18 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Instant;
 
 use futures_util::stream::{self, Stream, StreamExt};
-use perf_runtime::bench_internals::BenchHistogram;
 use perf_runtime::{
     perf_backend, perf_endpoint, perf_stage, perf_stream, Endpoint, PerformanceTracker, Stage,
 };
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, Opts, Registry};
 
+#[cfg(feature = "bench-internals")]
+mod floor;
 #[cfg(feature = "axum")]
 pub mod layer;
+
+#[cfg(feature = "bench-internals")]
+use floor::floor;
 
 /// The request body every handler parses.
 pub const BODY: &str = r#"{"model":"gpt-4o-mini","key":"sk-bench-0123456789","stream":true}"#;
@@ -330,72 +335,6 @@ pub async fn manual(body: &'static str) -> Result<impl Stream<Item = &'static st
 }
 
 // ---------------------------------------------------------------------------------------------
-// (e) the floor
-
-/// (e)'s 10 series, one per observation of (b) and (d): the 5 of the handler (3 stages,
-/// `backend_fetch`, TTFB), then the 5 of the request's end (streaming, `stream_processing`,
-/// front end, request duration, overhead). All with exemplars and native buckets.
-fn floor_series() -> &'static [BenchHistogram; 10] {
-    static SERIES: OnceLock<[BenchHistogram; 10]> = OnceLock::new();
-    SERIES.get_or_init(|| std::array::from_fn(|_| BenchHistogram::new(true, true)))
-}
-
-/// (e) The handler with nothing but the readings and observations of (b) and (d): 5 readings
-/// here, 2 in its answer.
-pub async fn floor(body: &'static str) -> Result<FloorStream, BenchError> {
-    let series = floor_series();
-    let start = BenchHistogram::now();
-    let req = parse(body)?;
-    let parsed = BenchHistogram::now();
-    series[0].observe_between(start, parsed);
-    authorize(req.key)?;
-    let authorized = BenchHistogram::now();
-    series[1].observe_between(parsed, authorized);
-    let prepared = prepare(&req);
-    let sent = BenchHistogram::now();
-    series[2].observe_between(authorized, sent);
-    let chunks = provider_call(req.model, prepared).await?;
-    let first_byte = BenchHistogram::now();
-    series[3].observe_between(sent, first_byte);
-    series[4].observe_between(sent, first_byte);
-    Ok(FloorStream {
-        inner: chunks,
-        start,
-        sent,
-        first_poll: 0,
-    })
-}
-
-/// (e)'s answer: a reading at its first poll and one at its end, where it observes the rest.
-pub struct FloorStream {
-    inner: Chunks,
-    start: u64,
-    sent: u64,
-    first_poll: u64,
-}
-
-impl Stream for FloorStream {
-    type Item = &'static str;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<&'static str>> {
-        if self.first_poll == 0 {
-            self.first_poll = BenchHistogram::now();
-        }
-        let polled = self.inner.poll_next_unpin(cx);
-        if let Poll::Ready(None) = polled {
-            let series = floor_series();
-            let end = BenchHistogram::now();
-            series[5].observe_between(self.first_poll, end);
-            series[6].observe_between(self.first_poll, end);
-            series[7].observe_between(self.start, self.sent);
-            series[8].observe_between(self.start, end);
-            series[9].observe_between(self.start, end);
-        }
-        polled
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // driving a request
 
 fn noop_waker() -> Waker {
@@ -445,6 +384,7 @@ pub fn run(variant: Variant) -> usize {
         Variant::Macros => request(macros(body)),
         Variant::Seed => request(seed(body)),
         Variant::Manual => request(manual(body)),
+        #[cfg(feature = "bench-internals")]
         Variant::Floor => request(floor(body)),
         #[cfg(feature = "axum")]
         Variant::Layer => layer::layer(body),
@@ -473,6 +413,7 @@ pub enum Variant {
     /// (d) the runtime API by hand
     Manual,
     /// (e) the floor: readings and observations only
+    #[cfg(feature = "bench-internals")]
     Floor,
     /// (f) (a)'s handler under `PerfLayer`, as an HTTP exchange (feature `axum`)
     #[cfg(feature = "axum")]
@@ -502,6 +443,7 @@ impl Variant {
         Variant::Macros,
         Variant::Seed,
         Variant::Manual,
+        #[cfg(feature = "bench-internals")]
         Variant::Floor,
         #[cfg(feature = "axum")]
         Variant::Layer,
@@ -524,6 +466,7 @@ impl Variant {
             Variant::Macros => "b_macros",
             Variant::Seed => "c_seed_with_label_values",
             Variant::Manual => "d_runtime_api",
+            #[cfg(feature = "bench-internals")]
             Variant::Floor => "e_floor",
             #[cfg(feature = "axum")]
             Variant::Layer => "f_layer",

@@ -76,9 +76,9 @@ impl CallTable {
     }
 
     /// The records the request's calls used.
-    pub fn made(&self) -> &[CallRecord] {
-        let made = (self.started.load(Relaxed) as usize).min(MAX_CALLS);
-        &self.records[..made]
+    pub fn used(&self) -> &[CallRecord] {
+        let used = (self.started.load(Relaxed) as usize).min(MAX_CALLS);
+        &self.records[..used]
     }
 }
 

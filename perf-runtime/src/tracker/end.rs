@@ -39,14 +39,14 @@ impl RequestState {
         self.flags() & HANDLER_GONE != 0
     }
 
-    /// Stream number `number` lets go, saying whether it was read to its end (`None`: no say).
-    /// Among streams with a say, the later hand-off decides. `at`: a reading just taken, which
+    /// Stream number `number` lets go, saying whether it was read to its end (`None`: no verdict).
+    /// Among streams with a verdict, the later hand-off decides. `at`: a reading just taken, which
     /// the request's end may use as its own.
     #[inline]
     pub fn release_stream(&self, number: u32, to_the_end: Option<bool>, at: Option<Clock>) {
         if let Some(to_the_end) = to_the_end {
-            let say = u64::from(number) << 1 | u64::from(to_the_end);
-            self.stream_vote.fetch_max(say, Relaxed);
+            let verdict = u64::from(number) << 1 | u64::from(to_the_end);
+            self.answering_stream.fetch_max(verdict, Relaxed);
         }
         self.release_owner(at);
     }
@@ -76,12 +76,14 @@ impl RequestState {
         }
     }
 
-    /// The outcome `flags` and the streams' vote make.
+    /// The outcome `flags` and the streams' verdict make.
     fn outcome(&self, flags: u32) -> Outcome {
-        let vote = self.stream_vote.load(Relaxed);
+        let verdict = self.answering_stream.load(Relaxed);
         if flags & (FAILED | PANICKED) != 0 {
             Outcome::Error
-        } else if flags & CANCELLED != 0 || (flags & EXCHANGE == 0 && vote != 0 && vote & 1 == 0) {
+        } else if flags & CANCELLED != 0
+            || (flags & EXCHANGE == 0 && verdict != 0 && verdict & 1 == 0)
+        {
             Outcome::Cancelled
         } else {
             Outcome::Completed
@@ -137,7 +139,7 @@ impl RequestState {
     fn end_calls(&self, outcome: Outcome, lasted: u64, now: Clock) {
         let endpoint = self.endpoint();
         let trace = Some(self.trace_id());
-        for call in self.calls.made() {
+        for call in self.calls.used() {
             if let Some((set, call_lasted, usage)) = call.summary() {
                 set.call_duration().observe_traced(call_lasted, trace, now);
                 set.call_tokens(usage);

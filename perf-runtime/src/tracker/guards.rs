@@ -48,7 +48,7 @@ pub(crate) enum Owner<'a> {
 
 impl<'a> Owner<'a> {
     /// The same request, for a guard that follows this one's.
-    fn again(&self) -> Owner<'a> {
+    fn share(&self) -> Owner<'a> {
         match self {
             Owner::Borrowed(state) => Owner::Borrowed(state),
             Owner::Held(state) => Owner::Held(state.clone()),
@@ -146,7 +146,7 @@ impl<'a> StageGuard<'a> {
     /// ```
     #[inline]
     pub fn next(self, stage: impl Into<Stage>) -> StageGuard<'a> {
-        let owner = self.owner.again();
+        let owner = self.owner.share();
         drop(self);
         StageGuard::begin_at(owner, stage.into(), after_last_close)
     }
@@ -155,7 +155,7 @@ impl<'a> StageGuard<'a> {
     /// [`next`](Self::next) and [`PerformanceTracker::backend_request`](crate::PerformanceTracker::backend_request).
     #[inline]
     pub fn next_backend(self, provider: &str, model: &str) -> BackendGuard<'a> {
-        let owner = self.owner.again();
+        let owner = self.owner.share();
         drop(self);
         BackendGuard::begin_at(owner, provider, model, after_last_close)
     }

@@ -80,8 +80,9 @@ pub(crate) struct RequestState {
     pub(super) generation: AtomicU32,
     /// Hand-offs to streams so far: a stream's number orders it among them.
     pub(super) handoffs: AtomicU32,
-    /// The say of the stream that decides: `number << 1 | read to its end`; 0 for none.
-    pub(super) stream_vote: AtomicU64,
+    /// The verdict of the stream that answers the client, the last-handed of those read after
+    /// the handler let go: `number << 1 | read to its end`; 0 for none.
+    pub(super) answering_stream: AtomicU64,
     /// The front-end stages' union, cut where the first backend call started.
     pub(super) frontend: Union,
     /// The backend calls' windows.
@@ -118,7 +119,7 @@ impl RequestState {
             flags: AtomicU32::new(0),
             generation: AtomicU32::new(0),
             handoffs: AtomicU32::new(0),
-            stream_vote: AtomicU64::new(0),
+            answering_stream: AtomicU64::new(0),
             frontend: Union::new(),
             calls_union: Union::new(),
             windows: Union::new(),
@@ -146,7 +147,7 @@ impl RequestState {
         self.flags.store(flags, Relaxed);
         self.generation.fetch_add(1, Relaxed);
         self.handoffs.store(0, Relaxed);
-        self.stream_vote.store(0, Relaxed);
+        self.answering_stream.store(0, Relaxed);
         self.frontend.reset();
         self.calls_union.reset();
         self.windows.reset();

@@ -43,7 +43,7 @@ impl Drop for Polling {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Reading {
     /// Not polled yet: dropped now, it says `cancelled` unless a stream that was read says
-    /// otherwise (a fallback's first try, dropped unread, has no say over the answer).
+    /// otherwise (a fallback's first try, dropped unread, has no verdict on the answer).
     Unread,
     /// Polled since `start` (the stream's field, kept apart so that the tag fits beside its
     /// number).
@@ -148,7 +148,7 @@ fn release(
     to_the_end: bool,
 ) {
     let mut at = None;
-    let say = match *reading {
+    let verdict = match *reading {
         Reading::Released => return,
         Reading::Read => {
             let end = Clock::now();
@@ -166,7 +166,7 @@ fn release(
     if state.is_panicking() {
         state.panicked();
     }
-    state.release_stream(number, say, at);
+    state.release_stream(number, verdict, at);
 }
 
 /// An `Err` item of a stream relaying `call`'s answer: if the stream is the answer (read after
