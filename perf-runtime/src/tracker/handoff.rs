@@ -33,6 +33,7 @@ pub(crate) fn after_last_close() -> Clock {
 /// The `endpoint` label of work done outside any request.
 pub const UNSCOPED_ENDPOINT: &str = "none";
 
+/// The series of work done outside any request: a guard or stream with no request to join.
 pub(crate) fn unscoped() -> &'static EndpointMetrics {
     static NONE: Endpoint = Endpoint::new(UNSCOPED_ENDPOINT);
     NONE.metrics()
