@@ -1,9 +1,10 @@
 //! Stage names, interned once into small ids so that a request resolves its stage histograms by
 //! index instead of by hashing label values.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
+
+use crate::metrics::leaked_map::LeakedMap;
 
 /// Most distinct stage names a process may use; later names are recorded as [`Stage::OTHER`].
 pub const MAX_STAGES: usize = 64;
@@ -57,27 +58,16 @@ impl Stage {
         if let Some(i) = PREDEFINED_NAMES.iter().position(|b| *b == name) {
             return Stage(i as u16);
         }
-        let table = interner();
-        if let Some(&id) = table
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .ids
-            .get(name)
-        {
-            return Stage(id);
-        }
-        let mut table = table.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(&id) = table.ids.get(name) {
-            return Stage(id);
-        }
-        if table.names.len() >= MAX_STAGES {
-            return Stage::OTHER;
-        }
-        let name: &'static str = Box::leak(name.into());
-        let id = table.names.len() as u16;
-        table.names.push(name);
-        table.ids.insert(name, id);
-        Stage(id)
+        let interner = interner();
+        let room = |len| PREDEFINED_NAMES.len() + len < MAX_STAGES;
+        let made = interner.ids.get_or_try_make(name, room, |len| {
+            let id = PREDEFINED_NAMES.len() + len;
+            let name: &'static str = Box::leak(name.into());
+            // Set under the map's write lock, before the id is handed out.
+            let _ = interner.names[id].set(name);
+            (name, Stage(id as u16))
+        });
+        made.copied().unwrap_or(Stage::OTHER)
     }
 
     /// The stage's name, as it appears in the `stage` label.
@@ -85,7 +75,9 @@ impl Stage {
         let i = usize::from(self.0);
         match PREDEFINED_NAMES.get(i) {
             Some(name) => name,
-            None => interner().read().unwrap_or_else(|e| e.into_inner()).names[i],
+            None => interner().names[i]
+                .get()
+                .expect("a stage's id is handed out once its name is set"),
         }
     }
 
@@ -119,18 +111,18 @@ impl fmt::Display for Stage {
     }
 }
 
+/// The stage names beyond the predefined ones: by name, and by id.
 struct Interner {
-    names: Vec<&'static str>,
-    ids: HashMap<&'static str, u16>,
+    ids: LeakedMap<&'static str, Stage>,
+    /// Indexed by id; the predefined ids' stay empty.
+    names: [OnceLock<&'static str>; MAX_STAGES],
 }
 
-fn interner() -> &'static RwLock<Interner> {
-    static TABLE: OnceLock<RwLock<Interner>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        RwLock::new(Interner {
-            names: PREDEFINED_NAMES.to_vec(),
-            ids: HashMap::new(),
-        })
+fn interner() -> &'static Interner {
+    static TABLE: OnceLock<Interner> = OnceLock::new();
+    TABLE.get_or_init(|| Interner {
+        ids: LeakedMap::new(),
+        names: [const { OnceLock::new() }; MAX_STAGES],
     })
 }
 

@@ -9,8 +9,10 @@ use perf_runtime::metrics::DEFAULT_LABEL_CAP;
 use perf_runtime::otlp::OtlpExporter;
 
 use super::body_timeout::BodyLimits;
+use super::listen::ConnectionLimits;
 use super::mock::embedding::DEFAULT_MODELS;
 use super::mock::MockConfig;
+use super::upstream::UpstreamTimeouts;
 
 pub use super::label_settings::LabelSettings;
 
@@ -510,30 +512,6 @@ fn read_key_file(path: &str) -> Result<KeyFile, String> {
 /// `ms` milliseconds, or `None` for 0 (no limit).
 fn limit(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
-}
-
-/// How long the gateway waits for its provider: each `None` is no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct UpstreamTimeouts {
-    /// Until the response headers (the first byte): `--upstream-timeout-ms`.
-    pub first_byte: Option<Duration>,
-    /// Between two chunks of the answer body: `--upstream-idle-timeout-ms`.
-    pub idle: Option<Duration>,
-    /// From sending the request to the answer's last byte: `--upstream-total-timeout-ms`.
-    pub total: Option<Duration>,
-}
-
-/// How the gateway's server treats client connections: each `None` is no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ConnectionLimits {
-    /// Time to send a complete request head, from connecting or from the end of the previous
-    /// answer on a kept-alive connection: `--header-read-timeout-ms`.
-    pub header_read_timeout: Option<Duration>,
-    /// Connections served at once: `--max-connections`, lowered to fit the descriptor budget.
-    pub max_connections: Option<usize>,
-    /// Its connections count in `gateway_descriptors_in_use{use="client_connections"}`: the
-    /// gateway's listeners (not the mock provider's).
-    pub counted: bool,
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::config::ConnectionLimits;
 use super::descriptors::{self, Use};
 use super::idle::{Activity, HeldBody, Idle};
 
@@ -31,6 +30,19 @@ const MAX_H2_STREAMS: u32 = 100;
 /// How long a connection told to close (a body cut off by its read timeout) may take to send
 /// its last answer.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// How the gateway's server treats client connections: each `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionLimits {
+    /// Time to send a complete request head, from connecting or from the end of the previous
+    /// answer on a kept-alive connection: `--header-read-timeout-ms`.
+    pub header_read_timeout: Option<Duration>,
+    /// Connections served at once: `--max-connections`, lowered to fit the descriptor budget.
+    pub max_connections: Option<usize>,
+    /// Its connections count in `gateway_descriptors_in_use{use="client_connections"}`: the
+    /// gateway's listeners (not the mock provider's).
+    pub counted: bool,
+}
 
 /// An axum server running in the background, shut down gracefully when told or dropped.
 #[derive(Debug)]

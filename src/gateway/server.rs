@@ -19,16 +19,15 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::auth::ApiKeys;
 use super::body_timeout::BodyLimits;
-use super::config::{Config, ConnectionLimits, LabelSettings};
+use super::config::{Config, LabelSettings};
 use super::descriptors::{CallBudget, DescriptorPlan};
 use super::error::{fallback, ApiError};
 use super::handlers::{chat_completions, embeddings, healthz, models, responses, App};
+use super::listen::{self, ConnectionLimits, ServerHandle};
 use super::mock::MockProvider;
 use super::trace;
 use super::upstream::Upstream;
 
-use super::listen;
-pub use super::listen::ServerHandle;
 pub use super::metrics_route::{metrics_routes, MetricsAccess, MetricsCache, RENDER_OPERATION};
 
 /// The gateway's routes, with `app` as their state and request bodies limited to

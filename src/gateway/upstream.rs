@@ -38,13 +38,23 @@ use perf_runtime::{current, TraceId};
 use reqwest::{Client, Request, Response, Url};
 use tokio::time::Instant;
 
-use super::config::UpstreamTimeouts;
 use super::descriptors::{CallRoom, IDLE_PROVIDER_CONNECTIONS};
 use super::error::ApiError;
 use super::events::{answer_usage, Usage};
 use super::openai::OpenAiRequest;
 use super::secrets::{fingerprint, Redactor};
 use super::trace::TRACEPARENT;
+
+/// How long the gateway waits for its provider: each `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UpstreamTimeouts {
+    /// Until the response headers (the first byte): `--upstream-timeout-ms`.
+    pub first_byte: Option<Duration>,
+    /// Between two chunks of the answer body: `--upstream-idle-timeout-ms`.
+    pub idle: Option<Duration>,
+    /// From sending the request to the answer's last byte: `--upstream-total-timeout-ms`.
+    pub total: Option<Duration>,
+}
 
 /// Largest non-streamed answer read from the provider, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;

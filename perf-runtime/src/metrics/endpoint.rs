@@ -2,8 +2,8 @@
 //! resolved once, so recording is an index and an `observe`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use super::contract::{Families, OUTCOMES};
 use super::count_histogram::CountHistogram;
@@ -13,12 +13,10 @@ use super::histogram::Histogram;
 use super::in_flight::InFlight;
 use super::known;
 use super::labels::{self, OVERFLOW_LABEL, UNKNOWN_LABEL};
+use super::leaked_map::{Key, LabelValues, LeakedMap};
 use super::stage_percentage::Split;
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
-
-/// An admitted `(provider, model)` pair.
-type ProviderModel = (Box<str>, Box<str>);
 
 /// How a backend call failed: the `kind` label of `backend_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,9 +222,9 @@ pub struct EndpointMetrics {
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     http_durations: [OnceLock<&'static Histogram>; 2 * COMMON_STATUSES.len()],
     /// The backend sets of this endpoint, by admitted provider and model.
-    backends: RwLock<HashMap<ProviderModel, &'static BackendSet>>,
+    backends: LeakedMap<LabelValues, BackendSet>,
     /// The tenants of this endpoint's requests, by admitted tenant: see `spend.rs`.
-    pub(super) tenants: RwLock<HashMap<Box<str>, &'static super::spend::TenantRequests>>,
+    pub(super) tenants: LeakedMap<Box<str>, super::spend::TenantRequests>,
     unknown: OnceLock<&'static BackendSet>,
 }
 
@@ -246,8 +244,8 @@ impl EndpointMetrics {
             ttft: OnceLock::new(),
             time_per_token: OnceLock::new(),
             http_durations: Default::default(),
-            backends: RwLock::new(HashMap::new()),
-            tenants: RwLock::new(HashMap::new()),
+            backends: LeakedMap::new(),
+            tenants: LeakedMap::new(),
             stages: (0..MAX_STAGES).map(|_| OnceLock::new()).collect(),
             unknown: OnceLock::new(),
         }
@@ -372,20 +370,11 @@ impl EndpointMetrics {
 
     /// The set for labels already through the budget, made on first use.
     fn set(&'static self, provider: &str, model: &str) -> &'static BackendSet {
-        let key = (Box::<str>::from(provider), Box::<str>::from(model));
-        if let Some(&found) = self
-            .backends
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return found;
-        }
-        let families = &self.metrics.families;
-        let labels = [provider, model, &*self.path];
-        let mut backends = self.backends.write().unwrap_or_else(|e| e.into_inner());
-        backends.entry(key).or_insert_with(|| {
-            Box::leak(Box::new(BackendSet {
+        let key: &[&str] = &[provider, model];
+        self.backends.get_or_make(&key as &dyn Key, || {
+            let families = &self.metrics.families;
+            let labels = [provider, model, &*self.path];
+            let set = BackendSet {
                 ttfb: families.backend_ttfb.get(&labels),
                 streaming: families.streaming_duration.get(&labels),
                 in_flight: families.backend_in_flight.get(&[provider]),
@@ -399,7 +388,8 @@ impl EndpointMetrics {
                 call_duration: OnceLock::new(),
                 call_tokens: Default::default(),
                 spend: Default::default(),
-            }))
+            };
+            (LabelValues::new(key), set)
         })
     }
 }
@@ -504,23 +494,19 @@ pub(crate) enum Naming {
 /// run time up to the cap, and one [`OVERFLOW_LABEL`] endpoint for every run-time name past it.
 pub(crate) struct EndpointTable {
     cap: usize,
-    named: RwLock<Named>,
-    overflow: OnceLock<&'static EndpointMetrics>,
-}
-
-#[derive(Default)]
-struct Named {
-    by_path: HashMap<Box<str>, &'static EndpointMetrics>,
+    by_path: LeakedMap<Box<str>, EndpointMetrics>,
     /// How many of `by_path` were named at run time, and not known from code: what the cap
-    /// counts.
-    counted: usize,
+    /// counts. Changed only under `by_path`'s write lock, when one is made.
+    counted: AtomicUsize,
+    overflow: OnceLock<&'static EndpointMetrics>,
 }
 
 impl EndpointTable {
     pub fn new(cap: usize) -> Self {
         EndpointTable {
             cap,
-            named: RwLock::new(Named::default()),
+            by_path: LeakedMap::new(),
+            counted: AtomicUsize::new(0),
             overflow: OnceLock::new(),
         }
     }
@@ -537,33 +523,16 @@ impl EndpointTable {
         naming: Naming,
     ) -> &'static EndpointMetrics {
         let path = &*labels::escape_reserved(path);
-        let full = {
-            let named = self.named.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(&found) = named.by_path.get(path) {
-                return found;
-            }
-            named.counted >= self.cap
-        };
         // A `#[perf_endpoint]` path given as a `&str` is still known from code.
         let counted = naming == Naming::RunTime && !known::is_known(path);
-        if counted && full {
-            return self.overflow(metrics);
-        }
-        let mut named = self.named.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(&found) = named.by_path.get(path) {
-            return found;
-        }
-        if counted {
-            if named.counted >= self.cap {
-                drop(named);
-                return self.overflow(metrics);
+        let room = |_| !counted || self.counted.load(Ordering::Relaxed) < self.cap;
+        let made = self.by_path.get_or_try_make(path, room, |_| {
+            if counted {
+                self.counted.fetch_add(1, Ordering::Relaxed);
             }
-            named.counted += 1;
-        }
-        let made: &'static EndpointMetrics =
-            Box::leak(Box::new(EndpointMetrics::new(metrics, path)));
-        named.by_path.insert(path.into(), made);
-        made
+            (path.into(), EndpointMetrics::new(metrics, path))
+        });
+        made.unwrap_or_else(|| self.overflow(metrics))
     }
 
     /// The endpoint every run-time name past the cap records into.

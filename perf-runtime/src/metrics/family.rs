@@ -1,12 +1,11 @@
 //! A metric family: series made on demand from label values, read out as plain data.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::RwLock;
 
 use prometheus::core::Desc;
 
+use super::leaked_map::{Key, LabelValues, LeakedMap};
 use super::reading::{Detail, FamilyReading, Kind, ReadFamily, SeriesReading, Value};
 
 /// What a family is made of: a histogram, a counter, a share triple.
@@ -29,7 +28,7 @@ pub(crate) struct Family<T: 'static> {
     labels: &'static [&'static str],
     desc: Desc,
     make: Box<dyn Fn() -> T + Send + Sync>,
-    series: RwLock<HashMap<OwnedKey, &'static T>>,
+    series: LeakedMap<LabelValues, T>,
 }
 
 impl<T: Series> Family<T> {
@@ -54,7 +53,7 @@ impl<T: Series> Family<T> {
             desc: Desc::new(name.into(), help.into(), all, HashMap::new())
                 .expect("the family definitions are valid"),
             make: Box::new(make),
-            series: RwLock::new(HashMap::new()),
+            series: LeakedMap::new(),
         }
     }
 
@@ -62,30 +61,14 @@ impl<T: Series> Family<T> {
     /// and hashes the values: resolve once and keep the handle.
     pub fn get(&self, values: &[&str]) -> &'static T {
         debug_assert_eq!(values.len(), self.labels.len());
-        let key: &dyn Key = &values;
-        if let Some(&found) = self
-            .series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-        {
-            return found;
-        }
-        let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
-        let owned = OwnedKey(values.iter().map(|v| Box::<str>::from(*v)).collect());
-        series
-            .entry(owned)
-            .or_insert_with(|| Box::leak(Box::new((self.make)())))
+        self.series.get_or_make(&values as &dyn Key, || {
+            (LabelValues::new(values), (self.make)())
+        })
     }
 
     /// The series for `values`, if it was made already: a read lock and a hash, no allocation.
     pub fn find(&self, values: &[&str]) -> Option<&'static T> {
-        let key: &dyn Key = &values;
-        self.series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .copied()
+        self.series.find(&values as &dyn Key)
     }
 
     /// The name, with its prefix.
@@ -108,19 +91,19 @@ impl<T: Series> ReadFamily for Family<T> {
     /// `Registry::gather`, so that every way out shows the same bytes.
     fn read(&self, want: Detail) -> FamilyReading {
         let mut series = Vec::new();
-        for (key, values) in self.series.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        self.series.for_each(|key, values| {
             values.read(want, &mut |implied, value| {
                 let mut labels: Vec<(Cow<'static, str>, String)> = self
                     .labels
                     .iter()
-                    .zip(key.0.iter())
+                    .zip(key.values())
                     .map(|(name, value)| (Cow::Borrowed(*name), value.to_string()))
                     .chain(implied.map(|(name, value)| (Cow::Borrowed(name), value.to_string())))
                     .collect();
                 labels.sort_by(|a, b| a.0.cmp(&b.0));
                 series.push(SeriesReading { labels, value });
             });
-        }
+        });
         series.sort_by(|a, b| values(a).cmp(values(b)));
         FamilyReading {
             name: Cow::Borrowed(self.name),
@@ -134,63 +117,4 @@ impl<T: Series> ReadFamily for Family<T> {
 /// A series' label values, in label-name order: what `Registry::gather` sorts by.
 fn values(series: &SeriesReading) -> impl Iterator<Item = &str> {
     series.labels.iter().map(|(_, value)| value.as_str())
-}
-
-/// Label values, looked up without allocating: an owned key and a borrowed `&[&str]` hash and
-/// compare alike through this view.
-trait Key {
-    fn part(&self, i: usize) -> Option<&str>;
-}
-
-impl Key for &[&str] {
-    fn part(&self, i: usize) -> Option<&str> {
-        self.get(i).copied()
-    }
-}
-
-#[derive(PartialEq, Eq)]
-struct OwnedKey(Box<[Box<str>]>);
-
-impl Key for OwnedKey {
-    fn part(&self, i: usize) -> Option<&str> {
-        self.0.get(i).map(|s| &**s)
-    }
-}
-
-impl Hash for dyn Key + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut i = 0;
-        while let Some(part) = self.part(i) {
-            part.hash(state);
-            i += 1;
-        }
-        state.write_usize(i);
-    }
-}
-
-impl PartialEq for dyn Key + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        let mut i = 0;
-        loop {
-            match (self.part(i), other.part(i)) {
-                (None, None) => return true,
-                (Some(a), Some(b)) if a == b => i += 1,
-                _ => return false,
-            }
-        }
-    }
-}
-
-impl Eq for dyn Key + '_ {}
-
-impl Hash for OwnedKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self as &dyn Key).hash(state)
-    }
-}
-
-impl<'a> Borrow<dyn Key + 'a> for OwnedKey {
-    fn borrow(&self) -> &(dyn Key + 'a) {
-        self
-    }
 }

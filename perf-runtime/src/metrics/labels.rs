@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::RwLock;
+
+use super::leaked_map::LeakedMap;
 
 /// Longest label value kept, in bytes; longer values are cut at a character boundary.
 pub const MAX_LABEL_LEN: usize = 128;
@@ -59,7 +60,8 @@ pub fn truncate(value: &str) -> &str {
 pub(crate) struct LabelBudget {
     cap: usize,
     allowed: Option<HashSet<Box<str>>>,
-    admitted: RwLock<HashSet<Box<str>>>,
+    /// The values admitted (a value of `()`: leaking it allocates nothing).
+    admitted: LeakedMap<Box<str>, ()>,
 }
 
 impl LabelBudget {
@@ -67,7 +69,7 @@ impl LabelBudget {
         LabelBudget {
             cap,
             allowed,
-            admitted: RwLock::new(HashSet::new()),
+            admitted: LeakedMap::new(),
         }
     }
 
@@ -83,21 +85,13 @@ impl LabelBudget {
             };
         }
         let value = escape_reserved(value);
-        let read = self.admitted.read().unwrap_or_else(|e| e.into_inner());
-        if read.contains(&*value) {
-            return value;
-        }
-        let full = read.len() >= self.cap;
-        drop(read);
-        if full {
-            return Cow::Borrowed(OVERFLOW_LABEL);
-        }
-        let mut write = self.admitted.write().unwrap_or_else(|e| e.into_inner());
-        if write.len() < self.cap || write.contains(&*value) {
-            write.insert((*value).into());
-            value
-        } else {
-            Cow::Borrowed(OVERFLOW_LABEL)
+        let room = |len| len < self.cap;
+        match self
+            .admitted
+            .get_or_try_make(&*value, room, |_| ((*value).into(), ()))
+        {
+            Some(()) => value,
+            None => Cow::Borrowed(OVERFLOW_LABEL),
         }
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod histogram;
 mod in_flight;
 pub(crate) mod known;
 pub(crate) mod labels;
+pub(crate) mod leaked_map;
 pub(crate) mod native;
 pub(crate) mod reading;
 mod shard;
@@ -22,9 +23,9 @@ mod stage_percentage;
 #[cfg(test)]
 pub(crate) mod test_values;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus::Registry;
 
@@ -52,6 +53,7 @@ use labels::LabelBudget;
 pub use labels::{
     escape_reserved, DEFAULT_ENDPOINT_CAP, DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL,
 };
+use leaked_map::LeakedMap;
 pub(crate) use spend::{Pricing, TenantRequests};
 pub use stage_percentage::PHASES;
 
@@ -73,7 +75,7 @@ pub struct Metrics {
     operations: LabelBudget,
     /// The `tenant` label's budget, and each admitted tenant's series.
     tenants: LabelBudget,
-    tenant_sets: RwLock<HashMap<Box<str>, &'static spend::TenantSet>>,
+    tenant_sets: LeakedMap<Box<str>, spend::TenantSet>,
     /// The price table backend calls are priced with.
     prices: crate::prices::PriceSlot,
 }
@@ -414,7 +416,7 @@ impl MetricsBuilder {
             providers: LabelBudget::new(self.label_cap, None),
             operations: LabelBudget::new(self.endpoint_cap, None),
             tenants: LabelBudget::new(self.tenant_cap, self.allowed_tenants),
-            tenant_sets: RwLock::new(HashMap::new()),
+            tenant_sets: LeakedMap::new(),
             prices: crate::prices::PriceSlot::new(),
         }))
     }

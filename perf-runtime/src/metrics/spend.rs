@@ -199,22 +199,14 @@ impl TenantRequests {
 impl Metrics {
     /// The tenant set of an admitted label, made on first use.
     fn tenant_set(&'static self, label: &str) -> &'static TenantSet {
-        if let Some(&found) = self
-            .tenant_sets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(label)
-        {
-            return found;
-        }
-        let mut sets = self.tenant_sets.write().unwrap_or_else(|e| e.into_inner());
-        sets.entry(label.into()).or_insert_with(|| {
-            Box::leak(Box::new(TenantSet {
+        self.tenant_sets.get_or_make(label, || {
+            let set = TenantSet {
                 label: label.into(),
                 metrics: self,
                 tokens: Default::default(),
                 cost: OnceLock::new(),
-            }))
+            };
+            (label.into(), set)
         })
     }
 }
@@ -236,23 +228,14 @@ impl EndpointMetrics {
 
     /// The requests of an admitted tenant label, made on first use.
     fn tenant_requests(&'static self, label: &str) -> &'static TenantRequests {
-        if let Some(&found) = self
-            .tenants
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(label)
-        {
-            return found;
-        }
-        let tenant = self.metrics.tenant_set(label);
-        let families = &self.metrics.families;
-        let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
-        tenants.entry(label.into()).or_insert_with(|| {
-            Box::leak(Box::new(TenantRequests {
-                tenant,
+        self.tenants.get_or_make(label, || {
+            let families = &self.metrics.families;
+            let requests = TenantRequests {
+                tenant: self.metrics.tenant_set(label),
                 outcomes: OUTCOMES
                     .map(|outcome| families.tenant_requests.get(&[label, self.path(), outcome])),
-            }))
+            };
+            (label.into(), requests)
         })
     }
 }

@@ -68,8 +68,8 @@ use tokio::time::{sleep_until, Instant};
 use self::answer::Answer;
 use self::fault::Fault;
 use super::error::{ApiError, RequestBody};
+use super::listen::ServerHandle;
 use super::openai::{parse, ChatRequest, EmbeddingsRequest, OpenAiRequest, ResponsesRequest};
-use super::server::ServerHandle;
 
 /// The mock's timing, failures and models.
 #[derive(Debug, Clone, PartialEq, Eq)]
