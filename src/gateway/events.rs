@@ -49,13 +49,13 @@ pub fn classify(data: &str) -> Result<EventInfo, NotJson> {
 
 /// The `usage` of a whole (non-streamed) answer, `chat.completion` or `response`; `None` if it
 /// has none, or one of another shape. An error if `body` is not JSON.
-pub fn answer_usage(body: &[u8]) -> Result<Option<Usage>, serde_json::Error> {
+pub fn body_usage(body: &[u8]) -> Result<Option<Usage>, serde_json::Error> {
     #[derive(Deserialize)]
-    struct Answer {
+    struct ProviderResponse {
         #[serde(default)]
         usage: Option<WireUsage>,
     }
-    match serde_json::from_slice::<Answer>(body) {
+    match serde_json::from_slice::<ProviderResponse>(body) {
         Ok(answer) => Ok(answer.usage.map(Usage::from)),
         Err(_) => serde_json::from_slice::<IgnoredAny>(body).map(|_| None),
     }
@@ -332,17 +332,17 @@ mod tests {
     fn whole_answers() {
         let chat = br#"{"object":"chat.completion","usage":{"prompt_tokens":12,"completion_tokens":5,
             "prompt_tokens_details":{"cached_tokens":6},"completion_tokens_details":{"reasoning_tokens":1}}}"#;
-        assert_eq!(answer_usage(chat).unwrap(), Some(USAGE));
+        assert_eq!(body_usage(chat).unwrap(), Some(USAGE));
         let response = br#"{"object":"response","usage":{"input_tokens":12,"output_tokens":5,
             "input_tokens_details":{"cached_tokens":6},"output_tokens_details":{"reasoning_tokens":1}}}"#;
-        assert_eq!(answer_usage(response).unwrap(), Some(USAGE));
+        assert_eq!(body_usage(response).unwrap(), Some(USAGE));
         let embeddings =
             br#"{"object":"list","data":[],"usage":{"prompt_tokens":7,"total_tokens":7}}"#;
-        assert_eq!(answer_usage(embeddings).unwrap(), Some(input_only(7)));
+        assert_eq!(body_usage(embeddings).unwrap(), Some(input_only(7)));
         let total_only = br#"{"object":"list","usage":{"total_tokens":9}}"#;
-        assert_eq!(answer_usage(total_only).unwrap(), Some(input_only(9)));
-        assert_eq!(answer_usage(br#"{"id":"x"}"#).unwrap(), None);
-        assert_eq!(answer_usage(br#"{"usage":"many"}"#).unwrap(), None);
-        assert!(answer_usage(b"<html>").is_err());
+        assert_eq!(body_usage(total_only).unwrap(), Some(input_only(9)));
+        assert_eq!(body_usage(br#"{"id":"x"}"#).unwrap(), None);
+        assert_eq!(body_usage(br#"{"usage":"many"}"#).unwrap(), None);
+        assert!(body_usage(b"<html>").is_err());
     }
 }

@@ -37,7 +37,7 @@ use super::openai::{parse, ChatRequest, EmbeddingsRequest, OpenAiRequest, Respon
 use super::refusals::{self, Reason};
 use super::sse::{relay, Relayed};
 use super::trace::{self, Traced};
-use super::upstream::{read_body, Answer, ProviderFailure, Upstream};
+use super::upstream::{read_body, ProviderFailure, ProviderResponse, Upstream};
 
 /// What the handlers share: the clients' keys, the provider, its `provider` label, and how
 /// requests are forwarded and answered.
@@ -151,7 +151,7 @@ async fn list_models(app: &App, headers: &HeaderMap, trace: TraceId) -> Result<R
     validate(app, headers)?;
     let request = models_request(app)?;
     let upstream = call_with_retries(app, "/v1/models", NO_MODEL, request, trace).await?;
-    let whole = read_body(answer(upstream))
+    let whole = read_body(relay_body(upstream))
         .await
         .map_err(ProviderFailure::report)?;
     Ok(whole_response(app, whole.body))
@@ -189,7 +189,7 @@ async fn forward<R: OpenAiRequest>(
             .filter_map(move |event| ready(event.for_client(usage_asked).map(Ok::<_, Never>)));
         return Ok(Sse::new(events).into_response());
     }
-    let whole = read_body(answer(upstream))
+    let whole = read_body(relay_body(upstream))
         .await
         .map_err(ProviderFailure::report)?;
     if let Some(usage) = whole.usage {
@@ -227,7 +227,7 @@ async fn call_with_retries(
     model: &str,
     mut request: reqwest::Request,
     trace: TraceId,
-) -> Result<Answer, ApiError> {
+) -> Result<ProviderResponse, ApiError> {
     let Some(room) = app.calls.try_call() else {
         refusals::count(endpoint, Reason::OverCapacity);
         return Err(ApiError::overloaded(
@@ -289,7 +289,7 @@ async fn call_provider(
     model: &str,
     request: reqwest::Request,
     trace: TraceId,
-) -> Result<Answer, ProviderFailure> {
+) -> Result<ProviderResponse, ProviderFailure> {
     app.upstream
         .send(request, trace)
         .await
@@ -302,7 +302,7 @@ async fn call_provider(
 /// usage event the tokens. A provider that breaks off or stalls mid-stream (past
 /// `--upstream-idle-timeout-ms`) ends it with an SSE `error` event, and fails the request.
 #[perf_stream(chunks = Relayed::chunk)]
-fn relay_events(upstream: Answer) -> impl Stream<Item = Relayed> + Send + 'static {
+fn relay_events(upstream: ProviderResponse) -> impl Stream<Item = Relayed> + Send + 'static {
     relay(upstream.chunks())
 }
 
@@ -311,7 +311,7 @@ fn relay_events(upstream: Answer) -> impl Stream<Item = Relayed> + Send + 'stati
 /// handler returns a 502 or a 504: the request counts as an `error`, whatever the dropped
 /// stream says.
 #[perf_stream]
-fn answer(upstream: Answer) -> impl Stream<Item = Result<Bytes, ProviderFailure>> {
+fn relay_body(upstream: ProviderResponse) -> impl Stream<Item = Result<Bytes, ProviderFailure>> {
     upstream.chunks()
 }
 

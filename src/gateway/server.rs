@@ -82,10 +82,10 @@ fn service(routes: Router<App>, app: App, max_body_bytes: usize, body: BodyLimit
 /// It covers the handler's future; a panic while the response body streams (after the status was
 /// sent) ends that connection only: the client sees the stream broken off.
 fn catch_panic() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response> {
-    fn answer(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
         ApiError::internal("the gateway failed while handling this request").into_response()
     }
-    CatchPanicLayer::custom(answer as fn(Box<dyn Any + Send + 'static>) -> Response)
+    CatchPanicLayer::custom(panic_response as fn(Box<dyn Any + Send + 'static>) -> Response)
 }
 
 /// This process's soft limit of open files (what the descriptor budget plans with); no limit

@@ -40,7 +40,7 @@ use tokio::time::Instant;
 
 use super::descriptors::{CallRoom, IDLE_PROVIDER_CONNECTIONS};
 use super::error::ApiError;
-use super::events::{answer_usage, Usage};
+use super::events::{body_usage, Usage};
 use super::openai::OpenAiRequest;
 use super::secrets::{fingerprint, Redactor};
 use super::trace::TRACEPARENT;
@@ -57,7 +57,7 @@ pub struct UpstreamTimeouts {
 }
 
 /// Largest non-streamed answer read from the provider, in bytes.
-pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Most bytes of a provider's error body read (and quoted back to the client).
 const MAX_ERROR_BYTES: usize = 16 * 1024;
@@ -238,7 +238,7 @@ impl Upstream {
         &self,
         mut request: Request,
         trace: TraceId,
-    ) -> Result<Answer, ProviderFailure> {
+    ) -> Result<ProviderResponse, ProviderFailure> {
         if let Ok(traceparent) = HeaderValue::from_str(&trace.traceparent()) {
             request.headers_mut().insert(TRACEPARENT, traceparent);
         }
@@ -261,7 +261,7 @@ impl Upstream {
         current::rate_limits(&RateLimits::from_headers(
             headers.map(|(name, value)| (name.as_str(), value.as_bytes())),
         ));
-        let answer = Answer {
+        let answer = ProviderResponse {
             response,
             idle: self.timeouts.idle,
             deadline,
@@ -288,7 +288,7 @@ impl std::fmt::Debug for Upstream {
 /// The provider's answer, its headers in: its body still to read, within the idle and total
 /// timeouts.
 #[derive(Debug)]
-pub struct Answer {
+pub struct ProviderResponse {
     response: Response,
     idle: Option<Duration>,
     deadline: Option<Instant>,
@@ -296,10 +296,10 @@ pub struct Answer {
     room: Option<CallRoom>,
 }
 
-impl Answer {
+impl ProviderResponse {
     /// The answer, holding `room` in the descriptor budget until its body is read to its end
     /// or dropped.
-    pub fn holding(mut self, room: CallRoom) -> Answer {
+    pub fn holding(mut self, room: CallRoom) -> ProviderResponse {
         self.room = Some(room);
         self
     }
@@ -315,7 +315,7 @@ impl Answer {
     }
 
     /// Checks that the answer to a streamed request is an SSE stream (`text/event-stream`).
-    pub fn expect_event_stream(self) -> Result<Answer, ProviderFailure> {
+    pub fn expect_event_stream(self) -> Result<ProviderResponse, ProviderFailure> {
         let media_type = self
             .content_type()
             .and_then(|t| t.split(';').next())
@@ -332,7 +332,7 @@ impl Answer {
     /// The body's chunks as they come, each within the idle timeout of the previous one and
     /// all within the total timeout. The stream ends after its first failure.
     pub fn chunks(self) -> impl Stream<Item = Result<Bytes, ProviderFailure>> + Send + 'static {
-        let Answer {
+        let ProviderResponse {
             response,
             idle,
             deadline,
@@ -477,16 +477,16 @@ impl Hidden {
 
 /// A whole non-streamed answer: its body, and the token usage it reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WholeAnswer {
+pub struct WholeBody {
     /// The body, a JSON object.
     pub body: Bytes,
     /// Its `usage`, if it has one the gateway can read.
     pub usage: Option<Usage>,
 }
 
-/// Reads a whole non-streamed answer, up to [`MAX_ANSWER_BYTES`], and checks that it is a JSON
+/// Reads a whole non-streamed answer, up to [`MAX_BODY_BYTES`], and checks that it is a JSON
 /// object: a broken, late, oversized or invalid answer is a failure.
-pub async fn read_body<S>(body: S) -> Result<WholeAnswer, ProviderFailure>
+pub async fn read_body<S>(body: S) -> Result<WholeBody, ProviderFailure>
 where
     S: Stream<Item = Result<Bytes, ProviderFailure>>,
 {
@@ -494,23 +494,23 @@ where
     let mut answer = Vec::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
-        if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+        if answer.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(ProviderFailure::protocol("provider answer too large"));
         }
         answer.extend_from_slice(&chunk);
     }
     let usage = check_json_object(&answer)?;
-    Ok(WholeAnswer {
+    Ok(WholeBody {
         body: answer.into(),
         usage,
     })
 }
 
 /// Checks that `bytes` is one JSON object (what every OpenAI answer is), reading only its
-/// `usage` (see [`answer_usage`]).
+/// `usage` (see [`body_usage`]).
 pub fn check_json_object(bytes: &[u8]) -> Result<Option<Usage>, ProviderFailure> {
     let object = bytes.trim_ascii_start().first() == Some(&b'{');
-    match answer_usage(bytes) {
+    match body_usage(bytes) {
         Ok(usage) if object => Ok(usage),
         Ok(_) => Err(ProviderFailure::protocol(
             "the provider's answer is JSON, but not an object",

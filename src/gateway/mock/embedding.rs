@@ -39,7 +39,7 @@ pub(super) fn prompt_tokens(input: &EmbeddingInput) -> usize {
 /// The answer to `req`: one embedding per input, a unit vector that depends only on that input
 /// (the same text embeds the same), as floats or, with `"encoding_format": "base64"` (what
 /// OpenAI's Python SDK asks for by default), as the base64 of their little-endian `f32`s.
-pub(super) fn answer(req: &EmbeddingsRequest) -> Value {
+pub(super) fn response(req: &EmbeddingsRequest) -> Value {
     let dimensions = req
         .extra
         .get("dimensions")
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn one_unit_vector_per_input_and_the_usage() {
-        let answer = answer(&request(
+        let answer = response(&request(
             r#"{"model":"e","input":["hello","hello","a longer text"]}"#,
         ));
         let data = answer["data"].as_array().expect("data");
@@ -183,8 +183,8 @@ mod tests {
 
     #[test]
     fn base64_embeddings_and_dimensions() {
-        let floats = answer(&request(r#"{"model":"e","input":"x","dimensions":5}"#));
-        let encoded = answer(&request(
+        let floats = response(&request(r#"{"model":"e","input":"x","dimensions":5}"#));
+        let encoded = response(&request(
             r#"{"model":"e","input":"x","dimensions":5,"encoding_format":"base64"}"#,
         ));
         let floats: Vec<f32> = floats["data"][0]["embedding"]
@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(floats.len(), 5);
         let bytes: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
         assert_eq!(encoded["data"][0]["embedding"], encode_base64(&bytes));
-        let tokens = answer(&request(r#"{"model":"e","input":[[1,2,3],[4]]}"#));
+        let tokens = response(&request(r#"{"model":"e","input":[[1,2,3],[4]]}"#));
         assert_eq!(tokens["usage"]["prompt_tokens"], 4);
     }
 

@@ -41,7 +41,7 @@
 //! header of the last [`KEPT_TRACEPARENTS`] requests it got
 //! ([`MockProvider::traceparents`]): what a provider's tracing would see of the gateway.
 
-mod answer;
+mod completion;
 pub mod embedding;
 pub mod fault;
 pub mod limits;
@@ -65,7 +65,7 @@ use futures_util::Stream;
 use serde_json::{Map, Value};
 use tokio::time::{sleep_until, Instant};
 
-use self::answer::Answer;
+use self::completion::Completion;
 use self::fault::Fault;
 use super::error::{ApiError, RequestBody};
 use super::listen::ServerHandle;
@@ -234,7 +234,7 @@ async fn chat_completions(
     mock.saw(&headers);
     let req: ChatRequest = parse(&body)?;
     let prompt = req.messages.iter().filter_map(|m| m.content.as_ref());
-    let answer = Answer::new(
+    let answer = Completion::new(
         &req.model,
         mock.config.chunks,
         prompt.map(|c| c.len()).sum(),
@@ -257,7 +257,7 @@ async fn responses(
 ) -> Result<Response, ApiError> {
     mock.saw(&headers);
     let req: ResponsesRequest = parse(&body)?;
-    let answer = Answer::new(&req.model, mock.config.chunks, req.input.len());
+    let answer = Completion::new(&req.model, mock.config.chunks, req.input.len());
     Ok(reply(
         &mock,
         &req,
@@ -278,7 +278,7 @@ async fn embeddings(
     let req: EmbeddingsRequest = parse(&body)?;
     let ttfb =
         ttfb_asked(&req.extra).unwrap_or_else(|| jittered(mock.config.ttfb, mock.config.jitter));
-    let answer = embedding::answer(&req);
+    let answer = embedding::response(&req);
     if let Some(fault) = mock.fault(&req.model) {
         return Ok(fault.play(ttfb, false, Vec::new(), answer).await);
     }

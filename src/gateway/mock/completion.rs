@@ -1,4 +1,4 @@
-//! The mock's canned answer, in the bodies and events of both OpenAI APIs.
+//! The mock's canned completion, in the bodies and events of both OpenAI APIs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,7 +36,7 @@ const WORDS: &[&str] = &[
 ];
 
 /// One answer: its ids, model, words and token counts.
-pub(super) struct Answer {
+pub(super) struct Completion {
     id: u64,
     created: u64,
     model: String,
@@ -44,8 +44,8 @@ pub(super) struct Answer {
     prompt_tokens: usize,
 }
 
-impl Answer {
-    pub fn new(model: &str, chunks: u32, prompt_size: usize) -> Answer {
+impl Completion {
+    pub fn new(model: &str, chunks: u32, prompt_size: usize) -> Completion {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let words = (0..chunks as usize)
             .map(|i| {
@@ -57,7 +57,7 @@ impl Answer {
                 }
             })
             .collect();
-        Answer {
+        Completion {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
