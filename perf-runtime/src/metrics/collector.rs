@@ -26,23 +26,23 @@ impl<T: Series> Collector for Registered<T> {
         if reading.series.is_empty() {
             return Vec::new();
         }
-        vec![to_proto(&reading)]
+        vec![to_proto(reading)]
     }
 }
 
-/// The proto model of one family.
-fn to_proto(reading: &FamilyReading) -> MetricFamily {
+/// The proto model of one family, its label values moved from the reading.
+fn to_proto(reading: FamilyReading) -> MetricFamily {
     let metrics = reading
         .series
-        .iter()
+        .into_iter()
         .map(|series| {
             let labels = series
                 .labels
-                .iter()
+                .into_iter()
                 .map(|(name, value)| {
                     let mut pair = LabelPair::default();
-                    pair.set_name(name.to_string());
-                    pair.set_value(value.clone());
+                    pair.set_name(name.into_owned());
+                    pair.set_value(value);
                     pair
                 })
                 .collect();
@@ -83,8 +83,8 @@ fn to_proto(reading: &FamilyReading) -> MetricFamily {
         })
         .collect();
     let mut family = MetricFamily::default();
-    family.set_name(reading.name.to_string());
-    family.set_help(reading.help.to_string());
+    family.set_name(reading.name.into_owned());
+    family.set_help(reading.help.into_owned());
     family.set_field_type(match reading.kind {
         Kind::Counter => MetricType::COUNTER,
         Kind::Gauge => MetricType::GAUGE,
