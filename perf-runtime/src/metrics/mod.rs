@@ -1,5 +1,9 @@
 //! Where observations go: the families in a registry, and the per-endpoint handles that let a
 //! request record without looking anything up.
+//!
+//! What follows is `docs/metrics.md`: the contract those families keep.
+//!
+#![doc = include_str!("../../../docs/metrics.md")]
 
 mod collector;
 mod contract;

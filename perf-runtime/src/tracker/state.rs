@@ -5,18 +5,8 @@
 //! The request **ends once**, when its last owner lets go. Its owners are the handler (its
 //! tracker, or [`PerfLayer`](crate::PerfLayer)'s future until the response is made) and what
 //! the answer is handed to: the layer's response body, or the streams a `#[perf_endpoint]`
-//! handler hands the request to. What each owner saw decides the outcome at that moment:
-//!
-//! * **Under the layer**, the HTTP exchange decides: `error` after an `Err` of the service, a
-//!   5xx status, a body that yielded an error, [`fail`](RequestState::fail) or a panic;
-//!   `cancelled` if the service's future or the body was dropped before its end; `completed`
-//!   otherwise. Streams have no say.
-//! * **Without it**, in this order: an `Err` returned by the handler, `fail` (an `Err` item of
-//!   a stream handed to the answer fails it too), or a panic: `error`; a handler dropped before
-//!   returning: `cancelled`; else the last-handed stream among those read after the handler
-//!   returned (read directly, not only inside another stream of the request): `completed` if
-//!   read to its end, `cancelled` if dropped first (the client left). A stream dropped before
-//!   its handler returned (an answer aggregated into JSON) or never read (`HEAD`) has no say.
+//! handler hands the request to. What each owner saw then decides its outcome by [the outcome
+//! rule](crate::metrics#what-a-request-is) (`Outcome`, `RequestState::outcome` below).
 //!
 //! Its phases are unions of intervals ([`phases`](super::phases)); each backend call is one
 //! record ([`calls`](super::calls)).
