@@ -151,7 +151,7 @@ proptest! {
                 .or_default() += 1;
         }
 
-        let text = exposition::render(&registry);
+        let text = exposition::render(metrics);
         let samples = check_exposition(&text).map_err(TestCaseError::fail)?;
         for sample in &samples {
             for (name, value) in &sample.labels {

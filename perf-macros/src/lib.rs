@@ -24,7 +24,10 @@ use parse::{parse_fn, BackendArgs, EndpointArgs, FnKind, StageArgs, StreamArgs};
 /// request ends when the handler returns, or, if a `#[perf_stream]` stream was made during the
 /// request, when that stream ends or is dropped. At its end `frontend_processing_seconds` and
 /// `stage_percentage` are recorded, once. A handler that panics or whose future is dropped
-/// (the client went away) keeps the stages it ran and sets no percentages.
+/// (the client went away) keeps the stages it ran and sets no percentages. The request's
+/// `outcome` (a returned `Err` is `error`) follows the outcome rule of perf's metric contract:
+/// `docs/metrics.md`, *What a request is*, also [`perf_runtime::metrics`'s
+/// docs](https://docs.rs/perf-runtime/latest/perf_runtime/metrics/index.html#what-a-request-is).
 ///
 /// Inside the body, `#[perf_stage(name)]`, `#[perf_backend(..)]` and `#[perf_stream]` may be put
 /// on `let` statements, expression statements and blocks, but not inside a macro's input

@@ -125,14 +125,14 @@ fn raw(c: &mut Criterion) {
         ("perf_observe_exemplar_native", true, true),
     ] {
         let histogram = perf_runtime::bench_internals::BenchHistogram::new(exemplars, native);
-        let mut ns = 0u64;
+        let mut random = 0u64;
         group.bench_function(id, |b| {
             measure(b, id, || {
-                // Values spread over the buckets, as a stage's are.
-                ns = ns
+                // Durations in clock ticks spread over the buckets, as a stage's are.
+                random = random
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                histogram.observe_traced(black_box(ns >> 38));
+                histogram.observe_traced(black_box(random >> 38));
             })
         });
     }

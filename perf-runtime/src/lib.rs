@@ -42,15 +42,9 @@
 //!
 //! # Metrics
 //!
-//! | family | type | labels | buckets (s) |
-//! |---|---|---|---|
-//! | `backend_ttfb_seconds` | histogram | provider, model, endpoint | [`BACKEND_BUCKETS`] |
-//! | `streaming_duration_seconds` | histogram | provider, model, endpoint | [`BACKEND_BUCKETS`] |
-//! | `frontend_processing_seconds` | histogram | endpoint | [`FRONTEND_BUCKETS`] |
-//! | `request_stage_duration_seconds` | histogram | stage, endpoint | [`STAGE_BUCKETS`] |
-//! | `stage_percentage` | gauge | stage, endpoint | — |
-//! | `operation_duration_seconds` | histogram | operation | [`STAGE_BUCKETS`] |
-//! | `requests_total` | counter | endpoint, outcome (`completed`, `error`, `cancelled`) | — |
+//! Every family perf records (names, types, labels, buckets), and what a request, its outcome,
+//! its backend calls and its phases are: [the metric contract](metrics), which is
+//! `docs/metrics.md`.
 //!
 //! They go to the `prometheus` crate's default registry unless [`MetricsBuilder::install`] is
 //! given another; [`exposition`] renders them for `/metrics`.
@@ -65,6 +59,7 @@
 //! and a hash). Figures in BENCHMARKS.md.
 
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod chunk;
 mod clock;

@@ -329,9 +329,11 @@ fn render_global_is_valid_text() {
     assert!(samples
         .iter()
         .any(|s| s.name == "backend_ttfb_seconds_count" && s.label("model") == Some("gpt\"4o\n")));
-    assert!(
-        exposition::render(prometheus::default_registry()).contains("endpoint=\"/global/render\"")
-    );
+    // In the default registry.
+    let gathered = prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::gather())
+        .unwrap();
+    assert!(gathered.contains("endpoint=\"/global/render\""));
 }
 
 #[cfg(feature = "axum")]

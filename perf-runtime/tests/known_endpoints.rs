@@ -22,8 +22,7 @@ impl Handlers {
 #[test]
 fn endpoints_have_their_series_before_their_first_request() {
     let _ = (never_called, Handlers::method);
-    Metrics::init();
-    let text = perf_runtime::exposition::render(prometheus::default_registry());
+    let text = perf_runtime::exposition::render(Metrics::init());
     for endpoint in ["/v1/known/never-called", "/v1/known/method"] {
         for outcome in ["completed", "error", "cancelled"] {
             let line = format!("requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} 0");

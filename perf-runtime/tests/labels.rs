@@ -273,7 +273,7 @@ fn hostile_model_names_keep_the_exposition_valid() {
     for model in HOSTILE {
         request(metrics, CHAT, "open\"router\n", model);
     }
-    let text = exposition::render(&registry);
+    let text = exposition::render(metrics);
     let samples = check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
 
     for family in [

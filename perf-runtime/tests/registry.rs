@@ -80,7 +80,7 @@ fn a_prefix_puts_perfs_families_beside_the_applications() {
     tracker.record_percentages();
     app.with_label_values(&["/login"]).inc();
 
-    let text = perf_runtime::exposition::render(metrics.registry());
+    let text = perf_runtime::exposition::render(metrics);
     for line in [
         "requests_total{path=\"/login\"} 2",
         "llm_requests_total{endpoint=\"/v1/chat/completions\",outcome=\"completed\"} 1",

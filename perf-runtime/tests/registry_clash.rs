@@ -72,7 +72,9 @@ fn a_taken_name_in_the_default_registry_records_into_perfs_own_and_says_so_once(
     }
 
     // The application's own family is untouched, and perf's are not mixed into it.
-    let theirs = exposition::render(prometheus::default_registry());
+    let theirs = prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::gather())
+        .unwrap();
     assert!(
         theirs.contains("requests_total{path=\"/login\"} 1"),
         "{theirs}"

@@ -115,10 +115,10 @@ async fn print_table_every(every: Duration, tally: Arc<Tally>) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
-        let registry = perf_runtime::Metrics::global().registry();
-        let table = demo_table::render(registry);
+        let metrics = perf_runtime::Metrics::global();
+        let table = demo_table::render(metrics);
         let output_tokens = perf_runtime::metrics::snapshot::counter(
-            registry,
+            metrics,
             perf_runtime::metrics::BACKEND_TOKENS,
             &[("type", "output")],
         );

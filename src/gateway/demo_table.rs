@@ -1,6 +1,6 @@
 //! The live table of `--demo`: p50/p95/p99 per stage and the split of the time, then the
 //! LLM-native numbers (time to first token, chunk gaps, the gateway's overhead, tokens), read
-//! back from the metrics registry the way Prometheus would read `/metrics`: quantiles as
+//! back from perf's metrics the way Prometheus would read `/metrics`: quantiles as
 //! `histogram_quantile` gives them, from the native buckets where the family keeps them (stages,
 //! front end, TTFB, streaming: within 4.3 % at any scale, so a stage of a few µs reads true),
 //! else interpolated within the classic buckets.
@@ -12,19 +12,19 @@ use perf_runtime::metrics::{
     BACKEND_CHUNK_GAP, BACKEND_TOKENS, BACKEND_TTFB, BACKEND_TTFT, FRONTEND_PROCESSING,
     GATEWAY_OVERHEAD, PHASES, REQUEST_STAGE_DURATION, STAGE_PERCENTAGE, STREAMING_DURATION,
 };
-use prometheus::Registry;
+use perf_runtime::Metrics;
 
 /// The endpoints whose last request's split is shown.
 pub const ENDPOINTS: [&str; 2] = ["/v1/chat/completions", "/v1/responses"];
 
-/// Renders the table from `registry`, over every endpoint: one row per front-end stage and per
+/// Renders the table from `metrics`, over every endpoint: one row per front-end stage and per
 /// phase (front end, backend TTFB, streaming) with its count, mean, p50/p95/p99 and share of
 /// the time; rows for the time to first token, the chunk gaps and the gateway's overhead (no
 /// share: they overlap the phases); the tokens counted; then the split of each endpoint's last
 /// request (`stage_percentage`).
-pub fn render(registry: &Registry) -> String {
+pub fn render(metrics: &Metrics) -> String {
     let read = |family: &str, labels: &[(&str, &str)]| {
-        histogram(registry, family, labels).unwrap_or_default()
+        histogram(metrics, family, labels).unwrap_or_default()
     };
     let stage = |name: &str| read(REQUEST_STAGE_DURATION, &[("stage", name)]);
     let frontend = read(FRONTEND_PROCESSING, &[]);
@@ -66,7 +66,7 @@ pub fn render(registry: &Registry) -> String {
         );
     }
     let tokens =
-        |kind: &str| counter(registry, BACKEND_TOKENS, &[("type", kind)]).unwrap_or_default();
+        |kind: &str| counter(metrics, BACKEND_TOKENS, &[("type", kind)]).unwrap_or_default();
     let _ = writeln!(
         out,
         "{:<24} {:>7} (input {}, of which cached {}; reasoning {})",
@@ -87,7 +87,7 @@ pub fn render(registry: &Registry) -> String {
             .iter()
             .filter_map(|phase| {
                 let labels = [("stage", *phase), ("endpoint", endpoint)];
-                let pct = gauge(registry, STAGE_PERCENTAGE, &labels)?;
+                let pct = gauge(metrics, STAGE_PERCENTAGE, &labels)?;
                 Some(format!("{phase} {pct:.1}%"))
             })
             .collect();
@@ -144,7 +144,7 @@ mod tests {
         drop(tracker.stage("request_parsing"));
         tracker.backend_request("mock", "m").first_byte();
         tracker.record_percentages();
-        let table = render(perf_runtime::Metrics::global().registry());
+        let table = render(perf_runtime::Metrics::global());
         for row in [
             "request_parsing",
             "request_preparation",

@@ -83,7 +83,7 @@ mod tests {
             let tracker = PerformanceTracker::with_metrics(metrics, "/v1/chat/completions");
             tracker.backend_request("mock", model).first_byte();
         }
-        let text = perf_runtime::exposition::render(&registry);
+        let text = perf_runtime::exposition::render(metrics);
         for (model, count) in [("gpt-4o", 1), ("claude", 1), ("other", 2)] {
             let line = format!(
                 "backend_ttfb_seconds_count{{endpoint=\"/v1/chat/completions\",model=\"{model}\",provider=\"mock\"}} {count}\n"

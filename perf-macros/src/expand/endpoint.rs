@@ -14,8 +14,9 @@ use super::{hidden, runtime, wrap};
 /// it ends or is dropped. A body that returns an `Err` marks the request failed
 /// (`requests_total{outcome="error"}`). The endpoint's series are resolved once, in a static.
 ///
-/// The body becomes one `async move` block given to `run_checked` (no further nesting: the
-/// handler's future stays as small as the body's own).
+/// The body becomes one `async move` block given to `__private::endpoint` with the closure that
+/// tells a failed output (no further nesting: the handler's future stays as small as the body's
+/// own).
 pub fn endpoint(path: &LitStr, function: ItemFn) -> TokenStream {
     with_body(function, |sig, block| {
         if wrap::OFF {

@@ -2,33 +2,56 @@
 //! text (with exemplars) and the delimited protobuf format (with native histograms), chosen from
 //! the scraper's `Accept` header ([`Format::from_accept`]). The same series in each.
 //!
-//! perf's own families are written straight from its metric core. Every other family of the
-//! registry (the application's, the `process` collector's) goes through the `prometheus` crate's
-//! `TextEncoder` in the text format, and is read into the same plain data as perf's for the
-//! other two (`foreign.rs`). Nothing here depends on the `prometheus` crate's features, so the
-//! output is the same whatever features the program's dependency graph turns on.
+//! A scrape goes one way. perf's own families are read from the [`Metrics`] that owns them,
+//! straight from its metric core. Every other family of its registry (the application's, the
+//! `process` collector's) comes from the registry's `gather()`: through the `prometheus` crate's
+//! `TextEncoder` in the text format, and read into the same plain data as perf's for the other
+//! two (`metrics/gathered.rs`). Nothing here depends on the `prometheus` crate's features, so
+//! the output is the same whatever features the program's dependency graph turns on.
 
-mod foreign;
 mod format;
 mod openmetrics;
 mod protobuf;
 mod text;
 
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, TextEncoder};
 
 pub use format::Format;
 
-use crate::metrics::reading::{Detail, FamilyReading};
-use crate::metrics::{gather_split, Gathered, Metrics};
+use crate::metrics::reading::{Detail, FamilyReading, Kind, ReadFamily};
+use crate::metrics::{gathered, Metrics};
 
 /// The `Content-Type` of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Renders every family in `registry` in the Prometheus text format: the same bytes as the
-/// `prometheus` crate's `gather` + `TextEncoder`, several times faster for perf's families
-/// (see BENCHMARKS.md).
-pub fn render(registry: &Registry) -> String {
-    let Gathered { ours, theirs } = gather_split(registry);
+/// One scrape of `metrics`' registry: perf's families, read from `metrics`, and every other
+/// family of the registry, as `gather()` gives them (sorted by name).
+struct Scrape<'a> {
+    ours: Vec<&'a dyn ReadFamily>,
+    theirs: Vec<MetricFamily>,
+}
+
+impl<'a> Scrape<'a> {
+    fn of(metrics: &'a Metrics) -> Self {
+        let ours: Vec<&dyn ReadFamily> = metrics.families.all().to_vec();
+        // perf's collectors are in the registry too (for `prometheus::gather()`): their
+        // families are taken from `metrics` instead.
+        let theirs = metrics
+            .registry()
+            .gather()
+            .into_iter()
+            .filter(|family| !ours.iter().any(|ours| ours.name() == family.name()))
+            .collect();
+        Scrape { ours, theirs }
+    }
+}
+
+/// Renders every family of `metrics`' registry in the Prometheus text format: the same bytes as
+/// the `prometheus` crate's `gather` + `TextEncoder`, faster for perf's families (see
+/// BENCHMARKS.md).
+pub fn render(metrics: &Metrics) -> String {
+    let Scrape { ours, theirs } = Scrape::of(metrics);
     let mut ours: Vec<_> = ours
         .iter()
         .map(|family| family.read(Detail::default()))
@@ -49,7 +72,7 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
-/// Renders every family in `registry` in `format` (see [`Format::content_type`] for the
+/// Renders every family of `metrics`' registry in `format` (see [`Format::content_type`] for the
 /// response's `Content-Type`).
 ///
 /// In OpenMetrics, an application family that takes one of the names of perf's families there
@@ -68,15 +91,15 @@ pub fn render(registry: &Registry) -> String {
 /// drop(tracker);
 ///
 /// let format = Format::from_accept(Some("application/openmetrics-text; version=1.0.0"));
-/// let text = String::from_utf8(render_as(&registry, format)).unwrap();
+/// let text = String::from_utf8(render_as(metrics, format)).unwrap();
 /// assert!(text.contains("backend_ttfb_seconds_bucket{endpoint=\"/v1/chat/completions\",model=\"gpt-4o\",provider=\"openai\",le=\"0.1\"} 1 # {trace_id=\""));
 /// assert!(text.ends_with("# EOF\n"));
 /// ```
-pub fn render_as(registry: &Registry, format: Format) -> Vec<u8> {
+pub fn render_as(metrics: &Metrics, format: Format) -> Vec<u8> {
     if format == Format::Text {
-        return render(registry).into_bytes();
+        return render(metrics).into_bytes();
     }
-    let Gathered { ours, theirs } = gather_split(registry);
+    let Scrape { ours, theirs } = Scrape::of(metrics);
     // Exemplars in both formats; native buckets only in protobuf.
     let want = Detail {
         exemplars: true,
@@ -85,7 +108,7 @@ pub fn render_as(registry: &Registry, format: Format) -> Vec<u8> {
     let mut families: Vec<FamilyReading> = ours.iter().map(|family| family.read(want)).collect();
     let mut applications = Vec::with_capacity(theirs.len());
     for family in &theirs {
-        match foreign::read(family) {
+        match gathered::read(family) {
             Ok(family) => applications.push(family),
             Err(error) => log_once(&error),
         }
@@ -117,8 +140,12 @@ pub fn render_as(registry: &Registry, format: Format) -> Vec<u8> {
     }
 }
 
-/// One family of the application's, through the `prometheus` crate's own encoder.
-fn encode_theirs(family: &prometheus::proto::MetricFamily, out: &mut String) {
+/// One family of the application's, through the `prometheus` crate's own encoder (but for an
+/// untyped one, which that encoder cannot write: it panics).
+fn encode_theirs(family: &MetricFamily, out: &mut String) {
+    if gathered::kind_of(family) == Kind::Untyped {
+        return log_once(&format!("`{}` is untyped", family.name()));
+    }
     let mut bytes = Vec::new();
     match TextEncoder::new().encode(std::slice::from_ref(family), &mut bytes) {
         Ok(()) => out.push_str(&String::from_utf8_lossy(&bytes)),
@@ -135,12 +162,12 @@ fn log_once(error: &dyn std::fmt::Display) {
 /// Renders the registry of the global metrics (the default registry, unless another was
 /// installed, or unless the default registry had taken perf's names: see [`Metrics::global`]).
 pub fn render_global() -> String {
-    render(Metrics::global().registry())
+    render(Metrics::global())
 }
 
 /// [`render_global`] in `format`.
 pub fn render_global_as(format: Format) -> Vec<u8> {
-    render_as(Metrics::global().registry(), format)
+    render_as(Metrics::global(), format)
 }
 
 /// An axum handler serving [`render_global_as`] in the format the scraper's `Accept` header

@@ -58,7 +58,7 @@ impl OpenMetricsWriter {
             };
             match &series.value {
                 Value::Counter(value) => line.number("_total", None, *value, out),
-                Value::Gauge(value) | Value::Untyped(value) => line.number("", None, *value, out),
+                Value::Gauge(value) => line.number("", None, *value, out),
                 Value::Histogram(histogram) => {
                     let exemplar = |i: usize| histogram.exemplars.get(i).copied().flatten();
                     for (i, &(bound, cumulative)) in histogram.buckets.iter().enumerate() {

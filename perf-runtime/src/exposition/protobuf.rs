@@ -52,9 +52,6 @@ pub(crate) fn family(family: &FamilyReading, out: &mut Vec<u8>) {
                         })
                     }
                     Value::Gauge(value) => metric.gauge = Some(model::Gauge { value: *value }),
-                    Value::Untyped(value) => {
-                        metric.untyped = Some(model::Untyped { value: *value })
-                    }
                     Value::Histogram(histogram) => {
                         metric.histogram = Some(self::histogram(histogram))
                     }

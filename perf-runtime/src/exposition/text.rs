@@ -47,9 +47,7 @@ impl TextWriter {
                 openmetrics: false,
             };
             match &series.value {
-                Value::Counter(value) | Value::Gauge(value) | Value::Untyped(value) => {
-                    line.number("", None, *value, out)
-                }
+                Value::Counter(value) | Value::Gauge(value) => line.number("", None, *value, out),
                 Value::Histogram(histogram) => {
                     for &(bound, cumulative) in &histogram.buckets {
                         let le = self.bounds.text(bound);

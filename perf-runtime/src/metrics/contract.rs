@@ -7,11 +7,12 @@
 use prometheus::core::Collector;
 use prometheus::Registry;
 
-use super::collector::{gather_split, kind_of, Registered};
+use super::collector::Registered;
 use super::count_histogram::CountHistogram;
 use super::counter::Counter;
 use super::family::{Family, Series};
 use super::float::{FloatCounter, Gauge};
+use super::gathered::kind_of;
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
 use super::reading::{openmetrics_names, Detail, Kind, ReadFamily};
@@ -494,8 +495,7 @@ impl Families {
 
     /// Each family under its contract name (without the prefix), for the readers that rename
     /// them (the OTLP export).
-    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
-    pub fn by_contract_name(&'static self) -> [(&'static str, &'static dyn ReadFamily); 29] {
+    pub fn by_contract_name(&self) -> [(&'static str, &dyn ReadFamily); 29] {
         [
             (REQUESTS_TOTAL, &self.requests),
             (OPERATION_DURATION, &self.operation_duration),
@@ -530,6 +530,12 @@ impl Families {
             (BACKEND_RATELIMIT_LIMIT, &self.ratelimit_limit),
             (BACKEND_RATELIMIT_RESET, &self.ratelimit_reset),
         ]
+    }
+
+    /// Every family, for the readers that take their names as they are (the exposition, the
+    /// snapshots).
+    pub fn all(&self) -> [&dyn ReadFamily; 29] {
+        self.by_contract_name().map(|(_, family)| family)
     }
 
     /// Each family's name and type.
@@ -578,7 +584,8 @@ impl Families {
     /// Only families with series are gathered: one without yet, or one registered later, is
     /// handled when `/metrics` is rendered (`exposition::openmetrics::without_clashes`).
     pub fn check_openmetrics(&self, registry: &Registry) -> Result<(), InstallError> {
-        let theirs = gather_split(registry).theirs;
+        // Before perf's own are registered: every family is another's.
+        let theirs = registry.gather();
         if theirs.is_empty() {
             return Ok(());
         }

@@ -83,8 +83,9 @@ impl Histogram {
         }
     }
 
-    /// Records one observation of `ns` nanoseconds made at `at` by request `trace` (if any): the
-    /// exemplar of its bucket, if the series keeps exemplars.
+    /// Records one observation of `ticks` clock ticks (a duration as `Clock` measures it) that
+    /// ended at `at`, by request `trace` (if any): the exemplar of its bucket too, if the series
+    /// keeps exemplars.
     #[inline]
     pub fn observe_traced(&self, ticks: u64, trace: Option<TraceId>, at: Clock) {
         let shard = shard::current();

@@ -1,5 +1,9 @@
 //! Where observations go: the families in a registry, and the per-endpoint handles that let a
 //! request record without looking anything up.
+//!
+//! What follows is `docs/metrics.md`: the contract those families keep.
+//!
+#![doc = include_str!("../../../docs/metrics.md")]
 
 mod collector;
 mod contract;
@@ -9,6 +13,7 @@ mod endpoint;
 mod exemplar;
 mod family;
 mod float;
+pub(crate) mod gathered;
 pub(crate) mod histogram;
 mod in_flight;
 pub(crate) mod known;
@@ -29,7 +34,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus::Registry;
 
-pub(crate) use collector::{gather_split, kind_of, Gathered};
 use contract::Families;
 pub use contract::{
     BACKEND_BUCKETS, BACKEND_CALL_DURATION, BACKEND_CALL_TOKENS, BACKEND_CHUNK_GAP, BACKEND_COST,
@@ -398,7 +402,7 @@ impl MetricsBuilder {
     /// let metrics = perf_runtime::Metrics::builder().prefix("llm_").build(&registry).unwrap();
     /// perf_runtime::PerformanceTracker::with_metrics(metrics, "/v1/chat/completions")
     ///     .record_percentages();
-    /// let text = perf_runtime::exposition::render(metrics.registry());
+    /// let text = perf_runtime::exposition::render(metrics);
     /// assert!(text.contains("llm_requests_total{"));
     /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {

@@ -72,8 +72,9 @@ impl NativeBuckets {
         if counts.is_null() {
             return self.made(shard);
         }
-        // SAFETY: non-null pointers are set once, from a leaked box, and never freed while
-        // `self` lives (see Drop).
+        // SAFETY: a non-null pointer comes from `Box::into_raw` in `made` and is set once (a
+        // compare-exchange from null); only `Drop`, which has `&mut self`, frees it. So it points
+        // to live counts for as long as the `&self` the returned borrow is tied to.
         unsafe { &*counts }
     }
 
@@ -90,7 +91,7 @@ impl NativeBuckets {
                 theirs
             }
         };
-        // SAFETY: as in `counts`.
+        // SAFETY: as in `counts`: `new`, just set, or the pointer a racing call set first.
         unsafe { &*counts }
     }
 
@@ -123,7 +124,7 @@ impl Drop for NativeBuckets {
         for pointer in &mut self.shards {
             let counts = *pointer.get_mut();
             if !counts.is_null() {
-                // SAFETY: made by `Box::into_raw` in `counts`, and nobody borrows `self` now.
+                // SAFETY: made by `Box::into_raw` in `made`, and nobody borrows `self` now.
                 drop(unsafe { Box::from_raw(counts) });
             }
         }

@@ -2,8 +2,9 @@
 //!
 //! perf's families read themselves into it from perf's metric core; the application's families
 //! are read into it from the `prometheus` crate's proto model with accessors every feature set
-//! of that crate has (`exposition/foreign.rs`). The text, OpenMetrics and protobuf writers, the
-//! `prometheus::gather()` bridge and the snapshots of tests and the `--demo` table read only this.
+//! of that crate has (`gathered.rs`). The text, OpenMetrics and protobuf writers, the
+//! `prometheus::gather()` bridge, the OTLP export and the snapshots of tests and the `--demo`
+//! table read only this.
 
 use std::borrow::Cow;
 
@@ -27,7 +28,6 @@ pub(crate) enum Kind {
 pub(crate) enum Value {
     Counter(f64),
     Gauge(f64),
-    Untyped(f64),
     Histogram(HistogramReading),
     Summary {
         /// `(quantile, value)`.

@@ -1,14 +1,37 @@
-//! Reading perf's recorded values back from a registry: for tests, and for tools that show
-//! figures without a Prometheus server (the example gateway's `--demo` table).
+//! Reading recorded values back: for tests, and for tools that show figures without a
+//! Prometheus server (the example gateway's `--demo` table).
 //!
-//! These read perf's metric core, never the `prometheus` crate's proto model (whose accessors
-//! change with that crate's features): they see perf's families only.
+//! Each function reads from a [`Source`]: a [`Metrics`], whose families are read from perf's
+//! metric core (native buckets included), or a [`Registry`], whose families are read as its
+//! `gather()` gives them (classic buckets only: what `prometheus::gather()` shows).
 
 use prometheus::Registry;
 
-use super::collector::gather_split;
+use super::gathered;
 use super::native::{NativeReading, ZERO_THRESHOLD};
-use super::reading::{Detail, HistogramReading, Value};
+use super::reading::{Detail, HistogramReading, SeriesReading, Value};
+use super::Metrics;
+
+/// Where a snapshot reads: `&Metrics` or `&Registry`.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// perf's families of these metrics, from perf's core: a histogram's native buckets too.
+    Metrics(&'a Metrics),
+    /// The families of this registry as `gather()` gives them, perf's or not: classic buckets.
+    Registry(&'a Registry),
+}
+
+impl<'a> From<&'a Metrics> for Source<'a> {
+    fn from(metrics: &'a Metrics) -> Self {
+        Source::Metrics(metrics)
+    }
+}
+
+impl<'a> From<&'a Registry> for Source<'a> {
+    fn from(registry: &'a Registry) -> Self {
+        Source::Registry(registry)
+    }
+}
 
 /// One histogram, or the sum of several series of it, read back from a registry.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -139,35 +162,47 @@ impl HistogramSnapshot {
     }
 }
 
-/// The values of perf's family `family` in `registry` whose labels include every pair of
-/// `labels`.
-fn matching(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Vec<Value> {
-    gather_split(registry)
-        .ours
-        .iter()
-        .filter(|f| f.name() == family)
-        .flat_map(|f| {
-            // Native buckets for the quantiles; no exemplars.
-            f.read(Detail {
-                exemplars: false,
-                native: true,
+/// The values of the series of `family` in `from` whose labels include every pair of `labels`.
+fn matching(from: Source<'_>, family: &str, labels: &[(&str, &str)]) -> Vec<Value> {
+    let series: Vec<SeriesReading> = match from {
+        Source::Metrics(metrics) => metrics
+            .families
+            .all()
+            .into_iter()
+            .filter(|f| f.name() == family)
+            .flat_map(|f| {
+                // Native buckets for the quantiles; no exemplars.
+                f.read(Detail {
+                    exemplars: false,
+                    native: true,
+                })
+                .series
             })
-            .series
-        })
+            .collect(),
+        Source::Registry(registry) => registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == family)
+            .filter_map(|f| gathered::read(f).ok())
+            .flat_map(|f| f.series)
+            .collect(),
+    };
+    series
+        .into_iter()
         .filter(|series| series.matches(labels))
         .map(|series| series.value)
-        .collect()
+        .collect::<Vec<_>>()
 }
 
-/// The sum of the series of perf's histogram `family` whose labels include `labels`, or `None`
-/// if no series matches.
-pub fn histogram(
-    registry: &Registry,
+/// The sum of the series of the histogram `family` whose labels include `labels`, or `None` if
+/// no series matches.
+pub fn histogram<'a>(
+    from: impl Into<Source<'a>>,
     family: &str,
     labels: &[(&str, &str)],
 ) -> Option<HistogramSnapshot> {
     let mut snapshot: Option<HistogramSnapshot> = None;
-    for value in matching(registry, family, labels) {
+    for value in matching(from.into(), family, labels) {
         if let Value::Histogram(reading) = value {
             snapshot
                 .get_or_insert_with(Default::default)
@@ -177,9 +212,13 @@ pub fn histogram(
     snapshot
 }
 
-/// The value of the first series of perf's gauge `family` whose labels include `labels`.
-pub fn gauge(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    matching(registry, family, labels)
+/// The value of the first series of the gauge `family` whose labels include `labels`.
+pub fn gauge<'a>(
+    from: impl Into<Source<'a>>,
+    family: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    matching(from.into(), family, labels)
         .into_iter()
         .find_map(|value| match value {
             Value::Gauge(value) => Some(value),
@@ -187,10 +226,14 @@ pub fn gauge(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Opti
         })
 }
 
-/// The sum of the series of perf's counter `family` (`requests_total`) whose labels include
+/// The sum of the series of the counter `family` (`requests_total`) whose labels include
 /// `labels`, or `None` if no series matches.
-pub fn counter(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Option<u64> {
-    matching(registry, family, labels)
+pub fn counter<'a>(
+    from: impl Into<Source<'a>>,
+    family: &str,
+    labels: &[(&str, &str)],
+) -> Option<u64> {
+    matching(from.into(), family, labels)
         .into_iter()
         .filter_map(|value| match value {
             Value::Counter(count) => Some(count as u64),
@@ -199,10 +242,14 @@ pub fn counter(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Op
         .reduce(|a, b| a + b)
 }
 
-/// The sum of the series of perf's counter `family` whose labels include `labels`, as a
+/// The sum of the series of the counter `family` whose labels include `labels`, as a
 /// fraction (`backend_cost_usd_total`, in US dollars), or `None` if no series matches.
-pub fn amount(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    matching(registry, family, labels)
+pub fn amount<'a>(
+    from: impl Into<Source<'a>>,
+    family: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    matching(from.into(), family, labels)
         .into_iter()
         .filter_map(|value| match value {
             Value::Counter(amount) => Some(amount),

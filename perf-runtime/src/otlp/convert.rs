@@ -162,7 +162,7 @@ impl Converter {
         delta: bool,
     ) -> proto::NumberDataPoint {
         let value = match series.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            Value::Counter(v) | Value::Gauge(v) => v,
             _ => 0.0,
         };
         let mut shown = value;

@@ -38,10 +38,8 @@ use crate::trace::TraceId;
 /// returned and a front-end stage ran) and the streaming (if a stream was read), and sets
 /// `stage_percentage` if it completed and a backend answered.
 ///
-/// The outcome is `error` after [`fail`](Self::fail) (the macros call it when the handler
-/// returns an `Err`; a stream may call [`current::fail`](crate::current::fail)) or a panic; `cancelled` when the
-/// handler was dropped before its end (the client went away; or a tracker used by hand that was
-/// never ended), or when the last stream read was dropped before its end; `completed` otherwise.
+/// Its outcome follows [the outcome rule](crate::metrics#what-a-request-is); [`fail`](Self::fail)
+/// (which the macros call when the handler returns an `Err`) makes it `error`.
 ///
 /// A tracker is `Send + Sync + 'static`: it can be moved into a stream or future that outlives
 /// the handler, and its guards can be held across `.await` in a `Send` future. Creating one

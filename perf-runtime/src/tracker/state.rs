@@ -5,10 +5,11 @@
 //! The request **ends once**, when its last owner lets go. Its owners are the handler (its
 //! tracker, or [`PerfLayer`](crate::PerfLayer)'s future until the response is made) and what
 //! the answer is handed to: the layer's response body, or the streams a `#[perf_endpoint]`
-//! handler hands the request to. What each owner saw when it let go makes the outcome by the
-//! rule written in `docs/metrics.md` ("What a request is"): `RequestState::outcome` is that
-//! rule in code. Its phases are unions of intervals ([`phases`](super::phases)); each backend
-//! call is one record ([`call_record`](super::call_record)).
+//! handler hands the request to. What each owner saw then decides its outcome by [the outcome
+//! rule](crate::metrics#what-a-request-is), which `RequestState::outcome` (`end.rs`) is in code.
+//!
+//! Its phases are unions of intervals ([`phases`](super::phases)); each backend call is one
+//! record ([`call_record`](super::call_record)).
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
