@@ -233,13 +233,8 @@ pub fn counter<'a>(
     family: &str,
     labels: &[(&str, &str)],
 ) -> Option<u64> {
-    matching(from.into(), family, labels)
-        .into_iter()
-        .filter_map(|value| match value {
-            Value::Counter(count) => Some(count as u64),
-            _ => None,
-        })
-        .reduce(|a, b| a + b)
+    // Whole counts add up exactly as floats below 2^53.
+    amount(from, family, labels).map(|sum| sum as u64)
 }
 
 /// The sum of the series of the counter `family` whose labels include `labels`, as a
