@@ -5,11 +5,13 @@
 //!
 #![doc = include_str!("../../../docs/metrics.md")]
 
+mod backend_set;
 mod collector;
 mod contract;
 mod count_histogram;
 mod counter;
 mod endpoint;
+mod endpoint_table;
 mod exemplar;
 mod family;
 mod float;
@@ -23,8 +25,8 @@ pub(crate) mod native;
 pub(crate) mod reading;
 mod shard;
 pub mod snapshot;
-mod spend;
 mod stage_percentage;
+mod tenants;
 #[cfg(test)]
 pub(crate) mod test_values;
 
@@ -34,6 +36,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus::Registry;
 
+pub use backend_set::BackendErrorKind;
+pub(crate) use backend_set::BackendSet;
+pub(crate) use backend_set::Pricing;
 use contract::Families;
 pub use contract::{
     BACKEND_BUCKETS, BACKEND_CALL_DURATION, BACKEND_CALL_TOKENS, BACKEND_CHUNK_GAP, BACKEND_COST,
@@ -45,12 +50,11 @@ pub use contract::{
     REQUEST_TIME_PER_OUTPUT_TOKEN, REQUEST_TTFT, STAGE_BUCKETS, STAGE_PERCENTAGE,
     STREAMING_DURATION, TENANT_COST, TENANT_REQUESTS, TENANT_TOKENS, TOKEN_BUCKETS, TTFT_BUCKETS,
 };
-pub use endpoint::BackendErrorKind;
-pub(crate) use endpoint::BackendSet;
+pub use endpoint::EndpointMetrics;
 #[cfg_attr(not(feature = "axum"), allow(unused_imports))]
 pub(crate) use endpoint::HTTP_METHODS;
-pub use endpoint::{Endpoint, EndpointMetrics};
-use endpoint::{EndpointTable, Naming};
+pub use endpoint_table::Endpoint;
+use endpoint_table::{EndpointTable, Naming};
 pub(crate) use histogram::Histogram;
 #[doc(hidden)]
 use labels::LabelBudget;
@@ -58,8 +62,8 @@ pub use labels::{
     escape_reserved, DEFAULT_ENDPOINT_CAP, DEFAULT_LABEL_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL,
 };
 use leaked_map::LeakedMap;
-pub(crate) use spend::{Pricing, TenantRequests};
 pub use stage_percentage::PHASES;
+pub(crate) use tenants::TenantRequests;
 
 /// The metric families of perf in one registry, with the handles resolved from them.
 ///
@@ -79,7 +83,7 @@ pub struct Metrics {
     operations: LabelBudget,
     /// The `tenant` label's budget, and each admitted tenant's series.
     tenants: LabelBudget,
-    tenant_sets: LeakedMap<Box<str>, spend::TenantSet>,
+    tenant_sets: LeakedMap<Box<str>, tenants::TenantSet>,
     /// The price table backend calls are priced with.
     prices: crate::prices::PriceSlot,
 }
@@ -236,12 +240,12 @@ impl Metrics {
     /// hashes `path`, as does every lookup of a name past the cap.
     pub fn endpoint(&'static self, path: &str) -> &'static EndpointMetrics {
         let path = labels::truncate(path);
-        if let Some(found) = endpoint::cached_endpoint(self, path) {
+        if let Some(found) = endpoint_table::cached_endpoint(self, path) {
             return found;
         }
         let found = self.endpoints.resolve(self, path, Naming::RunTime);
         if found.path() == path {
-            endpoint::remember_endpoint(found);
+            endpoint_table::remember_endpoint(found);
         }
         found
     }
