@@ -19,7 +19,7 @@ use prometheus::{Encoder, TextEncoder};
 
 pub use format::Format;
 
-use crate::metrics::reading::{Detail, FamilyReading, Kind, ReadFamily};
+use crate::metrics::reading::{Extras, FamilyReading, Kind, ReadFamily};
 use crate::metrics::{gathered, Metrics};
 
 /// The `Content-Type` of the Prometheus text exposition format.
@@ -54,7 +54,7 @@ pub fn render(metrics: &Metrics) -> String {
     let Scrape { ours, theirs } = Scrape::of(metrics);
     let mut ours: Vec<_> = ours
         .iter()
-        .map(|family| family.read(Detail::default()))
+        .map(|family| family.read(Extras::default()))
         .collect();
     ours.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = String::with_capacity(64 * 1024);
@@ -101,7 +101,7 @@ pub fn render_as(metrics: &Metrics, format: Format) -> Vec<u8> {
     }
     let Scrape { ours, theirs } = Scrape::of(metrics);
     // Exemplars in both formats; native buckets only in protobuf.
-    let want = Detail {
+    let want = Extras {
         exemplars: true,
         native: format == Format::Protobuf,
     };

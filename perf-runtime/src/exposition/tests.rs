@@ -146,7 +146,7 @@ fn protobuf_has_the_same_series_with_native_buckets_and_exemplars() {
         .families
         .all()
         .iter()
-        .map(|f| f.read(crate::metrics::reading::Detail::ALL))
+        .map(|f| f.read(crate::metrics::reading::Extras::ALL))
         .collect();
     let series = |name: &str| {
         ours.iter()

@@ -11,7 +11,7 @@ use prometheus::proto::{
 };
 
 use super::family::{Family, Series};
-use super::reading::{Detail, FamilyReading, Kind, ReadFamily, Value};
+use super::reading::{Extras, FamilyReading, Kind, ReadFamily, Value};
 
 /// Registers a `'static` family in a registry.
 pub(crate) struct Registered<T: 'static>(pub &'static Family<T>);
@@ -22,7 +22,7 @@ impl<T: Series> Collector for Registered<T> {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let reading = self.0.read(Detail::default());
+        let reading = self.0.read(Extras::default());
         if reading.series.is_empty() {
             return Vec::new();
         }

@@ -15,8 +15,8 @@ use super::float::{FloatCounter, Gauge};
 use super::gathered::kind_of;
 use super::histogram::Histogram;
 use super::in_flight::InFlight;
-use super::reading::{openmetrics_names, Detail, Kind, ReadFamily};
-use super::stage_percentage::Split;
+use super::reading::{openmetrics_names, Extras, Kind, ReadFamily};
+use super::stage_percentage::StageShares;
 use super::InstallError;
 
 /// Buckets of `backend_ttfb_seconds` and `streaming_duration_seconds`, in seconds.
@@ -185,7 +185,7 @@ pub(crate) struct Families {
     pub streaming_duration: Family<Histogram>,
     pub frontend_processing: Family<Histogram>,
     pub stage_duration: Family<Histogram>,
-    pub stage_percentage: Family<Split>,
+    pub stage_percentage: Family<StageShares>,
     pub operation_duration: Family<Histogram>,
     pub requests: Family<Counter>,
     pub http_responses: Family<Counter>,
@@ -217,7 +217,7 @@ fn histogram(
     help: &'static str,
     labels: &'static [&'static str],
     buckets: &'static [f64],
-    detail: Detail,
+    detail: Extras,
 ) -> Family<Histogram> {
     Family::new(name, help, labels, &[], move || {
         Histogram::new(buckets, detail)
@@ -225,13 +225,13 @@ fn histogram(
 }
 
 /// Exemplars and native buckets: the families that answer "which request?" and "how many µs?".
-const DETAILED: Detail = Detail::ALL;
+const DETAILED: Extras = Extras::ALL;
 /// Exemplars only.
-const TRACED: Detail = Detail {
+const TRACED: Extras = Extras {
     exemplars: true,
     native: false,
 };
-const PLAIN: Detail = Detail {
+const PLAIN: Extras = Extras {
     exemplars: false,
     native: false,
 };
@@ -281,7 +281,7 @@ impl Families {
                 "Share of the last completed request's tracked time spent in frontend_processing, backend_response and stream_processing, in percent.",
                 &["endpoint"],
                 &["stage"],
-                Split::new,
+                StageShares::new,
             ),
             operation_duration: histogram(
                 name(OPERATION_DURATION),

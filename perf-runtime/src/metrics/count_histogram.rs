@@ -2,7 +2,7 @@
 //! values in clock ticks and its sum in seconds, which would make 12 tokens 12.00000006.
 
 use super::family::Series;
-use super::reading::{Detail, HistogramReading, Kind, Value};
+use super::reading::{Extras, HistogramReading, Kind, Value};
 use super::shard::ShardedWords;
 
 /// Counts in buckets of upper bounds `bounds` (whole numbers, increasing), and their sum.
@@ -35,7 +35,7 @@ impl CountHistogram {
 impl Series for CountHistogram {
     const KIND: Kind = Kind::Histogram;
 
-    fn read(&self, _: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+    fn read(&self, _: Extras, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         let mut cumulative = 0;
         let buckets = self
             .bounds
@@ -72,7 +72,7 @@ mod tests {
             h.observe(n);
         }
         let mut read = None;
-        h.read(Detail::default(), &mut |_, value| read = Some(value));
+        h.read(Extras::default(), &mut |_, value| read = Some(value));
         let Some(Value::Histogram(reading)) = read else {
             panic!()
         };

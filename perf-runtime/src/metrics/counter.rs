@@ -1,7 +1,7 @@
 //! A counter, sharded like the histograms.
 
 use super::family::Series;
-use super::reading::{Detail, Kind, Value};
+use super::reading::{Extras, Kind, Value};
 use super::shard::ShardedWords;
 
 /// A monotonic count: one add into the calling thread's shard (see `shard.rs`).
@@ -26,7 +26,7 @@ impl Counter {
 impl Series for Counter {
     const KIND: Kind = Kind::Counter;
 
-    fn read(&self, _: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+    fn read(&self, _: Extras, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         push(None, Value::Counter(self.0.sum(0) as f64));
     }
 }

@@ -12,7 +12,7 @@ use super::histogram::Histogram;
 use super::in_flight::InFlight;
 use super::labels::{self, UNKNOWN_LABEL};
 use super::leaked_map::{Key, LabelValues, LeakedMap};
-use super::stage_percentage::Split;
+use super::stage_percentage::StageShares;
 use super::tenants::{self, TenantRequests};
 use super::Metrics;
 use crate::stage::{Stage, MAX_STAGES};
@@ -40,7 +40,7 @@ pub struct EndpointMetrics {
     pub(crate) frontend: &'static Histogram,
     /// `stage_percentage`, made when the first request ends: an endpoint that never completed
     /// one shows no split, rather than a false 0 %.
-    split: OnceLock<&'static Split>,
+    stage_shares: OnceLock<&'static StageShares>,
     stages: Box<[OnceLock<&'static Histogram>]>,
     /// `requests_total` for each of [`OUTCOMES`].
     pub(crate) outcomes: [&'static Counter; 3],
@@ -75,7 +75,7 @@ impl EndpointMetrics {
             metrics,
             path: path.into(),
             frontend: families.frontend_processing.get(&[path]),
-            split: OnceLock::new(),
+            stage_shares: OnceLock::new(),
             outcomes: OUTCOMES.map(|outcome| families.requests.get(&[path, outcome])),
             in_flight: families.requests_in_flight.get(&[path]),
             durations: Default::default(),
@@ -166,8 +166,8 @@ impl EndpointMetrics {
 
     /// The `stage_percentage` triple, resolved on first use.
     #[inline]
-    pub(crate) fn split(&self) -> &'static Split {
-        self.split
+    pub(crate) fn stage_shares(&self) -> &'static StageShares {
+        self.stage_shares
             .get_or_init(|| self.metrics.families.stage_percentage.get(&[&self.path]))
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use prometheus::core::Desc;
 
 use super::leaked_map::{Key, LabelValues, LeakedMap};
-use super::reading::{Detail, FamilyReading, Kind, ReadFamily, SeriesReading, Value};
+use super::reading::{Extras, FamilyReading, Kind, ReadFamily, SeriesReading, Value};
 
 /// What a family is made of: a histogram, a counter, a share triple.
 pub(crate) trait Series: Send + Sync + 'static {
@@ -15,7 +15,7 @@ pub(crate) trait Series: Send + Sync + 'static {
 
     /// Reads this series: one `value` per sample set, each with the label the series adds
     /// itself, if any (the `stage` of a share triple).
-    fn read(&self, want: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value));
+    fn read(&self, want: Extras, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value));
 }
 
 /// A family of series of `T`, one per distinct tuple of label values.
@@ -89,7 +89,7 @@ impl<T: Series> ReadFamily for Family<T> {
 
     /// Every series, labels sorted by name, series sorted by label values: the order of
     /// `Registry::gather`, so that every way out shows the same bytes.
-    fn read(&self, want: Detail) -> FamilyReading {
+    fn read(&self, want: Extras) -> FamilyReading {
         let mut series = Vec::new();
         self.series.for_each(|key, values| {
             values.read(want, &mut |implied, value| {

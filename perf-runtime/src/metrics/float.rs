@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::family::Series;
-use super::reading::{Detail, Kind, Value};
+use super::reading::{Extras, Kind, Value};
 
 /// A monotonic sum of non-negative `f64`s (`backend_cost_usd_total`): a compare-and-swap loop
 /// over the value's bits.
@@ -36,7 +36,7 @@ impl FloatCounter {
 impl Series for FloatCounter {
     const KIND: Kind = Kind::Counter;
 
-    fn read(&self, _: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+    fn read(&self, _: Extras, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         push(None, Value::Counter(self.get()));
     }
 }
@@ -64,7 +64,7 @@ impl Gauge {
 impl Series for Gauge {
     const KIND: Kind = Kind::Gauge;
 
-    fn read(&self, _: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+    fn read(&self, _: Extras, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         push(None, Value::Gauge(self.get()));
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::exemplar::Exemplars;
 use super::family::Series;
 use super::native::NativeBuckets;
-use super::reading::{Detail, ExemplarReading, HistogramReading, Kind, Value};
+use super::reading::{ExemplarReading, Extras, HistogramReading, Kind, Value};
 use super::shard::{self, Shard, ShardedWords, SHARDS};
 use crate::clock::{self, Clock, WallAnchor};
 use crate::trace::TraceId;
@@ -38,7 +38,7 @@ pub(crate) struct Histogram {
 }
 
 impl Histogram {
-    pub fn new(bounds: &'static [f64], detail: Detail) -> Self {
+    pub fn new(bounds: &'static [f64], detail: Extras) -> Self {
         let bounds_ticks: Box<[u64]> = bounds
             .iter()
             .map(|b| clock::ns_to_ticks((b * 1e9).round() as u64))
@@ -144,7 +144,7 @@ impl Histogram {
 
     /// The series as plain data, with the exemplars and native buckets `want` asks for (and
     /// the series keeps): the text format reads neither.
-    pub fn reading(&self, want: Detail) -> HistogramReading {
+    pub fn reading(&self, want: Extras) -> HistogramReading {
         let mut cumulative = 0;
         let buckets = self
             .bounds
@@ -195,7 +195,7 @@ pub struct BenchHistogram(Histogram, TraceId);
 impl BenchHistogram {
     /// A histogram with the stage buckets, keeping exemplars and native buckets or not.
     pub fn new(exemplars: bool, native: bool) -> Self {
-        let detail = Detail { exemplars, native };
+        let detail = Extras { exemplars, native };
         BenchHistogram(
             Histogram::new(&super::STAGE_BUCKETS, detail),
             TraceId::random(),
@@ -233,7 +233,7 @@ impl Series for Histogram {
 
     fn read(
         &self,
-        want: Detail,
+        want: Extras,
         push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value),
     ) {
         push(None, Value::Histogram(self.reading(want)));
@@ -248,11 +248,11 @@ mod tests {
 
     #[test]
     fn buckets_are_upper_inclusive_and_cumulative() {
-        let h = Histogram::new(&BOUNDS, Detail::default());
+        let h = Histogram::new(&BOUNDS, Extras::default());
         for ms in [100, 101, 500, 2000] {
             h.observe(Duration::from_millis(ms));
         }
-        let reading = h.reading(Detail::ALL);
+        let reading = h.reading(Extras::ALL);
         assert_eq!(reading.buckets, [(0.1, 1), (0.5, 3), (1.0, 3)]);
         assert_eq!(reading.count, 4);
         // The sum keeps units of 2^10 ticks: within half a unit (≤ 0.5 µs) per observation.
@@ -281,7 +281,7 @@ mod tests {
             &CROWDED,
         ];
         for bounds in lists {
-            let h = Histogram::new(bounds, Detail::default());
+            let h = Histogram::new(bounds, Extras::default());
             let edges = h.bounds_ticks.iter().copied();
             let values = crate::metrics::test_values::values(2000, edges, 10_000);
             for ticks in values {
@@ -295,7 +295,7 @@ mod tests {
     fn traced_observations_leave_their_trace_in_their_bucket() {
         let h = Histogram::new(
             &BOUNDS,
-            Detail {
+            Extras {
                 exemplars: true,
                 native: true,
             },
@@ -306,7 +306,7 @@ mod tests {
         h.observe_traced(ticks(2_000_000_000), Some(slow), Clock::now());
         h.observe_traced(ticks(50_000_000), Some(fast), Clock::now());
         h.observe_ns(60_000_000);
-        let reading = h.reading(Detail::ALL);
+        let reading = h.reading(Extras::ALL);
         let exemplars: Vec<_> = reading
             .exemplars
             .iter()

@@ -1,7 +1,7 @@
 //! A gauge of things under way (requests, backend calls), sharded like the counters.
 
 use super::family::Series;
-use super::reading::{Detail, Kind, Value};
+use super::reading::{Extras, Kind, Value};
 use super::shard::ShardedWords;
 
 /// How many are under way: one add into the calling thread's shard to start, one
@@ -33,7 +33,7 @@ impl InFlight {
 impl Series for InFlight {
     const KIND: Kind = Kind::Gauge;
 
-    fn read(&self, _: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+    fn read(&self, _: Extras, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         push(None, Value::Gauge(self.get() as f64));
     }
 }

@@ -70,9 +70,9 @@ impl NativeBuckets {
         // SAFETY: a `Shard`'s index is below `SHARDS`.
         let counts = unsafe { self.shards.get_unchecked(shard) }.load(Acquire);
         if counts.is_null() {
-            return self.made(shard);
+            return self.first_counts(shard);
         }
-        // SAFETY: a non-null pointer comes from `Box::into_raw` in `made` and is set once (a
+        // SAFETY: a non-null pointer comes from `Box::into_raw` in `first_counts` and is set once (a
         // compare-exchange from null); only `Drop`, which has `&mut self`, frees it. So it points
         // to live counts for as long as the `&self` the returned borrow is tied to.
         unsafe { &*counts }
@@ -80,7 +80,7 @@ impl NativeBuckets {
 
     /// Shard `shard`'s counts, made by this call or a racing one: its first observation.
     #[cold]
-    fn made(&self, shard: usize) -> &Counts {
+    fn first_counts(&self, shard: usize) -> &Counts {
         let pointer = &self.shards[shard];
         let new = Box::into_raw(Box::new(Counts(std::array::from_fn(|_| AtomicU64::new(0)))));
         let counts = match pointer.compare_exchange(std::ptr::null_mut(), new, AcqRel, Acquire) {

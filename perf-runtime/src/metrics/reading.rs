@@ -124,16 +124,16 @@ pub(crate) fn openmetrics_names(name: &str, kind: Kind) -> impl Iterator<Item = 
 
 /// What a histogram keeps beyond its classic buckets, or what a reader wants of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Detail {
+pub(crate) struct Extras {
     /// The latest exemplar of each bucket (a traced observation's trace id).
     pub exemplars: bool,
     /// Native buckets, for Prometheus' protobuf format.
     pub native: bool,
 }
 
-impl Detail {
+impl Extras {
     /// Exemplars and native buckets.
-    pub const ALL: Detail = Detail {
+    pub const ALL: Extras = Extras {
         exemplars: true,
         native: true,
     };
@@ -143,7 +143,7 @@ impl Detail {
 pub(crate) trait ReadFamily: Sync {
     fn name(&self) -> &'static str;
     /// The family now, with the exemplars and native buckets `want` asks for.
-    fn read(&self, want: Detail) -> FamilyReading;
+    fn read(&self, want: Extras) -> FamilyReading;
 }
 
 #[cfg(test)]

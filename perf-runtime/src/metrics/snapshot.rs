@@ -9,7 +9,7 @@ use prometheus::Registry;
 
 use super::gathered;
 use super::native::{NativeReading, ZERO_THRESHOLD};
-use super::reading::{Detail, HistogramReading, SeriesReading, Value};
+use super::reading::{Extras, HistogramReading, SeriesReading, Value};
 use super::Metrics;
 
 /// Where a snapshot reads: `&Metrics` or `&Registry`.
@@ -172,7 +172,7 @@ fn matching(from: Source<'_>, family: &str, labels: &[(&str, &str)]) -> Vec<Valu
             .filter(|f| f.name() == family)
             .flat_map(|f| {
                 // Native buckets for the quantiles; no exemplars.
-                f.read(Detail {
+                f.read(Extras {
                     exemplars: false,
                     native: true,
                 })

@@ -8,7 +8,7 @@
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use super::family::Series;
-use super::reading::{Detail, Kind, Value};
+use super::reading::{Extras, Kind, Value};
 use super::shard::{self, Line, SHARDS};
 
 /// The `stage` label values of `stage_percentage`, in the order of a request's phases.
@@ -23,13 +23,15 @@ const SEQ: usize = 0;
 const AT: usize = 1;
 const SHARES: usize = 2;
 
-pub(crate) struct Split {
+/// The `stage_percentage` gauges of one endpoint: the three shares of the last completed request,
+/// written together (a seqlock per shard), so a scrape never reads shares of two requests.
+pub(crate) struct StageShares {
     shards: Box<[Line]>,
 }
 
-impl Split {
+impl StageShares {
     pub fn new() -> Self {
-        Split {
+        StageShares {
             shards: (0..SHARDS).map(|_| Line::new()).collect(),
         }
     }
@@ -102,10 +104,10 @@ fn read(line: &[AtomicU64]) -> Option<(u64, [f64; 3])> {
     }
 }
 
-impl Series for Split {
+impl Series for StageShares {
     const KIND: Kind = Kind::Gauge;
 
-    fn read(&self, _: Detail, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
+    fn read(&self, _: Extras, push: &mut dyn FnMut(Option<(&'static str, &'static str)>, Value)) {
         let Some(shares) = self.latest() else {
             return;
         };
@@ -121,7 +123,7 @@ mod tests {
 
     #[test]
     fn newest_triple_wins_across_threads() {
-        let split = Split::new();
+        let split = StageShares::new();
         assert_eq!(split.latest(), None);
         split.set(10, [10.0, 60.0, 30.0]);
         std::thread::scope(|s| {
@@ -136,7 +138,7 @@ mod tests {
 
     #[test]
     fn concurrent_writers_never_tear_a_triple() {
-        let split = Split::new();
+        let split = StageShares::new();
         std::thread::scope(|s| {
             for t in 0..4u64 {
                 let split = &split;

@@ -14,7 +14,7 @@ use super::names::{self, Attribute, Shape};
 use super::proto::{self, Data, KeyValue, Number, Temporality};
 use crate::metrics::native::{NativeReading, SCHEMA, ZERO_THRESHOLD};
 use crate::metrics::reading::{
-    Detail, ExemplarReading, FamilyReading, HistogramReading, SeriesReading, Value,
+    ExemplarReading, Extras, FamilyReading, HistogramReading, SeriesReading, Value,
 };
 use crate::metrics::Metrics;
 
@@ -69,7 +69,7 @@ impl Converter {
             let Some(name) = names::of(contract) else {
                 continue;
             };
-            let mut reading = family.read(Detail::ALL);
+            let mut reading = family.read(Extras::ALL);
             if name.otlp.starts_with("gen_ai.") {
                 // The GenAI conventions' measures are of GenAI operations: a route that serves
                 // none (a listing of models) is in perf's and the HTTP names only.
@@ -418,7 +418,7 @@ mod tests {
         let point = &h.data_points[0];
         assert_eq!(point.count, 1);
         assert_eq!(point.scale, SCHEMA);
-        let read = metrics.families.backend_ttfb.read(Detail::ALL);
+        let read = metrics.families.backend_ttfb.read(Extras::ALL);
         let Value::Histogram(reading) = &read.series[0].value else {
             panic!()
         };

@@ -124,7 +124,7 @@ impl RequestState {
             let total: u64 = phases.iter().sum();
             if total > 0 {
                 let shares = phases.map(|phase| phase as f64 * 100.0 / total as f64);
-                endpoint.split().set(now.0, shares);
+                endpoint.stage_shares().set(now.0, shares);
             }
         }
         self.spend.settle(outcome as usize);
