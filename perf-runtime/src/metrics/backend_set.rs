@@ -7,9 +7,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 
-use super::contract::Families;
 use super::count_histogram::CountHistogram;
 use super::counter::Counter;
+use super::families::Families;
 use super::family::Family;
 use super::float::{FloatCounter, Gauge};
 use super::histogram::Histogram;

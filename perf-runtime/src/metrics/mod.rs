@@ -13,6 +13,7 @@ mod counter;
 mod endpoint;
 mod endpoint_table;
 mod exemplar;
+mod families;
 mod family;
 mod float;
 pub(crate) mod gathered;
@@ -39,7 +40,6 @@ use prometheus::Registry;
 pub use backend_set::BackendErrorKind;
 pub(crate) use backend_set::BackendSet;
 pub(crate) use backend_set::Pricing;
-use contract::Families;
 pub use contract::{
     BACKEND_BUCKETS, BACKEND_CALL_DURATION, BACKEND_CALL_TOKENS, BACKEND_CHUNK_GAP, BACKEND_COST,
     BACKEND_ERRORS, BACKEND_IN_FLIGHT, BACKEND_RATELIMIT_LIMIT, BACKEND_RATELIMIT_REMAINING,
@@ -55,6 +55,7 @@ pub use endpoint::EndpointMetrics;
 pub(crate) use endpoint::HTTP_METHODS;
 pub use endpoint_table::Endpoint;
 use endpoint_table::{EndpointTable, Naming};
+use families::Families;
 pub(crate) use histogram::Histogram;
 #[doc(hidden)]
 use labels::LabelBudget;
