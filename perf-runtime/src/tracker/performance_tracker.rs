@@ -212,7 +212,7 @@ impl PerformanceTracker {
     }
 
     /// [`run`](Self::run), marking the request failed when `succeeded` says its output is not a
-    /// success: what `#[perf_endpoint]` expands to.
+    /// success: a `#[perf_endpoint]` handler's new request (`macro_support::endpoint`).
     pub(crate) fn run_checked<F, C>(self, fut: F, succeeded: C) -> Run<F, C>
     where
         F: Future,
