@@ -6,14 +6,13 @@
 //! has had no request open for the header-read timeout instead: a request counts as open from
 //! its head to the end (or drop) of its answer's body.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use http_body::{Frame, SizeHint};
+use axum::body::Body;
+use http_body_util::BodyExt;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -108,37 +107,13 @@ impl Drop for OpenRequest {
     }
 }
 
-/// An answer's body that keeps its request open until it ends or is dropped.
-pub struct HeldBody {
-    body: Body,
-    _open: OpenRequest,
-}
-
-impl HeldBody {
-    /// `body`, holding `open` as long as it lives.
-    pub fn wrap(body: Body, open: OpenRequest) -> Body {
-        Body::new(HeldBody { body, _open: open })
-    }
-}
-
-impl http_body::Body for HeldBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
+/// `body`, keeping its request open (`open`) until it ends or is dropped: the frames pass as they
+/// are, and `open` goes with the body.
+pub fn held_open(body: Body, open: OpenRequest) -> Body {
+    Body::new(body.map_frame(move |frame| {
+        let _open = &open;
+        frame
+    }))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::descriptors::{self, Use};
-use super::idle::{Activity, HeldBody, Idle};
+use super::idle::{held_open, Activity, Idle};
 
 /// Streams one HTTP/2 connection may have open at once (hyper's default is 200): what each costs
 /// is counted in the gateway's descriptor budget anyway, this bounds one client's share.
@@ -227,7 +227,7 @@ fn watched(
             if http2 && response.headers_mut().remove(CONNECTION).is_some() {
                 activity.close_when_idle();
             }
-            Ok::<_, Infallible>(response.map(|body| HeldBody::wrap(body, open)))
+            Ok::<_, Infallible>(response.map(|body| held_open(body, open)))
         }
     })
 }
