@@ -10,9 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use super::text::{escape, float, label_block, BoundCache, Line};
+use super::text::{each_series, escape, float, type_line, BoundCache, Line};
 use crate::metrics::reading::{
-    openmetrics_name, openmetrics_names, ExemplarReading, FamilyReading, Kind, Value,
+    openmetrics_name, openmetrics_names, ExemplarReading, FamilyReading, Value,
 };
 
 /// The `Content-Type` of OpenMetrics 1.0 text.
@@ -32,15 +32,7 @@ impl OpenMetricsWriter {
             return;
         }
         let name = openmetrics_name(&family.name, family.kind);
-        out.push_str("# TYPE ");
-        out.push_str(name);
-        out.push_str(match family.kind {
-            Kind::Counter => " counter\n",
-            Kind::Gauge => " gauge\n",
-            Kind::Histogram => " histogram\n",
-            Kind::Summary => " summary\n",
-            Kind::Untyped => " unknown\n",
-        });
+        type_line(out, name, family.kind, "unknown");
         if let Some(unit) = family.unit() {
             let _ = writeln!(out, "# UNIT {name} {unit}");
         }
@@ -49,24 +41,22 @@ impl OpenMetricsWriter {
             escape(out, &family.help, true);
             out.push('\n');
         }
-        for series in &family.series {
-            label_block(&mut self.labels, &series.labels);
-            let line = Line {
-                name,
-                labels: &self.labels,
-                openmetrics: true,
-            };
-            match &series.value {
+        each_series(
+            &mut self.labels,
+            family,
+            name,
+            true,
+            |line, value| match value {
                 Value::Counter(value) => line.number("_total", None, *value, out),
                 Value::Gauge(value) => line.number("", None, *value, out),
                 Value::Histogram(histogram) => {
                     let exemplar = |i: usize| histogram.exemplars.get(i).copied().flatten();
                     for (i, &(bound, cumulative)) in histogram.buckets.iter().enumerate() {
                         let le = self.bounds.text(bound);
-                        bucket(&line, le, cumulative, exemplar(i), out);
+                        bucket(line, le, cumulative, exemplar(i), out);
                     }
                     let inf = exemplar(histogram.buckets.len());
-                    bucket(&line, "+Inf", histogram.count, inf, out);
+                    bucket(line, "+Inf", histogram.count, inf, out);
                     line.float("_sum", None, histogram.sum, out);
                     line.count("_count", None, histogram.count, out);
                 }
@@ -75,8 +65,8 @@ impl OpenMetricsWriter {
                     count,
                     sum,
                 } => line.summary(&mut self.bounds, quantiles, *count, *sum, out),
-            }
-        }
+            },
+        );
     }
 
     /// Ends the exposition.

@@ -30,23 +30,13 @@ impl TextWriter {
             escape(out, &family.help, false);
             out.push('\n');
         }
-        out.push_str("# TYPE ");
-        out.push_str(name);
-        out.push_str(match family.kind {
-            Kind::Counter => " counter\n",
-            Kind::Gauge => " gauge\n",
-            Kind::Histogram => " histogram\n",
-            Kind::Summary => " summary\n",
-            Kind::Untyped => " untyped\n",
-        });
-        for series in &family.series {
-            label_block(&mut self.labels, &series.labels);
-            let line = Line {
-                name,
-                labels: &self.labels,
-                openmetrics: false,
-            };
-            match &series.value {
+        type_line(out, name, family.kind, "untyped");
+        each_series(
+            &mut self.labels,
+            family,
+            name,
+            false,
+            |line, value| match value {
                 Value::Counter(value) | Value::Gauge(value) => line.number("", None, *value, out),
                 Value::Histogram(histogram) => {
                     for &(bound, cumulative) in &histogram.buckets {
@@ -62,8 +52,43 @@ impl TextWriter {
                     count,
                     sum,
                 } => line.summary(&mut self.bounds, quantiles, *count, *sum, out),
-            }
-        }
+            },
+        );
+    }
+}
+
+/// A family's `# TYPE` line; `untyped` is how the format names a family of no known type.
+pub(super) fn type_line(out: &mut String, name: &str, kind: Kind, untyped: &str) {
+    out.push_str("# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+        Kind::Histogram => "histogram",
+        Kind::Summary => "summary",
+        Kind::Untyped => untyped,
+    });
+    out.push('\n');
+}
+
+/// Calls `sample` with each series of `family`: the [`Line`] its samples start with (`name`, its
+/// labels written once into `labels`), and its value.
+pub(super) fn each_series(
+    labels: &mut String,
+    family: &FamilyReading,
+    name: &str,
+    openmetrics: bool,
+    mut sample: impl FnMut(&Line<'_>, &Value),
+) {
+    for series in &family.series {
+        label_block(labels, &series.labels);
+        let line = Line {
+            name,
+            labels,
+            openmetrics,
+        };
+        sample(&line, &series.value);
     }
 }
 
