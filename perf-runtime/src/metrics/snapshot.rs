@@ -9,7 +9,7 @@ use prometheus::Registry;
 
 use super::gathered;
 use super::native::{NativeReading, ZERO_THRESHOLD};
-use super::reading::{Extras, HistogramReading, SeriesReading, Value};
+use super::reading::{Extras, HistogramReading, Kind, SeriesReading, Value};
 use super::Metrics;
 
 /// Where a snapshot reads: `&Metrics` or `&Registry`.
@@ -218,12 +218,7 @@ pub fn gauge<'a>(
     family: &str,
     labels: &[(&str, &str)],
 ) -> Option<f64> {
-    matching(from.into(), family, labels)
-        .into_iter()
-        .find_map(|value| match value {
-            Value::Gauge(value) => Some(value),
-            _ => None,
-        })
+    numbers(from, family, labels, Kind::Gauge).next()
 }
 
 /// The sum of the series of the counter `family` (`requests_total`) whose labels include
@@ -244,13 +239,25 @@ pub fn amount<'a>(
     family: &str,
     labels: &[(&str, &str)],
 ) -> Option<f64> {
+    numbers(from, family, labels, Kind::Counter).reduce(|a, b| a + b)
+}
+
+/// The values of the series of `family` whose labels include `labels`, if it is a family of
+/// counters or gauges as `kind` says.
+fn numbers<'a>(
+    from: impl Into<Source<'a>>,
+    family: &str,
+    labels: &[(&str, &str)],
+    kind: Kind,
+) -> impl Iterator<Item = f64> {
     matching(from.into(), family, labels)
         .into_iter()
-        .filter_map(|value| match value {
-            Value::Counter(amount) => Some(amount),
+        .filter_map(move |value| match (value, kind) {
+            (Value::Counter(number), Kind::Counter) | (Value::Gauge(number), Kind::Gauge) => {
+                Some(number)
+            }
             _ => None,
         })
-        .reduce(|a, b| a + b)
 }
 
 #[cfg(test)]
