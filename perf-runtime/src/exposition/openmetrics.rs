@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use super::text::{each_series, escape, float, type_line, BoundCache, Line};
+use super::text::{each_series, escape, float, type_line, Line, Scratch};
 use crate::metrics::reading::{
     openmetrics_name, openmetrics_names, ExemplarReading, FamilyReading, Value,
 };
@@ -20,10 +20,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// Formats families one after another, keeping what can be reused between them.
 #[derive(Default)]
-pub(crate) struct OpenMetricsWriter {
-    bounds: BoundCache,
-    labels: String,
-}
+pub(crate) struct OpenMetricsWriter(Scratch);
 
 impl OpenMetricsWriter {
     /// Appends `family` to `out` (nothing for a family without series).
@@ -31,6 +28,7 @@ impl OpenMetricsWriter {
         if family.series.is_empty() {
             return;
         }
+        let Scratch { bounds, labels } = &mut self.0;
         let name = openmetrics_name(&family.name, family.kind);
         type_line(out, name, family.kind, "unknown");
         if let Some(unit) = family.unit() {
@@ -41,32 +39,26 @@ impl OpenMetricsWriter {
             escape(out, &family.help, true);
             out.push('\n');
         }
-        each_series(
-            &mut self.labels,
-            family,
-            name,
-            true,
-            |line, value| match value {
-                Value::Counter(value) => line.number("_total", None, *value, out),
-                Value::Gauge(value) => line.number("", None, *value, out),
-                Value::Histogram(histogram) => {
-                    let exemplar = |i: usize| histogram.exemplars.get(i).copied().flatten();
-                    for (i, &(bound, cumulative)) in histogram.buckets.iter().enumerate() {
-                        let le = self.bounds.text(bound);
-                        bucket(line, le, cumulative, exemplar(i), out);
-                    }
-                    let inf = exemplar(histogram.buckets.len());
-                    bucket(line, "+Inf", histogram.count, inf, out);
-                    line.float("_sum", None, histogram.sum, out);
-                    line.count("_count", None, histogram.count, out);
+        each_series(labels, family, name, true, |line, value| match value {
+            Value::Counter(value) => line.number("_total", None, *value, out),
+            Value::Gauge(value) => line.number("", None, *value, out),
+            Value::Histogram(histogram) => {
+                let exemplar = |i: usize| histogram.exemplars.get(i).copied().flatten();
+                for (i, &(bound, cumulative)) in histogram.buckets.iter().enumerate() {
+                    let le = bounds.text(bound);
+                    bucket(line, le, cumulative, exemplar(i), out);
                 }
-                Value::Summary {
-                    quantiles,
-                    count,
-                    sum,
-                } => line.summary(&mut self.bounds, quantiles, *count, *sum, out),
-            },
-        );
+                let inf = exemplar(histogram.buckets.len());
+                bucket(line, "+Inf", histogram.count, inf, out);
+                line.float("_sum", None, histogram.sum, out);
+                line.count("_count", None, histogram.count, out);
+            }
+            Value::Summary {
+                quantiles,
+                count,
+                sum,
+            } => line.summary(bounds, quantiles, *count, *sum, out),
+        });
     }
 
     /// Ends the exposition.

@@ -9,12 +9,17 @@ use std::fmt::Write;
 
 use crate::metrics::reading::{FamilyReading, Kind, Value};
 
+/// What a writer of either text format reuses from one family to the next: the bounds' text and
+/// a series' label block.
+#[derive(Default)]
+pub(super) struct Scratch {
+    pub bounds: BoundCache,
+    pub labels: String,
+}
+
 /// Formats families one after another, keeping what can be reused between them.
 #[derive(Default)]
-pub(crate) struct TextWriter {
-    bounds: BoundCache,
-    labels: String,
-}
+pub(crate) struct TextWriter(Scratch);
 
 impl TextWriter {
     /// Appends `family` to `out` (nothing for a family without series, as `gather` drops it).
@@ -22,6 +27,7 @@ impl TextWriter {
         if family.series.is_empty() {
             return;
         }
+        let Scratch { bounds, labels } = &mut self.0;
         let name: &str = &family.name;
         if !family.help.is_empty() {
             out.push_str("# HELP ");
@@ -31,29 +37,23 @@ impl TextWriter {
             out.push('\n');
         }
         type_line(out, name, family.kind, "untyped");
-        each_series(
-            &mut self.labels,
-            family,
-            name,
-            false,
-            |line, value| match value {
-                Value::Counter(value) | Value::Gauge(value) => line.number("", None, *value, out),
-                Value::Histogram(histogram) => {
-                    for &(bound, cumulative) in &histogram.buckets {
-                        let le = self.bounds.text(bound);
-                        line.count("_bucket", Some(("le", le)), cumulative, out);
-                    }
-                    line.count("_bucket", Some(("le", "+Inf")), histogram.count, out);
-                    line.float("_sum", None, histogram.sum, out);
-                    line.count("_count", None, histogram.count, out);
+        each_series(labels, family, name, false, |line, value| match value {
+            Value::Counter(value) | Value::Gauge(value) => line.number("", None, *value, out),
+            Value::Histogram(histogram) => {
+                for &(bound, cumulative) in &histogram.buckets {
+                    let le = bounds.text(bound);
+                    line.count("_bucket", Some(("le", le)), cumulative, out);
                 }
-                Value::Summary {
-                    quantiles,
-                    count,
-                    sum,
-                } => line.summary(&mut self.bounds, quantiles, *count, *sum, out),
-            },
-        );
+                line.count("_bucket", Some(("le", "+Inf")), histogram.count, out);
+                line.float("_sum", None, histogram.sum, out);
+                line.count("_count", None, histogram.count, out);
+            }
+            Value::Summary {
+                quantiles,
+                count,
+                sum,
+            } => line.summary(bounds, quantiles, *count, *sum, out),
+        });
     }
 }
 
