@@ -173,7 +173,7 @@ fn keys<'a>(attributes: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> Ve
 
 /// perf's families (variants 2 and 3 share its one registry), `when`.
 pub fn perf_report(when: &str) -> String {
-    let perf = perf_runtime::exposition::render(perf_runtime::Metrics::init().registry());
+    let perf = perf_runtime::exposition::render(perf_runtime::Metrics::init());
     format!("perf, {when}:\n{}", summarize_text(&perf))
 }
 
