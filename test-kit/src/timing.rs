@@ -1,5 +1,5 @@
-//! Bounds on measured times that hold on a busy machine, for the tests of this crate and of the
-//! example gateway (`tests/common` re-exports them).
+//! Bounds on measured times that hold on a busy machine, for the tests of the runtime and of the
+//! example gateway.
 //!
 //! A time that holds a wait is never shorter than the wait (less [`CLOCK_MS`]: perf's clock and
 //! tokio's timer are read apart), and a busy machine only adds to it: the upper bound is the wait

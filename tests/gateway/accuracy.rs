@@ -1,12 +1,13 @@
 //! What the gateway records against the mock's known timing: TTFB 200 ms, then 10 chunks
-//! 30 ms apart, no jitter. One gateway for the whole binary, so the series are all its own. The
-//! bounds hold on a busy machine (`common::assert_lasted`); how close the numbers come to the
-//! mock's is the accuracy report's: `cargo bench --bench accuracy` (BENCHMARKS.md, "Accuracy").
+//! 30 ms apart, no jitter. One gateway in a process of its own (`crate::alone!`), so the series
+//! are all its own. The bounds hold on a busy machine (`common::assert_lasted`); how close the
+//! numbers come to the mock's is the accuracy report's: `cargo bench --bench accuracy`
+//! (BENCHMARKS.md, "Accuracy").
 
-mod common;
+use crate::common;
 
 use common::{
-    assert_lasted, assert_split_of, chat, eventually, gauge, histogram, post, start_steady,
+    assert_lasted, assert_split_of, chat, eventually, gauge, global, histogram, post, start_steady,
     Outcomes, KEY, SLACK_MS,
 };
 use perf::Gateway;
@@ -46,15 +47,21 @@ async fn send(gateway: &Gateway, n: u64) {
 /// call to its headers: the TTFB), streaming.
 fn phases() -> [(u64, f64); 3] {
     [
-        histogram("frontend_processing_seconds", &[("endpoint", CHAT)]),
-        histogram("backend_ttfb_seconds", &BACKEND),
-        histogram("streaming_duration_seconds", &BACKEND),
+        histogram(
+            global(),
+            "frontend_processing_seconds",
+            &[("endpoint", CHAT)],
+        ),
+        histogram(global(), "backend_ttfb_seconds", &BACKEND),
+        histogram(global(), "streaming_duration_seconds", &BACKEND),
     ]
+    .map(|series| series.expect("the series"))
     .map(|(count, sum)| (count, sum * 1e3))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_times_match_the_mock() {
+    crate::alone!();
     let gateway = start_steady((200, 10, 30), &[]).await;
     send(&gateway, REQUESTS - 1).await;
     // The last request alone: the split it sets is its own phases'.
@@ -71,7 +78,14 @@ async fn recorded_times_match_the_mock() {
         "backend_response",
         "stream_processing",
     ]
-    .map(|stage| gauge("stage_percentage", &[("stage", stage), ("endpoint", CHAT)]));
+    .map(|stage| {
+        gauge(
+            global(),
+            "stage_percentage",
+            &[("stage", stage), ("endpoint", CHAT)],
+        )
+        .expect("a percentage")
+    });
     println!(
         "mean TTFB {ttfb_ms:.2} ms, mean streaming {streaming_ms:.2} ms, \
          mean frontend {frontend_ms:.3} ms; the last request's split {split:.3?} of {last:.3?} ms"

@@ -5,7 +5,7 @@
 //! The provider here is a real HTTP server (axum) whose answer body fails after its first
 //! chunk: hyper then cuts the connection mid-body, as a provider that crashes does.
 
-mod common;
+use crate::common;
 
 use std::io;
 use std::time::Duration;
@@ -16,8 +16,8 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use common::{
-    backend_errors, chat, count, error_of, eventually, post as post_to_gateway, start, Outcomes,
-    KEY,
+    backend_errors, chat, count, error_of, eventually, global, post as post_to_gateway, start,
+    Outcomes, KEY,
 };
 use futures_util::{stream, StreamExt};
 use perf::Gateway;
@@ -78,6 +78,7 @@ async fn gateway_before_broken_provider() -> Gateway {
 /// so that the two requests' outcomes are told apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_breaks_off_makes_error_requests() {
+    crate::alone!();
     let gateway = gateway_before_broken_provider().await;
 
     // Not streamed: a 502 for the client, and an `error` for the metrics, though the handler
@@ -98,7 +99,7 @@ async fn a_provider_that_breaks_off_makes_error_requests() {
         ("endpoint", CHAT),
     ];
     assert_eq!(
-        count("backend_ttfb_seconds", &labels),
+        count(global(), "backend_ttfb_seconds", &labels),
         1,
         "the headers came"
     );
@@ -119,7 +120,7 @@ async fn a_provider_that_breaks_off_makes_error_requests() {
     assert_eq!(last.event.as_deref(), Some("error"), "{events:?}");
     assert_one_error_since(before).await;
     let labels = [("provider", "broken"), ("model", "sse"), ("endpoint", CHAT)];
-    assert_eq!(count("streaming_duration_seconds", &labels), 1);
+    assert_eq!(count(global(), "streaming_duration_seconds", &labels), 1);
     assert_eq!(backend_errors("broken", "sse", CHAT, "broken_off"), 1);
     gateway.shutdown().await;
 }
@@ -128,9 +129,11 @@ async fn a_provider_that_breaks_off_makes_error_requests() {
 /// `auth_validation` comes first. (On `/v1/responses`, apart from the other test's requests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_is_checked_before_the_body_is_parsed() {
+    crate::alone!();
     let gateway = start(common::FAST_MOCK).await;
     let stage = |stage| {
         count(
+            global(),
             "request_stage_duration_seconds",
             &[("stage", stage), ("endpoint", RESPONSES)],
         )

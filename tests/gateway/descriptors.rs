@@ -9,11 +9,11 @@
 
 #![cfg(target_os = "linux")] // the gateway is started under `ulimit -n` through sh
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{chat, example_gateway, runtime::Sample, Spawned, BURST_KEY as KEY};
+use common::{chat, example_gateway, Sample, Spawned, BURST_KEY as KEY};
 use futures_util::StreamExt;
 use perf::gateway::server::raise_open_file_limit;
 
@@ -112,7 +112,7 @@ async fn ten_thousand_streams_within_4096_open_files_are_each_answered() {
         .text()
         .await
         .unwrap();
-    let samples = common::runtime::check_exposition(&text).unwrap_or_else(|e| panic!("{e}"));
+    let samples = common::check_exposition(&text).unwrap_or_else(|e| panic!("{e}"));
     let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
         samples
             .iter()

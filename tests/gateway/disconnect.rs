@@ -2,13 +2,12 @@
 //! the connection ends the request (as cancelled, without a split), and its streaming is recorded
 //! once, up to the hang-up.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::{
-    chat, counter, eventually, histogram, post, start_steady, try_gauge, try_histogram, KEY,
-    SLACK_MS,
+    chat, counter, eventually, gauge, global, post, snapshot, start_steady, KEY, SLACK_MS,
 };
 use perf_runtime::metrics::snapshot::HistogramSnapshot;
 
@@ -16,6 +15,7 @@ const CHAT: &str = "/v1/chat/completions";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_hanging_up_ends_the_request() {
+    crate::alone!();
     // A stream of 400 chunks, 50 ms apart: 20 s if read to the end.
     let gateway = start_steady((50, 400, 50), &[]).await;
     let mut response = post(
@@ -39,6 +39,7 @@ async fn a_client_hanging_up_ends_the_request() {
     // end records: once it is counted, its streaming is recorded too.
     let cancelled = || {
         counter(
+            global(),
             "requests_total",
             &[("endpoint", CHAT), ("outcome", "cancelled")],
         )
@@ -49,7 +50,7 @@ async fn a_client_hanging_up_ends_the_request() {
         count,
         sum: seconds,
         ..
-    } = try_histogram("streaming_duration_seconds", &labels).unwrap_or_default();
+    } = snapshot(global(), "streaming_duration_seconds", &labels).unwrap_or_default();
     assert_eq!(count, 1, "streaming recorded once");
     // The hang-up shows at the next chunk at the latest: one interval, and a busy machine's
     // slack; the full stream would be 20 s.
@@ -59,7 +60,7 @@ async fn a_client_hanging_up_ends_the_request() {
     );
     // The split of a cut-off answer is not set.
     assert!(
-        try_gauge("stage_percentage", &[("endpoint", CHAT)]).is_none(),
+        gauge(global(), "stage_percentage", &[("endpoint", CHAT)]).is_none(),
         "no split for a request the client left"
     );
 
@@ -67,5 +68,8 @@ async fn a_client_hanging_up_ends_the_request() {
     // once, not after the 20 s of the stream; and nothing more is recorded.
     let stopped = tokio::time::timeout(Duration::from_secs(10), gateway.shutdown()).await;
     assert!(stopped.is_ok(), "the stream from the mock was still open");
-    assert_eq!(histogram("streaming_duration_seconds", &labels).0, 1);
+    assert_eq!(
+        common::count(global(), "streaming_duration_seconds", &labels),
+        1
+    );
 }

@@ -2,10 +2,10 @@
 //! a bearer token (`--metrics-token`), on a listener of its own (`--metrics-listen`); and the
 //! label settings a second gateway in the same process must share.
 
-mod common;
+use crate::common;
 
 use clap::Parser;
-use common::{chat, client, error_of, get, post, start, turn, KEY, ZERO_MOCK};
+use common::{chat, client, error_of, get, post, start, KEY, ZERO_MOCK};
 use perf::{Config, Gateway};
 
 // ---------------------------------------------------------------------------------------------
@@ -14,7 +14,7 @@ use perf::{Config, Gateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_a_separate_listener_and_behind_a_token() {
-    let _turn = turn().await;
+    crate::alone!();
     const TOKEN: &str = "scrape-s3cret";
 
     // Default: /metrics on the main listener, open.
@@ -107,6 +107,7 @@ async fn metrics_on_a_separate_listener_and_behind_a_token() {
 /// settings starts, one with other settings is refused with a clear error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_gateway_must_use_the_same_label_settings() {
+    crate::alone!();
     let first = start(ZERO_MOCK).await;
     let same = start(&[&["--model-label-cap", "500"], ZERO_MOCK].concat()).await;
     let other = Config::parse_from([

@@ -4,7 +4,7 @@
 //! `backend_ttfb_seconds` bucket), protobuf for a Prometheus with native histograms (decoding,
 //! with native buckets for the stages and the same exemplars), each gzipped on demand.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_lasted, chat, client, decode_families, gunzip, openmetrics_exemplars, post_traced,
@@ -25,6 +25,7 @@ fn slow_chat(model: &str, ttfb_ms: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_in_each_format() {
+    crate::alone!();
     let test = "metrics_in_each_format";
     let gateway = start(&[FAST_MOCK, &["--metrics-max-age-ms", "60000"]].concat()).await;
     for stream in [true, false] {
@@ -133,6 +134,7 @@ async fn metrics_in_each_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_requests_trace_id_is_the_exemplar_of_its_ttfb_bucket() {
+    crate::alone!();
     const MODEL: &str = "exemplar-model";
     // The mock answers at once: the 0.1 s bucket; the slow request asks for 700 ms: the 1.0 s
     // bucket (0.5 < 0.7 ≤ 1.0), or a later one if a busy machine adds to it. Each exemplar is

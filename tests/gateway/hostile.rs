@@ -7,20 +7,19 @@
 //!   its request once, as `cancelled`, and releases it (the gateway and the mock shut down at
 //!   once).
 //!
-//! Panics are in `gateway_panics.rs`, load and stress in `gateway_load.rs`, `/metrics` exposure
-//! in `gateway_exposure.rs`. The tests count requests of the same endpoints in the one global
-//! registry of this process, so they take turns (`common::turn`) and assert on the difference of
-//! the counts before and after.
+//! Panics are in `panics.rs`, load and stress in `load.rs`, `/metrics` exposure in
+//! `exposure.rs`. The tests count requests of the same endpoints in the global registry, so each
+//! runs alone (`crate::alone!`) and asserts on the difference of the counts before and after.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    backend_counts, chat, client, diff, error_of, eventually, frontend_count, get, post,
+    backend_counts, chat, client, diff, error_of, eventually, frontend_count, get, global, post,
     promtool_check_metrics, promtool_or_skip, responses, stage_count, stage_counts, start,
-    start_steady, turn, Outcomes, KEY, ZERO_MOCK,
+    start_steady, Outcomes, KEY, ZERO_MOCK,
 };
 use perf_runtime::metrics::MAX_LABEL_LEN;
 
@@ -108,7 +107,7 @@ fn cut(value: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_model_names_keep_the_exposition_valid() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start(ZERO_MOCK).await;
     let promtool = promtool_or_skip("hostile_model_names_keep_the_exposition_valid");
     let before = (Outcomes::of(CHAT), Outcomes::of(RESPONSES));
@@ -159,8 +158,7 @@ async fn hostile_model_names_keep_the_exposition_valid() {
     if let Some(promtool) = promtool {
         promtool_check_metrics(&promtool, &text);
     }
-    let samples =
-        common::runtime::check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let samples = common::check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(samples.len() > 100, "{} samples", samples.len());
     for sample in &samples {
         for (name, value) in &sample.labels {
@@ -211,11 +209,15 @@ async fn hostile_model_names_keep_the_exposition_valid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_hanging_up_mid_stream_is_cancelled_once() {
-    let _turn = turn().await;
+    crate::alone!();
     // 400 chunks, 50 ms apart: 20 s if read to the end.
     let gateway = start_steady((0, 400, 50), &[]).await;
     let model = "hang-up-mid-stream";
-    let before = (Outcomes::of(CHAT), stage_counts(CHAT), frontend_count(CHAT));
+    let before = (
+        Outcomes::of(CHAT),
+        stage_counts(CHAT),
+        frontend_count(global(), CHAT),
+    );
 
     let mut response = post(&gateway, "/chat/completions", Some(KEY), chat(model, true)).await;
     assert_eq!(response.status(), 200);
@@ -237,7 +239,11 @@ async fn a_client_hanging_up_mid_stream_is_cancelled_once() {
         [1; 5],
         "every stage once"
     );
-    assert_eq!(frontend_count(CHAT) - before.2, 1, "the request ended once");
+    assert_eq!(
+        frontend_count(global(), CHAT) - before.2,
+        1,
+        "the request ended once"
+    );
 
     // Released: nothing holds the gateway's connection or its stream from the mock, so both
     // servers shut down gracefully at once, not after the 20 s of the stream.
@@ -247,7 +253,7 @@ async fn a_client_hanging_up_mid_stream_is_cancelled_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_giving_up_before_the_first_byte_is_cancelled_without_ttfb() {
-    let _turn = turn().await;
+    crate::alone!();
     // The provider takes 30 s to answer.
     let gateway = start(&[
         "--mock-ttfb-ms",
@@ -259,7 +265,11 @@ async fn a_client_giving_up_before_the_first_byte_is_cancelled_without_ttfb() {
     ])
     .await;
     let model = "gave-up-before-first-byte";
-    let before = (Outcomes::of(CHAT), stage_counts(CHAT), frontend_count(CHAT));
+    let before = (
+        Outcomes::of(CHAT),
+        stage_counts(CHAT),
+        frontend_count(global(), CHAT),
+    );
 
     let url = format!("{}/chat/completions", gateway.base_url());
     let request = tokio::spawn(
@@ -272,7 +282,9 @@ async fn a_client_giving_up_before_the_first_byte_is_cancelled_without_ttfb() {
     );
     // The handler is waiting for the provider once its front-end stages are recorded (the
     // backend call starts right after, with no await in between); then the client gives up.
-    assert!(eventually(|| stage_count(CHAT, "request_preparation") == before.1[2] + 1).await);
+    assert!(
+        eventually(|| stage_count(global(), CHAT, "request_preparation") == before.1[2] + 1).await
+    );
     request.abort();
     assert!(request.await.is_err_and(|e| e.is_cancelled()));
 
@@ -286,7 +298,7 @@ async fn a_client_giving_up_before_the_first_byte_is_cancelled_without_ttfb() {
         "the backend wait is a backend_fetch stage; no stream_processing"
     );
     assert_eq!(
-        frontend_count(CHAT),
+        frontend_count(global(), CHAT),
         before.2,
         "a cancelled request has no end"
     );

@@ -5,10 +5,10 @@
 //! carries `Server-Timing` (unless `--no-server-timing`); `--upstream-retries` tries again on a
 //! 5xx or a refused connection, never on a 4xx or a timeout. Timings are `gateway_llm_accuracy`'s.
 
-mod common;
+use crate::common;
 
 use common::{
-    assert_lasted, backend_errors, chat, chat_with, client, count, error_of, mock_tokens,
+    assert_lasted, backend_errors, chat, chat_with, client, count, error_of, global, mock_tokens,
     mock_usage, post, responses, server_timing, sse_events, start, FAST_MOCK, KEY,
     SERVER_TIMING_ENTRIES,
 };
@@ -34,6 +34,7 @@ async fn mock_raw(gateway: &perf::Gateway, path: &str, body: String) -> String {
 
 #[tokio::test]
 async fn the_mock_opens_streams_as_providers_do() {
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
     let usage = mock_usage(PROMPT.len() as u64, 5);
 
@@ -99,6 +100,7 @@ async fn the_mock_opens_streams_as_providers_do() {
 
 #[tokio::test]
 async fn streamed_usage_is_counted_and_reaches_only_a_client_that_asked() {
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
     let usage = mock_usage(PROMPT.len() as u64, 5);
     for (model, asked) in [("usage-not-asked", false), ("usage-asked", true)] {
@@ -124,9 +126,11 @@ async fn streamed_usage_is_counted_and_reaches_only_a_client_that_asked() {
         // One TTFT, and a gap between each two of the five words (recorded together when the
         // stream ends, just after its client has read the last byte).
         let labels = [("provider", "mock"), ("model", model), ("endpoint", CHAT)];
-        assert_eq!(count("backend_ttft_seconds", &labels), 1);
-        assert!(common::eventually(|| count("backend_chunk_gap_seconds", &labels) >= 4).await);
-        assert_eq!(count("backend_chunk_gap_seconds", &labels), 4);
+        assert_eq!(count(global(), "backend_ttft_seconds", &labels), 1);
+        assert!(
+            common::eventually(|| count(global(), "backend_chunk_gap_seconds", &labels) >= 4).await
+        );
+        assert_eq!(count(global(), "backend_chunk_gap_seconds", &labels), 4);
     }
 
     let response = post(
@@ -145,14 +149,17 @@ async fn streamed_usage_is_counted_and_reaches_only_a_client_that_asked() {
         ("model", "usage-resp"),
         ("endpoint", RESPONSES),
     ];
-    assert_eq!(count("backend_ttft_seconds", &labels), 1);
-    assert!(common::eventually(|| count("backend_chunk_gap_seconds", &labels) >= 4).await);
-    assert_eq!(count("backend_chunk_gap_seconds", &labels), 4);
+    assert_eq!(count(global(), "backend_ttft_seconds", &labels), 1);
+    assert!(
+        common::eventually(|| count(global(), "backend_chunk_gap_seconds", &labels) >= 4).await
+    );
+    assert_eq!(count(global(), "backend_chunk_gap_seconds", &labels), 4);
     gateway.shutdown().await;
 }
 
 #[tokio::test]
 async fn whole_answers_count_their_usage_and_carry_server_timing() {
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
     let body = chat_with("whole-usage", PROMPT, false, false);
     let response = post(&gateway, "/chat/completions", Some(KEY), body).await;
@@ -200,11 +207,15 @@ async fn tries(gateway: &perf::Gateway, model: &str, status: u16) -> (u64, u64) 
     response.bytes().await.unwrap();
     let labels = [("provider", "mock"), ("model", model), ("endpoint", CHAT)];
     let failed = ["status", "timeout"].map(|kind| backend_errors("mock", model, CHAT, kind));
-    (count("backend_ttfb_seconds", &labels), failed.iter().sum())
+    (
+        count(global(), "backend_ttfb_seconds", &labels),
+        failed.iter().sum(),
+    )
 }
 
 #[tokio::test]
 async fn retries_follow_5xx_and_refused_connections_only() {
+    crate::alone!();
     let args = ["--upstream-retries", "2", "--upstream-timeout-ms", "300"];
     let gateway = start(&[FAST_MOCK, &args].concat()).await;
     // A 5xx every time: three tries, three errors, a 502.

@@ -3,16 +3,16 @@
 //! (seeded: `PERF_STRESS_SEED`) proves that every request that reached its handler is counted
 //! exactly once.
 //!
-//! The tests count requests of the same endpoints in the one global registry of this process,
-//! so they take turns and assert on the difference of the counts before and after.
+//! The tests count requests of the same endpoints in the global registry, so each runs alone
+//! (`crate::alone!`) and asserts on the difference of the counts before and after.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::{
-    backend_counts, chat, client_for, diff, eventually, frontend_count, post, post_via, responses,
-    stage_counts, start, start_steady, turn, Outcomes, Protocol, KEY, ZERO_MOCK,
+    backend_counts, chat, client_for, diff, eventually, frontend_count, global, post, post_via,
+    responses, stage_counts, start, start_steady, Outcomes, Protocol, KEY, ZERO_MOCK,
 };
 use futures_util::{stream, StreamExt};
 use perf::Gateway;
@@ -26,20 +26,25 @@ const RESPONSES: &str = "/v1/responses";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_clients_400_requests_400_observations() {
+    crate::alone!();
     sixteen_concurrent_clients(Protocol::Http1, "load-16x400").await;
 }
 
 /// The same over HTTP/2: 16 requests at a time multiplexed on one connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_http2_streams_400_requests_400_observations() {
+    crate::alone!();
     sixteen_concurrent_clients(Protocol::Http2, "load-16x400-h2").await;
 }
 
 async fn sixteen_concurrent_clients(protocol: Protocol, model: &str) {
-    let _turn = turn().await;
     let gateway = start(ZERO_MOCK).await;
     const REQUESTS: u64 = 400;
-    let before = (Outcomes::of(CHAT), stage_counts(CHAT), frontend_count(CHAT));
+    let before = (
+        Outcomes::of(CHAT),
+        stage_counts(CHAT),
+        frontend_count(global(), CHAT),
+    );
 
     let (gateway_ref, client) = (&gateway, &client_for(protocol));
     stream::iter(0..REQUESTS)
@@ -67,7 +72,7 @@ async fn sixteen_concurrent_clients(protocol: Protocol, model: &str) {
     );
     assert_eq!(backend_counts(CHAT, model), (REQUESTS, REQUESTS));
     assert_eq!(diff(stage_counts(CHAT), before.1), [REQUESTS; 5]);
-    assert_eq!(frontend_count(CHAT) - before.2, REQUESTS);
+    assert_eq!(frontend_count(global(), CHAT) - before.2, REQUESTS);
     gateway.shutdown().await;
 }
 
@@ -198,7 +203,7 @@ impl Recorded {
         Recorded {
             outcomes: Outcomes::of(endpoint),
             stages: stage_counts(endpoint),
-            frontend: frontend_count(endpoint),
+            frontend: frontend_count(global(), endpoint),
             ttfb,
             streaming,
         }
@@ -243,7 +248,7 @@ async fn settled(endpoint: &str, before: Recorded) -> Recorded {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stress_with_random_cancellation_counts_every_request_exactly_once() {
-    let _turn = turn().await;
+    crate::alone!();
     const CLIENTS: u64 = 8;
     const REQUESTS_PER_CLIENT: u64 = 50;
     let seed = std::env::var("PERF_STRESS_SEED")

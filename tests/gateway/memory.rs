@@ -3,7 +3,7 @@
 //! figures, in release, are BENCHMARKS.md's "Memory after a burst" (`examples/burst.rs`).
 #![cfg(target_os = "linux")] // the resident set comes from /proc/PID/status
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ const MOCK: &[&str] = &[
 /// unbounded pool of idle provider connections hold it (checked: 4× on glibc). ~20 s of wall time
 /// here (12 s of test). The gateway is
 /// `target/debug/examples/gateway`, which `cargo test` builds with the tests; with a test
-/// selected (`cargo test --test gateway_memory`) build it first: `cargo build --example gateway`.
+/// selected (`cargo test --test gateway memory::`) build it first: `cargo build --example gateway`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rss_returns_within_twice_its_pre_burst_value_after_a_burst_of_streams() {
     let binary = example_gateway();

@@ -1,14 +1,14 @@
 //! The five metric families after real traffic: exact names, types, label names and buckets,
-//! and exact counts under concurrent requests. One gateway for the whole binary, so the
-//! counts in the default registry are all its own.
+//! and exact counts under concurrent requests. One gateway in a process of its own
+//! (`crate::alone!`), so the counts in the default registry are all its own.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
 use common::{
-    chat, client, eventually, family, gauge, histogram, post, responses, series, start, Outcomes,
-    FAST_MOCK, KEY,
+    chat, client, count, eventually, family, gauge, global, post, responses, series, start,
+    Outcomes, FAST_MOCK, KEY,
 };
 use prometheus::proto::{MetricFamily, MetricType};
 
@@ -50,6 +50,7 @@ fn check_shape(family: &MetricFamily, kind: MetricType, labels: &[&str], buckets
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn families_labels_buckets_and_counts() {
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
 
     // 8 concurrent requests: 6 streamed chats (3 models), 2 non-streamed responses; and 2
@@ -87,11 +88,14 @@ async fn families_labels_buckets_and_counts() {
     let ended = || (Outcomes::of(CHAT).total(), Outcomes::of(RESPONSES).total());
     assert!(eventually(|| ended() == (8, 2)).await, "{:?}", ended());
 
-    let ttfb = family("backend_ttfb_seconds");
-    let streaming = family("streaming_duration_seconds");
-    let frontend = family("frontend_processing_seconds");
-    let stages = family("request_stage_duration_seconds");
-    let percentage = family("stage_percentage");
+    let ttfb = family(global(), "backend_ttfb_seconds").expect("backend_ttfb_seconds");
+    let streaming =
+        family(global(), "streaming_duration_seconds").expect("streaming_duration_seconds");
+    let frontend =
+        family(global(), "frontend_processing_seconds").expect("frontend_processing_seconds");
+    let stages =
+        family(global(), "request_stage_duration_seconds").expect("request_stage_duration_seconds");
+    let percentage = family(global(), "stage_percentage").expect("stage_percentage");
     let backend_labels = ["provider", "model", "endpoint"];
     check_shape(
         &ttfb,
@@ -124,9 +128,13 @@ async fn families_labels_buckets_and_counts() {
     // Backend series: one per provider, model and endpoint, counting every answered call.
     for model in ["model-a", "model-b", "model-c"] {
         let labels = [("provider", "mock"), ("model", model), ("endpoint", CHAT)];
-        assert_eq!(histogram("backend_ttfb_seconds", &labels).0, 2, "{model}");
         assert_eq!(
-            histogram("streaming_duration_seconds", &labels).0,
+            count(global(), "backend_ttfb_seconds", &labels),
+            2,
+            "{model}"
+        );
+        assert_eq!(
+            count(global(), "streaming_duration_seconds", &labels),
             2,
             "{model}"
         );
@@ -136,17 +144,25 @@ async fn families_labels_buckets_and_counts() {
         ("model", "model-a"),
         ("endpoint", RESPONSES),
     ];
-    assert_eq!(histogram("backend_ttfb_seconds", &labels).0, 2);
-    assert_eq!(histogram("streaming_duration_seconds", &labels).0, 2);
-    assert_eq!(series(&ttfb, &[]).len(), 4);
+    assert_eq!(count(global(), "backend_ttfb_seconds", &labels), 2);
+    assert_eq!(count(global(), "streaming_duration_seconds", &labels), 2);
+    assert_eq!(series(global(), "backend_ttfb_seconds", &[]).len(), 4);
 
     // Front end: every request that ran a front-end stage, answered or not.
     assert_eq!(
-        histogram("frontend_processing_seconds", &[("endpoint", CHAT)]).0,
+        count(
+            global(),
+            "frontend_processing_seconds",
+            &[("endpoint", CHAT)]
+        ),
         8
     );
     assert_eq!(
-        histogram("frontend_processing_seconds", &[("endpoint", RESPONSES)]).0,
+        count(
+            global(),
+            "frontend_processing_seconds",
+            &[("endpoint", RESPONSES)]
+        ),
         2
     );
 
@@ -156,7 +172,7 @@ async fn families_labels_buckets_and_counts() {
     for (stage, count) in STAGES.iter().zip(chat_stages) {
         let labels = [("stage", *stage), ("endpoint", CHAT)];
         assert_eq!(
-            histogram("request_stage_duration_seconds", &labels).0,
+            common::count(global(), "request_stage_duration_seconds", &labels),
             count,
             "{stage}"
         );
@@ -164,7 +180,7 @@ async fn families_labels_buckets_and_counts() {
     for stage in STAGES {
         let labels = [("stage", stage), ("endpoint", RESPONSES)];
         assert_eq!(
-            histogram("request_stage_duration_seconds", &labels).0,
+            count(global(), "request_stage_duration_seconds", &labels),
             2,
             "{stage}"
         );
@@ -180,14 +196,19 @@ async fn families_labels_buckets_and_counts() {
         .iter()
         .map(|stage| {
             gauge(
+                global(),
                 "stage_percentage",
                 &[("stage", stage), ("endpoint", endpoint)],
             )
+            .expect("a percentage")
         })
         .collect();
         let sum: f64 = split.iter().sum();
         assert!((sum - 100.0).abs() < 1e-6, "{endpoint}: {split:?}");
-        assert_eq!(series(&percentage, &[("endpoint", endpoint)]).len(), 3);
+        assert_eq!(
+            series(global(), "stage_percentage", &[("endpoint", endpoint)]).len(),
+            3
+        );
     }
 
     // The same, in the text format at /metrics.

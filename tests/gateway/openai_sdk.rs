@@ -7,7 +7,7 @@
 //!
 //! Without python3 and `openai` the test prints `SKIPPED` and passes, except under `CI=true`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -144,6 +144,7 @@ impl Expected {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_through_the_gateway() {
+    crate::alone!();
     let Some(python) = python_with_or_skip("openai", TEST) else {
         return;
     };

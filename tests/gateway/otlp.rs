@@ -17,7 +17,7 @@
 //! `CI=true` (`.ci/run` installs them). Linux only, as the spawned-binary helpers are.
 #![cfg(target_os = "linux")]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -27,8 +27,8 @@ use common::otlp::{
     assert_same_histogram, point_of, Receiver, Summary, RECEIVER_MODULES, RECEIVER_PACKAGES,
 };
 use common::{
-    chat, decode_families, example_gateway, proto, python_with_packages_or_skip, runtime,
-    scrape_as, Launch, Spawned, ACCEPT_PROTOBUF, BURST_KEY,
+    chat, decode_families, example_gateway, proto, python_with_packages_or_skip, scrape_as, Launch,
+    Spawned, ACCEPT_PROTOBUF, BURST_KEY,
 };
 
 const TEST: &str = "gateway_otlp";
@@ -119,7 +119,7 @@ async fn families(gateway: &Spawned) -> Vec<proto::MetricFamily> {
 async fn counter(gateway: &Spawned, name: &str, labels: &[(&str, &str)]) -> f64 {
     let (status, text) = common::get(&format!("{}/metrics", gateway.base()), None).await;
     assert_eq!(status, 200);
-    let samples = runtime::check_exposition(&text).unwrap_or_else(|e| panic!("{e}"));
+    let samples = common::check_exposition(&text).unwrap_or_else(|e| panic!("{e}"));
     samples
         .iter()
         .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))

@@ -2,9 +2,9 @@
 //! counted once as `error`; a panic in a response stream breaks that stream off, counted once as
 //! `error`, its streaming recorded once; the gateway serves the next request exactly.
 //!
-//! The tests count requests in the one global registry of this process, so they take turns.
+//! The tests count requests in the global registry, so each runs alone (`crate::alone!`).
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,8 +15,8 @@ use axum::routing::post as post_route;
 use axum::Router;
 use clap::Parser;
 use common::{
-    backend_counts, chat, client, count, diff, error_of, eventually, frontend_count, post,
-    stage_count, stage_counts, turn, Outcomes, KEY, ZERO_MOCK,
+    backend_counts, chat, client, count, diff, error_of, eventually, frontend_count, global, post,
+    stage_count, stage_counts, Outcomes, KEY, ZERO_MOCK,
 };
 use futures_util::{stream, StreamExt};
 use perf::gateway::error::ApiError;
@@ -106,7 +106,7 @@ async fn one_good_chat(gateway: &Gateway, model: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_stage_is_a_500_counted_once_as_an_error() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start_with_test_routes(ZERO_MOCK).await;
     let ep = PANIC_IN_STAGE;
 
@@ -121,21 +121,25 @@ async fn a_panic_in_a_stage_is_a_500_counted_once_as_an_error() {
         "the panic message stays on the gateway"
     );
     assert_eq!(Outcomes::of(ep), Outcomes::new(0, 1, 0));
-    assert_eq!(stage_count(ep, "request_parsing"), 1);
+    assert_eq!(stage_count(global(), ep, "request_parsing"), 1);
     assert_eq!(
-        stage_count(ep, "request_preparation"),
+        stage_count(global(), ep, "request_preparation"),
         1,
         "the panicking stage is recorded once, up to the panic"
     );
-    assert_eq!(frontend_count(ep), 0, "a panicked request has no end");
+    assert_eq!(
+        frontend_count(global(), ep),
+        0,
+        "a panicked request has no end"
+    );
 
     // The same handler, without the panic: recorded exactly.
     let response = post_to(&gateway, ep, json!({"panic": false})).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "prepared");
     assert_eq!(Outcomes::of(ep), Outcomes::new(1, 1, 0));
-    assert_eq!(stage_count(ep, "request_preparation"), 2);
-    assert_eq!(frontend_count(ep), 1);
+    assert_eq!(stage_count(global(), ep, "request_preparation"), 2);
+    assert_eq!(frontend_count(global(), ep), 1);
 
     // The gateway's own endpoints are unaffected.
     one_good_chat(&gateway, "after-a-panic-in-a-stage").await;
@@ -144,7 +148,7 @@ async fn a_panic_in_a_stage_is_a_500_counted_once_as_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_stream_breaks_it_off_counted_once_as_an_error() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start_with_test_routes(ZERO_MOCK).await;
     let ep = PANIC_IN_STREAM;
     let labels = [
@@ -162,15 +166,15 @@ async fn a_panic_in_a_stream_breaks_it_off_counted_once_as_an_error() {
     assert!(eventually(|| Outcomes::of(ep).total() == 1).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(Outcomes::of(ep), Outcomes::new(0, 1, 0));
-    assert_eq!(count("backend_ttfb_seconds", &labels), 1);
+    assert_eq!(count(global(), "backend_ttfb_seconds", &labels), 1);
     assert_eq!(
-        count("streaming_duration_seconds", &labels),
+        count(global(), "streaming_duration_seconds", &labels),
         1,
         "streaming recorded once, up to the panic"
     );
-    assert_eq!(stage_count(ep, "stream_processing"), 1);
+    assert_eq!(stage_count(global(), ep, "stream_processing"), 1);
     assert_eq!(
-        frontend_count(ep),
+        frontend_count(global(), ep),
         1,
         "the handler had returned before its stream panicked: its front end ran in full"
     );
@@ -183,8 +187,8 @@ async fn a_panic_in_a_stream_breaks_it_off_counted_once_as_an_error() {
     );
     assert!(eventually(|| Outcomes::of(ep).completed == 1).await);
     assert_eq!(Outcomes::of(ep), Outcomes::new(1, 1, 0));
-    assert_eq!(count("streaming_duration_seconds", &labels), 2);
-    assert_eq!(frontend_count(ep), 2);
+    assert_eq!(count(global(), "streaming_duration_seconds", &labels), 2);
+    assert_eq!(frontend_count(global(), ep), 2);
 
     one_good_chat(&gateway, "after-a-panic-in-a-stream").await;
     gateway.shutdown().await;

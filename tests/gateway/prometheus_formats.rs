@@ -26,14 +26,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use perf_runtime::{perf_endpoint, perf_stage};
 use serde_json::{json, Value};
 
-mod common;
+use crate::common;
 use common::{
     assert_lasted, client, decode_families, post_traced, scrape_as, start, start_with_routes,
     tool_or_skip, trace_id_of, ttfb_bucket, ACCEPT_OPENMETRICS, ACCEPT_PROTOBUF, ZERO_MOCK,
 };
 
-#[path = "prometheus_live/server.rs"]
-mod server;
+use super::prometheus_live::server;
 use server::Prometheus;
 
 /// Longest a test waits for Prometheus to show what it looks for, once started.
@@ -186,6 +185,7 @@ fn background(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemplars_lead_to_the_slow_request() {
+    crate::alone!();
     const MODEL: &str = "live-exemplar";
     let test = "exemplars_lead_to_the_slow_request";
     let Some(binary) = tool_or_skip("prometheus", test) else {
@@ -279,6 +279,7 @@ fn spin_for(duration: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_histograms_read_a_stages_true_median() {
+    crate::alone!();
     let test = "native_histograms_read_a_stages_true_median";
     let Some(binary) = tool_or_skip("prometheus", test) else {
         return;

@@ -28,15 +28,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-mod common;
+use crate::common;
 use common::tool_or_skip;
 
-#[path = "prometheus_live/load.rs"]
 mod load;
-#[path = "prometheus_live/queries.rs"]
 mod queries;
-#[path = "prometheus_live/server.rs"]
-mod server;
+pub mod server;
 
 use load::{failing_client, load, start_gateway, LoadStats};
 use queries::{
@@ -226,6 +223,7 @@ fn dashboard_is_importable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_and_rules_are_valid_promql() {
+    crate::alone!();
     let test = "queries_and_rules_are_valid_promql";
     let Some(binary) = tool_or_skip("prometheus", test) else {
         return;
@@ -274,6 +272,7 @@ async fn queries_and_rules_are_valid_promql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_gateway_under_load() {
+    crate::alone!();
     let test = "live_gateway_under_load";
     let Some(binary) = tool_or_skip("prometheus", test) else {
         return;

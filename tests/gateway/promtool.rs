@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-mod common;
+use crate::common;
 use common::promtool_or_skip;
 
 const ALERTS: &str = "prometheus-alerts.yml";

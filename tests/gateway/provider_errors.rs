@@ -4,20 +4,20 @@
 //! * a 4xx reaches the client with its status, the provider's OpenAI error (or one made from its
 //!   text) and its `Retry-After`: a 400 `context_length_exceeded`, a 429 `rate_limit_exceeded`;
 //! * a 5xx, or a 401 (the provider refusing the gateway's own key), is a 502 with a message of
-//!   the gateway's own (the provider's text goes to the log: `tests/gateway_provider_secrets.rs`);
+//!   the gateway's own (the provider's text goes to the log: `tests/gateway/provider_secrets.rs`);
 //! * a whole answer that is not JSON, or a streamed one that is not `text/event-stream`, is a
 //!   502; a stream event that is not JSON ends the stream with an SSE `error` event;
 //! * an unreachable provider is a 502.
 //!
 //! Every one counts once as `requests_total{outcome="error"}`, and once in
 //! `backend_errors_total` with its kind (`status`, `protocol`, `connect`). The tests count
-//! requests of the same endpoints, so they take turns.
+//! requests of the same endpoints in the global registry, so each runs alone (`crate::alone!`).
 
-mod common;
+use crate::common;
 
 use common::{
-    backend_errors, chat, count, error_of, last_error_event, one_more_error, post, responses,
-    sse_events, start, trace_id_of, turn, Outcomes, FAST_MOCK, KEY,
+    backend_errors, chat, count, error_of, global, last_error_event, one_more_error, post,
+    responses, sse_events, start, trace_id_of, Outcomes, FAST_MOCK, KEY,
 };
 use perf::gateway::mock::fault::RETRY_AFTER_SECS;
 use perf::Gateway;
@@ -74,7 +74,7 @@ fn retry_after(response: &reqwest::Response) -> Option<&str> {
 /// client with their status, error and `Retry-After`, streamed or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_4xx_pass_through_with_their_error_and_retry_after() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
     let retry = RETRY_AFTER_SECS.to_string();
 
@@ -113,7 +113,7 @@ async fn provider_4xx_pass_through_with_their_error_and_retry_after() {
         ("model", "fault:status-400"),
         ("endpoint", CHAT),
     ];
-    assert_eq!(count("backend_ttfb_seconds", &labels), 0);
+    assert_eq!(count(global(), "backend_ttfb_seconds", &labels), 0);
     gateway.shutdown().await;
 }
 
@@ -122,7 +122,7 @@ async fn provider_4xx_pass_through_with_their_error_and_retry_after() {
 /// id under which the gateway logged the provider's text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_5xx_and_a_refused_gateway_key_are_502() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
     for (model, stream, said) in [
         ("fault:status-503", true, "the provider failed (503)"),
@@ -151,7 +151,7 @@ async fn provider_5xx_and_a_refused_gateway_key_are_502() {
 /// a stream event that is not JSON ends the stream with an `error` event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_answers_are_errors_of_kind_protocol() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
     let protocol = ("mock", "protocol");
 
@@ -170,7 +170,7 @@ async fn invalid_answers_are_errors_of_kind_protocol() {
         ("model", "fault:not-sse"),
         ("endpoint", CHAT),
     ];
-    assert_eq!(count("backend_ttfb_seconds", &labels), 1);
+    assert_eq!(count(global(), "backend_ttfb_seconds", &labels), 1);
 
     for endpoint in [CHAT, RESPONSES] {
         let response = failing(&gateway, endpoint, "fault:invalid-json", true, protocol).await;
@@ -207,7 +207,7 @@ async fn invalid_answers_are_errors_of_kind_protocol() {
 /// A provider nobody listens for: a 502 of kind `connect`, streamed or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_is_a_502_of_kind_connect() {
-    let _turn = turn().await;
+    crate::alone!();
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);

@@ -7,17 +7,18 @@
 //! that accepts gzip gets the rendering compressed once. And `/healthz` answers on the metrics
 //! listener too, for a probe that only reaches that one.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{chat, client, count, get, gunzip, post, start, turn, FAST_MOCK, KEY};
+use common::{chat, client, count, get, global, gunzip, post, start, FAST_MOCK, KEY};
 use futures_util::future::join_all;
 use perf::gateway::server::RENDER_OPERATION;
 use perf::Gateway;
 
 fn renders() -> u64 {
     count(
+        global(),
         "operation_duration_seconds",
         &[("operation", RENDER_OPERATION)],
     )
@@ -36,11 +37,11 @@ async fn one_chat(gateway: &Gateway, model: &str) {
     response.bytes().await.expect("the whole answer");
 }
 
-/// The renderings of every gateway of this process are counted in the same series: the tests
-/// that scrape take turns.
+/// The renderings of every gateway of a process are counted in the same series: the tests
+/// that scrape run alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_share_renderings() {
-    let _turn = turn().await;
+    crate::alone!();
     // Renderings kept for a minute: 32 scrapes at once, then more, share one.
     let cached = start(&[&["--metrics-max-age-ms", "60000"][..], FAST_MOCK].concat()).await;
     one_chat(&cached, "before-the-scrapes").await;
@@ -82,7 +83,7 @@ async fn scrapes_share_renderings() {
 /// than the scrape is served, even right after another scrape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_a_scrape_shows_the_request_just_made() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
     let completed = |text: &str| {
         let line = "requests_total{endpoint=\"/v1/chat/completions\",outcome=\"completed\"} ";
@@ -112,7 +113,7 @@ async fn by_default_a_scrape_shows_the_request_just_made() {
 /// once for every such scrape; one that does not gets the text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_for_scrapers_that_accept_it() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start(&[&["--metrics-max-age-ms", "60000"][..], FAST_MOCK].concat()).await;
     one_chat(&gateway, "gzipped").await;
     let text = scrape(&gateway).await;
@@ -141,7 +142,7 @@ async fn gzip_for_scrapers_that_accept_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_on_the_metrics_listener_too() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start(&[&["--metrics-listen", "127.0.0.1:0"][..], FAST_MOCK].concat()).await;
     assert_ne!(gateway.metrics_addr(), gateway.addr());
     for addr in [gateway.metrics_addr(), gateway.addr()] {

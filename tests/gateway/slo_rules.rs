@@ -1,8 +1,8 @@
 //! perf's SLO kit: `prometheus-slo-rules.yml` is what `slo.toml` generates, promtool accepts
 //! it, and each of its alerts has a unit test that fires and one that stays quiet
-//! (`tests/prometheus/slo_rules_test.yml`, run with the other unit tests by tests/promtool.rs).
+//! (`tests/prometheus/slo_rules_test.yml`, run with the other unit tests by tests/gateway/promtool.rs).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

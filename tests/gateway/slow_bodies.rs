@@ -8,13 +8,13 @@
 //!   `body_timeout`), and a normal client waiting behind them is served once they are cut;
 //! * bodies under `--body-min-rate` are cut once the grace is over, well before the timeout.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    chat, client_for, eventually, gauge, start, turn, Outcomes, Protocol, FAST_MOCK, KEY,
+    chat, client_for, eventually, gauge, global, start, Outcomes, Protocol, FAST_MOCK, KEY,
 };
 use futures_util::StreamExt;
 use perf::gateway::refusals::{self, Reason};
@@ -34,17 +34,18 @@ const TRICKLE: Duration = Duration::from_millis(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_over_http1_never_keep_a_client_out_longer_than_the_timeout() {
+    crate::alone!();
     slow_bodies_are_cut_at_the_timeout(Protocol::Http1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_over_http2_never_keep_a_client_out_longer_than_the_timeout() {
+    crate::alone!();
     slow_bodies_are_cut_at_the_timeout(Protocol::Http2).await;
 }
 
 async fn slow_bodies_are_cut_at_the_timeout(protocol: Protocol) {
     const SLOW: usize = 100;
-    let _turn = turn().await;
     let ms = BODY_TIMEOUT.as_millis().to_string();
     let args = [
         &["--max-connections", "100", "--body-read-timeout-ms", &ms][..],
@@ -59,7 +60,9 @@ async fn slow_bodies_are_cut_at_the_timeout(protocol: Protocol) {
 
     let slow: Vec<_> = (0..SLOW).map(|_| slow_body(&gateway, protocol)).collect();
     // Every slow request is in flight from its head on, though its handler has not run.
-    let in_flight = || gauge("requests_in_flight", &[("endpoint", CHAT)]) as usize;
+    let in_flight = || {
+        gauge(global(), "requests_in_flight", &[("endpoint", CHAT)]).expect("the series") as usize
+    };
     assert!(
         eventually(|| in_flight() == SLOW).await,
         "{} of {SLOW} slow requests in flight",
@@ -90,8 +93,8 @@ async fn slow_bodies_are_cut_at_the_timeout(protocol: Protocol) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_under_the_minimum_rate_are_cut_after_the_grace() {
+    crate::alone!();
     const SLOW: usize = 10;
-    let _turn = turn().await;
     let args = [
         &["--body-read-timeout-ms", "600000", "--body-min-rate", "100"][..],
         FAST_MOCK,

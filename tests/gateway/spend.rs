@@ -3,7 +3,7 @@
 //! a model the file lacks counted as unpriced; the mock's rate-limit headers in the gauges, and
 //! `fault:drain` running them down to a 429.
 
-mod common;
+use crate::common;
 
 use common::*;
 
@@ -40,6 +40,7 @@ fn by_hand(model: &str, chars: u64) -> f64 {
 
 #[tokio::test]
 async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
+    crate::alone!();
     let dir = std::env::temp_dir().join(format!("perf-spend-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let prices = dir.join("prices.json");
@@ -94,6 +95,7 @@ async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
 
     let tenant_requests = |tenant| {
         counter(
+            global(),
             "tenant_requests_total",
             &[("tenant", tenant), ("outcome", "completed")],
         )
@@ -102,6 +104,7 @@ async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
     let cents = |usd: f64| format!("{usd:.2}");
     for model in ["gpt-4o", "o3"] {
         let counted = amount(
+            global(),
             "backend_cost_usd_total",
             &[
                 ("provider", "mock"),
@@ -117,7 +120,7 @@ async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
         assert_eq!(cents(counted), cents(expected[model]));
     }
     for tenant in ["acme", "globex"] {
-        let counted = amount("tenant_cost_usd_total", &[("tenant", tenant)]);
+        let counted = amount(global(), "tenant_cost_usd_total", &[("tenant", tenant)]);
         assert!(
             (counted - expected[tenant]).abs() < 1e-9,
             "{tenant}: {counted}"
@@ -127,21 +130,26 @@ async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
     assert_eq!(tenant_requests("acme"), 40);
     assert_eq!(tenant_requests("globex"), 20);
     let total = expected["gpt-4o"] + expected["o3"];
-    assert_eq!(cents(amount("backend_cost_usd_total", &[])), cents(total));
+    assert_eq!(
+        cents(amount(global(), "backend_cost_usd_total", &[])),
+        cents(total)
+    );
     let reasoning = counter(
+        global(),
         "tenant_tokens_total",
         &[("tenant", "acme"), ("type", "reasoning")],
     );
     assert_eq!(reasoning, 40 * CHUNKS / 4);
     assert_eq!(
         counter(
+            global(),
             "backend_unpriced_tokens_total",
             &[("model", "llama-3"), ("type", "input")]
         ),
         1
     );
     assert_eq!(
-        amount("backend_cost_usd_total", &[("model", "llama-3")]),
+        amount(global(), "backend_cost_usd_total", &[("model", "llama-3")]),
         0.0
     );
     println!(
@@ -157,7 +165,7 @@ async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
     .unwrap();
     let error = perf::gateway::prices::load(&prices).unwrap_err();
     assert!(error.to_string().contains("line 3"), "{error}");
-    let before = amount("backend_cost_usd_total", &[("model", "gpt-4o")]);
+    let before = amount(global(), "backend_cost_usd_total", &[("model", "gpt-4o")]);
     let response = post(
         &gateway,
         "/chat/completions",
@@ -166,7 +174,7 @@ async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
     )
     .await;
     response.bytes().await.unwrap();
-    let added = amount("backend_cost_usd_total", &[("model", "gpt-4o")]) - before;
+    let added = amount(global(), "backend_cost_usd_total", &[("model", "gpt-4o")]) - before;
     assert!((added - by_hand("gpt-4o", 4)).abs() < 1e-12, "{added}");
     gateway.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -174,10 +182,11 @@ async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
 
 #[tokio::test]
 async fn the_mocks_rate_limits_reach_the_gauges_and_drain_to_a_429() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = start(ZERO_MOCK).await;
     let limit = |model, resource, family| {
-        try_gauge(
+        gauge(
+            global(),
             family,
             &[
                 ("provider", "mock"),

@@ -11,16 +11,16 @@
 //!
 //! Every one counts once as `requests_total{outcome="error"}` and once in
 //! `backend_errors_total` with its kind; while the provider hangs, `requests_in_flight` and
-//! `backend_in_flight` show it. The tests count requests of the same endpoints, so they take
-//! turns.
+//! `backend_in_flight` show it. The tests count requests of the same endpoints, so each runs
+//! alone (`crate::alone!`).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use common::{
-    backend_errors, chat, count, error_of, last_error_event, one_more_error, post, responses,
-    start, turn, Outcomes, FAST_MOCK, KEY,
+    backend_errors, chat, count, error_of, gauge, global, last_error_event, one_more_error, post,
+    responses, start, Outcomes, FAST_MOCK, KEY,
 };
 use perf::Gateway;
 
@@ -86,6 +86,7 @@ fn now(endpoint: &str, model: &str, kind: &str) -> (Outcomes, u64) {
 
 fn ttfb_count(endpoint: &str, model: &str) -> u64 {
     count(
+        global(),
         "backend_ttfb_seconds",
         &[
             ("provider", "mock"),
@@ -99,17 +100,17 @@ fn ttfb_count(endpoint: &str, model: &str) -> u64 {
 /// not, with no TTFB recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_never_answers_is_a_504() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = gateway().await;
     let model = "fault:hang";
     for (endpoint, stream) in [(CHAT, false), (CHAT, true), (RESPONSES, true)] {
         let before = now(endpoint, model, "timeout");
         let sent = send(&gateway, endpoint, model, stream);
-        // While it waits: one request in flight, one backend call in flight (the tests take
-        // turns, and nothing else calls the mock meanwhile).
+        // While it waits: one request in flight, one backend call in flight (the test runs
+        // alone, and nothing else calls the mock meanwhile).
         let watch = async {
             let under_way = || {
-                let gauge = |name, labels| common::try_gauge(name, labels).unwrap_or(0.0);
+                let gauge = |name, labels| gauge(global(), name, labels).unwrap_or(0.0);
                 (
                     gauge("requests_in_flight", &[("endpoint", endpoint)]),
                     gauge("backend_in_flight", &[("provider", "mock")]),
@@ -126,9 +127,15 @@ async fn a_provider_that_never_answers_is_a_504() {
             "{endpoint} stream={stream}: the 504 came after {took:?}"
         );
         counted(endpoint, model, "timeout", before).await;
-        let gauge = |name, labels| common::gauge(name, labels);
-        assert_eq!(gauge("backend_in_flight", &[("provider", "mock")]), 0.0);
-        assert_eq!(gauge("requests_in_flight", &[("endpoint", endpoint)]), 0.0);
+        let gauge = |name, labels| gauge(global(), name, labels);
+        assert_eq!(
+            gauge("backend_in_flight", &[("provider", "mock")]),
+            Some(0.0)
+        );
+        assert_eq!(
+            gauge("requests_in_flight", &[("endpoint", endpoint)]),
+            Some(0.0)
+        );
     }
     assert_eq!(ttfb_count(CHAT, model), 0, "no headers, no TTFB");
     gateway.shutdown().await;
@@ -138,7 +145,7 @@ async fn a_provider_that_never_answers_is_a_504() {
 /// SSE `error` event, the whole one a 504; the headers came, so the TTFB is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_stalls_mid_answer_times_out() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = gateway().await;
     let model = "fault:stall";
     for endpoint in [CHAT, RESPONSES] {
@@ -176,7 +183,7 @@ async fn a_provider_that_stalls_mid_answer_times_out() {
 /// whole answer, which comes only at the end, is a 504.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_total_timeout_caps_an_answer_that_trickles() {
-    let _turn = turn().await;
+    crate::alone!();
     // 40 chunks 50 ms apart: 2 s in all, each chunk well within the idle timeout.
     let mock = [
         "--mock-ttfb-ms",
@@ -232,7 +239,7 @@ async fn the_total_timeout_caps_an_answer_that_trickles() {
 /// for a stream; then the gateway serves the next request as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_cut_mid_answer_is_an_error() {
-    let _turn = turn().await;
+    crate::alone!();
     let gateway = gateway().await;
     let model = "fault:cut";
     let before = now(CHAT, model, "broken_off");

@@ -4,7 +4,7 @@
 //! a fresh id; every answer carries it, errors included (those of the handlers, of the provider,
 //! mid-stream, and those no handler made: 404, 413, a panic's 500).
 
-mod common;
+use crate::common;
 
 use common::{
     chat, client, post_traced, responses, start, start_with_routes, trace_id_of, FAST_MOCK, KEY,
@@ -39,6 +39,7 @@ fn provider_saw(gateway: &Gateway, id: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clients_trace_id_is_answered_and_sent_on() {
+    crate::alone!();
     let gateway = start(FAST_MOCK).await;
     let shapes = [
         (
@@ -99,6 +100,7 @@ async fn the_clients_trace_id_is_answered_and_sent_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_valid_traceparent_each_request_gets_a_fresh_id() {
+    crate::alone!();
     let gateway = start(ZERO_MOCK).await;
     let mut ids = Vec::new();
     for client_header in [
@@ -138,6 +140,7 @@ async fn without_a_valid_traceparent_each_request_gets_a_fresh_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_carry_the_trace_id_too() {
+    crate::alone!();
     let panics = axum::Router::new().route(
         "/v1/panics",
         axum::routing::post(|| async {
@@ -236,6 +239,7 @@ async fn errors_carry_the_trace_id_too() {
 /// two span ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_try_is_a_span_of_the_same_trace() {
+    crate::alone!();
     let args = [
         ZERO_MOCK,
         &["--mock-fail-every", "2", "--upstream-retries", "1"],

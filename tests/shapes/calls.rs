@@ -3,7 +3,7 @@
 //! (shape 7). Each call is a simulated provider (a tokio sleep) with known timing.
 //!
 //! The handlers and the scenarios, with their assertions, are those of
-//! `tests/shapes_layer_calls.rs` (`tests/shape_scenarios/calls.rs`); here each handler is
+//! `tests/shapes/layer_calls.rs` (`tests/shapes/scenarios/calls.rs`); here each handler is
 //! wrapped in a `#[perf_endpoint]` fn and records into the global metrics, each test with
 //! endpoints of its own.
 
@@ -14,11 +14,10 @@ use axum::{Json, Router};
 use perf_runtime::perf_endpoint;
 use serde_json::Value;
 
-mod common;
+use crate::common;
 use common::Served;
 
-#[path = "shape_scenarios/calls.rs"]
-mod scenarios;
+use crate::scenarios::calls as scenarios;
 use scenarios::{ApiError, Coalescer};
 
 const TWICE: &str = "/shapes/calls/backend-twice";

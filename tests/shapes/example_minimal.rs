@@ -2,12 +2,12 @@
 //! once the first failed, then its `/metrics`.
 
 #[allow(dead_code)] // its `main`
-#[path = "../examples/minimal.rs"]
+#[path = "../../examples/minimal.rs"]
 mod minimal;
 
-mod common;
+use crate::common;
 
-use common::runtime::{check_exposition, Sample};
+use common::{check_exposition, Sample};
 use common::{client, sse_events};
 
 const ENDPOINT: &str = "/v1/chat/completions";

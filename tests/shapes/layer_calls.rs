@@ -1,10 +1,10 @@
-//! The shapes of `tests/shapes_calls.rs` (a backend marked twice, hedged calls, coalesced and
+//! The shapes of `tests/shapes/calls.rs` (a backend marked twice, hedged calls, coalesced and
 //! nested requests: shapes 3, 4 and 7) under the tower layer `perf_runtime::PerfLayer`.
 //!
 //! The layer's API: `Router::new().route(..).layer(PerfLayer::with_metrics(metrics))`; the
 //! `endpoint` label is axum's `MatchedPath`, and `#[perf_endpoint]` is optional: the handlers
 //! here have none, except the nested one, which must not make a second request. The shared
-//! handlers and scenarios are in `tests/shape_scenarios/calls.rs`. Each test has a fresh
+//! handlers and scenarios are in `tests/shapes/scenarios/calls.rs`. Each test has a fresh
 //! registry of its own (`Served::layered`).
 
 use axum::routing::post;
@@ -12,11 +12,10 @@ use axum::{Json, Router};
 use perf_runtime::perf_endpoint;
 use serde_json::Value;
 
-mod common;
+use crate::common;
 use common::Served;
 
-#[path = "shape_scenarios/calls.rs"]
-mod scenarios;
+use crate::scenarios::calls as scenarios;
 use scenarios::{backend_twice, coalesced, hedge_fail, hedge_win, ApiError, Coalescer};
 
 /// Shape 3: a `#[perf_backend]` statement around a `#[perf_backend]` fn.

@@ -1,11 +1,11 @@
-//! The shapes of `tests/shapes_outcome.rs` (shapes 1, 6 and 9) under the tower layer
+//! The shapes of `tests/shapes/outcome.rs` (shapes 1, 6 and 9) under the tower layer
 //! `perf_runtime::PerfLayer`, plus what only the layer sees: a `HEAD` request, a 204, a body
 //! whose stream errors, a client that disconnects mid-body, and unmatched paths.
 //!
 //! The layer's API: `Router::new().route(..).layer(PerfLayer::with_metrics(metrics))` (or
 //! `PerfLayer::new()` for the global metrics); the `endpoint` label is axum's `MatchedPath`, and
 //! `#[perf_endpoint]` is optional: the handlers here have none. The shared handlers and
-//! scenarios (`tests/shape_scenarios/outcome.rs`) put their statement attributes in a
+//! scenarios (`tests/shapes/scenarios/outcome.rs`) put their statement attributes in a
 //! `#[perf_statements]` fn. Each test has a fresh registry of its own (`Served::layered`),
 //! except the one of `PerfLayer::new()`.
 
@@ -19,11 +19,10 @@ use futures_util::{stream, StreamExt};
 use perf_runtime::PerfLayer;
 use reqwest::Method;
 
-mod common;
+use crate::common;
 use common::{client, ms, serve, Numbers, Outcomes, Served};
 
-#[path = "shape_scenarios/outcome.rs"]
-mod scenarios;
+use crate::scenarios::outcome as scenarios;
 use scenarios::{aggregate_first, aggregate_to_done, percentages_then_err, quickstart};
 
 /// Shape 1a: aggregation read up to `[DONE]`, not to `None`.

@@ -1,20 +1,19 @@
-//! The shapes of `tests/shapes_phases.rs` (stages under `join!` before the backend call,
+//! The shapes of `tests/shapes/phases.rs` (stages under `join!` before the backend call,
 //! parallel backend calls then a stream: shapes 5 and 8) under the tower layer
 //! `perf_runtime::PerfLayer`.
 //!
 //! The layer's API: `Router::new().route(..).layer(PerfLayer::with_metrics(metrics))`; the
 //! `endpoint` label is axum's `MatchedPath`, and `#[perf_endpoint]` is optional: the handlers
-//! here (the shared ones of `tests/shape_scenarios/phases.rs`) have none. Each test has a fresh
+//! here (the shared ones of `tests/shapes/scenarios/phases.rs`) have none. Each test has a fresh
 //! registry of its own (`Served::layered`).
 
 use axum::routing::post;
 use axum::Router;
 
-mod common;
+use crate::common;
 use common::Served;
 
-#[path = "shape_scenarios/phases.rs"]
-mod scenarios;
+use crate::scenarios::phases as scenarios;
 use scenarios::{join_auth_first, join_cache_first, parallel};
 
 /// Shape 5: `join!(auth 2 ms, cache_lookup 20 ms)` before the backend call.

@@ -1,20 +1,19 @@
-//! The shapes of `tests/shapes_streams.rs` (shape 2, tokens counted once) under the tower layer
+//! The shapes of `tests/shapes/streams.rs` (shape 2, tokens counted once) under the tower layer
 //! `perf_runtime::PerfLayer`.
 //!
 //! The layer's API: `Router::new().route(..).layer(PerfLayer::with_metrics(metrics))`; the
 //! `endpoint` label is axum's `MatchedPath`, and `#[perf_endpoint]` is optional: the handlers
-//! here have none (the shared ones of `tests/shape_scenarios/streams.rs` put their statement
+//! here have none (the shared ones of `tests/shapes/scenarios/streams.rs` put their statement
 //! attributes in a `#[perf_statements]` fn). Each test has a fresh registry of its own
 //! (`Served::layered`).
 
 use axum::routing::post;
 use axum::Router;
 
-mod common;
+use crate::common;
 use common::Served;
 
-#[path = "shape_scenarios/streams.rs"]
-mod scenarios;
+use crate::scenarios::streams as scenarios;
 use scenarios::{tokens_peek, tokens_statement, two_merged, ANSWER};
 
 /// Shape 2a: `#[perf_stream] let s = tracked_fn();` over a chunked fn.

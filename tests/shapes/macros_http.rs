@@ -20,9 +20,10 @@ use perf_runtime::metrics::snapshot::{histogram, HistogramSnapshot};
 use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};
 use serde::Deserialize;
 
-mod common;
+use crate::common;
 use common::{
-    assert_lasted, assert_split_of, count, eventually, poll_once, stage_count, try_gauge, Outcomes,
+    assert_lasted, assert_split_of, count, eventually, gauge, global, poll_once, stage_count,
+    Outcomes,
 };
 
 #[derive(Deserialize)]
@@ -140,11 +141,12 @@ async fn serve() -> String {
 
 /// The sum of every series of `family` with `labels`.
 fn snapshot(family: &str, labels: &[(&str, &str)]) -> HistogramSnapshot {
-    histogram(prometheus::default_registry(), family, labels).unwrap_or_default()
+    histogram(global(), family, labels).unwrap_or_default()
 }
 
 fn percentage(endpoint: &str, stage: &str) -> Option<f64> {
-    try_gauge(
+    gauge(
+        global(),
         "stage_percentage",
         &[("endpoint", endpoint), ("stage", stage)],
     )
@@ -179,7 +181,7 @@ async fn plain_json_records_every_stage_once() {
         "request_preparation",
         "backend_fetch",
     ] {
-        assert_eq!(stage_count(ep, stage), 1, "stage {stage}");
+        assert_eq!(stage_count(global(), ep, stage), 1, "stage {stage}");
     }
     let ttfb = snapshot(
         "backend_ttfb_seconds",
@@ -187,7 +189,10 @@ async fn plain_json_records_every_stage_once() {
     );
     assert_eq!(ttfb.count, 1);
     assert!(ttfb.sum >= 0.030, "ttfb {}", ttfb.sum);
-    assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 1);
+    assert_eq!(
+        count(global(), "frontend_processing_seconds", &[("endpoint", ep)]),
+        1
+    );
     let shares: f64 = [
         "frontend_processing",
         "backend_response",
@@ -219,13 +224,16 @@ async fn errors_through_question_mark_end_the_request_without_a_backend() {
         .unwrap();
     assert_eq!(malformed.status(), 400);
 
-    assert_eq!(stage_count(ep, "request_parsing"), 2);
-    assert_eq!(stage_count(ep, "auth_validation"), 1);
-    assert_eq!(stage_count(ep, "request_preparation"), 0);
-    assert_eq!(stage_count(ep, "backend_fetch"), 0);
+    assert_eq!(stage_count(global(), ep, "request_parsing"), 2);
+    assert_eq!(stage_count(global(), ep, "auth_validation"), 1);
+    assert_eq!(stage_count(global(), ep, "request_preparation"), 0);
+    assert_eq!(stage_count(global(), ep, "backend_fetch"), 0);
     // Both requests reached their end (the handler returned) after front-end work only: no
     // backend answered, so there is no split to show.
-    assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 2);
+    assert_eq!(
+        count(global(), "frontend_processing_seconds", &[("endpoint", ep)]),
+        2
+    );
     assert_eq!(percentage(ep, "backend_response"), None);
     assert_eq!(Outcomes::of(ep).error, 2);
     assert_eq!(Outcomes::of(ep).completed, 0);
@@ -254,14 +262,14 @@ async fn sse_stream_is_timed_until_its_end_after_the_handler_returned() {
         ("provider", "mock"),
         ("model", "gpt-4o-mini"),
     ];
-    assert!(eventually(|| count("streaming_duration_seconds", &labels) == 1).await);
+    assert!(eventually(|| count(global(), "streaming_duration_seconds", &labels) == 1).await);
     let streaming = snapshot("streaming_duration_seconds", &labels);
     assert!(
         streaming.sum >= 0.100,
         "4 chunks of 25 ms took {}",
         streaming.sum
     );
-    assert_eq!(stage_count(ep, "stream_processing"), 1);
+    assert_eq!(stage_count(global(), ep, "stream_processing"), 1);
     // The request's end counts it last: its front end and its split are recorded by then.
     assert!(eventually(|| Outcomes::of(ep).completed == 1).await);
     let frontend = snapshot("frontend_processing_seconds", &[("endpoint", ep)]);
@@ -300,7 +308,7 @@ async fn client_hanging_up_mid_stream_ends_the_request_once() {
     let labels = [("endpoint", ep), ("model", "gpt-4o")];
     // The request's end counts it last: its streaming is recorded by then.
     assert!(eventually(|| Outcomes::of(ep).total() == 1).await);
-    assert_eq!(count("streaming_duration_seconds", &labels), 1);
+    assert_eq!(count(global(), "streaming_duration_seconds", &labels), 1);
     let streaming = snapshot("streaming_duration_seconds", &labels);
     assert!(
         streaming.sum < 3.0,
@@ -308,12 +316,15 @@ async fn client_hanging_up_mid_stream_ends_the_request_once() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        count("streaming_duration_seconds", &labels),
+        count(global(), "streaming_duration_seconds", &labels),
         1,
         "recorded once"
     );
-    assert_eq!(stage_count(ep, "stream_processing"), 1);
-    assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 1);
+    assert_eq!(stage_count(global(), ep, "stream_processing"), 1);
+    assert_eq!(
+        count(global(), "frontend_processing_seconds", &[("endpoint", ep)]),
+        1
+    );
     assert_eq!(Outcomes::of(ep).cancelled, 1);
     assert_eq!(Outcomes::of(ep).completed, 0);
 }
@@ -335,7 +346,7 @@ async fn handler_dropped_mid_backend_records_no_ttfb_and_no_end() {
     );
 
     assert_eq!(
-        stage_count(ep, "backend_fetch"),
+        stage_count(global(), ep, "backend_fetch"),
         1,
         "the wait is a backend_fetch stage"
     );
@@ -345,11 +356,14 @@ async fn handler_dropped_mid_backend_records_no_ttfb_and_no_end() {
     );
     assert_lasted("the wait, not the 5 s planned", fetch.sum * 1e3, 100.0);
     assert_eq!(
-        count("backend_ttfb_seconds", &[("endpoint", ep)]),
+        count(global(), "backend_ttfb_seconds", &[("endpoint", ep)]),
         0,
         "no first byte came"
     );
-    assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 0);
+    assert_eq!(
+        count(global(), "frontend_processing_seconds", &[("endpoint", ep)]),
+        0
+    );
     assert_eq!(percentage(ep, "backend_response"), None);
     assert_eq!(Outcomes::of(ep).cancelled, 1);
 }
@@ -365,9 +379,12 @@ async fn panic_in_a_stage_keeps_the_stage_and_later_requests_are_exact() {
     let state = || State(App { provider: "mock" });
     let panicked = tokio::spawn(chat_panic(state(), request(true))).await;
     assert!(panicked.unwrap_err().is_panic());
-    assert_eq!(stage_count(ep, "request_preparation"), 1);
-    assert_eq!(stage_count(ep, "backend_fetch"), 0);
-    assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 0);
+    assert_eq!(stage_count(global(), ep, "request_preparation"), 1);
+    assert_eq!(stage_count(global(), ep, "backend_fetch"), 0);
+    assert_eq!(
+        count(global(), "frontend_processing_seconds", &[("endpoint", ep)]),
+        0
+    );
     assert_eq!(Outcomes::of(ep).error, 1);
 
     // The gateway goes on: the next request through the same server is recorded exactly.
@@ -379,9 +396,12 @@ async fn panic_in_a_stage_keeps_the_stage_and_later_requests_are_exact() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(stage_count(ep, "request_preparation"), 2);
-    assert_eq!(stage_count(ep, "backend_fetch"), 1);
-    assert_eq!(count("frontend_processing_seconds", &[("endpoint", ep)]), 1);
+    assert_eq!(stage_count(global(), ep, "request_preparation"), 2);
+    assert_eq!(stage_count(global(), ep, "backend_fetch"), 1);
+    assert_eq!(
+        count(global(), "frontend_processing_seconds", &[("endpoint", ep)]),
+        1
+    );
     assert_eq!((Outcomes::of(ep).error, Outcomes::of(ep).completed), (1, 1));
 }
 
@@ -414,7 +434,7 @@ async fn concurrent_requests_lose_no_observation() {
     tasks.collect::<Vec<()>>().await;
 
     let all = [("endpoint", ep)];
-    assert!(eventually(|| count("frontend_processing_seconds", &all) == requests).await);
+    assert!(eventually(|| count(global(), "frontend_processing_seconds", &all) == requests).await);
     // Summed over the four models.
     assert_eq!(snapshot("backend_ttfb_seconds", &all).count, requests);
     assert_eq!(
@@ -428,10 +448,14 @@ async fn concurrent_requests_lose_no_observation() {
         "request_preparation",
         "backend_fetch",
     ] {
-        assert_eq!(stage_count(ep, stage), requests, "stage {stage}");
+        assert_eq!(stage_count(global(), ep, stage), requests, "stage {stage}");
     }
     assert_eq!(
-        count("backend_ttfb_seconds", &[("endpoint", ep), ("model", "m3")]),
+        count(
+            global(),
+            "backend_ttfb_seconds",
+            &[("endpoint", ep), ("model", "m3")]
+        ),
         requests / 4
     );
     assert_eq!(Outcomes::of(ep).completed, requests);

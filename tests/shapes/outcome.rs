@@ -4,7 +4,7 @@
 //! recorded by hand before an `Err` (shape 9).
 //!
 //! The handlers and the scenarios, with their assertions, are those of
-//! `tests/shapes_layer_outcome.rs` (`tests/shape_scenarios/outcome.rs`); here each handler is
+//! `tests/shapes/layer_outcome.rs` (`tests/shapes/scenarios/outcome.rs`); here each handler is
 //! wrapped in a `#[perf_endpoint]` fn and records into the global metrics, each test with
 //! endpoints of its own.
 
@@ -14,11 +14,10 @@ use axum::{Json, Router};
 use perf_runtime::perf_endpoint;
 use serde_json::Value;
 
-mod common;
+use crate::common;
 use common::Served;
 
-#[path = "shape_scenarios/outcome.rs"]
-mod scenarios;
+use crate::scenarios::outcome as scenarios;
 use scenarios::ApiError;
 
 const AGGREGATE_DONE: &str = "/shapes/aggregate/done";

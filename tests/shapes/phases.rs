@@ -4,7 +4,7 @@
 //! of known length.
 //!
 //! The handlers and the scenarios, with their assertions, are those of
-//! `tests/shapes_layer_phases.rs` (`tests/shape_scenarios/phases.rs`); here each handler is
+//! `tests/shapes/layer_phases.rs` (`tests/shapes/scenarios/phases.rs`); here each handler is
 //! wrapped in a `#[perf_endpoint]` fn and records into the global metrics, each test with
 //! endpoints of its own.
 
@@ -14,11 +14,10 @@ use axum::{Json, Router};
 use perf_runtime::perf_endpoint;
 use serde_json::Value;
 
-mod common;
+use crate::common;
 use common::Served;
 
-#[path = "shape_scenarios/phases.rs"]
-mod scenarios;
+use crate::scenarios::phases as scenarios;
 use scenarios::ApiError;
 
 const AUTH_FIRST: &str = "/shapes/phases/join-auth-first";

@@ -5,7 +5,7 @@
 //! must be counted once, and the streaming must fit in the request.
 //!
 //! The handlers and the scenarios, with their assertions, are those of
-//! `tests/shapes_layer_streams.rs` (`tests/shape_scenarios/streams.rs`); here each handler is
+//! `tests/shapes/layer_streams.rs` (`tests/shapes/scenarios/streams.rs`); here each handler is
 //! wrapped in a `#[perf_endpoint]` fn and records into the global metrics, each test with an
 //! endpoint of its own.
 
@@ -14,11 +14,10 @@ use axum::routing::post;
 use axum::Router;
 use perf_runtime::perf_endpoint;
 
-mod common;
+use crate::common;
 use common::Served;
 
-#[path = "shape_scenarios/streams.rs"]
-mod scenarios;
+use crate::scenarios::streams as scenarios;
 use scenarios::{ApiError, ANSWER};
 
 const STATEMENT: &str = "/shapes/tokens/statement";

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::json;
 
-use crate::server::http_client;
+use super::server::http_client;
 
 /// A running example gateway: where it listens, and whatever keeps it running until dropped.
 pub struct RunningGateway {

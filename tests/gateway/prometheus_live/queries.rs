@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::{read, DASHBOARD, MONITORING, README, RULE_FILES};
+use super::{read, DASHBOARD, MONITORING, README, RULE_FILES};
 
 /// A Grafana expression as Prometheus receives it, with "All" selected in every variable:
 ///

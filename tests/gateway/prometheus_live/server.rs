@@ -2,7 +2,7 @@
 //! dashboard and rules (`prometheus_live.rs`) and of `/metrics`' formats
 //! (`prometheus_formats.rs`).
 
-#![allow(dead_code)] // each test binary uses its own part of the API
+#![allow(dead_code)] // each test module uses its own part of the API
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The handlers and scenarios of shapes 3, 4 and 7 (the provider calls: a backend marked twice,
-//! hedged calls, coalesced and nested requests), shared by `tests/shapes_calls.rs` (each
-//! handler wrapped in a `#[perf_endpoint]` fn) and `tests/shapes_layer_calls.rs` (the same
+//! hedged calls, coalesced and nested requests), shared by `tests/shapes/calls.rs` (each
+//! handler wrapped in a `#[perf_endpoint]` fn) and `tests/shapes/layer_calls.rs` (the same
 //! handlers behind `PerfLayer`). Each call is a simulated provider (a tokio sleep) with known
 //! timing; each scenario states the truth for either.
 

@@ -1,6 +1,6 @@
 //! The handlers and scenarios of shapes 1, 6 and 9 (the outcome a request ends with), shared by
-//! `tests/shapes_outcome.rs` (each handler wrapped in a `#[perf_endpoint]` fn) and
-//! `tests/shapes_layer_outcome.rs` (the same handlers behind `PerfLayer`). Each scenario states
+//! `tests/shapes/outcome.rs` (each handler wrapped in a `#[perf_endpoint]` fn) and
+//! `tests/shapes/layer_outcome.rs` (the same handlers behind `PerfLayer`). Each scenario states
 //! the truth for either.
 
 use std::io;

@@ -1,7 +1,7 @@
 //! The handlers and scenarios of shapes 5 and 8 (the phases of a request's time: stages under
 //! `join!` before the backend call, parallel backend calls then a stream), shared by
-//! `tests/shapes_phases.rs` (each handler wrapped in a `#[perf_endpoint]` fn) and
-//! `tests/shapes_layer_phases.rs` (the same handlers behind `PerfLayer`). The stages and calls
+//! `tests/shapes/phases.rs` (each handler wrapped in a `#[perf_endpoint]` fn) and
+//! `tests/shapes/layer_phases.rs` (the same handlers behind `PerfLayer`). The stages and calls
 //! are tokio sleeps of known length; each scenario states the truth for either.
 
 use axum::http::StatusCode;

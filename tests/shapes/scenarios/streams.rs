@@ -1,6 +1,6 @@
 //! The handlers and scenarios of shape 2 (tokens counted once), shared by
-//! `tests/shapes_streams.rs` (each handler wrapped in a `#[perf_endpoint]` fn) and
-//! `tests/shapes_layer_streams.rs` (the same handlers behind `PerfLayer`). Each scenario states
+//! `tests/shapes/streams.rs` (each handler wrapped in a `#[perf_endpoint]` fn) and
+//! `tests/shapes/layer_streams.rs` (the same handlers behind `PerfLayer`). Each scenario states
 //! the truth for either.
 
 use axum::http::StatusCode;
