@@ -1,5 +1,6 @@
 //! A test in a process of its own, inside the one test binary: [`alone!`](crate::alone) at the
-//! top of a test runs this binary again for that test alone and passes or fails with it.
+//! top of a test runs this binary again for that test alone and passes or fails with it; and
+//! [`heavy`]: one test at a time of those that load the machine.
 //!
 //! What a process holds once is shared by every test in it: perf's global metrics (with their
 //! label settings, fixed by the first gateway started), the logger, the open-file limit. The
@@ -8,22 +9,31 @@
 //! as it did when each file was a binary of its own, without a link step per file.
 
 use std::process::Command;
+use std::sync::{Condvar, Mutex, PoisonError};
 
 /// The variable that tells a test run by [`alone!`](crate::alone) that it is the one test of
 /// its process.
 const ALONE: &str = "PERF_TEST_ALONE";
 
 /// Starts the calling test alone in a process of its own, unless it is already: the first
-/// statement of a test whose process must hold nothing else.
+/// statement of a test whose process must hold nothing else. `alone!(heavy)` also holds
+/// [`heavy`] while it runs.
 ///
 /// In the binary's own run, the test runs this binary again for itself alone (`--exact`), waits
 /// for it, prints what it printed, and returns if it passed (panics if not); in that process,
 /// `alone!()` does nothing and the test goes on.
 #[macro_export]
 macro_rules! alone {
-    () => {{
+    () => {
+        $crate::alone!(@ false)
+    };
+    (heavy) => {
+        $crate::alone!(@ true)
+    };
+    (@ $heavy:expr) => {{
         fn here() {}
-        if !$crate::common::alone::in_own_process(::std::any::type_name_of_val(&here)) {
+        let name = ::std::any::type_name_of_val(&here);
+        if !$crate::common::alone::in_own_process(name, $heavy) {
             return;
         }
     }};
@@ -35,12 +45,14 @@ pub fn is_alone() -> bool {
 }
 
 /// Whether the test whose local fn `here` has the type name `here` (its path, closures
-/// included) is in a process of its own; if not, runs it in one, to its end.
-pub fn in_own_process(here: &str) -> bool {
+/// included) is in a process of its own; if not, runs it in one, to its end, holding [`heavy`]
+/// meanwhile if `heavy`.
+pub fn in_own_process(here: &str, heavy: bool) -> bool {
     let name = test_name(here);
     if std::env::var(ALONE).as_deref() == Ok(name.as_str()) {
         return true;
     }
+    let _heavy = heavy.then(self::heavy);
     let binary = std::env::current_exe().expect("the test binary's path");
     let output = Command::new(binary)
         .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
@@ -71,4 +83,30 @@ fn test_name(here: &str) -> String {
         .filter(|segment| *segment != "{{closure}}")
         .collect();
     segments.join("::")
+}
+
+/// The turn of a test that loads the machine (thousands of connections, streams or model names,
+/// a burst, real Prometheus under load) or measures latency: held, no other such test of this
+/// binary runs. The tests around it run on, as the tests of one file did when each file was a
+/// binary; two of those at once on a busy two-core machine starved each other's timings.
+pub struct Heavy(());
+
+static BUSY: Mutex<bool> = Mutex::new(false);
+static FREED: Condvar = Condvar::new();
+
+/// Waits for the turn of a heavy test, and holds it until the [`Heavy`] is dropped.
+pub fn heavy() -> Heavy {
+    let mut busy = BUSY.lock().unwrap_or_else(PoisonError::into_inner);
+    while *busy {
+        busy = FREED.wait(busy).unwrap_or_else(PoisonError::into_inner);
+    }
+    *busy = true;
+    Heavy(())
+}
+
+impl Drop for Heavy {
+    fn drop(&mut self) {
+        *BUSY.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        FREED.notify_one();
+    }
 }

@@ -25,6 +25,7 @@ mod shapes;
 mod tools;
 
 #[allow(unused_imports)] // only the gateway tests use them
+pub use alone::heavy;
 pub use counts::*;
 #[allow(unused_imports)] // only the tests of the provider's misdeeds use them
 pub use fake_provider::*;

@@ -9,7 +9,7 @@ use crate::common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_thousand_models_leave_cap_plus_one_series() {
-    crate::alone!();
+    crate::alone!(heavy);
     common::check_label_cap(
         &["--model-label-cap", "20"],
         20,

@@ -8,7 +8,7 @@ use crate::common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_thousand_models_at_the_default_cap_leave_501_series() {
-    crate::alone!();
+    crate::alone!(heavy);
     assert_eq!(perf_runtime::metrics::DEFAULT_LABEL_CAP, 500);
     common::check_label_cap(
         &[],

@@ -83,7 +83,7 @@ async fn connect(addr: SocketAddr) -> TcpStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_do_not_lock_clients_out() {
-    crate::alone!();
+    crate::alone!(heavy);
     // Both ends of every connection are in this process, and a few more for the rest.
     let needed = 2 * IDLE as u64 + 256;
     let limit = raise_open_file_limit().expect("the open-file limit can be read");

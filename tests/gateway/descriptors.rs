@@ -30,6 +30,7 @@ struct Answers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_streams_within_4096_open_files_are_each_answered() {
+    let _heavy = common::heavy();
     let binary = example_gateway();
     // The client's end of every connection is in this process.
     let needed = STREAMS as u64 + 1024;

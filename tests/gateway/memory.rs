@@ -40,6 +40,7 @@ const MOCK: &[&str] = &[
 /// selected (`cargo test --test gateway memory::`) build it first: `cargo build --example gateway`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rss_returns_within_twice_its_pre_burst_value_after_a_burst_of_streams() {
+    let _heavy = common::heavy();
     let binary = example_gateway();
     // This process holds one connection per stream too.
     let _ = perf::gateway::server::raise_open_file_limit();

@@ -313,6 +313,8 @@ fn median(times: &mut [Duration]) -> Duration {
 /// ~7 s here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_down_refusing_or_slow_costs_requests_nothing() {
+    // Latencies compared: no other heavy test at the same time.
+    let _heavy = common::heavy();
     let Some(python) = python() else { return };
     let refusing = Receiver::start(&python, &["--answer", "503", "--times", "3"]);
     let slow = Receiver::start(&python, &["--delay-ms", "3000"]);

@@ -272,7 +272,7 @@ async fn queries_and_rules_are_valid_promql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_gateway_under_load() {
-    crate::alone!();
+    crate::alone!(heavy);
     let test = "live_gateway_under_load";
     let Some(binary) = tool_or_skip("prometheus", test) else {
         return;
