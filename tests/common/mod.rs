@@ -24,8 +24,9 @@ pub mod otlp;
 mod shapes;
 mod tools;
 
-#[allow(unused_imports)] // only the gateway tests use them
+#[allow(unused_imports)] // only the gateway tests use it
 pub use alone::heavy;
+#[allow(unused_imports)] // only the gateway tests use them
 pub use counts::*;
 #[allow(unused_imports)] // only the tests of the provider's misdeeds use them
 pub use fake_provider::*;
