@@ -1,6 +1,6 @@
 //! The accuracy report: what the example gateway records against its mock provider's known
 //! timing, measured against the truth. The tests only assert bounds that hold on a busy machine
-//! (`tests/gateway_llm_accuracy.rs`, `assert_lasted` in the test kit); how close the numbers come
+//! (`tests/gateway/llm_accuracy.rs`, `assert_lasted` in the test kit); how close the numbers come
 //! is measured here, against the targets of issue 23: the TTFB within 5 ms, the TTFT within
 //! 15 ms, a chunk gap within 3 ms, the gateway's own overhead under 5 ms (also for a retried
 //! request), a whole answer's `Server-Timing` backend within 15 ms, a front-end stage under 5 ms
@@ -30,7 +30,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{chat_with, post, server_timing, start, try_histogram, Outcomes, KEY};
+use common::{chat_with, global, post, server_timing, snapshot, start, Outcomes, KEY};
 use common::{ACCURACY_MOCK as MOCK, ACCURACY_PROMPT as PROMPT, RETRIED_MOCK};
 use perf::Gateway;
 use perf_runtime::metrics::snapshot::HistogramSnapshot;
@@ -66,7 +66,7 @@ fn exit_with_usage() -> ! {
 
 /// The histogram series of `family` with `labels` (empty if not created yet).
 fn read(family: &str, labels: &[(&str, &str)]) -> HistogramSnapshot {
-    try_histogram(family, labels).unwrap_or_default()
+    snapshot(global(), family, labels).unwrap_or_default()
 }
 
 /// What one request added to some series: `(observations, ms)`.

@@ -109,7 +109,7 @@ impl SloDefinition {
     pub fn rules(&self) -> String {
         let mut out = String::from(
             "# Generated from slo.toml by `cargo run --example slo_rules -- slo.toml`: edit the \
-             definition,\n# not this file (tests/slo_rules.rs checks they agree). docs/monitoring.md, \
+             definition,\n# not this file (tests/gateway/slo_rules.rs checks they agree). docs/monitoring.md, \
              \"The SLO kit\".\n#\n# promtool check rules prometheus-slo-rules.yml\n# promtool test \
              rules tests/prometheus/slo_rules_test.yml\ngroups:\n",
         );

@@ -10,22 +10,18 @@
 //! Bounded for CI: 256 cases per property unless `PROPTEST_CASES` says otherwise. A longer run:
 //! `PROPTEST_CASES=100000 cargo test --release -p perf-fuzz --test fuzz_labels`.
 
-/// The runtime's test kit: its Rust-side parser of the Prometheus text format.
-#[path = "../../perf-runtime/tests/common/mod.rs"]
-mod runtime;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use perf::gateway::error::ApiError;
 use perf::gateway::openai::{parse, ChatRequest, OpenAiRequest, ResponsesRequest};
 use perf_runtime::metrics::{MAX_LABEL_LEN, OVERFLOW_LABEL};
 use perf_runtime::{exposition, Metrics, PerformanceTracker};
+use perf_test_kit::check_exposition;
 use prometheus::Registry;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config;
-use runtime::check_exposition;
 use serde_json::{json, Map, Value};
 
 const CHAT: &str = "/v1/chat/completions";

@@ -1,13 +1,11 @@
 //! Concurrent requests lose no observation: exact counts from many threads and many tasks
 //! sharing one `Metrics`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use futures_util::stream::{self, StreamExt};
 use perf_runtime::{current, Metrics, PerformanceTracker, StageName};
+use perf_test_kit::*;
 use prometheus::Registry;
 
 const THREADS: usize = 8;

@@ -6,18 +6,16 @@
 //! One test (`the_global_metrics_cap_operations_and_spare_endpoints_named_in_code`) installs the
 //! process-wide metrics; every other test records into metrics of its own.
 
-mod common;
-
 mod counting;
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::time::Instant;
 
-use common::*;
 use counting::allocations;
 use perf_runtime::metrics::{DEFAULT_ENDPOINT_CAP, MAX_LABEL_LEN, OVERFLOW_LABEL};
 use perf_runtime::{perf_endpoint, track_duration, Endpoint, Metrics, PerformanceTracker};
+use perf_test_kit::*;
 use prometheus::Registry;
 
 /// Far more distinct names than any cap here.

@@ -1,15 +1,13 @@
 //! The metric families are a public contract (docs/metrics.md): exact names, types, label names and
 //! buckets, as a private registry gathers them.
 
-mod common;
-
-use common::*;
 use perf_runtime::metrics::{
     BACKEND_CALL_DURATION, BACKEND_CALL_TOKENS, BACKEND_TTFB, FRONTEND_PROCESSING,
     HTTP_REQUEST_DURATION, OPERATION_DURATION, REQUESTS_TOTAL, REQUEST_STAGE_DURATION,
     REQUEST_TIME_PER_OUTPUT_TOKEN, REQUEST_TTFT, STAGE_PERCENTAGE, STREAMING_DURATION,
 };
 use perf_runtime::{BACKEND_BUCKETS, FRONTEND_BUCKETS, STAGE_BUCKETS};
+use perf_test_kit::*;
 use prometheus::proto::MetricType;
 
 /// A request touching every family a tracker records into.

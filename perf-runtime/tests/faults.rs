@@ -2,15 +2,13 @@
 //! that never answered records no TTFB; a request ends at most once, and only if it reached its
 //! end. (How the time splits into phases is `phases.rs`.)
 
-mod common;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::*;
 use perf_runtime::current;
 use perf_runtime::StageName;
+use perf_test_kit::*;
 use prometheus::Registry;
 
 const MS: Duration = Duration::from_millis(1);

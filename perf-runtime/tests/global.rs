@@ -4,18 +4,16 @@
 //! Tests here run in parallel on one registry: each uses its own endpoint (or operation) name,
 //! and only `current_outside_a_run_records_under_none` uses `endpoint="none"`.
 
-mod common;
-
 use std::panic::catch_unwind;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::*;
 use futures_util::stream::{self, StreamExt};
 use perf_runtime::{
     current, exposition, track_duration, track_request_stages, Endpoint, InstallError, Metrics,
     PerformanceTracker, StageName, STAGE_BUCKETS,
 };
+use perf_test_kit::*;
 use prometheus::proto::MetricType;
 use prometheus::Registry;
 

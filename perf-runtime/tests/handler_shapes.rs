@@ -8,11 +8,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-mod common;
-
 use futures_util::stream::{self, Stream, StreamExt};
-use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream, Metrics};
-use prometheus::Registry;
+use perf_runtime::{perf_backend, perf_endpoint, perf_stage, perf_stream};
+use perf_test_kit::global;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -25,22 +23,17 @@ fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 /// The global metrics' registry, the one the macros record into.
-fn global() -> &'static Registry {
-    Metrics::init();
-    prometheus::default_registry()
-}
-
 fn outcome(endpoint: &str, outcome: &str) -> u64 {
-    common::outcome(global(), endpoint, outcome)
+    perf_test_kit::outcome(global(), endpoint, outcome)
 }
 
 /// `(count, sum)` of the histogram `family` over the series with `labels`.
 fn histogram(family: &str, labels: &[(&str, &str)]) -> (u64, f64) {
-    common::histogram_total(global(), family, labels)
+    perf_test_kit::histogram_total(global(), family, labels)
 }
 
 fn split_set(endpoint: &str) -> bool {
-    !common::series(global(), "stage_percentage", &[("endpoint", endpoint)]).is_empty()
+    !perf_test_kit::series(global(), "stage_percentage", &[("endpoint", endpoint)]).is_empty()
 }
 
 /// A provider that answers after `ms`.

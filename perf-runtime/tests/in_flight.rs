@@ -1,12 +1,10 @@
 //! What is under way, and how backend calls failed: `requests_in_flight{endpoint}`,
 //! `backend_in_flight{provider}` and `backend_errors_total{provider, model, endpoint, kind}`.
 
-mod common;
-
-use common::*;
 use futures_util::StreamExt;
 use perf_runtime::metrics::snapshot;
 use perf_runtime::{current, BackendErrorKind, PerformanceTracker};
+use perf_test_kit::*;
 use prometheus::Registry;
 
 fn gauge_of(registry: &Registry, family: &str, labels: &[(&str, &str)]) -> f64 {

@@ -1,14 +1,12 @@
 //! The model name comes from the client: the series count stays bounded (label cap, allow-list,
 //! length cut) and the exposition stays valid whatever the bytes.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
 use futures_util::stream::{self, StreamExt};
 use perf_runtime::metrics::{MAX_LABEL_LEN, OVERFLOW_LABEL};
 use perf_runtime::{exposition, Metrics, PerformanceTracker};
+use perf_test_kit::*;
 use prometheus::Registry;
 
 /// One full request for `model` at `provider`: stages, an answered backend call, a stream to

@@ -1,15 +1,13 @@
 //! Time to first token, chunk gaps, tokens, whole-request duration, gateway overhead and
 //! `Server-Timing`, through the macros as a gateway writes them.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use futures_util::stream::{self, Stream, StreamExt};
 use perf_runtime::{
     current, perf_backend, perf_endpoint, perf_stage, perf_stream, Chunk, Metrics, Usage,
 };
+use perf_test_kit::*;
 use prometheus::Registry;
 
 const MS: Duration = Duration::from_millis(1);

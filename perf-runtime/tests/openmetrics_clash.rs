@@ -11,15 +11,13 @@
 //! One test (`a_clash_in_the_default_registry_sends_the_global_metrics_to_their_own`) uses the
 //! process' default registry and global metrics; every other test uses registries of its own.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, Once, OnceLock};
 
-use common::CHAT;
 use perf_runtime::exposition::{self, render_as, Format};
 use perf_runtime::{InstallError, Metrics, PerformanceTracker};
+use perf_test_kit::CHAT;
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };

@@ -2,12 +2,10 @@
 //! backend call), backend, streaming; nested stages and stages after the backend call started
 //! are not front-end time.
 
-mod common;
-
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::*;
+use perf_test_kit::*;
 
 const MS: Duration = Duration::from_millis(1);
 

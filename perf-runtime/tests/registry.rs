@@ -2,10 +2,8 @@
 //! taken, a prefix, a prefix that is not valid. (The default registry's case, where perf falls
 //! back to a registry of its own, is `registry_clash.rs`: it needs a process of its own.)
 
-mod common;
-
-use common::*;
 use perf_runtime::{InstallError, Metrics, PerformanceTracker};
+use perf_test_kit::*;
 use prometheus::{IntCounterVec, Opts, Registry};
 
 /// The family names `registry` gathers now.

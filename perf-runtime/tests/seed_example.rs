@@ -1,12 +1,10 @@
 //! The seed's example, by hand: three front-end stages, a backend call, streaming, and the
 //! percentages. Every family gets exactly one observation, with the right labels.
 
-mod common;
-
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::*;
+use perf_test_kit::*;
 
 const PARSE: Duration = Duration::from_millis(4);
 const AUTH: Duration = Duration::from_millis(3);

@@ -1,12 +1,10 @@
 //! Cost, unpriced tokens, tenants and provider limits, recorded by hand into private registries
 //! and read back: each total against the hand computation.
 
-mod common;
-
-use common::*;
 use perf_runtime::prices::{Price, PriceTable, Rates};
 use perf_runtime::ratelimits::RateLimits;
 use perf_runtime::{Metrics, PerformanceTracker, Usage};
+use perf_test_kit::*;
 use prometheus::Registry;
 
 /// USD per token: what the tests price their models at.

@@ -3,10 +3,8 @@
 //! The interner is process-global, so this binary holds a single test that interns names, and
 //! its counts are exact.
 
-mod common;
-
-use common::*;
 use perf_runtime::{current, Stage, StageName, MAX_STAGES};
+use perf_test_kit::*;
 
 /// The five built-in stages plus `other` are interned before any user name.
 const BUILTIN_IDS: usize = 6;

@@ -2,13 +2,11 @@
 //! stream ends or is dropped, and the request ends then. `run` makes a tracker current for
 //! everything its future awaits.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use futures_util::stream::{self, Stream, StreamExt};
 use perf_runtime::{current, PerformanceTracker, StageName};
+use perf_test_kit::*;
 use prometheus::Registry;
 
 const MS: Duration = Duration::from_millis(1);

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 pub const KEY: &str = "test-key";
 
-/// A gateway on an ephemeral port of 127.0.0.1, accepting [`KEY`], started with `args`.
+/// A gateway on an ephemeral port of 127.0.0.1, accepting [`KEY`], started with `args`; in a test,
+/// one that runs alone (`crate::alone!()`: the gateway records into the process' global metrics).
 pub async fn start(args: &[&str]) -> Gateway {
     start_with_routes(args, axum::Router::new()).await
 }
@@ -18,6 +19,11 @@ pub async fn start_with_routes(
     args: &[&str],
     routes: axum::Router<perf::gateway::handlers::App>,
 ) -> Gateway {
+    // In a test binary (not in benches/accuracy.rs, which runs alone by nature).
+    assert!(
+        !cfg!(test) || super::alone::is_alone(),
+        "a test that starts the gateway in the test process runs alone: `crate::alone!()` first"
+    );
     let mut argv = vec!["gateway", "--listen", "127.0.0.1:0", "--api-key", KEY];
     argv.extend_from_slice(args);
     Gateway::start_with_routes(&Config::parse_from(argv), routes)
@@ -251,7 +257,7 @@ pub fn server_timing(headers: &reqwest::header::HeaderMap) -> Vec<(String, f64)>
         .collect()
 }
 
-/// The accuracy mock (`tests/gateway_llm_accuracy.rs`, `benches/accuracy.rs`): headers after
+/// The accuracy mock (`tests/gateway/llm_accuracy.rs`, `benches/accuracy.rs`): headers after
 /// 100 ms, the first token 400 ms later, then 19 more chunks 50 ms apart, no jitter.
 pub const ACCURACY_MOCK: &[&str] = &[
     "--mock-ttfb-ms",

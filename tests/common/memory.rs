@@ -1,7 +1,7 @@
 //! Memory after a burst of streams (issue item 8): the example gateway's *binary* started as a
 //! child process (a global allocator is chosen per binary, so only the real binary shows what a
 //! user gets), its resident set read from `/proc/PID/status`, and a burst of concurrent streamed
-//! chat completions sent to it. Shared by `tests/gateway_memory.rs` and `examples/burst.rs` (the
+//! chat completions sent to it. Shared by `tests/gateway/memory.rs` and `examples/burst.rs` (the
 //! 6,000-stream report of BENCHMARKS.md, "Memory after a burst"), which includes this file.
 //!
 //! Linux only: the resident set comes from procfs.

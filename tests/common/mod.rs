@@ -1,21 +1,19 @@
-//! What the gateway tests share: starting a gateway, sending requests, reading SSE and metrics.
-//! Split by concern (`gateway`: starting and requests; `readers`: the registry; `formats`: the
+//! What the root package's test binaries share (`tests/gateway/`, `tests/shapes/`): starting a
+//! gateway, sending requests, reading SSE, `/metrics` and the log. Split by concern (`gateway`:
+//! starting and requests; `counts`: the gateway's numbers in the global metrics; `formats`: the
 //! three formats of `/metrics`; `memory`: the example gateway's binary as a child process, its
 //! resident set, bursts of streams; `tools`: promtool; `shapes`: a test's own router, a simulated
-//! provider and any registry's numbers, for the handler-shape tests; `fake_provider`: a
-//! provider over HTTP that redirects or echoes the key it got; `logs`: every log line of the
-//! process, captured; `otlp`: a Python OTLP receiver and the comparison of its exports with
-//! `/metrics`) and re-exported here, so
+//! provider and the numbers of the registry it records into; `fake_provider`: a provider over
+//! HTTP that redirects or echoes the key it got; `logs`: every log line of the process,
+//! captured; `otlp`: a Python OTLP receiver and the comparison of its exports with `/metrics`;
+//! `alone`: a test in a process of its own) and re-exported here with the workspace's test kit
+//! (`perf_test_kit`: the registry reader, the text-format parser, bounds on measured times), so
 //! that a test names everything as `common::…`.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-/// The runtime's test helpers, for their Rust-side parser of the Prometheus text format
-/// (`check_exposition`), the one the runtime's own label tests use, and their bounds on measured
-/// times (`assert_lasted` and the like, re-exported below).
-#[path = "../../perf-runtime/tests/common/mod.rs"]
-pub mod runtime;
-
+pub mod alone;
+mod counts;
 mod fake_provider;
 mod formats;
 mod gateway;
@@ -23,24 +21,25 @@ mod logs;
 #[cfg(target_os = "linux")]
 mod memory;
 pub mod otlp;
-mod readers;
 mod shapes;
 mod tools;
 
-#[allow(unused_imports)] // only the binaries of the provider's misdeeds use them
+#[allow(unused_imports)] // only the gateway tests use it
+pub use alone::heavy;
+#[allow(unused_imports)] // only the gateway tests use them
+pub use counts::*;
+#[allow(unused_imports)] // only the tests of the provider's misdeeds use them
 pub use fake_provider::*;
-#[allow(unused_imports)] // only the binaries that read /metrics' formats use them
+#[allow(unused_imports)] // only the tests that read /metrics' formats use them
 pub use formats::*;
 pub use gateway::*;
-#[allow(unused_imports)] // only the binaries that read the log use them
+#[allow(unused_imports)] // only the tests that read the log use them
 pub use logs::*;
 #[allow(unused_imports)] // only the memory test uses it
 #[cfg(target_os = "linux")]
 pub use memory::*;
-pub use readers::*;
-#[allow(unused_imports)] // only the binaries that time something use them
-pub use runtime::{assert_lasted, assert_split_of, poll_once, CLOCK_MS, ROUNDING_MS, SLACK_MS};
-#[allow(unused_imports)] // only the handler-shape binaries use it
+pub use perf_test_kit::*;
+#[allow(unused_imports)] // only the handler-shape tests use it
 pub use shapes::*;
 pub use tools::*;
 
@@ -84,22 +83,18 @@ pub async fn send_models(gateway: &Gateway, models: &[String], concurrency: usiz
 
 /// `GET /metrics` of `gateway` over HTTP, checked by the Rust-side parser (and by `promtool
 /// check metrics` when it is on `PATH`; see [`promtool_or_skip`] for when it is not): its samples.
-pub async fn scrape(gateway: &Gateway, test: &str) -> (String, Vec<runtime::Sample>) {
+pub async fn scrape(gateway: &Gateway, test: &str) -> (String, Vec<Sample>) {
     let (status, text) = get(&gateway.metrics_url(), None).await;
     assert_eq!(status, 200);
     if let Some(promtool) = promtool_or_skip(test) {
         promtool_check_metrics(&promtool, &text);
     }
-    let samples = runtime::check_exposition(&text).unwrap_or_else(|e| panic!("{e}"));
+    let samples = check_exposition(&text).unwrap_or_else(|e| panic!("{e}"));
     (text, samples)
 }
 
 /// The `model` values of the `{family}_count` samples of `endpoint`, with their counts.
-pub fn models_in(
-    samples: &[runtime::Sample],
-    family: &str,
-    endpoint: &str,
-) -> BTreeMap<String, u64> {
+pub fn models_in(samples: &[Sample], family: &str, endpoint: &str) -> BTreeMap<String, u64> {
     let name = format!("{family}_count");
     samples
         .iter()
@@ -171,7 +166,7 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
         let kept: Vec<String> = counts.into_keys().collect();
         assert_eq!(admitted.get_or_insert_with(|| kept.clone()), &kept);
         // In the registry: one series per kept model and `other`, nothing else.
-        let all = series(&family(family_name), &[]).len();
+        let all = series_count(global(), family_name);
         assert_eq!(all, cap + 1, "{family_name}");
     }
 
@@ -182,8 +177,12 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
     // duration and 17 for each of its input and output tokens; plus a part that does
     // not depend on the models (front end, stages, percentages, outcomes, answers by status,
     // comments: about 300 lines with the gateway's four API endpoints, some tens more or less with
-    // the statuses and outcomes a run happens to see).
-    let lines = text.lines().count();
+    // the statuses and outcomes a run happens to see). The series of the routes the test binary
+    // adds to its gateways (`/test/…`, known to every gateway of the binary) are not counted.
+    let lines = text
+        .lines()
+        .filter(|line| !line.contains("endpoint=\"/test/"))
+        .count();
     let ttft_lines = perf_runtime::metrics::TTFT_BUCKETS.len() + 3;
     let call_lines = 3 * (perf_runtime::metrics::CALL_BUCKETS.len() + 3);
     let backend_lines = (cap + 1) * (2 * 12 + ttft_lines + 4 + 6 + call_lines);
@@ -193,13 +192,6 @@ pub async fn check_label_cap(args: &[&str], cap: usize, models: usize, test: &st
     );
     assert!(text.len() < 200 * lines, "{} bytes", text.len());
     gateway.shutdown().await;
-}
-
-/// One test at a time counts requests of the API endpoints: `requests_total` has no label that
-/// tells two tests of one process apart, so those that assert on its differences take turns.
-pub async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
-    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    TURN.lock().await
 }
 
 /// Waits (boundedly) until exactly one more request of `endpoint` than `before` has ended, and

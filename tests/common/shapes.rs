@@ -1,8 +1,8 @@
-//! What the handler-shape tests share (`tests/shapes_*.rs`, with `#[perf_endpoint]` handlers or
+//! What the handler-shape tests share (`tests/shapes/*.rs`, with `#[perf_endpoint]` handlers or
 //! behind the tower layer): a server for a test's own router, as it is or behind a `PerfLayer`,
 //! a simulated provider whose answer is a stream of events with known timing, and the numbers of
 //! one registry read back summed over series. The scenarios themselves, one file for each pair
-//! of test files, are in `tests/shape_scenarios/`.
+//! of test files, are in `tests/shapes/scenarios/`.
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
@@ -12,7 +12,6 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::{stream, Stream, StreamExt};
-use perf_runtime::metrics::snapshot;
 use perf_runtime::{perf_stream, Chunk, Metrics, PerfLayer, Usage};
 use prometheus::Registry;
 
@@ -189,8 +188,9 @@ pub fn sse_response(events: impl Stream<Item = Event> + Send + 'static) -> Respo
     ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }
 
-/// The numbers of one registry (the global metrics', or a test's own), each read summed over
-/// the series whose labels include the given ones; 0 where no series exists yet.
+/// The registry a test's router records into (the global metrics', or a test's own), and its
+/// numbers read with the test kit's reader, each summed over the series whose labels include
+/// the given ones; 0 where no series exists yet.
 #[derive(Clone)]
 pub struct Numbers(Registry);
 
@@ -198,13 +198,13 @@ impl Numbers {
     /// The global metrics' registry: the one `#[perf_endpoint]` and `PerfLayer::new()` record
     /// into.
     pub fn global() -> Numbers {
-        Numbers(Metrics::init().registry().clone())
+        Numbers(perf_test_kit::global().clone())
     }
 
     /// A fresh registry with metrics of its own, for a test that can hand them to what it tests
     /// (`PerfLayer::with_metrics`).
     pub fn private() -> (Numbers, &'static Metrics) {
-        let (registry, metrics) = super::runtime::private_metrics();
+        let (registry, metrics) = perf_test_kit::private_metrics();
         (Numbers(registry), metrics)
     }
 
@@ -214,7 +214,7 @@ impl Numbers {
 
     /// `(count, sum)` of histogram `family` over the series with `labels`.
     pub fn histogram(&self, family: &str, labels: &[(&str, &str)]) -> (u64, f64) {
-        snapshot::histogram(&self.0, family, labels).map_or((0, 0.0), |h| (h.count, h.sum))
+        perf_test_kit::histogram_total(&self.0, family, labels)
     }
 
     /// The observations of histogram `family` over the series with `labels`.
@@ -229,18 +229,12 @@ impl Numbers {
 
     /// Counter `family` summed over the series with `labels`.
     pub fn counter(&self, family: &str, labels: &[(&str, &str)]) -> u64 {
-        snapshot::counter(&self.0, family, labels).unwrap_or(0)
+        perf_test_kit::counter(&self.0, family, labels)
     }
 
     /// `requests_total{endpoint}` by outcome.
     pub fn outcomes(&self, endpoint: &str) -> Outcomes {
-        let get = |outcome| {
-            self.counter(
-                "requests_total",
-                &[("endpoint", endpoint), ("outcome", outcome)],
-            )
-        };
-        Outcomes::new(get("completed"), get("error"), get("cancelled"))
+        Outcomes::in_registry(&self.0, endpoint)
     }
 
     /// Waits (boundedly) until `n` requests of `endpoint` have ended, and a little longer for
@@ -257,7 +251,7 @@ impl Numbers {
     /// stream_processing, if all three were set.
     pub fn percentages(&self, endpoint: &str) -> Option<[f64; 3]> {
         let get = |stage| {
-            snapshot::gauge(
+            perf_test_kit::gauge(
                 &self.0,
                 "stage_percentage",
                 &[("endpoint", endpoint), ("stage", stage)],
@@ -273,7 +267,7 @@ impl Numbers {
     /// The `endpoint` values of `requests_total` that counted a request, with their counts
     /// (every outcome); the series made at 0 for the program's known endpoints are left out.
     pub fn endpoints_with_requests(&self) -> std::collections::BTreeMap<String, u64> {
-        super::runtime::label_values(&self.0, "requests_total", "endpoint")
+        perf_test_kit::label_values(&self.0, "requests_total", "endpoint")
             .into_iter()
             .map(|endpoint| {
                 let n = self.outcomes(&endpoint).total();

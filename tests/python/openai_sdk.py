@@ -2,7 +2,7 @@
 
 Usage: python3 openai_sdk.py BASE_URL API_KEY. Each line read names a step; the script answers
 it with one line of JSON on stdout: what the SDK returned (or the error it raised, by class),
-for tests/gateway_openai_sdk.rs to check beside /metrics. An unexpected exception is answered
+for tests/gateway/openai_sdk.rs to check beside /metrics. An unexpected exception is answered
 as {"exception": ...}. The SDK never retries (max_retries=0): each step is one request.
 """
 

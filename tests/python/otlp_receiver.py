@@ -1,4 +1,4 @@
-"""An OTLP/HTTP metrics receiver for tests/gateway_otlp.rs, decoding with code nobody here wrote.
+"""An OTLP/HTTP metrics receiver for tests/gateway/otlp.rs, decoding with code nobody here wrote.
 
 Usage: python3 otlp_receiver.py [--answer STATUS] [--times N] [--delay-ms MS] [--retry-after S]
 

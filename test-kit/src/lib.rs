@@ -1,0 +1,43 @@
+//! What the tests of the perf workspace share, in one place: perf-runtime's, the root package's
+//! (the example gateway, the request shapes) and perf-fuzz's, each a dev-dependency on this
+//! unpublished crate.
+//!
+//! * [`registry`]: the one reader of registries, by family and labels ([`global`] or a test's own
+//!   from [`private_metrics`]), and the request-level counts built on it ([`Outcomes`],
+//!   [`stage_count`], [`percentages`] …);
+//! * [`exposition`]: the Prometheus text format parsed and checked line by line
+//!   ([`check_exposition`]);
+//! * [`timing`]: the bounds a measured time keeps on a busy machine ([`assert_lasted`]).
+//!
+//! What only the example gateway's tests need (starting it, its mock's numbers, `/metrics`'
+//! other formats) is in the root package's `tests/common/`.
+
+use perf_runtime::{Metrics, PerformanceTracker};
+use prometheus::Registry;
+
+pub mod exposition;
+pub mod registry;
+pub mod timing;
+
+pub use exposition::*;
+pub use registry::*;
+pub use timing::*;
+
+/// The endpoint of the seed's example, and of the example gateway's chat completions.
+pub const CHAT: &str = "/v1/chat/completions";
+
+/// A fresh registry with its own metrics: what keeps tests running in parallel apart.
+pub fn private_metrics() -> (Registry, &'static Metrics) {
+    let registry = Registry::new();
+    let metrics = Metrics::builder()
+        .build(&registry)
+        .expect("a fresh registry takes the families");
+    (registry, metrics)
+}
+
+/// A fresh registry, its metrics, and a tracker for `endpoint` recording into them.
+pub fn private_tracker(endpoint: &str) -> (Registry, &'static Metrics, PerformanceTracker) {
+    let (registry, metrics) = private_metrics();
+    let tracker = PerformanceTracker::with_metrics(metrics, endpoint);
+    (registry, metrics, tracker)
+}
