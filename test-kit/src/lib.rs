@@ -7,7 +7,9 @@
 //!   [`stage_count`], [`percentages`] …);
 //! * [`exposition`]: the Prometheus text format parsed and checked line by line
 //!   ([`check_exposition`]);
-//! * [`timing`]: the bounds a measured time keeps on a busy machine ([`assert_lasted`]).
+//! * [`timing`]: the bounds a measured time keeps on a busy machine ([`assert_lasted`]);
+//! * [`alone`](mod@alone): a test in a process of its own inside a binary of many ([`alone!`]), and one
+//!   heavy test at a time ([`heavy`]).
 //!
 //! What only the example gateway's tests need (starting it, its mock's numbers, `/metrics`'
 //! other formats) is in the root package's `tests/common/`.
@@ -15,10 +17,12 @@
 use perf_runtime::{Metrics, PerformanceTracker};
 use prometheus::Registry;
 
+pub mod alone;
 pub mod exposition;
 pub mod registry;
 pub mod timing;
 
+pub use alone::{heavy, is_alone, Heavy};
 pub use exposition::*;
 pub use registry::*;
 pub use timing::*;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 pub const KEY: &str = "test-key";
 
 /// A gateway on an ephemeral port of 127.0.0.1, accepting [`KEY`], started with `args`; in a test,
-/// one that runs alone (`crate::alone!()`: the gateway records into the process' global metrics).
+/// one that runs alone (`common::alone!()`: the gateway records into the process' global metrics).
 pub async fn start(args: &[&str]) -> Gateway {
     start_with_routes(args, axum::Router::new()).await
 }
@@ -21,8 +21,8 @@ pub async fn start_with_routes(
 ) -> Gateway {
     // In a test binary (not in benches/accuracy.rs, which runs alone by nature).
     assert!(
-        !cfg!(test) || super::alone::is_alone(),
-        "a test that starts the gateway in the test process runs alone: `crate::alone!()` first"
+        !cfg!(test) || perf_test_kit::is_alone(),
+        "a test that starts the gateway in the test process runs alone: `common::alone!()` first"
     );
     let mut argv = vec!["gateway", "--listen", "127.0.0.1:0", "--api-key", KEY];
     argv.extend_from_slice(args);

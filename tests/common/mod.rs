@@ -5,14 +5,13 @@
 //! resident set, bursts of streams; `tools`: promtool; `shapes`: a test's own router, a simulated
 //! provider and the numbers of the registry it records into; `fake_provider`: a provider over
 //! HTTP that redirects or echoes the key it got; `logs`: every log line of the process,
-//! captured; `otlp`: a Python OTLP receiver and the comparison of its exports with `/metrics`;
-//! `alone`: a test in a process of its own) and re-exported here with the workspace's test kit
-//! (`perf_test_kit`: the registry reader, the text-format parser, bounds on measured times), so
-//! that a test names everything as `common::…`.
+//! captured; `otlp`: a Python OTLP receiver and the comparison of its exports with `/metrics`)
+//! and re-exported here with the workspace's test kit (`perf_test_kit`: the registry reader, the
+//! text-format parser, bounds on measured times, `alone!` and `heavy`), so that a test names
+//! everything as `common::…`.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-pub mod alone;
 mod counts;
 mod fake_provider;
 mod formats;
@@ -24,8 +23,6 @@ pub mod otlp;
 mod shapes;
 mod tools;
 
-#[allow(unused_imports)] // only the gateway tests use it
-pub use alone::heavy;
 #[allow(unused_imports)] // only the gateway tests use them
 pub use counts::*;
 #[allow(unused_imports)] // only the tests of the provider's misdeeds use them

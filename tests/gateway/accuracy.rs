@@ -1,5 +1,5 @@
 //! What the gateway records against the mock's known timing: TTFB 200 ms, then 10 chunks
-//! 30 ms apart, no jitter. One gateway in a process of its own (`crate::alone!`), so the series
+//! 30 ms apart, no jitter. One gateway in a process of its own (`common::alone!`), so the series
 //! are all its own. The bounds hold on a busy machine (`common::assert_lasted`); how close the
 //! numbers come to the mock's is the accuracy report's: `cargo bench --bench accuracy`
 //! (BENCHMARKS.md, "Accuracy").
@@ -61,7 +61,7 @@ fn phases() -> [(u64, f64); 3] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_times_match_the_mock() {
-    crate::alone!();
+    common::alone!();
     let gateway = start_steady((200, 10, 30), &[]).await;
     send(&gateway, REQUESTS - 1).await;
     // The last request alone: the split it sets is its own phases'.

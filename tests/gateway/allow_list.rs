@@ -1,7 +1,7 @@
 //! `--allowed-models`: only the listed names become `model` labels; every other model, however
 //! close to a listed one, is recorded as `other`, exactly.
 //!
-//! The label settings belong to the process, so the test runs alone (`crate::alone!`).
+//! The label settings belong to the process, so the test runs alone (`common::alone!`).
 
 use crate::common;
 
@@ -13,7 +13,7 @@ const CHAT: &str = "/v1/chat/completions";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_allowed_models_become_labels() {
-    crate::alone!();
+    common::alone!();
     let gateway = start_steady(
         (0, 1, 0),
         &["--allowed-models", "gpt-4o, claude-3-5-sonnet"],

@@ -78,7 +78,7 @@ async fn gateway_before_broken_provider() -> Gateway {
 /// so that the two requests' outcomes are told apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_breaks_off_makes_error_requests() {
-    crate::alone!();
+    common::alone!();
     let gateway = gateway_before_broken_provider().await;
 
     // Not streamed: a 502 for the client, and an `error` for the metrics, though the handler
@@ -129,7 +129,7 @@ async fn a_provider_that_breaks_off_makes_error_requests() {
 /// `auth_validation` comes first. (On `/v1/responses`, apart from the other test's requests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_is_checked_before_the_body_is_parsed() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(common::FAST_MOCK).await;
     let stage = |stage| {
         count(

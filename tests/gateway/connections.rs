@@ -83,7 +83,7 @@ async fn connect(addr: SocketAddr) -> TcpStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_do_not_lock_clients_out() {
-    crate::alone!(heavy);
+    common::alone!(heavy);
     // Both ends of every connection are in this process, and a few more for the rest.
     let needed = 2 * IDLE as u64 + 256;
     let limit = raise_open_file_limit().expect("the open-file limit can be read");
@@ -121,7 +121,7 @@ async fn idle_connections_do_not_lock_clients_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_request_head_and_an_idle_kept_alive_connection_are_closed() {
-    crate::alone!();
+    common::alone!();
     let gateway = gateway(&[]).await;
 
     // A request head sent one header line every 100 ms: the connection is cut at the header
@@ -184,7 +184,7 @@ async fn a_trickled_request_head_and_an_idle_kept_alive_connection_are_closed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_wait_for_a_free_slot() {
-    crate::alone!();
+    common::alone!();
     // No header timeout: idle connections keep their slots until they close.
     let gateway = start(
         &[
@@ -216,7 +216,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_connections_without_a_stream_are_closed_at_the_timeout() {
-    crate::alone!();
+    common::alone!();
     let gateway = gateway(&[]).await;
     for (sent, what) in [
         (H2_PREFACE, "an HTTP/2 connection with no stream"),

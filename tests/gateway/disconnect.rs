@@ -15,7 +15,7 @@ const CHAT: &str = "/v1/chat/completions";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_hanging_up_ends_the_request() {
-    crate::alone!();
+    common::alone!();
     // A stream of 400 chunks, 50 ms apart: 20 s if read to the end.
     let gateway = start_steady((50, 400, 50), &[]).await;
     let mut response = post(

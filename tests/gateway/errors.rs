@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn missing_or_wrong_key_is_401() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     for path in ["/chat/completions", "/responses"] {
         let body = if path == "/responses" {
@@ -29,7 +29,7 @@ async fn missing_or_wrong_key_is_401() {
 
 #[tokio::test]
 async fn bad_bodies_are_400() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let chat_bodies: &[&[u8]] = &[
         b"",
@@ -68,7 +68,7 @@ async fn bad_bodies_are_400() {
 
 #[tokio::test]
 async fn hostile_bodies_do_not_bring_the_gateway_down() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let long_model = chat(&"é".repeat(10_000), false);
@@ -84,7 +84,7 @@ async fn hostile_bodies_do_not_bring_the_gateway_down() {
 
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(&[&["--max-body-bytes", "1024"], FAST_MOCK].concat()).await;
     let big = chat(&"x".repeat(4096), false);
     let response = post(&gateway, "/chat/completions", Some(KEY), big).await;
@@ -96,7 +96,7 @@ async fn body_over_the_limit_is_413() {
 
 #[tokio::test]
 async fn unreachable_provider_is_502() {
-    crate::alone!();
+    common::alone!();
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);
@@ -115,7 +115,7 @@ async fn unreachable_provider_is_502() {
 
 #[tokio::test]
 async fn provider_error_is_502() {
-    crate::alone!();
+    common::alone!();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}/v1", listener.local_addr().unwrap());
     let failing = axum::Router::new().fallback(|| async {
@@ -139,7 +139,7 @@ async fn provider_error_is_502() {
 
 #[tokio::test]
 async fn a_stream_broken_off_by_the_provider_ends_with_an_error_event() {
-    crate::alone!();
+    common::alone!();
     // A provider that sends one event, then drops the connection mid-body.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -166,7 +166,7 @@ async fn a_stream_broken_off_by_the_provider_ends_with_an_error_event() {
 
 #[tokio::test]
 async fn unknown_route_is_404() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let response = post(&gateway, "/audio/speech", Some(KEY), "{}").await;
     error_of(response, 404).await;

@@ -14,7 +14,7 @@ use perf::{Config, Gateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_a_separate_listener_and_behind_a_token() {
-    crate::alone!();
+    common::alone!();
     const TOKEN: &str = "scrape-s3cret";
 
     // Default: /metrics on the main listener, open.
@@ -107,7 +107,7 @@ async fn metrics_on_a_separate_listener_and_behind_a_token() {
 /// settings starts, one with other settings is refused with a clear error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_gateway_must_use_the_same_label_settings() {
-    crate::alone!();
+    common::alone!();
     let first = start(ZERO_MOCK).await;
     let same = start(&[&["--model-label-cap", "500"], ZERO_MOCK].concat()).await;
     let other = Config::parse_from([

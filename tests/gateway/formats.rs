@@ -25,7 +25,7 @@ fn slow_chat(model: &str, ttfb_ms: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_in_each_format() {
-    crate::alone!();
+    common::alone!();
     let test = "metrics_in_each_format";
     let gateway = start(&[FAST_MOCK, &["--metrics-max-age-ms", "60000"]].concat()).await;
     for stream in [true, false] {
@@ -134,7 +134,7 @@ async fn metrics_in_each_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_requests_trace_id_is_the_exemplar_of_its_ttfb_bucket() {
-    crate::alone!();
+    common::alone!();
     const MODEL: &str = "exemplar-model";
     // The mock answers at once: the 0.1 s bucket; the slow request asks for 700 ms: the 1.0 s
     // bucket (0.5 < 0.7 ≤ 1.0), or a later one if a busy machine adds to it. Each exemplar is

@@ -9,7 +9,7 @@
 //!
 //! Panics are in `panics.rs`, load and stress in `load.rs`, `/metrics` exposure in
 //! `exposure.rs`. The tests count requests of the same endpoints in the global registry, so each
-//! runs alone (`crate::alone!`) and asserts on the difference of the counts before and after.
+//! runs alone (`common::alone!`) and asserts on the difference of the counts before and after.
 
 use crate::common;
 
@@ -107,7 +107,7 @@ fn cut(value: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_model_names_keep_the_exposition_valid() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(ZERO_MOCK).await;
     let promtool = promtool_or_skip("hostile_model_names_keep_the_exposition_valid");
     let before = (Outcomes::of(CHAT), Outcomes::of(RESPONSES));
@@ -209,7 +209,7 @@ async fn hostile_model_names_keep_the_exposition_valid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_hanging_up_mid_stream_is_cancelled_once() {
-    crate::alone!();
+    common::alone!();
     // 400 chunks, 50 ms apart: 20 s if read to the end.
     let gateway = start_steady((0, 400, 50), &[]).await;
     let model = "hang-up-mid-stream";
@@ -253,7 +253,7 @@ async fn a_client_hanging_up_mid_stream_is_cancelled_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_giving_up_before_the_first_byte_is_cancelled_without_ttfb() {
-    crate::alone!();
+    common::alone!();
     // The provider takes 30 s to answer.
     let gateway = start(&[
         "--mock-ttfb-ms",

@@ -34,7 +34,7 @@ async fn mock_raw(gateway: &perf::Gateway, path: &str, body: String) -> String {
 
 #[tokio::test]
 async fn the_mock_opens_streams_as_providers_do() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let usage = mock_usage(PROMPT.len() as u64, 5);
 
@@ -100,7 +100,7 @@ async fn the_mock_opens_streams_as_providers_do() {
 
 #[tokio::test]
 async fn streamed_usage_is_counted_and_reaches_only_a_client_that_asked() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let usage = mock_usage(PROMPT.len() as u64, 5);
     for (model, asked) in [("usage-not-asked", false), ("usage-asked", true)] {
@@ -159,7 +159,7 @@ async fn streamed_usage_is_counted_and_reaches_only_a_client_that_asked() {
 
 #[tokio::test]
 async fn whole_answers_count_their_usage_and_carry_server_timing() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let body = chat_with("whole-usage", PROMPT, false, false);
     let response = post(&gateway, "/chat/completions", Some(KEY), body).await;
@@ -215,7 +215,7 @@ async fn tries(gateway: &perf::Gateway, model: &str, status: u16) -> (u64, u64) 
 
 #[tokio::test]
 async fn retries_follow_5xx_and_refused_connections_only() {
-    crate::alone!();
+    common::alone!();
     let args = ["--upstream-retries", "2", "--upstream-timeout-ms", "300"];
     let gateway = start(&[FAST_MOCK, &args].concat()).await;
     // A 5xx every time: three tries, three errors, a 502.

@@ -8,7 +8,7 @@
 //! 15 ms for the TTFT, 3 ms for a chunk gap, an overhead under 5 ms) is the accuracy report's:
 //! `cargo bench --bench accuracy` (BENCHMARKS.md, "Accuracy").
 //!
-//! Each test runs alone (`crate::alone!`): `gateway_overhead_seconds` has only the `endpoint`
+//! Each test runs alone (`common::alone!`): `gateway_overhead_seconds` has only the `endpoint`
 //! label, so each reads the difference its own requests made.
 
 use crate::common;
@@ -117,7 +117,7 @@ async fn completed(before: Outcomes, n: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_requests_record_ttft_chunk_gaps_tokens_and_overhead() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(MOCK).await;
     let (model, outcomes, before) = ("llm-accuracy", Outcomes::of(CHAT), Endpoint::now());
     for _ in 0..REQUESTS {
@@ -187,7 +187,7 @@ async fn streamed_requests_record_ttft_chunk_gaps_tokens_and_overhead() {
 /// windows: the overhead leaves both out, and the time to first token runs from the retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_request_leaves_both_calls_out_of_its_overhead() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(RETRIED_MOCK).await;
     // The first answer of the mock does not fail; it also opens the connection to the mock.
     let outcomes = Outcomes::of(CHAT);
@@ -251,7 +251,7 @@ async fn a_retried_request_leaves_both_calls_out_of_its_overhead() {
 /// its TTFB records (the mock answers whole after 100 + 400 + 19 × 50 = 1450 ms).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_answer_carries_its_server_timing() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(MOCK).await;
     let model = "timed";
     let response = post(

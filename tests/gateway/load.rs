@@ -4,7 +4,7 @@
 //! exactly once.
 //!
 //! The tests count requests of the same endpoints in the global registry, so each runs alone
-//! (`crate::alone!`) and asserts on the difference of the counts before and after.
+//! (`common::alone!`) and asserts on the difference of the counts before and after.
 
 use crate::common;
 
@@ -26,14 +26,14 @@ const RESPONSES: &str = "/v1/responses";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_clients_400_requests_400_observations() {
-    crate::alone!(heavy);
+    common::alone!(heavy);
     sixteen_concurrent_clients(Protocol::Http1, "load-16x400").await;
 }
 
 /// The same over HTTP/2: 16 requests at a time multiplexed on one connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_http2_streams_400_requests_400_observations() {
-    crate::alone!(heavy);
+    common::alone!(heavy);
     sixteen_concurrent_clients(Protocol::Http2, "load-16x400-h2").await;
 }
 
@@ -248,7 +248,7 @@ async fn settled(endpoint: &str, before: Recorded) -> Recorded {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stress_with_random_cancellation_counts_every_request_exactly_once() {
-    crate::alone!(heavy);
+    common::alone!(heavy);
     const CLIENTS: u64 = 8;
     const REQUESTS_PER_CLIENT: u64 = 50;
     let seed = std::env::var("PERF_STRESS_SEED")

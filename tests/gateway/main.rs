@@ -14,11 +14,11 @@
 //!
 //! perf's metrics, their label budget and the logger belong to the process: a test that starts
 //! the gateway in this process (`common::start`…) reads exact counts from the global registry,
-//! so it runs in a process of its own (`crate::alone!()`, `common/alone.rs`: this binary run
-//! again for that test alone). The tests that start the example's binary as a child process, or
-//! no gateway, run side by side in this one. Two tests at a time run (the harness' threads); of
-//! those that load the machine (thousands of connections, streams or model names, a burst, real
-//! Prometheus under load) or compare latencies, one at a time (`alone!(heavy)`,
+//! so it runs in a process of its own (`common::alone!()`, from `perf_test_kit::alone`: this
+//! binary run again for that test alone). The tests that start the example's binary as a child
+//! process, or no gateway, run side by side in this one. Two tests at a time run (the harness'
+//! threads); of those that load the machine (thousands of connections, streams or model names,
+//! a burst, real Prometheus under load) or compare latencies, one at a time (`alone!(heavy)`,
 //! `common::heavy()`).
 
 #[path = "../common/mod.rs"]

@@ -1,6 +1,6 @@
 //! The five metric families after real traffic: exact names, types, label names and buckets,
 //! and exact counts under concurrent requests. One gateway in a process of its own
-//! (`crate::alone!`), so the counts in the default registry are all its own.
+//! (`common::alone!`), so the counts in the default registry are all its own.
 
 use crate::common;
 
@@ -50,7 +50,7 @@ fn check_shape(family: &MetricFamily, kind: MetricType, labels: &[&str], buckets
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn families_labels_buckets_and_counts() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
 
     // 8 concurrent requests: 6 streamed chats (3 models), 2 non-streamed responses; and 2

@@ -32,7 +32,7 @@ async fn json_of(response: reqwest::Response) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_are_listed_behind_the_key() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let before = Outcomes::of(MODELS);
     let stages = stage_counts(MODELS);
@@ -64,7 +64,7 @@ async fn models_are_listed_behind_the_key() {
 /// Another provider's models are relayed as it lists them: the gateway does not answer itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_come_from_the_upstream() {
-    crate::alone!();
+    common::alone!();
     let mock = MockProvider::start(MockConfig {
         ttfb: Duration::ZERO,
         first_token: Duration::ZERO,
@@ -86,7 +86,7 @@ async fn models_come_from_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_are_forwarded_and_their_tokens_counted() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let model = "embed-model";
     let before = Outcomes::of(EMBEDDINGS);

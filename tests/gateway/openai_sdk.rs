@@ -144,7 +144,7 @@ impl Expected {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_through_the_gateway() {
-    crate::alone!();
+    common::alone!();
     let Some(python) = python_with_or_skip("openai", TEST) else {
         return;
     };

@@ -2,7 +2,7 @@
 //! counted once as `error`; a panic in a response stream breaks that stream off, counted once as
 //! `error`, its streaming recorded once; the gateway serves the next request exactly.
 //!
-//! The tests count requests in the global registry, so each runs alone (`crate::alone!`).
+//! The tests count requests in the global registry, so each runs alone (`common::alone!`).
 
 use crate::common;
 
@@ -106,7 +106,7 @@ async fn one_good_chat(gateway: &Gateway, model: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_stage_is_a_500_counted_once_as_an_error() {
-    crate::alone!();
+    common::alone!();
     let gateway = start_with_test_routes(ZERO_MOCK).await;
     let ep = PANIC_IN_STAGE;
 
@@ -148,7 +148,7 @@ async fn a_panic_in_a_stage_is_a_500_counted_once_as_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_stream_breaks_it_off_counted_once_as_an_error() {
-    crate::alone!();
+    common::alone!();
     let gateway = start_with_test_routes(ZERO_MOCK).await;
     let ep = PANIC_IN_STREAM;
     let labels = [

@@ -185,7 +185,7 @@ fn background(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exemplars_lead_to_the_slow_request() {
-    crate::alone!();
+    common::alone!();
     const MODEL: &str = "live-exemplar";
     let test = "exemplars_lead_to_the_slow_request";
     let Some(binary) = tool_or_skip("prometheus", test) else {
@@ -279,7 +279,7 @@ fn spin_for(duration: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_histograms_read_a_stages_true_median() {
-    crate::alone!();
+    common::alone!();
     let test = "native_histograms_read_a_stages_true_median";
     let Some(binary) = tool_or_skip("prometheus", test) else {
         return;

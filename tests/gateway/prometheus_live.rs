@@ -223,7 +223,7 @@ fn dashboard_is_importable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_and_rules_are_valid_promql() {
-    crate::alone!();
+    common::alone!();
     let test = "queries_and_rules_are_valid_promql";
     let Some(binary) = tool_or_skip("prometheus", test) else {
         return;
@@ -272,7 +272,7 @@ async fn queries_and_rules_are_valid_promql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_gateway_under_load() {
-    crate::alone!(heavy);
+    common::alone!(heavy);
     let test = "live_gateway_under_load";
     let Some(binary) = tool_or_skip("prometheus", test) else {
         return;

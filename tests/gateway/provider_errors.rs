@@ -11,7 +11,7 @@
 //!
 //! Every one counts once as `requests_total{outcome="error"}`, and once in
 //! `backend_errors_total` with its kind (`status`, `protocol`, `connect`). The tests count
-//! requests of the same endpoints in the global registry, so each runs alone (`crate::alone!`).
+//! requests of the same endpoints in the global registry, so each runs alone (`common::alone!`).
 
 use crate::common;
 
@@ -74,7 +74,7 @@ fn retry_after(response: &reqwest::Response) -> Option<&str> {
 /// client with their status, error and `Retry-After`, streamed or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_4xx_pass_through_with_their_error_and_retry_after() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let retry = RETRY_AFTER_SECS.to_string();
 
@@ -122,7 +122,7 @@ async fn provider_4xx_pass_through_with_their_error_and_retry_after() {
 /// id under which the gateway logged the provider's text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_5xx_and_a_refused_gateway_key_are_502() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     for (model, stream, said) in [
         ("fault:status-503", true, "the provider failed (503)"),
@@ -151,7 +151,7 @@ async fn provider_5xx_and_a_refused_gateway_key_are_502() {
 /// a stream event that is not JSON ends the stream with an `error` event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_answers_are_errors_of_kind_protocol() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let protocol = ("mock", "protocol");
 
@@ -207,7 +207,7 @@ async fn invalid_answers_are_errors_of_kind_protocol() {
 /// A provider nobody listens for: a 502 of kind `connect`, streamed or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_is_a_502_of_kind_connect() {
-    crate::alone!();
+    common::alone!();
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);

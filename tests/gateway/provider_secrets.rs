@@ -125,7 +125,7 @@ fn logged_for(trace: &str) -> Vec<String> {
 /// in the log, the key there as its fingerprint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_gateway_key_is_logged_not_quoted() {
-    crate::alone!();
+    common::alone!();
     let (gateway, _, _) = start_echoing().await;
     for (model, status) in [("echo-401", 401), ("echo-403-text", 403), ("echo-407", 407)] {
         for stream in [false, true] {
@@ -161,7 +161,7 @@ async fn a_refused_gateway_key_is_logged_not_quoted() {
 /// A provider 5xx: the client learns that it failed, with which status; its text is logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_5xx_is_logged_not_quoted() {
-    crate::alone!();
+    common::alone!();
     let (gateway, _, _) = start_echoing().await;
     for (model, status) in [("echo-500", 500), ("echo-503-text", 503)] {
         for (path, body) in [
@@ -193,7 +193,7 @@ async fn a_provider_5xx_is_logged_not_quoted() {
 /// any known secret in it as its fingerprint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_errors_pass_through_with_secrets_redacted() {
-    crate::alone!();
+    common::alone!();
     let (gateway, _, _) = start_echoing().await;
     for (model, status) in [("echo-400", 400), ("echo-404-text", 404), ("echo-422", 422)] {
         let seen = send(&gateway, "/chat/completions", KEY, chat(model, false)).await;
@@ -214,7 +214,7 @@ async fn client_errors_pass_through_with_secrets_redacted() {
 /// process, in any answer a client saw, or in the banner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_any_log_line_answer_or_banner() {
-    crate::alone!();
+    common::alone!();
     let (gateway, config, provider) = start_echoing().await;
     let models = [
         "ok",
@@ -296,7 +296,7 @@ async fn no_secret_in_any_log_line_answer_or_banner() {
 /// banner shows it, so that its curl can be pasted as printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_banner_shows_the_demo_key_alone_in_full() {
-    crate::alone!();
+    common::alone!();
     let config = Config::parse_from(["gateway", "--listen", "127.0.0.1:0"]);
     let gateway = Gateway::start(&config).await.expect("the gateway starts");
     let banner = banner(&config, &gateway, &Ok(1 << 20));

@@ -41,7 +41,7 @@ async fn one_chat(gateway: &Gateway, model: &str) {
 /// that scrape run alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_share_renderings() {
-    crate::alone!();
+    common::alone!();
     // Renderings kept for a minute: 32 scrapes at once, then more, share one.
     let cached = start(&[&["--metrics-max-age-ms", "60000"][..], FAST_MOCK].concat()).await;
     one_chat(&cached, "before-the-scrapes").await;
@@ -83,7 +83,7 @@ async fn scrapes_share_renderings() {
 /// than the scrape is served, even right after another scrape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_a_scrape_shows_the_request_just_made() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let completed = |text: &str| {
         let line = "requests_total{endpoint=\"/v1/chat/completions\",outcome=\"completed\"} ";
@@ -113,7 +113,7 @@ async fn by_default_a_scrape_shows_the_request_just_made() {
 /// once for every such scrape; one that does not gets the text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_for_scrapers_that_accept_it() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(&[&["--metrics-max-age-ms", "60000"][..], FAST_MOCK].concat()).await;
     one_chat(&gateway, "gzipped").await;
     let text = scrape(&gateway).await;
@@ -142,7 +142,7 @@ async fn gzip_for_scrapers_that_accept_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_on_the_metrics_listener_too() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(&[&["--metrics-listen", "127.0.0.1:0"][..], FAST_MOCK].concat()).await;
     assert_ne!(gateway.metrics_addr(), gateway.addr());
     for addr in [gateway.metrics_addr(), gateway.addr()] {

@@ -34,13 +34,13 @@ const TRICKLE: Duration = Duration::from_millis(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_over_http1_never_keep_a_client_out_longer_than_the_timeout() {
-    crate::alone!();
+    common::alone!();
     slow_bodies_are_cut_at_the_timeout(Protocol::Http1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_over_http2_never_keep_a_client_out_longer_than_the_timeout() {
-    crate::alone!();
+    common::alone!();
     slow_bodies_are_cut_at_the_timeout(Protocol::Http2).await;
 }
 
@@ -93,7 +93,7 @@ async fn slow_bodies_are_cut_at_the_timeout(protocol: Protocol) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_under_the_minimum_rate_are_cut_after_the_grace() {
-    crate::alone!();
+    common::alone!();
     const SLOW: usize = 10;
     let args = [
         &["--body-read-timeout-ms", "600000", "--body-min-rate", "100"][..],

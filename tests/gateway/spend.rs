@@ -40,7 +40,7 @@ fn by_hand(model: &str, chars: u64) -> f64 {
 
 #[tokio::test]
 async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
-    crate::alone!();
+    common::alone!();
     let dir = std::env::temp_dir().join(format!("perf-spend-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let prices = dir.join("prices.json");
@@ -182,7 +182,7 @@ async fn mixed_models_and_tenants_cost_the_hand_computation_to_the_cent() {
 
 #[tokio::test]
 async fn the_mocks_rate_limits_reach_the_gauges_and_drain_to_a_429() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(ZERO_MOCK).await;
     let limit = |model, resource, family| {
         gauge(

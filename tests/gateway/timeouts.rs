@@ -12,7 +12,7 @@
 //! Every one counts once as `requests_total{outcome="error"}` and once in
 //! `backend_errors_total` with its kind; while the provider hangs, `requests_in_flight` and
 //! `backend_in_flight` show it. The tests count requests of the same endpoints, so each runs
-//! alone (`crate::alone!`).
+//! alone (`common::alone!`).
 
 use crate::common;
 
@@ -100,7 +100,7 @@ fn ttfb_count(endpoint: &str, model: &str) -> u64 {
 /// not, with no TTFB recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_never_answers_is_a_504() {
-    crate::alone!();
+    common::alone!();
     let gateway = gateway().await;
     let model = "fault:hang";
     for (endpoint, stream) in [(CHAT, false), (CHAT, true), (RESPONSES, true)] {
@@ -145,7 +145,7 @@ async fn a_provider_that_never_answers_is_a_504() {
 /// SSE `error` event, the whole one a 504; the headers came, so the TTFB is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_stalls_mid_answer_times_out() {
-    crate::alone!();
+    common::alone!();
     let gateway = gateway().await;
     let model = "fault:stall";
     for endpoint in [CHAT, RESPONSES] {
@@ -183,7 +183,7 @@ async fn a_provider_that_stalls_mid_answer_times_out() {
 /// whole answer, which comes only at the end, is a 504.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_total_timeout_caps_an_answer_that_trickles() {
-    crate::alone!();
+    common::alone!();
     // 40 chunks 50 ms apart: 2 s in all, each chunk well within the idle timeout.
     let mock = [
         "--mock-ttfb-ms",
@@ -239,7 +239,7 @@ async fn the_total_timeout_caps_an_answer_that_trickles() {
 /// for a stream; then the gateway serves the next request as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_cut_mid_answer_is_an_error() {
-    crate::alone!();
+    common::alone!();
     let gateway = gateway().await;
     let model = "fault:cut";
     let before = now(CHAT, model, "broken_off");

@@ -39,7 +39,7 @@ fn provider_saw(gateway: &Gateway, id: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clients_trace_id_is_answered_and_sent_on() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let shapes = [
         (
@@ -100,7 +100,7 @@ async fn the_clients_trace_id_is_answered_and_sent_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_valid_traceparent_each_request_gets_a_fresh_id() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(ZERO_MOCK).await;
     let mut ids = Vec::new();
     for client_header in [
@@ -140,7 +140,7 @@ async fn without_a_valid_traceparent_each_request_gets_a_fresh_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_carry_the_trace_id_too() {
-    crate::alone!();
+    common::alone!();
     let panics = axum::Router::new().route(
         "/v1/panics",
         axum::routing::post(|| async {
@@ -239,7 +239,7 @@ async fn errors_carry_the_trace_id_too() {
 /// two span ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_try_is_a_span_of_the_same_trace() {
-    crate::alone!();
+    common::alone!();
     let args = [
         ZERO_MOCK,
         &["--mock-fail-every", "2", "--upstream-retries", "1"],

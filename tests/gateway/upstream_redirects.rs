@@ -16,7 +16,7 @@ const UPSTREAM_KEY: &str = "sk-redirected-upstream-key-0001";
 /// of kind `status`, and the provider got each request once, the other host none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_redirect_is_a_502_and_never_followed() {
-    crate::alone!();
+    common::alone!();
     let elsewhere = FakeProvider::start(None).await;
     let provider = FakeProvider::start(Some(&elsewhere.origin)).await;
     let upstream = provider.base_url();
@@ -91,7 +91,7 @@ async fn a_provider_redirect_is_a_502_and_never_followed() {
 /// `GET /v1/models` goes through the same client: its 302 is not followed either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirected_model_listing_is_a_502() {
-    crate::alone!();
+    common::alone!();
     let elsewhere = FakeProvider::start(None).await;
     let provider = FakeProvider::start(Some(&elsewhere.origin)).await;
     let upstream = provider.base_url();

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn chat_completion_is_one_json_object() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let response = post(
         &gateway,
@@ -40,7 +40,7 @@ async fn chat_completion_is_one_json_object() {
 
 #[tokio::test]
 async fn chat_stream_is_chunks_then_done() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let response = post(
         &gateway,
@@ -84,7 +84,7 @@ async fn chat_stream_is_chunks_then_done() {
 
 #[tokio::test]
 async fn response_is_one_json_object() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let response = post(
         &gateway,
@@ -108,7 +108,7 @@ async fn response_is_one_json_object() {
 
 #[tokio::test]
 async fn responses_stream_is_typed_events() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     let response = post(
         &gateway,
@@ -165,7 +165,7 @@ async fn recording_provider() -> (SocketAddr, Arc<Mutex<Vec<(String, String, Val
 
 #[tokio::test]
 async fn the_provider_gets_the_request_as_sent_with_its_own_key() {
-    crate::alone!();
+    common::alone!();
     let (provider, seen) = recording_provider().await;
     let upstream = format!("http://{provider}/v1");
     let gateway = start(&["--upstream", &upstream, "--upstream-key", "sk-upstream"]).await;
@@ -192,7 +192,7 @@ async fn the_provider_gets_the_request_as_sent_with_its_own_key() {
 /// every other field as the client sent it.
 #[tokio::test]
 async fn a_streamed_chat_asks_the_provider_for_its_usage() {
-    crate::alone!();
+    common::alone!();
     let (provider, seen) = recording_provider().await;
     let upstream = format!("http://{provider}/v1");
     let gateway = start(&["--upstream", &upstream, "--upstream-key", "sk-upstream"]).await;
@@ -213,7 +213,7 @@ async fn a_streamed_chat_asks_the_provider_for_its_usage() {
 
 #[tokio::test]
 async fn health_and_metrics_answer() {
-    crate::alone!();
+    common::alone!();
     let gateway = start(FAST_MOCK).await;
     // One answer first: the backend families have a series from the first call on.
     let response = post(&gateway, "/chat/completions", Some(KEY), chat("m", false)).await;

@@ -1,17 +1,17 @@
-//! A test in a process of its own, inside the one test binary: [`alone!`](crate::alone) at the
-//! top of a test runs this binary again for that test alone and passes or fails with it; and
+//! A test in a process of its own, inside a test binary of many: [`alone!`](macro@crate::alone) at the
+//! top of a test runs the binary again for that test alone and passes or fails with it; and
 //! [`heavy`]: one test at a time of those that load the machine.
 //!
 //! What a process holds once is shared by every test in it: perf's global metrics (with their
-//! label settings, fixed by the first gateway started), the logger, the open-file limit. The
-//! tests of `tests/gateway/` that start the gateway in the test process assert exact counts in
-//! the global registry, or set the label budget, or capture the log: each of those runs alone,
-//! as it did when each file was a binary of its own, without a link step per file.
+//! label settings, fixed by the first gateway started), the logger, the open-file limit. A test
+//! that asserts exact counts in the global registry, sets the label budget or captures the log
+//! (the example gateway's, in `tests/gateway/`) runs alone, as it would in a binary of its own,
+//! without a link step of its own.
 
 use std::process::Command;
 use std::sync::{Condvar, Mutex, PoisonError};
 
-/// The variable that tells a test run by [`alone!`](crate::alone) that it is the one test of
+/// The variable that tells a test run by [`alone!`](macro@crate::alone) that it is the one test of
 /// its process.
 const ALONE: &str = "PERF_TEST_ALONE";
 
@@ -33,13 +33,13 @@ macro_rules! alone {
     (@ $heavy:expr) => {{
         fn here() {}
         let name = ::std::any::type_name_of_val(&here);
-        if !$crate::common::alone::in_own_process(name, $heavy) {
+        if !$crate::alone::in_own_process(name, $heavy) {
             return;
         }
     }};
 }
 
-/// Whether this process runs one test alone (of [`alone!`](crate::alone)).
+/// Whether this process runs one test alone (of [`alone!`](macro@crate::alone)).
 pub fn is_alone() -> bool {
     std::env::var_os(ALONE).is_some()
 }
@@ -88,7 +88,8 @@ fn test_name(here: &str) -> String {
 /// The turn of a test that loads the machine (thousands of connections, streams or model names,
 /// a burst, real Prometheus under load) or measures latency: held, no other such test of this
 /// binary runs. The tests around it run on, as the tests of one file did when each file was a
-/// binary; two of those at once on a busy two-core machine starved each other's timings.
+/// binary; two of those at once on a busy two-core machine starved each other's timings
+/// (`tests/gateway/`).
 pub struct Heavy(());
 
 static BUSY: Mutex<bool> = Mutex::new(false);
