@@ -45,17 +45,12 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     exit 1
 fi
 
+# shellcheck source=benches/end-to-end/stop.sh
+source "$ROOT/benches/end-to-end/stop.sh"
 GW_PID=
+# valgrind writes its counts on the way out: 30 s for it.
 stop_gateway() {
-    [[ -n $GW_PID ]] || return 0
-    kill -INT "$GW_PID" 2>/dev/null || true
-    # valgrind writes its counts on the way out: give it time.
-    for _ in $(seq 300); do
-        kill -0 "$GW_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$GW_PID" 2>/dev/null || true
-    wait "$GW_PID" 2>/dev/null || true
+    stop_process "$GW_PID" 300
     GW_PID=
 }
 trap stop_gateway EXIT

@@ -7,16 +7,12 @@
 GW_PID=
 LOAD_PID=
 
+# shellcheck source=benches/end-to-end/stop.sh
+source "$ROOT/benches/end-to-end/stop.sh"
+
+# A gateway that does not shut down within 5 s is killed.
 stop_gateway() {
-    [[ -n $GW_PID ]] || return 0
-    # The gateway shuts down on SIGINT (Ctrl-C); one that does not within 5 s is killed.
-    kill -INT "$GW_PID" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$GW_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$GW_PID" 2>/dev/null || true
-    wait "$GW_PID" 2>/dev/null || true
+    stop_process "$GW_PID" 50
     GW_PID=
 }
 
