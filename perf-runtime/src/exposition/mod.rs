@@ -123,11 +123,11 @@ pub fn render_as(metrics: &Metrics, format: Format) -> Vec<u8> {
     match format {
         Format::OpenMetrics | Format::Text => {
             let mut out = String::with_capacity(64 * 1024);
-            let mut writer = openmetrics::OpenMetricsWriter::default();
+            let mut writer = text::TextWriter::openmetrics();
             for family in &families {
                 writer.family(family, &mut out);
             }
-            openmetrics::OpenMetricsWriter::finish(&mut out);
+            openmetrics::finish(&mut out);
             out.into_bytes()
         }
         Format::Protobuf => {

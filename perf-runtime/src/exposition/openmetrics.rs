@@ -10,61 +10,31 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use super::text::{each_series, escape, float, type_line, Line, Scratch};
-use crate::metrics::reading::{
-    openmetrics_name, openmetrics_names, ExemplarReading, FamilyReading, Value,
-};
+use super::text::{escape, type_line};
+use crate::metrics::reading::{openmetrics_name, openmetrics_names, FamilyReading};
 
 /// The `Content-Type` of OpenMetrics 1.0 text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Formats families one after another, keeping what can be reused between them.
-#[derive(Default)]
-pub(crate) struct OpenMetricsWriter(Scratch);
-
-impl OpenMetricsWriter {
-    /// Appends `family` to `out` (nothing for a family without series).
-    pub fn family(&mut self, family: &FamilyReading, out: &mut String) {
-        if family.series.is_empty() {
-            return;
-        }
-        let Scratch { bounds, labels } = &mut self.0;
-        let name = openmetrics_name(&family.name, family.kind);
-        type_line(out, name, family.kind, "unknown");
-        if let Some(unit) = family.unit() {
-            let _ = writeln!(out, "# UNIT {name} {unit}");
-        }
-        if !family.help.is_empty() {
-            let _ = write!(out, "# HELP {name} ");
-            escape(out, &family.help, true);
-            out.push('\n');
-        }
-        each_series(labels, family, name, true, |line, value| match value {
-            Value::Counter(value) => line.number("_total", None, *value, out),
-            Value::Gauge(value) => line.number("", None, *value, out),
-            Value::Histogram(histogram) => {
-                let exemplar = |i: usize| histogram.exemplars.get(i).copied().flatten();
-                for (i, &(bound, cumulative)) in histogram.buckets.iter().enumerate() {
-                    let le = bounds.text(bound);
-                    bucket(line, le, cumulative, exemplar(i), out);
-                }
-                let inf = exemplar(histogram.buckets.len());
-                bucket(line, "+Inf", histogram.count, inf, out);
-                line.float("_sum", None, histogram.sum, out);
-                line.count("_count", None, histogram.count, out);
-            }
-            Value::Summary {
-                quantiles,
-                count,
-                sum,
-            } => line.summary(bounds, quantiles, *count, *sum, out),
-        });
+/// A family's `# TYPE`, `# UNIT` and `# HELP` lines in OpenMetrics; the name its samples start
+/// with (a counter's without its `_total`).
+pub(super) fn header<'a>(family: &'a FamilyReading, out: &mut String) -> &'a str {
+    let name = openmetrics_name(&family.name, family.kind);
+    type_line(out, name, family.kind, "unknown");
+    if let Some(unit) = family.unit() {
+        let _ = writeln!(out, "# UNIT {name} {unit}");
     }
-
-    /// Ends the exposition.
-    pub fn finish(out: &mut String) {
-        out.push_str("# EOF\n");
+    if !family.help.is_empty() {
+        let _ = write!(out, "# HELP {name} ");
+        escape(out, &family.help, true);
+        out.push('\n');
     }
+    name
+}
+
+/// Ends the exposition.
+pub(super) fn finish(out: &mut String) {
+    out.push_str("# EOF\n");
 }
 
 /// `theirs` (the application's families, in name order) without those that would make the page
@@ -127,16 +97,4 @@ fn report_clash(left_out: &str, name: &str, owner: &str) {
              families a prefix (`perf_runtime::Metrics::builder().prefix(\"llm_\")`)"
         );
     }
-}
-
-/// One `_bucket` sample, with its exemplar if it has one.
-fn bucket(line: &Line, le: &str, count: u64, exemplar: Option<ExemplarReading>, out: &mut String) {
-    line.start("_bucket", Some(("le", le)), out);
-    let _ = write!(out, "{count}");
-    if let Some(exemplar) = exemplar {
-        let _ = write!(out, " # {{trace_id=\"{}\"}} ", exemplar.trace);
-        float(out, exemplar.value);
-        let _ = write!(out, " {:.3}", exemplar.timestamp);
-    }
-    out.push('\n');
 }

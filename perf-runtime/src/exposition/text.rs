@@ -7,54 +7,85 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use crate::metrics::reading::{FamilyReading, Kind, Value};
+use crate::metrics::reading::{ExemplarReading, FamilyReading, Kind, Value};
 
-/// What a writer of either text format reuses from one family to the next: the bounds' text and
-/// a series' label block.
+/// Formats families one after another in either text format, keeping what can be reused
+/// between them: the bounds' text and a series' label block. The two formats differ only in a
+/// family's header lines, a counter sample's suffix, a bucket's exemplar and how infinities are
+/// spelled.
 #[derive(Default)]
-pub(super) struct Scratch {
-    pub bounds: BoundCache,
-    pub labels: String,
+pub(crate) struct TextWriter {
+    bounds: BoundCache,
+    labels: String,
+    /// OpenMetrics 1.0 rather than the Prometheus text format.
+    openmetrics: bool,
 }
 
-/// Formats families one after another, keeping what can be reused between them.
-#[derive(Default)]
-pub(crate) struct TextWriter(Scratch);
-
 impl TextWriter {
+    /// A writer of OpenMetrics 1.0 text.
+    pub fn openmetrics() -> Self {
+        TextWriter {
+            openmetrics: true,
+            ..Self::default()
+        }
+    }
+
     /// Appends `family` to `out` (nothing for a family without series, as `gather` drops it).
     pub fn family(&mut self, family: &FamilyReading, out: &mut String) {
         if family.series.is_empty() {
             return;
         }
-        let Scratch { bounds, labels } = &mut self.0;
-        let name: &str = &family.name;
-        if !family.help.is_empty() {
-            out.push_str("# HELP ");
-            out.push_str(name);
-            out.push(' ');
-            escape(out, &family.help, false);
-            out.push('\n');
-        }
-        type_line(out, name, family.kind, "untyped");
-        each_series(labels, family, name, false, |line, value| match value {
-            Value::Counter(value) | Value::Gauge(value) => line.number("", None, *value, out),
-            Value::Histogram(histogram) => {
-                for &(bound, cumulative) in &histogram.buckets {
-                    let le = bounds.text(bound);
-                    line.count("_bucket", Some(("le", le)), cumulative, out);
+        let openmetrics = self.openmetrics;
+        let name = if openmetrics {
+            super::openmetrics::header(family, out)
+        } else {
+            header(family, out)
+        };
+        let Self { bounds, labels, .. } = self;
+        let counter = if openmetrics { "_total" } else { "" };
+        each_series(
+            labels,
+            family,
+            name,
+            openmetrics,
+            |line, value| match value {
+                Value::Counter(value) => line.number(counter, None, *value, out),
+                Value::Gauge(value) => line.number("", None, *value, out),
+                Value::Histogram(histogram) => {
+                    let exemplar = |i: usize| match openmetrics {
+                        true => histogram.exemplars.get(i).copied().flatten(),
+                        false => None,
+                    };
+                    for (i, &(bound, cumulative)) in histogram.buckets.iter().enumerate() {
+                        line.bucket(bounds.text(bound), cumulative, exemplar(i), out);
+                    }
+                    let inf = exemplar(histogram.buckets.len());
+                    line.bucket("+Inf", histogram.count, inf, out);
+                    line.float("_sum", None, histogram.sum, out);
+                    line.count("_count", None, histogram.count, out);
                 }
-                line.count("_bucket", Some(("le", "+Inf")), histogram.count, out);
-                line.float("_sum", None, histogram.sum, out);
-                line.count("_count", None, histogram.count, out);
-            }
-            Value::Summary {
-                quantiles,
-                count,
-                sum,
-            } => line.summary(bounds, quantiles, *count, *sum, out),
-        });
+                Value::Summary {
+                    quantiles,
+                    count,
+                    sum,
+                } => line.summary(bounds, quantiles, *count, *sum, out),
+            },
+        );
     }
+}
+
+/// A family's `# HELP` and `# TYPE` lines in the text format; the name its samples take.
+fn header<'a>(family: &'a FamilyReading, out: &mut String) -> &'a str {
+    let name: &str = &family.name;
+    if !family.help.is_empty() {
+        out.push_str("# HELP ");
+        out.push_str(name);
+        out.push(' ');
+        escape(out, &family.help, false);
+        out.push('\n');
+    }
+    type_line(out, name, family.kind, "untyped");
+    name
 }
 
 /// A family's `# TYPE` line; `untyped` is how the format names a family of no known type.
@@ -170,6 +201,23 @@ impl Line<'_> {
         } else {
             self.float(suffix, extra, value, out)
         }
+    }
+
+    /// One `_bucket` sample, with its exemplar if it has one (OpenMetrics only).
+    pub fn bucket(
+        &self,
+        le: &str,
+        count: u64,
+        exemplar: Option<ExemplarReading>,
+        out: &mut String,
+    ) {
+        let Some(exemplar) = exemplar else {
+            return self.count("_bucket", Some(("le", le)), count, out);
+        };
+        self.start("_bucket", Some(("le", le)), out);
+        let _ = write!(out, "{count} # {{trace_id=\"{}\"}} ", exemplar.trace);
+        float(out, exemplar.value);
+        let _ = writeln!(out, " {:.3}", exemplar.timestamp);
     }
 
     /// A count: the same text as the float it converts to, below 2^53, without float formatting.

@@ -32,6 +32,34 @@ struct Totals {
 
 type SeriesKey = (&'static str, Vec<(Cow<'static, str>, String)>);
 
+/// What an explicit and an exponential histogram point say alike: the series, the window, and
+/// the count, sum and exemplars within it.
+struct Shared {
+    attributes: Vec<proto::KeyValue>,
+    start: u64,
+    now: u64,
+    count: u64,
+    sum: f64,
+    exemplars: Vec<proto::Exemplar>,
+}
+
+/// A histogram point of the OTLP message `$point`: the [`Shared`] fields, written once, and the
+/// kind's own.
+macro_rules! histogram_point {
+    ($point:path, $shared:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+        let Shared { attributes, start, now, count, sum, exemplars } = $shared;
+        $point {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            count,
+            sum: Some(sum),
+            exemplars,
+            $($field: $value),*
+        }
+    }};
+}
+
 /// Turns readings into export requests, keeping what a delta needs.
 pub(crate) struct Converter {
     temporality: Temporality,
@@ -165,25 +193,16 @@ impl Converter {
             Value::Counter(v) | Value::Gauge(v) => v,
             _ => 0.0,
         };
-        let mut shown = value;
-        let mut start = self.start;
-        if delta {
-            let key = (contract, series.labels.clone());
-            shown = value - self.sent.get(&key).map_or(0.0, |t| t.value);
-            start = self.sent_at;
-            self.pending.insert(
-                key,
-                Totals {
-                    value,
-                    ..Totals::default()
-                },
-            );
-        }
+        let totals = Totals {
+            value,
+            ..Totals::default()
+        };
+        let (before, start) = self.before(contract, series, totals, delta);
         proto::NumberDataPoint {
             attributes: attributes(&series.labels),
             start_time_unix_nano: start,
             time_unix_nano: now,
-            value: Some(Number::AsDouble(shown)),
+            value: Some(Number::AsDouble(value - before.value)),
             exemplars: Vec::new(),
         }
     }
@@ -224,15 +243,16 @@ impl Converter {
         }
     }
 
-    /// What a delta subtracts from `series` (nothing for a cumulative export), and the point's
-    /// start; notes `now_totals` as the export's.
+    /// What a `delta` point subtracts from `series` (nothing for a cumulative one), and the
+    /// point's start; notes `now` as the export's totals.
     fn before(
         &mut self,
         contract: &'static str,
         series: &SeriesReading,
         now: Totals,
+        delta: bool,
     ) -> (Totals, u64) {
-        if !self.delta() {
+        if !delta {
             return (Totals::default(), self.start);
         }
         let key = (contract, series.labels.clone());
@@ -256,30 +276,17 @@ impl Converter {
         }
         counts.push(h.count.saturating_sub(below));
         let totals = Totals {
-            count: h.count,
-            sum: h.sum,
             buckets: counts.clone(),
             ..Totals::default()
         };
-        let (before, start) = self.before(contract, series, totals);
-        if self.delta() {
-            for (count, was) in counts
-                .iter_mut()
-                .zip(before.buckets.iter().chain(std::iter::repeat(&0)))
-            {
-                *count = count.saturating_sub(*was);
-            }
+        let (shared, before) = self.shared(contract, series, h, totals, now);
+        for (count, was) in counts.iter_mut().zip(&before.buckets) {
+            *count = count.saturating_sub(*was);
         }
-        proto::HistogramDataPoint {
-            attributes: attributes(&series.labels),
-            start_time_unix_nano: start,
-            time_unix_nano: now,
-            count: h.count.saturating_sub(before.count),
-            sum: Some(h.sum - before.sum),
+        histogram_point!(proto::HistogramDataPoint, shared, {
             bucket_counts: counts,
             explicit_bounds: h.buckets.iter().map(|&(bound, _)| bound).collect(),
-            exemplars: self.exemplars(h),
-        }
+        })
     }
 
     fn exponential(
@@ -292,13 +299,11 @@ impl Converter {
         let empty = NativeReading::default();
         let native = h.native.as_ref().unwrap_or(&empty);
         let totals = Totals {
-            count: h.count,
-            sum: h.sum,
             native: native.buckets.iter().copied().collect(),
             zero: native.zero_count,
             ..Totals::default()
         };
-        let (before, start) = self.before(contract, series, totals);
+        let (shared, before) = self.shared(contract, series, h, totals, now);
         let counts = native
             .buckets
             .iter()
@@ -309,18 +314,40 @@ impl Converter {
                 )
             })
             .filter(|&(_, count)| count > 0);
-        proto::ExponentialHistogramDataPoint {
-            attributes: attributes(&series.labels),
-            start_time_unix_nano: start,
-            time_unix_nano: now,
-            count: h.count.saturating_sub(before.count),
-            sum: Some(h.sum - before.sum),
+        histogram_point!(proto::ExponentialHistogramDataPoint, shared, {
             scale: SCHEMA,
             zero_count: native.zero_count.saturating_sub(before.zero),
             positive: Some(dense(counts)),
-            exemplars: self.exemplars(h),
             zero_threshold: ZERO_THRESHOLD,
-        }
+        })
+    }
+
+    /// What both kinds of histogram point say alike of `series` (see [`Shared`]), and what a
+    /// delta subtracts from its buckets; notes `buckets` (the kind's own) with `h`'s count and
+    /// sum as the export's totals.
+    fn shared(
+        &mut self,
+        contract: &'static str,
+        series: &SeriesReading,
+        h: &HistogramReading,
+        buckets: Totals,
+        now: u64,
+    ) -> (Shared, Totals) {
+        let totals = Totals {
+            count: h.count,
+            sum: h.sum,
+            ..buckets
+        };
+        let (before, start) = self.before(contract, series, totals, self.delta());
+        let shared = Shared {
+            attributes: attributes(&series.labels),
+            start,
+            now,
+            count: h.count.saturating_sub(before.count),
+            sum: h.sum - before.sum,
+            exemplars: self.exemplars(h),
+        };
+        (shared, before)
     }
 
     /// Each bucket's latest exemplar (since the last export, for a delta).
