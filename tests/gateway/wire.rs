@@ -7,27 +7,32 @@ use common::{chat, client, post, responses, sse_events, start, FAST_MOCK, KEY};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+/// The fast mock's answer to `body` at `path` through a gateway, once checked to be a 200 of
+/// `content_type`: every wire format's test reads its body from there.
+async fn answer(path: &str, body: String, content_type: &str) -> Bytes {
+    let gateway = start(FAST_MOCK).await;
+    let response = post(&gateway, path, Some(KEY), body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], content_type);
+    response.bytes().await.unwrap()
+}
+
 #[tokio::test]
 async fn chat_completion_is_one_json_object() {
     common::alone!();
-    let gateway = start(FAST_MOCK).await;
-    let response = post(
-        &gateway,
+    let answer = answer(
         "/chat/completions",
-        Some(KEY),
         chat("wire-model", false),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        "application/json",
+    );
+    let body: Value = serde_json::from_slice(&answer.await).unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], "wire-model");
     let choice = &body["choices"][0];
@@ -41,17 +46,12 @@ async fn chat_completion_is_one_json_object() {
 #[tokio::test]
 async fn chat_stream_is_chunks_then_done() {
     common::alone!();
-    let gateway = start(FAST_MOCK).await;
-    let response = post(
-        &gateway,
+    let body = answer(
         "/chat/completions",
-        Some(KEY),
         chat("wire-model", true),
+        "text/event-stream",
     )
     .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let body = response.bytes().await.unwrap();
     let text = std::str::from_utf8(&body).unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     let events = sse_events(&body);
@@ -85,16 +85,12 @@ async fn chat_stream_is_chunks_then_done() {
 #[tokio::test]
 async fn response_is_one_json_object() {
     common::alone!();
-    let gateway = start(FAST_MOCK).await;
-    let response = post(
-        &gateway,
+    let answer = answer(
         "/responses",
-        Some(KEY),
         responses("wire-model", false),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        "application/json",
+    );
+    let body: Value = serde_json::from_slice(&answer.await).unwrap();
     assert_eq!(body["object"], "response");
     assert_eq!(body["status"], "completed");
     assert_eq!(body["model"], "wire-model");
@@ -109,17 +105,13 @@ async fn response_is_one_json_object() {
 #[tokio::test]
 async fn responses_stream_is_typed_events() {
     common::alone!();
-    let gateway = start(FAST_MOCK).await;
-    let response = post(
-        &gateway,
+    let body = answer(
         "/responses",
-        Some(KEY),
         responses("wire-model", true),
+        "text/event-stream",
     )
     .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let events = sse_events(&response.bytes().await.unwrap());
+    let events = sse_events(&body);
     let kinds: Vec<&str> = events.iter().filter_map(|e| e.event.as_deref()).collect();
     assert_eq!(kinds.len(), events.len(), "every event is named");
     assert_eq!(kinds[0], "response.created");
@@ -136,8 +128,11 @@ async fn responses_stream_is_typed_events() {
     assert_eq!(completed["response"]["model"], "wire-model");
 }
 
+/// What a [`recording_provider`] received, a request a row: its path, `authorization` and body.
+type Recorded = Vec<(String, String, Value)>;
+
 /// A provider that records what it receives and answers a fixed completion.
-async fn recording_provider() -> (SocketAddr, Arc<Mutex<Vec<(String, String, Value)>>>) {
+async fn recording_provider() -> (SocketAddr, Arc<Mutex<Recorded>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
     let app = Router::new().route(
@@ -163,21 +158,28 @@ async fn recording_provider() -> (SocketAddr, Arc<Mutex<Vec<(String, String, Val
     (addr, seen)
 }
 
-#[tokio::test]
-async fn the_provider_gets_the_request_as_sent_with_its_own_key() {
-    common::alone!();
+/// What `POST /chat/completions` with `body` came to, through a gateway whose upstream is a
+/// [`recording_provider`] with its own key: the client's status and what the provider received.
+async fn through_to_recording_provider(body: &Value) -> (StatusCode, Recorded) {
     let (provider, seen) = recording_provider().await;
     let upstream = format!("http://{provider}/v1");
     let gateway = start(&["--upstream", &upstream, "--upstream-key", "sk-upstream"]).await;
+    let response = post(&gateway, "/chat/completions", Some(KEY), body.to_string()).await;
+    let seen = seen.lock().unwrap().clone();
+    (response.status(), seen)
+}
+
+#[tokio::test]
+async fn the_provider_gets_the_request_as_sent_with_its_own_key() {
+    common::alone!();
     let body = json!({
         "model": "wire-model",
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}], "name": "n"}],
         "temperature": 0.1,
         "user": "u",
     });
-    let response = post(&gateway, "/chat/completions", Some(KEY), body.to_string()).await;
-    assert_eq!(response.status(), 200);
-    let seen = seen.lock().unwrap().clone();
+    let (status, seen) = through_to_recording_provider(&body).await;
+    assert_eq!(status, 200);
     assert_eq!(
         seen,
         [(
@@ -193,9 +195,6 @@ async fn the_provider_gets_the_request_as_sent_with_its_own_key() {
 #[tokio::test]
 async fn a_streamed_chat_asks_the_provider_for_its_usage() {
     common::alone!();
-    let (provider, seen) = recording_provider().await;
-    let upstream = format!("http://{provider}/v1");
-    let gateway = start(&["--upstream", &upstream, "--upstream-key", "sk-upstream"]).await;
     let mut body = json!({
         "model": "wire-model",
         "messages": [{"role": "user", "content": "Hi"}],
@@ -203,10 +202,9 @@ async fn a_streamed_chat_asks_the_provider_for_its_usage() {
         "stream_options": {"future_option": 1},
     });
     // The recording provider answers JSON, not SSE: a 502, after the request was recorded.
-    let response = post(&gateway, "/chat/completions", Some(KEY), body.to_string()).await;
-    assert_eq!(response.status(), 502);
+    let (status, seen) = through_to_recording_provider(&body).await;
+    assert_eq!(status, 502);
     body["stream_options"]["include_usage"] = json!(true);
-    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].2, body);
 }
