@@ -156,24 +156,10 @@ fn body(json: serde_json::Value) -> String {
     json.to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_json_records_every_stage_once() {
-    let base = serve().await;
-    let response = reqwest::Client::new()
-        .post(format!("{base}/t/json"))
-        .body(body(
-            serde_json::json!({"model": "gpt-4o", "key": "demo-key", "ttfb_ms": 30}),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.text().await.unwrap(),
-        "data: 0\n\ndata: 1\n\ndata: 2\n\n"
-    );
-
-    let ep = "/t/json";
+/// The stages every request of `ep`'s handler runs, streamed or not, ran `n` times: one of each
+/// a request, however many ran at once.
+#[track_caller]
+fn assert_every_stage(ep: &str, n: u64) {
     for stage in [
         "request_parsing",
         "auth_validation",
@@ -181,8 +167,33 @@ async fn plain_json_records_every_stage_once() {
         "request_preparation",
         "backend_fetch",
     ] {
-        assert_eq!(stage_count(global(), ep, stage), 1, "stage {stage}");
+        assert_eq!(stage_count(global(), ep, stage), n, "stage {stage}");
     }
+}
+
+/// `POST {base}{ep}` with `body`, as a client sends it; the response, from its headers on.
+async fn send(base: &str, ep: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}{ep}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_json_records_every_stage_once() {
+    let base = serve().await;
+    let json = serde_json::json!({"model": "gpt-4o", "key": "demo-key", "ttfb_ms": 30});
+    let response = send(&base, "/t/json", body(json)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    );
+
+    let ep = "/t/json";
+    assert_every_stage(ep, 1);
     let ttfb = snapshot(
         "backend_ttfb_seconds",
         &[("endpoint", ep), ("provider", "mock"), ("model", "gpt-4o")],
@@ -207,22 +218,10 @@ async fn plain_json_records_every_stage_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_through_question_mark_end_the_request_without_a_backend() {
     let base = serve().await;
-    let client = reqwest::Client::new();
     let ep = "/t/errors";
-    let unauthorized = client
-        .post(format!("{base}{ep}"))
-        .body(body(serde_json::json!({"model": "gpt-4o", "key": "wrong"})))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unauthorized.status(), 401);
-    let malformed = client
-        .post(format!("{base}{ep}"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(malformed.status(), 400);
+    let wrong_key = body(serde_json::json!({"model": "gpt-4o", "key": "wrong"}));
+    assert_eq!(send(&base, ep, wrong_key).await.status(), 401);
+    assert_eq!(send(&base, ep, "{not json").await.status(), 400);
 
     assert_eq!(stage_count(global(), ep, "request_parsing"), 2);
     assert_eq!(stage_count(global(), ep, "auth_validation"), 1);
@@ -243,15 +242,11 @@ async fn errors_through_question_mark_end_the_request_without_a_backend() {
 async fn sse_stream_is_timed_until_its_end_after_the_handler_returned() {
     let base = serve().await;
     let ep = "/t/sse";
-    let response = reqwest::Client::new()
-        .post(format!("{base}{ep}"))
-        .body(body(serde_json::json!({
-            "model": "gpt-4o-mini", "key": "demo-key", "stream": true,
-            "ttfb_ms": 20, "chunks": 4, "chunk_ms": 25
-        })))
-        .send()
-        .await
-        .unwrap();
+    let json = serde_json::json!({
+        "model": "gpt-4o-mini", "key": "demo-key", "stream": true,
+        "ttfb_ms": 20, "chunks": 4, "chunk_ms": 25
+    });
+    let response = send(&base, ep, body(json)).await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     // The handler has returned (we have the headers); the request has not ended yet.
     let text = response.text().await.unwrap();
@@ -290,15 +285,11 @@ async fn sse_stream_is_timed_until_its_end_after_the_handler_returned() {
 async fn client_hanging_up_mid_stream_ends_the_request_once() {
     let base = serve().await;
     let ep = "/t/disconnect";
-    let response = reqwest::Client::new()
-        .post(format!("{base}{ep}"))
-        .body(body(serde_json::json!({
-            "model": "gpt-4o", "key": "demo-key", "stream": true,
-            "chunks": 200, "chunk_ms": 20
-        })))
-        .send()
-        .await
-        .unwrap();
+    let json = serde_json::json!({
+        "model": "gpt-4o", "key": "demo-key", "stream": true,
+        "chunks": 200, "chunk_ms": 20
+    });
+    let response = send(&base, ep, body(json)).await;
     let mut chunks = response.bytes_stream();
     for _ in 0..2 {
         chunks.next().await.unwrap().unwrap();
@@ -389,12 +380,7 @@ async fn panic_in_a_stage_keeps_the_stage_and_later_requests_are_exact() {
 
     // The gateway goes on: the next request through the same server is recorded exactly.
     let base = serve().await;
-    let response = reqwest::Client::new()
-        .post(format!("{base}{ep}"))
-        .body(request(false))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&base, ep, request(false)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(stage_count(global(), ep, "request_preparation"), 2);
     assert_eq!(stage_count(global(), ep, "backend_fetch"), 1);
@@ -441,15 +427,7 @@ async fn concurrent_requests_lose_no_observation() {
         snapshot("streaming_duration_seconds", &all).count,
         requests / 2
     );
-    for stage in [
-        "request_parsing",
-        "auth_validation",
-        "cache_lookup",
-        "request_preparation",
-        "backend_fetch",
-    ] {
-        assert_eq!(stage_count(global(), ep, stage), requests, "stage {stage}");
-    }
+    assert_every_stage(ep, requests);
     assert_eq!(
         count(
             global(),
