@@ -12,15 +12,11 @@ use perf::{Config, Gateway};
 // /metrics exposure
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_on_a_separate_listener_and_behind_a_token() {
-    common::alone!();
-    const TOKEN: &str = "scrape-s3cret";
-
-    // Default: /metrics on the main listener, open.
-    let open = start(ZERO_MOCK).await;
+/// Checks that `gateway`'s API listener answers a whole chat: moving `/metrics` or guarding it
+/// must leave the API as it was.
+async fn assert_chat_answered(gateway: &Gateway) {
     let response = post(
-        &open,
+        gateway,
         "/chat/completions",
         Some(KEY),
         chat("exposure", false),
@@ -28,6 +24,16 @@ async fn metrics_on_a_separate_listener_and_behind_a_token() {
     .await;
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_a_separate_listener_and_behind_a_token() {
+    common::alone!();
+    const TOKEN: &str = "scrape-s3cret";
+
+    // Default: /metrics on the main listener, open.
+    let open = start(ZERO_MOCK).await;
+    assert_chat_answered(&open).await;
     assert_eq!(open.metrics_addr(), open.addr());
     let (status, text) = get(&open.metrics_url(), None).await;
     assert_eq!(status, 200);
@@ -83,15 +89,7 @@ async fn metrics_on_a_separate_listener_and_behind_a_token() {
         .await
         .unwrap();
     error_of(api_on_metrics, 404).await;
-    let response = post(
-        &separate,
-        "/chat/completions",
-        Some(KEY),
-        chat("exposure", false),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    response.bytes().await.unwrap();
+    assert_chat_answered(&separate).await;
 
     // An empty token is refused at start.
     let empty = Config::parse_from(["gateway", "--listen", "127.0.0.1:0", "--metrics-token", " "]);
