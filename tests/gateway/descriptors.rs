@@ -19,7 +19,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{chat, example_gateway, Sample, Spawned, BURST_KEY as KEY};
+use common::{chat, example_gateway, get, Sample, Spawned, BURST_KEY as KEY};
 use futures_util::StreamExt;
 use perf::gateway::server::raise_open_file_limit;
 
@@ -115,14 +115,8 @@ async fn ten_thousand_streams_within_4096_open_files_are_each_answered() {
     assert_eq!(answers.streamed + answers.refused, STREAMS);
     assert!(answers.streamed > 0);
 
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, text) = get(&format!("{base}/metrics"), None).await;
+    assert_eq!(status, 200);
     let samples = common::check_exposition(&text).unwrap_or_else(|e| panic!("{e}"));
     let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
         samples

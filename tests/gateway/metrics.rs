@@ -7,8 +7,8 @@ use crate::common;
 use std::collections::BTreeSet;
 
 use common::{
-    chat, client, count, eventually, family, gauge, global, post, responses, series, start,
-    Outcomes, FAST_MOCK, KEY,
+    chat, count, eventually, family, gauge, get, global, post, responses, series, start, Outcomes,
+    FAST_MOCK, KEY,
 };
 use prometheus::proto::{MetricFamily, MetricType};
 
@@ -212,14 +212,8 @@ async fn families_labels_buckets_and_counts() {
     }
 
     // The same, in the text format at /metrics.
-    let text = client()
-        .get(format!("http://{}/metrics", gateway.addr()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, text) = get(&gateway.metrics_url(), None).await;
+    assert_eq!(status, 200);
     for (name, kind) in [
         ("backend_ttfb_seconds", "histogram"),
         ("streaming_duration_seconds", "histogram"),
