@@ -2,6 +2,36 @@
 //! scraper: every line a `# HELP`/`# TYPE` comment or a sample of the family typed last, every
 //! name and escape valid. `promtool check metrics` checks the same text where it is installed
 //! (`tests/common/tools.rs`).
+//!
+//! Plain std, so that the user crates (`tests/user-crates/`, outside the workspace) include this
+//! very file by `#[path]` and parse with the same checks, depending on perf alone.
+
+/// Label values a naive text exposition breaks on, each one a model name a client may send (a
+/// valid JSON string, not blank: a gateway refuses those) and distinct within 128 bytes, so that
+/// the runtime's tests and the gateway's check the same escapes: quotes, backslashes, newlines,
+/// NUL, a sample or a comment smuggled in, Unicode that prints oddly or not at all.
+pub const HOSTILE_LABEL_VALUES: &[&str] = &[
+    "gpt\"4o",
+    "back\\slash\\",
+    "new\nline\n",
+    "nul\0byte",
+    "\\\"\n\0",
+    "brace} value=\"1\",le=\"+Inf\"",
+    "# HELP not_a_comment",
+    "# TYPE x counter\nx 1",
+    "tab\tcarriage\rreturn",
+    "ünïcødé 🚀",
+    "\u{202e}right-to-left override",
+    "zero\u{200b}width\u{200d}joiner",
+    "\u{feff}byte order mark",
+    "line\u{2028}para\u{2029}separators",
+    "combining e\u{301}\u{301}\u{301}\u{20dd}",
+    "nonchars \u{fffe}\u{ffff}\u{10ffff}",
+    "del \u{7f} c1 \u{85}\u{9b}",
+    "\\n literally",
+    "{}=,\"\"",
+    "\u{1}\u{2}\u{1b}[31mred",
+];
 
 /// One sample line of the text exposition, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +61,8 @@ fn is_name(s: &str, colon: bool) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
 }
 
-fn parse_value(s: &str) -> Result<f64, String> {
+/// A sample's value (or an `le`), with the text format's spellings of the infinities and NaN.
+pub fn parse_value(s: &str) -> Result<f64, String> {
     match s {
         "+Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),

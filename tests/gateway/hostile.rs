@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::{
     backend_counts, chat, client, diff, error_of, eventually, frontend_count, get, global, post,
     promtool_check_metrics, promtool_or_skip, responses, stage_count, stage_counts, start,
-    start_steady, Outcomes, KEY, ZERO_MOCK,
+    start_steady, Outcomes, HOSTILE_LABEL_VALUES, KEY, ZERO_MOCK,
 };
 use perf_runtime::metrics::MAX_LABEL_LEN;
 
@@ -30,33 +30,10 @@ const RESPONSES: &str = "/v1/responses";
 // Hostile label bytes
 // ---------------------------------------------------------------------------------------------
 
-/// Model names a client may send (valid JSON strings), each distinct in its first 128 bytes.
+/// Model names a client may send (valid JSON strings), each distinct in its first 128 bytes: the
+/// kit's hostile label values, and names long enough to be cut.
 fn hostile_models() -> Vec<String> {
-    let mut models: Vec<String> = [
-        "gpt\"4o",
-        "back\\slash\\",
-        "new\nline\n",
-        "nul\0byte",
-        "\\\"\n\0",
-        "brace} value=\"1\",le=\"+Inf\"",
-        "# HELP not_a_comment",
-        "# TYPE x counter\nx 1",
-        "tab\tcarriage\rreturn",
-        "ünïcødé 🚀",
-        "\u{202e}right-to-left override",
-        "zero\u{200b}width\u{200d}joiner",
-        "\u{feff}byte order mark",
-        "line\u{2028}para\u{2029}separators",
-        "combining e\u{301}\u{301}\u{301}\u{20dd}",
-        "nonchars \u{fffe}\u{ffff}\u{10ffff}",
-        "del \u{7f} c1 \u{85}\u{9b}",
-        "\\n literally",
-        "{}=,\"\"",
-        "\u{1}\u{2}\u{1b}[31mred",
-    ]
-    .iter()
-    .map(|m| m.to_string())
-    .collect();
+    let mut models: Vec<String> = HOSTILE_LABEL_VALUES.iter().map(|m| m.to_string()).collect();
     // 5 kB names: ASCII, 2-byte, 4-byte characters, and a cut that would split one.
     models.push("a".repeat(5000));
     models.push("é".repeat(2500));

@@ -5,6 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The text format's checking parser of the workspace's tests, the test kit's file included by
+/// path (it is plain std), so that this crate depends on perf alone, as an application does.
+#[path = "../../../test-kit/src/exposition.rs"]
+pub mod text;
+
 /// One sample line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
@@ -23,18 +28,23 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// Parses `text`; panics at the first line that is not a comment, a sample or empty.
+    /// Parses `text`; panics unless [`text::check_exposition`] takes it whole (every sample
+    /// valid and after the `# TYPE` of its family) and each family is typed once.
     pub fn parse(text: &str) -> Exposition {
-        let mut samples = Vec::new();
+        let samples = text::check_exposition(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let samples = samples
+            .into_iter()
+            .map(|s| Sample {
+                name: s.name,
+                labels: s.labels.into_iter().collect(),
+                value: s.value,
+            })
+            .collect();
         let mut types = BTreeMap::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (family, kind) = rest.split_once(' ').expect("# TYPE name type");
-                let previous = types.insert(family.to_owned(), kind.to_owned());
-                assert!(previous.is_none(), "{family} has two # TYPE lines");
-            } else if !line.starts_with('#') && !line.is_empty() {
-                samples.push(parse_sample(line).unwrap_or_else(|| panic!("bad line {line:?}")));
-            }
+        for rest in text.lines().filter_map(|line| line.strip_prefix("# TYPE ")) {
+            let (family, kind) = rest.split_once(' ').expect("# TYPE name type");
+            let previous = types.insert(family.to_owned(), kind.to_owned());
+            assert!(previous.is_none(), "{family} has two # TYPE lines");
         }
         let exposition = Exposition {
             text: text.to_owned(),
@@ -123,7 +133,7 @@ impl Exposition {
                 let mut buckets: Vec<(f64, f64)> = self
                     .series(&bucket_name, &labels)
                     .filter(|b| b.labels.len() == labels.len() + 1)
-                    .map(|b| (parse_value(&b.labels["le"]).expect("le"), b.value))
+                    .map(|b| (text::parse_value(&b.labels["le"]).expect("le"), b.value))
                     .collect();
                 buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let what = format!("{family}{labels:?}");
@@ -137,54 +147,4 @@ impl Exposition {
             }
         }
     }
-}
-
-fn parse_value(value: &str) -> Option<f64> {
-    match value {
-        "+Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        _ => value.parse().ok(),
-    }
-}
-
-/// `name{label="value",...} value` (an optional timestamp after it).
-fn parse_sample(line: &str) -> Option<Sample> {
-    let (name, mut rest) = match line.find(['{', ' ']) {
-        Some(at) => line.split_at(at),
-        None => return None,
-    };
-    let mut labels = BTreeMap::new();
-    if let Some(after) = rest.strip_prefix('{') {
-        rest = after;
-        loop {
-            if let Some(after) = rest.strip_prefix('}') {
-                rest = after;
-                break;
-            }
-            let (label, after) = rest.split_once("=\"")?;
-            let mut value = String::new();
-            let mut chars = after.char_indices();
-            let end = loop {
-                match chars.next()? {
-                    (i, '"') => break i,
-                    (_, '\\') => match chars.next()?.1 {
-                        'n' => value.push('\n'),
-                        c => value.push(c),
-                    },
-                    (_, c) => value.push(c),
-                }
-            };
-            labels.insert(label.to_owned(), value);
-            rest = &after[end + 1..];
-            rest = rest.strip_prefix(',').unwrap_or(rest);
-        }
-    }
-    let mut fields = rest.split_whitespace();
-    let value = parse_value(fields.next()?)?;
-    Some(Sample {
-        name: name.to_owned(),
-        labels,
-        value,
-    })
 }
