@@ -7,9 +7,15 @@
 //!   [`stage_count`], [`percentages`] …);
 //! * [`exposition`]: the Prometheus text format parsed and checked line by line
 //!   ([`check_exposition`]);
+//! * [`provider`]: a simulated provider's streamed events ([`provider::Event`]) and what each is
+//!   to perf;
 //! * [`timing`]: the bounds a measured time keeps on a busy machine ([`assert_lasted`]);
 //! * [`alone`](mod@alone): a test in a process of its own inside a binary of many ([`alone!`]), and one
 //!   heavy test at a time ([`heavy`]).
+//!
+//! The user crates (`tests/user-crates/`) build as applications do, on perf alone: they include
+//! the files of [`exposition`] and [`provider`] by `#[path]`, which therefore use nothing but std
+//! and perf-runtime.
 //!
 //! What only the example gateway's tests need (starting it, its mock's numbers, `/metrics`'
 //! other formats) is in the root package's `tests/common/`.
@@ -19,6 +25,7 @@ use prometheus::Registry;
 
 pub mod alone;
 pub mod exposition;
+pub mod provider;
 pub mod registry;
 pub mod timing;
 

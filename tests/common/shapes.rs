@@ -12,8 +12,10 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::{stream, Stream, StreamExt};
-use perf_runtime::{perf_stream, Chunk, Metrics, PerfLayer, Usage};
+use perf_runtime::{perf_stream, Metrics, PerfLayer, Usage};
 use prometheus::Registry;
+
+pub use perf_test_kit::provider::{event_chunk, Event};
 
 use super::{client, eventually, Outcomes};
 
@@ -75,28 +77,6 @@ impl Served {
 /// `n` milliseconds.
 pub const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// One event of a simulated provider's streamed answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The role-only first delta: no content.
-    Role,
-    /// A content token.
-    Token(String),
-    /// The answer's token usage, reported once near its end.
-    Usage(Usage),
-    /// `data: [DONE]`: the last event; the stream ends after it.
-    Done,
-}
-
-/// What each event is to the metrics: `#[perf_stream(chunks = event_chunk)]`.
-pub fn event_chunk(event: &Event) -> Chunk {
-    match event {
-        Event::Token(_) => Chunk::CONTENT,
-        Event::Usage(usage) => Chunk::usage(*usage),
-        Event::Role | Event::Done => Chunk::OTHER,
-    }
 }
 
 /// The timing of a simulated provider's answer: its role delta at once (unless `role` is

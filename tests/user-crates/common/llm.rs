@@ -23,7 +23,7 @@ use axum::Router;
 use futures_util::future::{join_all, BoxFuture};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use perf_runtime::{
-    current, perf_backend, perf_stage, perf_statements, perf_stream, BackendErrorKind, Chunk, Usage,
+    current, perf_backend, perf_stage, perf_statements, perf_stream, BackendErrorKind, Usage,
 };
 use prometheus::{IntCounterVec, Opts};
 
@@ -54,27 +54,13 @@ pub const SLOW_GAP_MS: u64 = 20;
 /// The prompt tokens every answer's usage reports (its output tokens: its content chunks).
 pub const PROMPT_TOKENS: u64 = 11;
 
-/// One event of the provider's streamed answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The role-only first delta: no content.
-    Role,
-    /// A content token.
-    Token(String),
-    /// The answer's token usage, after its last token.
-    Usage(Usage),
-    /// `data: [DONE]`.
-    Done,
-}
+/// The provider's events, and what each is to perf (`#[perf_stream(chunks = event_chunk)]`):
+/// the workspace's handler-shape tests relay the same, from the test kit's file, included here by
+/// path so that this crate depends on perf alone, as an application does.
+#[path = "../../../test-kit/src/provider.rs"]
+pub mod provider;
 
-/// What each event is to perf: `#[perf_stream(chunks = event_chunk)]`.
-pub fn event_chunk(event: &Event) -> Chunk {
-    match event {
-        Event::Token(_) => Chunk::CONTENT,
-        Event::Usage(usage) => Chunk::usage(*usage),
-        Event::Role | Event::Done => Chunk::OTHER,
-    }
-}
+pub use provider::{event_chunk, Event};
 
 /// An LLM provider, as applications write it: `#[async_trait]` methods.
 #[async_trait::async_trait]
