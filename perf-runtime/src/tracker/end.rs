@@ -167,8 +167,7 @@ impl RequestState {
     /// Front end, backend and streaming so far (windows still open counted until `now`), in
     /// ticks: see [`phases`](super::phases).
     fn phase_ticks(&self, now: Clock) -> [u64; 3] {
-        let backend = self.calls_union.ticks_at(now);
-        let windows = self.windows.ticks_at(now);
+        let [backend, windows] = self.windows.ticks_at(now);
         [
             self.frontend.ticks(),
             backend,

@@ -19,30 +19,28 @@ use crate::clock::Clock;
 /// The union of a set of intervals, as they open and close.
 pub(crate) struct Union {
     open: AtomicU32,
-    since: AtomicU64,
-    ticks: AtomicU64,
+    covered: Covered,
 }
 
 impl Union {
     pub const fn new() -> Self {
         Union {
             open: AtomicU32::new(0),
-            since: AtomicU64::new(0),
-            ticks: AtomicU64::new(0),
+            covered: Covered::new(),
         }
     }
 
     #[inline]
     pub fn reset(&self) {
         self.open.store(0, Relaxed);
-        self.ticks.store(0, Relaxed);
+        self.covered.reset();
     }
 
     /// An interval opens at `at`.
     #[inline]
     pub fn open(&self, at: Clock) {
         if self.open.fetch_add(1, AcqRel) == 0 {
-            self.since.store(at.0, Relaxed);
+            self.covered.first_opened(at);
         }
     }
 
@@ -51,34 +49,191 @@ impl Union {
     #[inline]
     pub fn close_before(&self, at: Clock, until: u64) {
         if self.open.fetch_sub(1, AcqRel) == 1 {
-            let since = self.since.load(Relaxed);
-            let end = at.0.min(until);
-            if end > since {
-                self.ticks
-                    .fetch_add(Clock(since).ticks_until(Clock(end)), Relaxed);
-            }
+            self.covered.last_closed(at, until);
         }
-    }
-
-    /// An interval closes at `at`.
-    #[inline]
-    pub fn close(&self, at: Clock) {
-        self.close_before(at, u64::MAX);
     }
 
     /// The time covered so far by intervals that closed, in ticks.
     #[inline]
     pub fn ticks(&self) -> u64 {
+        self.covered.ticks()
+    }
+}
+
+/// A request's backend windows: its calls' union and the union of every window (calls, and
+/// streams relaying an answer), their open counts in one word. A call is in both, so it opens
+/// and closes both with one locked operation, not two.
+pub(crate) struct Windows {
+    /// Open calls in the low half, open windows (calls included) in the high half.
+    open: AtomicU64,
+    calls: Covered,
+    all: Covered,
+}
+
+/// One call, in both halves of [`Windows::open`].
+const CALL: u64 = 1 | 1 << 32;
+/// One stream's window, in the high half only.
+const STREAM: u64 = 1 << 32;
+
+impl Windows {
+    pub const fn new() -> Self {
+        Windows {
+            open: AtomicU64::new(0),
+            calls: Covered::new(),
+            all: Covered::new(),
+        }
+    }
+
+    #[inline]
+    pub fn reset(&self) {
+        self.open.store(0, Relaxed);
+        self.calls.reset();
+        self.all.reset();
+    }
+
+    /// A call opens at `at`.
+    #[inline]
+    pub fn open_call(&self, at: Clock) {
+        self.opened(CALL, at);
+    }
+
+    /// A call closes at `at`.
+    #[inline]
+    pub fn close_call(&self, at: Clock) {
+        self.closed(CALL, at);
+    }
+
+    /// A stream starts relaying at `at`.
+    #[inline]
+    pub fn open_stream(&self, at: Clock) {
+        self.opened(STREAM, at);
+    }
+
+    /// A stream stops relaying at `at`.
+    #[inline]
+    pub fn close_stream(&self, at: Clock) {
+        self.closed(STREAM, at);
+    }
+
+    #[inline]
+    fn opened(&self, one: u64, at: Clock) {
+        let before = self.open.fetch_add(one, AcqRel);
+        if one & 1 == 1 && before as u32 == 0 {
+            self.calls.first_opened(at);
+        }
+        if before >> 32 == 0 {
+            self.all.first_opened(at);
+        }
+    }
+
+    #[inline]
+    fn closed(&self, one: u64, at: Clock) {
+        let before = self.open.fetch_sub(one, AcqRel);
+        if one & 1 == 1 && before as u32 == 1 {
+            self.calls.last_closed(at, u64::MAX);
+        }
+        if before >> 32 == 1 {
+            self.all.last_closed(at, u64::MAX);
+        }
+    }
+
+    /// The calls' time covered so far by calls that closed, in ticks.
+    #[inline]
+    pub fn calls_ticks(&self) -> u64 {
+        self.calls.ticks()
+    }
+
+    /// The calls' and every window's time covered so far, counting those still open as
+    /// closing `now`, in ticks.
+    #[inline]
+    pub fn ticks_at(&self, now: Clock) -> [u64; 2] {
+        let open = self.open.load(Acquire);
+        [
+            self.calls.ticks_at(now, open as u32 > 0),
+            self.all.ticks_at(now, open >> 32 > 0),
+        ]
+    }
+}
+
+/// What a union has covered: the stretch open since the first of its open intervals opened,
+/// and the time of the stretches that closed.
+struct Covered {
+    since: AtomicU64,
+    ticks: AtomicU64,
+}
+
+impl Covered {
+    const fn new() -> Self {
+        Covered {
+            since: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn reset(&self) {
+        self.ticks.store(0, Relaxed);
+    }
+
+    /// The first of the open intervals opened at `at`.
+    #[inline]
+    fn first_opened(&self, at: Clock) {
+        self.since.store(at.0, Relaxed);
+    }
+
+    /// The last of the open intervals closed at `at`: the stretch, up to `until`, is covered.
+    #[inline]
+    fn last_closed(&self, at: Clock, until: u64) {
+        let since = self.since.load(Relaxed);
+        let end = at.0.min(until);
+        if end > since {
+            self.ticks
+                .fetch_add(Clock(since).ticks_until(Clock(end)), Relaxed);
+        }
+    }
+
+    #[inline]
+    fn ticks(&self) -> u64 {
         self.ticks.load(Relaxed)
     }
 
-    /// The time covered so far, counting intervals still open as closing `now`.
+    /// The time covered so far, the stretch still `open` (if it is) counted as closing `now`.
     #[inline]
-    pub fn ticks_at(&self, now: Clock) -> u64 {
+    fn ticks_at(&self, now: Clock, open: bool) -> u64 {
         let mut ticks = self.ticks();
-        if self.open.load(Acquire) > 0 {
+        if open {
             ticks += Clock(self.since.load(Relaxed)).ticks_until(now);
         }
         ticks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Calls and streams overlapping, nested and apart: the calls' union counts only calls,
+    /// every window's union each covered stretch once, and open windows count until `now`.
+    #[test]
+    fn windows_count_each_union_once() {
+        let windows = Windows::new();
+        windows.open_call(Clock(100));
+        windows.open_stream(Clock(105));
+        windows.close_call(Clock(110)); // calls: 100..110
+        windows.open_call(Clock(115));
+        windows.close_call(Clock(118)); // calls: 115..118, inside the stream
+        windows.close_stream(Clock(120)); // every window: 100..120
+        windows.open_call(Clock(130));
+        windows.open_call(Clock(132));
+        windows.close_call(Clock(135));
+        assert_eq!(windows.calls_ticks(), 10 + 3);
+        // The call opened at 130 is still open: counted until 140.
+        assert_eq!(windows.ticks_at(Clock(140)), [13 + 10, 20 + 10]);
+        windows.close_call(Clock(150));
+        windows.open_stream(Clock(160));
+        assert_eq!(windows.ticks_at(Clock(170)), [13 + 20, 20 + 20 + 10]);
+        windows.close_stream(Clock(170));
+        windows.reset();
+        assert_eq!(windows.ticks_at(Clock(200)), [0, 0]);
     }
 }

@@ -15,7 +15,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 use super::call_record::{CallRecord, CallTable};
-use super::phases::Union;
+use super::phases::{Union, Windows};
 use super::spend::RequestSpend;
 use crate::clock::Clock;
 use crate::metrics::{BackendSet, EndpointMetrics};
@@ -86,10 +86,9 @@ pub(crate) struct RequestState {
     pub(super) answering_stream: AtomicU64,
     /// The front-end stages' union, cut where the first backend call started.
     pub(super) frontend: Union,
-    /// The backend calls' windows.
-    pub(super) calls_union: Union,
-    /// Every backend window: calls, and streams relaying an answer.
-    pub(super) windows: Union,
+    /// The backend calls' windows, and every backend window: calls, and streams relaying an
+    /// answer.
+    pub(super) windows: Windows,
     /// When the first backend call started ([`NOT_STARTED`] before).
     pub(super) backend_started: AtomicU64,
     /// The last backend that answered: the labels of the streaming.
@@ -122,8 +121,7 @@ impl RequestState {
             handoffs: AtomicU32::new(0),
             answering_stream: AtomicU64::new(0),
             frontend: Union::new(),
-            calls_union: Union::new(),
-            windows: Union::new(),
+            windows: Windows::new(),
             backend_started: AtomicU64::new(NOT_STARTED),
             backend: AtomicPtr::new(ptr::null_mut()),
             calls: CallTable::new(),
@@ -150,7 +148,6 @@ impl RequestState {
         self.handoffs.store(0, Relaxed);
         self.answering_stream.store(0, Relaxed);
         self.frontend.reset();
-        self.calls_union.reset();
         self.windows.reset();
         self.backend_started.store(NOT_STARTED, Relaxed);
         self.backend.store(ptr::null_mut(), Relaxed);
@@ -267,8 +264,7 @@ impl RequestState {
     pub fn open_call(&self, start: Clock, set: &'static BackendSet) -> u32 {
         let index = self.calls.open(set, start);
         self.backend_started.fetch_min(start.0, Relaxed);
-        self.calls_union.open(start);
-        self.windows.open(start);
+        self.windows.open_call(start);
         index
     }
 
@@ -276,8 +272,7 @@ impl RequestState {
     #[inline]
     pub fn close_call(&self, index: u32, end: Clock, answered: bool) {
         self.call(index).close(end);
-        self.calls_union.close(end);
-        self.windows.close(end);
+        self.windows.close_call(end);
         if answered {
             let call = self.call(index);
             call.answer(end);
@@ -335,7 +330,7 @@ impl RequestState {
     /// The backend calls' time so far.
     #[inline]
     pub fn backend_ticks(&self) -> u64 {
-        self.calls_union.ticks()
+        self.windows.calls_ticks()
     }
 
     // Streams.
@@ -343,7 +338,7 @@ impl RequestState {
     /// A stream starts relaying an answer at `at`: a backend window until it lets go.
     #[inline]
     pub fn open_stream(&self, at: Clock) {
-        self.windows.open(at);
+        self.windows.open_stream(at);
         if self.flags.load(Relaxed) & STREAMED == 0 {
             self.flags.fetch_or(STREAMED, Relaxed);
         }
@@ -356,7 +351,7 @@ impl RequestState {
         if self.ended() {
             self.observe_streaming(start.ticks_until(end), self.trace_id(), end);
         } else {
-            self.windows.close(end);
+            self.windows.close_stream(end);
         }
     }
 
