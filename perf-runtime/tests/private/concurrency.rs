@@ -1,6 +1,7 @@
 //! Concurrent requests lose no observation: exact counts from many threads and many tasks
 //! sharing one `Metrics`.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
@@ -263,30 +264,39 @@ async fn hanging_handler(i: usize) {
     std::future::pending::<()>().await;
 }
 
-#[test]
-fn tokio_tasks_with_run_and_current_lose_nothing() {
-    const TASKS: usize = 2000;
-    let (registry, metrics) = private_metrics();
+/// `tasks` tokio tasks, `task(i)` for each `i`, spawned at once on four workers: their outputs,
+/// in order (a task's panic fails the test).
+fn on_four_workers<F, T>(tasks: usize, task: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_time()
         .build()
         .unwrap();
     rt.block_on(async {
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|i| {
-                tokio::spawn(async move {
-                    let tracker = PerformanceTracker::with_metrics(metrics, CHAT);
-                    let body = tracker.run(handler(i)).await;
-                    tokio::task::yield_now().await; // the handler returned; then the body goes out
-                    body.count().await
-                })
-            })
-            .collect();
-        for task in tasks {
-            assert_eq!(task.await.unwrap(), 3);
+        let spawned: Vec<_> = (0..tasks).map(|i| tokio::spawn(task(i))).collect();
+        let mut outputs = Vec::with_capacity(tasks);
+        for handle in spawned {
+            outputs.push(handle.await.unwrap());
         }
+        outputs
+    })
+}
+
+#[test]
+fn tokio_tasks_with_run_and_current_lose_nothing() {
+    const TASKS: usize = 2000;
+    let (registry, metrics) = private_metrics();
+    let chunks = on_four_workers(TASKS, |i| async move {
+        let tracker = PerformanceTracker::with_metrics(metrics, CHAT);
+        let body = tracker.run(handler(i)).await;
+        tokio::task::yield_now().await; // the handler returned; then the body goes out
+        body.count().await
     });
+    assert!(chunks.iter().all(|&n| n == 3), "{chunks:?}");
     assert_complete_requests(&registry, CHAT, TASKS as u64, TASKS as u64);
 }
 
@@ -294,33 +304,16 @@ fn tokio_tasks_with_run_and_current_lose_nothing() {
 fn tokio_tasks_some_cancelled() {
     const TASKS: usize = 1000;
     let (registry, metrics) = private_metrics();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_time()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|i| {
-                tokio::spawn(async move {
-                    let tracker = PerformanceTracker::with_metrics(metrics, "/mixed");
-                    if i % 5 == 0 {
-                        // Client disconnects before the provider answers.
-                        let out = tokio::time::timeout(
-                            Duration::from_millis(5),
-                            tracker.run(hanging_handler(i)),
-                        )
-                        .await;
-                        assert!(out.is_err());
-                        0
-                    } else {
-                        tracker.run(handler(i)).await.count().await
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
+    on_four_workers(TASKS, |i| async move {
+        let tracker = PerformanceTracker::with_metrics(metrics, "/mixed");
+        if i % 5 == 0 {
+            // Client disconnects before the provider answers.
+            let out =
+                tokio::time::timeout(Duration::from_millis(5), tracker.run(hanging_handler(i)))
+                    .await;
+            assert!(out.is_err());
+        } else {
+            tracker.run(handler(i)).await.count().await;
         }
     });
     let cancelled = (TASKS / 5) as u64;

@@ -39,13 +39,13 @@ fn table() -> PriceTable {
     table
 }
 
-fn usage(input: u64, output: u64, cached_input: u64, reasoning: u64, cache_write: u64) -> Usage {
+/// Prompt and generated tokens, all most tests need; the others are named where a test has them
+/// (`Usage { reasoning: 1500, ..tokens(500, 2000) }`), so that no count goes by position.
+fn tokens(input: u64, output: u64) -> Usage {
     Usage {
         input,
         output,
-        cached_input,
-        reasoning,
-        cache_write,
+        ..Usage::default()
     }
 }
 
@@ -83,7 +83,10 @@ fn cost_is_the_hand_computation_to_the_cent() {
             Some(tenant),
             "openai",
             "gpt-4o",
-            usage(1000, 300, 400, 0, 0),
+            Usage {
+                cached_input: 400,
+                ..tokens(1000, 300)
+            },
         );
         // 500 prompt tokens; 2,000 generated, 1,500 of them reasoning.
         request(
@@ -91,7 +94,10 @@ fn cost_is_the_hand_computation_to_the_cent() {
             Some(tenant),
             "openai",
             "o3",
-            usage(500, 2000, 0, 1500, 0),
+            Usage {
+                reasoning: 1500,
+                ..tokens(500, 2000)
+            },
         );
         // 3,000 prompt tokens: 1,000 read from the cache, 500 written to it; 700 generated.
         request(
@@ -99,7 +105,11 @@ fn cost_is_the_hand_computation_to_the_cent() {
             Some(tenant),
             "anthropic",
             "claude-sonnet-4",
-            usage(3000, 700, 1000, 0, 500),
+            Usage {
+                cached_input: 1000,
+                cache_write: 500,
+                ..tokens(3000, 700)
+            },
         );
     }
     // By hand, per request:
@@ -159,9 +169,9 @@ fn a_prompt_above_the_tier_is_priced_at_the_tier_and_a_running_usage_once() {
         .first_byte();
     // A running total, reported three times: the last crosses the 200k threshold, and the whole
     // call is priced at the tier's rates.
-    tracker.usage(usage(150_000, 10, 0, 0, 0));
-    tracker.usage(usage(150_000, 10, 0, 0, 0));
-    tracker.usage(usage(250_000, 1_000, 0, 0, 0));
+    tracker.usage(tokens(150_000, 10));
+    tracker.usage(tokens(150_000, 10));
+    tracker.usage(tokens(250_000, 1_000));
     tracker.record_percentages();
     let expected = 250_000.0 * 6e-6 + 1_000.0 * 22.5e-6;
     let counted = cost(&registry, "backend_cost_usd_total", &[]);
@@ -175,11 +185,11 @@ fn a_prompt_above_the_tier_is_priced_at_the_tier_and_a_running_usage_once() {
 fn a_model_missing_from_the_table_is_unpriced_not_free() {
     let (registry, metrics) = private_metrics();
     // Without a table, nothing is priced and nothing is unpriced.
-    request(metrics, None, "openai", "gpt-5", usage(100, 10, 0, 0, 0));
+    request(metrics, None, "openai", "gpt-5", tokens(100, 10));
     assert_eq!(series_count(&registry, "backend_unpriced_tokens_total"), 0);
     metrics.set_prices(table());
-    request(metrics, None, "openai", "gpt-5", usage(100, 10, 0, 0, 0));
-    request(metrics, None, "openai", "gpt-5", usage(100, 10, 0, 0, 0));
+    request(metrics, None, "openai", "gpt-5", tokens(100, 10));
+    request(metrics, None, "openai", "gpt-5", tokens(100, 10));
     let unpriced = |kind| {
         perf_runtime::metrics::snapshot::counter(
             &registry,
@@ -200,7 +210,7 @@ fn a_model_missing_from_the_table_is_unpriced_not_free() {
     let mut with_it = table();
     with_it.insert(None, "gpt-5", Price::new(Rates::per_token(1e-6, 1e-5)));
     metrics.set_prices(with_it);
-    request(metrics, None, "openai", "gpt-5", usage(100, 10, 0, 0, 0));
+    request(metrics, None, "openai", "gpt-5", tokens(100, 10));
     let counted = cost(&registry, "backend_cost_usd_total", &[("model", "gpt-5")]);
     assert!(
         (counted - (100.0 * 1e-6 + 10.0 * 1e-5)).abs() < 1e-12,
@@ -215,22 +225,10 @@ fn the_tenant_cap_holds_against_ten_thousand_keys() {
     let metrics = Metrics::builder().tenant_cap(100).build(&registry).unwrap();
     metrics.set_prices(table());
     // A client that names itself `other` does not hide among the overflow.
-    request(
-        metrics,
-        Some("other"),
-        "openai",
-        "gpt-4o",
-        usage(10, 1, 0, 0, 0),
-    );
+    request(metrics, Some("other"), "openai", "gpt-4o", tokens(10, 1));
     for key in 0..10_000 {
         let key = format!("key-{key}");
-        request(
-            metrics,
-            Some(&key),
-            "openai",
-            "gpt-4o",
-            usage(10, 1, 0, 0, 0),
-        );
+        request(metrics, Some(&key), "openai", "gpt-4o", tokens(10, 1));
     }
     let tenants = label_values(&registry, "tenant_requests_total", "tenant");
     assert_eq!(tenants.len(), 100 + 1, "{tenants:?}");
@@ -330,7 +328,7 @@ fn a_reload_that_fails_keeps_the_table_in_use() {
     .unwrap();
     let error = metrics.load_prices(&path).unwrap_err();
     assert_eq!(error.line(), 3, "{error}");
-    request(metrics, None, "openai", "gpt-4o", usage(1000, 100, 0, 0, 0));
+    request(metrics, None, "openai", "gpt-4o", tokens(1000, 100));
     let counted = cost(&registry, "backend_cost_usd_total", &[]);
     assert!(
         (counted - (1000.0 * 1e-6 + 100.0 * 2e-6)).abs() < 1e-12,
