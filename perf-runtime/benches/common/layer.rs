@@ -45,7 +45,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{authorize, block_on, parse, plain, prepare, provider_call, BenchError, PROVIDER};
+use super::{
+    attributed_handler, authorize, block_on, parse, plain, prepare, provider_call, BenchError,
+    PROVIDER,
+};
 
 /// Route of (f).
 pub const LAYER_ROUTE: &str = "/bench/layer";
@@ -57,23 +60,11 @@ pub const ROUTER_ROUTE: &str = "/bench/router";
 // ---------------------------------------------------------------------------------------------
 // (g)'s handler
 
-/// (g) (b)'s handler without `#[perf_endpoint]`: its stages, backend call and stream record
-/// into the layer's exchange.
-#[perf_statements]
-pub async fn attributed(
-    body: &'static str,
-) -> Result<impl Stream<Item = &'static str>, BenchError> {
-    #[perf_stage(request_parsing)]
-    let req = parse(body)?;
-    #[perf_stage(auth_validation)]
-    authorize(req.key)?;
-    #[perf_stage(request_preparation)]
-    let prepared = prepare(&req);
-    #[perf_backend(provider = PROVIDER, model = req.model)]
-    let chunks = provider_call(req.model, prepared).await?;
-    #[perf_stream]
-    let relayed = chunks;
-    Ok(relayed)
+attributed_handler! {
+    /// (g) (b)'s handler without `#[perf_endpoint]`: its stages, backend call and stream record
+    /// into the layer's exchange.
+    #[perf_statements]
+    attributed
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,19 +228,28 @@ where
     sent
 }
 
+/// A service [`exchange`] can drive, named once for the functions that take one.
+pub trait Exchange:
+    Service<Request<&'static str>, Response = Response<Self::Body>, Error: std::fmt::Debug>
+{
+    type Body: HttpBody<Data = Bytes, Error: std::fmt::Debug>;
+}
+
+impl<S, B> Exchange for S
+where
+    S: Service<Request<&'static str>, Response = Response<B>, Error: std::fmt::Debug>,
+    B: HttpBody<Data = Bytes, Error: std::fmt::Debug>,
+{
+    type Body = B;
+}
+
 /// One exchange through `service`: ready, call, the future to its response, the body to its
 /// end, dropped. The response's extensions are handed to `keep`. The bytes sent.
-pub fn exchange<S, B>(
-    service: &mut S,
+pub fn exchange(
+    service: &mut impl Exchange,
     request: Request<&'static str>,
     keep: impl FnOnce(Extensions),
-) -> usize
-where
-    S: Service<Request<&'static str>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: HttpBody<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
+) -> usize {
     block_on(async {
         poll_fn(|cx| service.poll_ready(cx))
             .await
@@ -291,18 +291,12 @@ fn matched_path_of(route: &'static str) -> Extensions {
 
 /// One request of `handler` through `service`, with the extensions of `cell` (made with
 /// `route`'s `MatchedPath` the first time).
-fn with_matched_path<S, B>(
+fn with_matched_path(
     cell: &'static std::thread::LocalKey<Cell<Option<Extensions>>>,
     route: &'static str,
-    service: &mut S,
+    service: &mut impl Exchange,
     body: &'static str,
-) -> usize
-where
-    S: Service<Request<&'static str>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: HttpBody<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
+) -> usize {
     let extensions = cell.take().unwrap_or_else(|| matched_path_of(route));
     let mut request = Request::new(body);
     *request.extensions_mut() = extensions;

@@ -147,20 +147,35 @@ pub async fn plain(body: &'static str) -> Result<impl Stream<Item = &'static str
 // ---------------------------------------------------------------------------------------------
 // (b) the macros
 
-/// (b) The handler with the macros.
-#[perf_endpoint("/bench/macros")]
-pub async fn macros(body: &'static str) -> Result<impl Stream<Item = &'static str>, BenchError> {
-    #[perf_stage(request_parsing)]
-    let req = parse(body)?;
-    #[perf_stage(auth_validation)]
-    authorize(req.key)?;
-    #[perf_stage(request_preparation)]
-    let prepared = prepare(&req);
-    #[perf_backend(provider = PROVIDER, model = req.model)]
-    let chunks = provider_call(req.model, prepared).await?;
-    #[perf_stream]
-    let relayed = chunks;
-    Ok(relayed)
+/// The handler with the statement attributes, under the attributes given (which must include
+/// the one that expands them): (b) and the layer's (g) compare instrumentations of one body.
+macro_rules! attributed_handler {
+    ($(#[$attribute:meta])* $name:ident) => {
+        $(#[$attribute])*
+        pub async fn $name(
+            body: &'static str,
+        ) -> Result<impl Stream<Item = &'static str>, BenchError> {
+            #[perf_stage(request_parsing)]
+            let req = parse(body)?;
+            #[perf_stage(auth_validation)]
+            authorize(req.key)?;
+            #[perf_stage(request_preparation)]
+            let prepared = prepare(&req);
+            #[perf_backend(provider = PROVIDER, model = req.model)]
+            let chunks = provider_call(req.model, prepared).await?;
+            #[perf_stream]
+            let relayed = chunks;
+            Ok(relayed)
+        }
+    };
+}
+#[cfg(feature = "axum")]
+use attributed_handler;
+
+attributed_handler! {
+    /// (b) The handler with the macros.
+    #[perf_endpoint("/bench/macros")]
+    macros
 }
 
 // ---------------------------------------------------------------------------------------------
