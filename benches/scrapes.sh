@@ -24,34 +24,12 @@
 # it, reads the gateway's renderings (operation_duration_seconds{operation="metrics_render"})
 # and its CPU time (utime + stime from /proc, over warm-up and window), and stops it. Prints
 # one TSV line per run, then the medians per setting.
-set -euo pipefail
-
-cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}
-DURATION_SECS=${DURATION_SECS:-5}
-WARMUP_SECS=${WARMUP_SECS:-2}
-CONCURRENCY=${CONCURRENCY:-32}
-SCRAPERS=${SCRAPERS:-20}
-MODELS=${MODELS:-1000}
-PORT=${PORT:-18090}
-GATEWAY_WORKERS=${GATEWAY_WORKERS-1}
-SKIP_BUILD=${SKIP_BUILD:-0}
-GATEWAY=${GATEWAY:-target/release/examples/gateway}
+source "$(dirname "$0")/lib.sh"
+defaults ROUNDS=3 DURATION_SECS=5 WARMUP_SECS=2 CONCURRENCY=32 SCRAPERS=20 MODELS=1000 \
+    PORT=18090 GATEWAY=target/release/examples/gateway INTERVAL_MS=250
 OLD_GATEWAY=${OLD_GATEWAY:-}
-INTERVAL_MS=${INTERVAL_MS:-250}
-LOAD=target/release/examples/load
 
-if [ "$SKIP_BUILD" != 1 ]; then
-    cargo build --release --example gateway --example load
-fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    echo "something listens on 127.0.0.1:$PORT already" >&2
-    exit 1
-fi
-
-cpu_ticks() { # utime + stime of PID, in clock ticks
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
+build_gateway
 
 metric() { # metric NAME_AND_LABELS: its value in the gateway's /metrics, 0 if absent
     curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {v = $2} END {print v + 0}'
@@ -64,46 +42,26 @@ run() { # run SETTING GATEWAY SCRAPERS INTERVAL_MS ENCODING [GATEWAY FLAGS...]: 
     if [ "$encoding" = identity ]; then
         identity=(--scrape-identity)
     fi
-    TOKIO_WORKER_THREADS=$GATEWAY_WORKERS "$gateway" --listen "127.0.0.1:$PORT" \
-        --mock-ttfb-ms 0 --mock-chunks 3 --mock-chunk-interval-ms 0 --mock-jitter-ms 0 \
-        "$@" >/dev/null &
-    local pid=$!
-    # Whatever happens next, the gateway does not outlive the script.
-    trap "kill $pid 2>/dev/null" EXIT
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-        sleep 0.1
-    done
-    "$LOAD" --url "http://127.0.0.1:$PORT/v1/chat/completions" --models "$MODELS" \
-        --requests "$MODELS" --concurrency 16 --warmup-secs 0 --duration-secs 60 >/dev/null 2>&1
-    local renders_before sum_before ticks_before
+    start_gateway "$gateway" "$@"
+    local renders_before sum_before
     renders_before=$(metric 'operation_duration_seconds_count{operation="metrics_render"}')
     sum_before=$(metric 'operation_duration_seconds_sum{operation="metrics_render"}')
-    ticks_before=$(cpu_ticks "$pid")
-    local json
-    json=$("$LOAD" --url "http://127.0.0.1:$PORT/v1/chat/completions" \
-        --concurrency "$CONCURRENCY" --warmup-secs "$WARMUP_SECS" \
-        --duration-secs "$DURATION_SECS" --scrapers "$scrapers" \
-        --scrape-interval-ms "$interval" "${identity[@]}" 2>/dev/null)
-    local ticks_after renders sum
-    ticks_after=$(cpu_ticks "$pid")
+    local json cpus
+    measure --scrapers "$scrapers" --scrape-interval-ms "$interval" "${identity[@]}"
+    local renders sum
     renders=$(metric 'operation_duration_seconds_count{operation="metrics_render"}')
     sum=$(metric 'operation_duration_seconds_sum{operation="metrics_render"}')
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-    local hz
-    hz=$(getconf CLK_TCK)
+    stop_gateway
     echo "$json" | awk -v setting="$setting" -v renders="$((renders - renders_before))" \
         -v render_secs="$(awk -v a="$sum" -v b="$sum_before" 'BEGIN {print a - b}')" \
-        -v cpu="$(awk -v a="$ticks_after" -v b="$ticks_before" -v hz="$hz" 'BEGIN {print (a - b) / hz}')" \
-        -v secs="$((WARMUP_SECS + DURATION_SECS))" '{
+        -v cpus="$cpus" '{
         match($0, /"rps":[0-9.]+/); rps = substr($0, RSTART + 6, RLENGTH - 6)
         match($0, /"scrapes":[0-9]+/); scrapes = substr($0, RSTART + 10, RLENGTH - 10)
         match($0, /"scrape_bytes":[0-9]+/); bytes = substr($0, RSTART + 15, RLENGTH - 15)
         match($0, /"duration_secs":[0-9.]+/); window = substr($0, RSTART + 16, RLENGTH - 16)
         printf "%s\t%.0f\t%.1f\t%.2f\t%d\t%.2f\t%.2f\n", setting, rps, scrapes / window,
             (scrapes > 0 ? bytes / scrapes / 1e6 : 0), renders,
-            (renders > 0 ? 1000 * render_secs / renders : 0), cpu / secs
+            (renders > 0 ? 1000 * render_secs / renders : 0), cpus
     }'
 }
 
@@ -130,11 +88,5 @@ for round in $(seq "$ROUNDS"); do
 done | tee "$out"
 echo
 echo "medians over $ROUNDS rounds (req/s, scrapes/s, gateway CPUs):"
-for setting in $settings; do
-    awk -F'\t' -v s="$setting" '$1 == s {print $2 "\t" $3 "\t" $7}' "$out" | sort -n |
-        awk -F'\t' -v s="$setting" '{v[NR] = $0} END {
-            split(v[int((NR + 1) / 2)], m, "\t")
-            printf "  %-17s %6s req/s  %7s scrapes/s  %s CPUs\n", s, m[1], m[2], m[3]
-        }'
-done
+medians "$out" '  %-17s %6s req/s  %7s scrapes/s  %s CPUs\n' 2 3 7
 rm -f "$out"
