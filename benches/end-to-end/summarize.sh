@@ -47,6 +47,36 @@ function rank90(n,    k, c, term, i) {
     }
     return k
 }
+# Prints a Markdown table'"'"'s head: titles (cells between " | ") and the rule below them, whose
+# columns align left (l) or right (r) as align says.
+function table_head(titles, align,    i, rule) {
+    rule = "|"
+    for (i = 1; i <= length(align); i++) rule = rule (substr(align, i, 1) == "r" ? "---:|" : "---|")
+    printf "| %s |\n%s\n", titles, rule
+}
+# The tables'"'"' rows: the modes in order of appearance, each by build, instrumented first, into
+# rmode[1..n], rbuild[] and rkey[] (the keys of keep()); returns n.
+function table_rows(    m, b, n) {
+    n = 0
+    for (m = 1; m <= nmodes; m++)
+        for (b = 1; b <= 2; b++) {
+            rmode[++n] = modes[m]
+            rbuild[n] = b == 1 ? "instrumented" : "uninstrumented"
+            rkey[n] = rmode[n] SUBSEP rbuild[n]
+        }
+    return n
+}
+# The rounds of mode with a record of each build, whose record numbers go into pair_i[1..n]
+# (instrumented) and pair_u[1..n] (uninstrumented); returns n.
+function paired_rounds(mode,    r, round, n) {
+    n = 0; delete pair_i; delete pair_u
+    for (r = 1; r <= nrounds[mode]; r++) {
+        round = rounds[mode, r]
+        if (!((mode, "instrumented", round) in at && (mode, "uninstrumented", round) in at)) continue
+        pair_i[++n] = at[mode, "instrumented", round]; pair_u[n] = at[mode, "uninstrumented", round]
+    }
+    return n
+}
 '
 
 summarize() { # summarize RESULTS_TSV: phase 1's two tables, in Markdown, and its verdicts
@@ -57,42 +87,33 @@ summarize() { # summarize RESULTS_TSV: phase 1's two tables, in Markdown, and it
         rps[NR] = $4; cpu[NR] = $8; busy[NR] = $9
     }
     END {
-        printf "| mode | build | median req/s | min–max req/s | spread (max−min)/median | median gateway CPU µs/req | median CPUs busy: gateway / load | median CPUs waiting: gateway / load | median p99 ms | errors |\n"
-        printf "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        for (m = 1; m <= nmodes; m++) {
-            mode = modes[m]
-            for (b = 1; b <= 2; b++) {
-                build = b == 1 ? "instrumented" : "uninstrumented"
-                key = mode SUBSEP build
-                n = count[key]
-                delete x; column(key, 4, n, x); med[mode, build] = median(x, n)
-                spread = 100 * (x[n] - x[1]) / med[mode, build]
-                delete c; column(key, 8, n, c); cmed[mode, build] = median(c, n)
-                delete p; column(key, 7, n, p)
-                delete g; column(key, 9, n, g)
-                delete l; column(key, 10, n, l)
-                delete gw; column(key, 11, n, gw)
-                delete lw; column(key, 12, n, lw)
-                # Results from before the waits were recorded have no columns 11 and 12.
-                waits = val[key, 1, 11] == "" ? "—" : sprintf("%.3f / %.3f", median(gw, n), median(lw, n))
-                printf "| %s | %s | %.0f | %.0f–%.0f | %.1f %% | %.1f | %.2f / %.2f | %s | %.2f | %d |\n", \
-                    mode, build, med[mode, build], x[1], x[n], spread, cmed[mode, build], \
-                    median(g, n), median(l, n), waits, median(p, n), errs[key]
-            }
+        table_head("mode | build | median req/s | min–max req/s | spread (max−min)/median | median gateway CPU µs/req | median CPUs busy: gateway / load | median CPUs waiting: gateway / load | median p99 ms | errors", "llrrrrrrrr")
+        nrows = table_rows()
+        for (j = 1; j <= nrows; j++) {
+            mode = rmode[j]; build = rbuild[j]; key = rkey[j]; n = count[key]
+            delete x; column(key, 4, n, x); med[mode, build] = median(x, n)
+            spread = 100 * (x[n] - x[1]) / med[mode, build]
+            delete c; column(key, 8, n, c); cmed[mode, build] = median(c, n)
+            delete p; column(key, 7, n, p)
+            delete g; column(key, 9, n, g)
+            delete l; column(key, 10, n, l)
+            delete gw; column(key, 11, n, gw)
+            delete lw; column(key, 12, n, lw)
+            # Results from before the waits were recorded have no columns 11 and 12.
+            waits = val[key, 1, 11] == "" ? "—" : sprintf("%.3f / %.3f", median(gw, n), median(lw, n))
+            printf "| %s | %s | %.0f | %.0f–%.0f | %.1f %% | %.1f | %.2f / %.2f | %s | %.2f | %d |\n", \
+                mode, build, med[mode, build], x[1], x[n], spread, cmed[mode, build], \
+                median(g, n), median(l, n), waits, median(p, n), errs[key]
         }
         printf "\nPer-round figures pair the two builds of the same round, in the rounds where both gateways kept at least %s CPUs busy (saturated). The interval is the sign test'"'"'s for the median (>= 90 %% confidence; min … max below 5 rounds).\n\n", minbusy
-        printf "| mode | loss of the medians (u − i) / u | rounds paired | per-round loss: median [interval] (min … max) | gateway CPU per request i / u, per round: median [interval] | target ≤ 2 %% |\n"
-        printf "|---|---:|---:|---:|---:|---|\n"
+        table_head("mode | loss of the medians (u − i) / u | rounds paired | per-round loss: median [interval] (min … max) | gateway CPU per request i / u, per round: median [interval] | target ≤ 2 %", "lrrrrl")
         for (m = 1; m <= nmodes; m++) {
             mode = modes[m]
             u = med[mode, "uninstrumented"]; i = med[mode, "instrumented"]
-            n = 0; all = 0
+            n = 0; all = paired_rounds(mode)
             delete pl; delete pc
-            for (r = 1; r <= nrounds[mode]; r++) {
-                round = rounds[mode, r]
-                if (!((mode, "instrumented", round) in at && (mode, "uninstrumented", round) in at)) continue
-                ri = at[mode, "instrumented", round]; ru = at[mode, "uninstrumented", round]
-                all++
+            for (r = 1; r <= all; r++) {
+                ri = pair_i[r]; ru = pair_u[r]
                 if (busy[ri] < minbusy || busy[ru] < minbusy) continue
                 n++
                 pl[n] = 100 * (rps[ru] - rps[ri]) / rps[ru]
@@ -135,42 +156,33 @@ summarize_latency() { # summarize_latency LATENCY_TSV: phase 2's tables, in Mark
         p50[NR] = $7; p99[NR] = $9; failed[NR] = $6 > 0; waited[NR] = $15 > maxwait
     }
     END {
-        printf "| mode | build | rate req/s | median p50 µs | median p90 µs | median p99 µs | median p99.9 µs | max µs (all rounds) | median send lag p99 µs | median CPUs busy: gateway / load | median CPUs waiting: gateway / load | errors |\n"
-        printf "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        for (m = 1; m <= nmodes; m++) {
-            mode = modes[m]
-            for (b = 1; b <= 2; b++) {
-                build = b == 1 ? "instrumented" : "uninstrumented"
-                key = mode SUBSEP build
-                n = count[key]
-                if (n == 0) continue
-                delete a; column(key, 7, n, a); q50 = median(a, n)
-                delete a; column(key, 8, n, a); q90 = median(a, n)
-                delete a; column(key, 9, n, a); q99 = median(a, n)
-                delete a; column(key, 10, n, a); q999 = median(a, n)
-                delete a; column(key, 11, n, a); sort(a, n); qmax = a[n]
-                delete a; column(key, 12, n, a); lag = median(a, n)
-                delete a; column(key, 13, n, a); gw = median(a, n)
-                delete a; column(key, 14, n, a); ld = median(a, n)
-                delete a; column(key, 15, n, a); gww = median(a, n)
-                delete a; column(key, 16, n, a); ldw = median(a, n)
-                printf "| %s | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f / %.2f | %.3f / %.3f | %d |\n", \
-                    mode, build, val[key, 1, 4], q50, q90, q99, q999, qmax, lag, gw, ld, gww, ldw, errs[key]
-            }
+        table_head("mode | build | rate req/s | median p50 µs | median p90 µs | median p99 µs | median p99.9 µs | max µs (all rounds) | median send lag p99 µs | median CPUs busy: gateway / load | median CPUs waiting: gateway / load | errors", "llrrrrrrrrrr")
+        nrows = table_rows()
+        for (j = 1; j <= nrows; j++) {
+            mode = rmode[j]; build = rbuild[j]; key = rkey[j]; n = count[key]
+            if (n == 0) continue
+            delete a; column(key, 7, n, a); q50 = median(a, n)
+            delete a; column(key, 8, n, a); q90 = median(a, n)
+            delete a; column(key, 9, n, a); q99 = median(a, n)
+            delete a; column(key, 10, n, a); q999 = median(a, n)
+            delete a; column(key, 11, n, a); sort(a, n); qmax = a[n]
+            delete a; column(key, 12, n, a); lag = median(a, n)
+            delete a; column(key, 13, n, a); gw = median(a, n)
+            delete a; column(key, 14, n, a); ld = median(a, n)
+            delete a; column(key, 15, n, a); gww = median(a, n)
+            delete a; column(key, 16, n, a); ldw = median(a, n)
+            printf "| %s | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f / %.2f | %.3f / %.3f | %d |\n", \
+                mode, build, val[key, 1, 4], q50, q90, q99, q999, qmax, lag, gw, ld, gww, ldw, errs[key]
         }
         printf "\nAdded latency per request = instrumented − uninstrumented, per round (the two builds run back to back), then the median over the rounds with the sign test'"'"'s interval for it (>= 90 %% confidence; min … max, >= 93 %%, at 5 to 7 rounds). Rounds with errors, or where a gateway waited for a CPU more than %s of the time (something else ran on its core), are left out; fewer than 5 rounds left give no verdict.\n\n", maxwait
-        printf "| mode | rounds paired (left out: errors, waited) | p50 added µs: median [interval] (min … max) | p99 added µs: median [interval] (min … max) | goal: p99 added ≤ %s µs |\n", goal
-        printf "|---|---:|---:|---:|---|\n"
+        table_head("mode | rounds paired (left out: errors, waited) | p50 added µs: median [interval] (min … max) | p99 added µs: median [interval] (min … max) | goal: p99 added ≤ " goal " µs", "lrrrl")
         overall = "met"
         for (m = 1; m <= nmodes; m++) {
             mode = modes[m]
-            n = 0; all = 0; nfailed = 0; nwaited = 0
+            n = 0; all = paired_rounds(mode); nfailed = 0; nwaited = 0
             delete d50; delete d99
-            for (r = 1; r <= nrounds[mode]; r++) {
-                round = rounds[mode, r]
-                if (!((mode, "instrumented", round) in at && (mode, "uninstrumented", round) in at)) continue
-                ri = at[mode, "instrumented", round]; ru = at[mode, "uninstrumented", round]
-                all++
+            for (r = 1; r <= all; r++) {
+                ri = pair_i[r]; ru = pair_u[r]
                 if (failed[ri] || failed[ru]) { nfailed++; continue }
                 if (waited[ri] || waited[ru]) { nwaited++; continue }
                 n++
