@@ -15,6 +15,7 @@
 #
 # Prints one TSV line per run (requests/s, p99 ms, the gateway's CPUs over warm-up and window,
 # failed exports counted in /metrics), then the medians per setting.
+# shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
 defaults ROUNDS=3 DURATION_SECS=5 WARMUP_SECS=2 CONCURRENCY=32 MODELS=250 PORT=18091 \
     GATEWAY=target/release/examples/gateway

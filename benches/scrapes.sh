@@ -24,6 +24,7 @@
 # it, reads the gateway's renderings (operation_duration_seconds{operation="metrics_render"})
 # and its CPU time (utime + stime from /proc, over warm-up and window), and stops it. Prints
 # one TSV line per run, then the medians per setting.
+# shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
 defaults ROUNDS=3 DURATION_SECS=5 WARMUP_SECS=2 CONCURRENCY=32 SCRAPERS=20 MODELS=1000 \
     PORT=18090 GATEWAY=target/release/examples/gateway INTERVAL_MS=250

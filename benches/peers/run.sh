@@ -22,6 +22,7 @@
 # Then the issue's goals: perf's layer alone (2 - 1) against the cheapest peer layer (4 or 6),
 # goal <= 1/4; perf's full request (3 - 1) against autometrics' (5 - 1), goal <= 1/6.
 # CARGO_TARGET_DIR defaults to benches/peers/target (ignored by git; `cargo clean` it after).
+# shellcheck source=benches/lib.sh
 source "$(dirname "$0")/../lib.sh"
 defaults RUNS=2 ROUNDS=301 BATCH=2000 N=10000 CARGO_TARGET_DIR="$PWD/benches/peers/target"
 export CARGO_TARGET_DIR
