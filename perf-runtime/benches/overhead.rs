@@ -12,8 +12,8 @@
 //!
 //! After criterion's own report, a table gives the median ns/request of the very samples
 //! criterion took, the overhead of each build over (a), and its ratio to (c)'s overhead:
-//! `(x − a) / (c − a)` — the issue's target is (b) ≤ 0.25; (e)'s ratio is what the readings and
-//! observations alone take of it. A second table measures the builds interleaved (301 rounds of
+//! `(x − a) / (c − a)`. (e)'s ratio is what the readings and observations alone take of it, and
+//! (b)'s less (e)'s what the request's bookkeeping adds (issue 27's target: ≤ 0.12). A second table measures the builds interleaved (301 rounds of
 //! 2000 requests of each in turn): steadier ratios on a shared machine, since a burst of
 //! background load hits all of them alike.
 //!
@@ -353,19 +353,21 @@ fn table(ns: &[f64]) {
         return;
     }
     let ratio = |x: f64| (x - a) / (c - a);
-    if !b.is_nan() {
+    if !b.is_nan() && !e.is_nan() {
+        // Issue 27's measure: what the request itself adds to the readings and observations
+        // that (e), the floor, makes without one.
+        let bookkeeping = ratio(b) - ratio(e);
         println!(
-            "target (b) <= 0.25 x (c) overhead: {:.3} -> {}",
-            ratio(b),
-            if ratio(b) <= 0.25 { "met" } else { "NOT met" }
-        );
-    }
-    if !e.is_nan() {
-        println!(
-            "floor (e), the same readings and observations with no request: {:.3}, leaving {:.3} \
-             of the target for the request's bookkeeping",
-            ratio(e),
-            0.25 - ratio(e)
+            "target (b) - (e) <= 0.12 x (c) overhead, the request's bookkeeping: {:.1} ns, {:.3} \
+             -> {}; the floor (e), the same readings and observations with no request: {:.3}",
+            b - e,
+            bookkeeping,
+            if bookkeeping <= 0.12 {
+                "met"
+            } else {
+                "NOT met"
+            },
+            ratio(e)
         );
     }
     #[cfg(feature = "axum")]
