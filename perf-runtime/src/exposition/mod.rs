@@ -13,6 +13,7 @@ mod format;
 mod openmetrics;
 mod protobuf;
 mod text;
+mod writer;
 
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
@@ -58,7 +59,7 @@ pub fn render(metrics: &Metrics) -> String {
         .collect();
     ours.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = String::with_capacity(64 * 1024);
-    let mut writer = text::TextWriter::default();
+    let mut writer = writer::TextWriter::default();
     let mut theirs = theirs.into_iter().peekable();
     for family in &ours {
         while let Some(other) = theirs.next_if(|other| other.name() < &*family.name) {
@@ -123,7 +124,7 @@ pub fn render_as(metrics: &Metrics, format: Format) -> Vec<u8> {
     match format {
         Format::OpenMetrics | Format::Text => {
             let mut out = String::with_capacity(64 * 1024);
-            let mut writer = text::TextWriter::openmetrics();
+            let mut writer = writer::TextWriter::openmetrics();
             for family in &families {
                 writer.family(family, &mut out);
             }
