@@ -65,7 +65,8 @@ count() {
     cg=$OUT/cachegrind-$build-$mode-$n.out
     TOKIO_WORKER_THREADS=1 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$cg" \
         "$bin" --listen "127.0.0.1:$PORT" --mock-ttfb-ms 0 --mock-chunks 3 \
-        --mock-chunk-interval-ms 0 --mock-jitter-ms 0 >"$OUT/gateway-$build-$mode-$n.log" 2>&1 &
+        --mock-chunk-interval-ms 0 --mock-jitter-ms 0 --mock-requests-per-minute 1000000000 \
+        >"$OUT/gateway-$build-$mode-$n.log" 2>&1 &
     GW_PID=$!
     local up=0
     for _ in $(seq 600); do

@@ -133,7 +133,8 @@ OUT=${OUT:-$TARGET/end-to-end/$(date +%Y%m%d-%H%M%S)}
 INSTRUMENTED=${INSTRUMENTED:-$TARGET/release/examples/gateway}
 UNINSTRUMENTED=${UNINSTRUMENTED:-$TARGET/uninstrumented/release/examples/gateway}
 LOAD=$TARGET/release/examples/load
-MOCK_FLAGS=(--mock-ttfb-ms 0 --mock-chunks 3 --mock-chunk-interval-ms 0 --mock-jitter-ms 0)
+MOCK_FLAGS=(--mock-ttfb-ms 0 --mock-chunks 3 --mock-chunk-interval-ms 0 --mock-jitter-ms 0
+    --mock-requests-per-minute 1000000000)
 
 # shellcheck source=benches/end-to-end/summarize.sh
 source "$ROOT/benches/end-to-end/summarize.sh"

@@ -35,6 +35,7 @@ start_gateway() {
     shift
     TOKIO_WORKER_THREADS=$GATEWAY_WORKERS "$gateway" --listen "127.0.0.1:$PORT" \
         --mock-ttfb-ms 0 --mock-chunks 3 --mock-chunk-interval-ms 0 --mock-jitter-ms 0 \
+        --mock-requests-per-minute 1000000000 \
         "$@" >/dev/null &
     gateway_pid=$!
     # Whatever happens next, the gateway does not outlive the script.

@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! cargo run --release --example gateway -- --mock-ttfb-ms 0 --mock-chunks 3 \
-//!     --mock-chunk-interval-ms 0 --mock-jitter-ms 0 &
+//!     --mock-chunk-interval-ms 0 --mock-jitter-ms 0 --mock-requests-per-minute 1000000000 &
 //! cargo run --release --example load -- --url http://127.0.0.1:8080/v1/chat/completions \
 //!     --concurrency 32 --duration-secs 5 --warmup-secs 2 --stream
 //! cargo run --release --example load -- --url http://127.0.0.1:8080/v1/chat/completions \

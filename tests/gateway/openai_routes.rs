@@ -72,6 +72,7 @@ async fn models_come_from_the_upstream() {
         chunk_interval: Duration::ZERO,
         jitter: Duration::ZERO,
         fail_every: 0,
+        requests_per_minute: perf::gateway::mock::limits::REQUESTS_PER_MINUTE,
         models: vec!["upstream-model".into()],
     })
     .await

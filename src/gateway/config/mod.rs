@@ -15,6 +15,7 @@ use perf_runtime::otlp::OtlpExporter;
 use super::body_timeout::BodyLimits;
 use super::listen::ConnectionLimits;
 use super::mock::embedding::DEFAULT_MODELS;
+use super::mock::limits::REQUESTS_PER_MINUTE;
 use super::mock::MockConfig;
 use super::upstream::UpstreamTimeouts;
 use api_keys::{keys_and_tenants, read_key_file};
@@ -140,6 +141,17 @@ pub struct Config {
         default_value_t = 0
     )]
     pub mock_fail_every: u64,
+
+    /// Mock provider: requests a model may take a minute (and 200 tokens for each) before it
+    /// answers 429 `rate_limit_exceeded`, as a provider's rate limit does. Raise it for a load
+    /// test that sends more.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "GATEWAY_MOCK_REQUESTS_PER_MINUTE",
+        default_value_t = REQUESTS_PER_MINUTE
+    )]
+    pub mock_requests_per_minute: u64,
 
     /// Mock provider: each delay varies at random by up to ±N ms (never by more than the delay
     /// itself, so the mean stays as set).
@@ -443,6 +455,7 @@ impl Config {
             chunk_interval,
             jitter: Duration::from_millis(self.mock_jitter_ms),
             fail_every: self.mock_fail_every,
+            requests_per_minute: self.mock_requests_per_minute,
             models: self
                 .label_settings()
                 .allowed_models

@@ -1,7 +1,7 @@
 //! The mock's rate limits, stated as OpenAI states them on every answer:
 //! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`. Each model has a budget of
-//! [`REQUESTS_PER_MINUTE`] requests and [`TOKENS_PER_MINUTE`] tokens (prompt and completion) a
-//! minute; the model [`DRAIN_MODEL`] has a small one ([`DRAIN_REQUESTS`] requests), which a few
+//! [`REQUESTS_PER_MINUTE`] requests (`--mock-requests-per-minute`) and [`TOKENS_PER_REQUEST`]
+//! tokens (prompt and completion) for each of them a minute; the model [`DRAIN_MODEL`] has a small one ([`DRAIN_REQUESTS`] requests), which a few
 //! requests run down: past it, the mock answers 429 (`rate_limit_exceeded`), with the headers.
 
 use std::collections::HashMap;
@@ -13,8 +13,8 @@ use axum::response::Response;
 
 /// Requests a model may take a minute.
 pub const REQUESTS_PER_MINUTE: u64 = 10_000;
-/// Tokens a model may take a minute.
-pub const TOKENS_PER_MINUTE: u64 = 2_000_000;
+/// Tokens a model may take a minute, for each request it may take.
+pub const TOKENS_PER_REQUEST: u64 = 200;
 /// The model whose limits a few requests run down (`fault:drain`).
 pub const DRAIN_MODEL: &str = "fault:drain";
 /// Requests [`DRAIN_MODEL`] may take a minute.
@@ -24,10 +24,11 @@ pub const DRAIN_TOKENS: u64 = 10_000;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// What each model took in the current minute.
-#[derive(Debug, Default)]
+/// What each model took in the current minute, and what it may take.
+#[derive(Debug)]
 pub(super) struct Limits {
     used: Mutex<HashMap<String, Window>>,
+    requests_per_minute: u64,
 }
 
 #[derive(Debug)]
@@ -38,13 +39,23 @@ struct Window {
 }
 
 impl Limits {
+    /// Limits of `requests_per_minute` requests a model, and [`TOKENS_PER_REQUEST`] tokens for
+    /// each.
+    pub fn new(requests_per_minute: u64) -> Self {
+        Limits {
+            used: Mutex::default(),
+            requests_per_minute,
+        }
+    }
+
     /// `model` takes a request of `tokens`: `Ok` with the headers to send, or `Err` with the
     /// headers of a 429 when its budget is spent.
     pub fn take(&self, model: &str, tokens: u64) -> Result<Headers, Headers> {
         let (request_limit, token_limit) = if model == DRAIN_MODEL {
             (DRAIN_REQUESTS, DRAIN_TOKENS)
         } else {
-            (REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE)
+            let requests = self.requests_per_minute;
+            (requests, requests.saturating_mul(TOKENS_PER_REQUEST))
         };
         let now = Instant::now();
         let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
@@ -126,7 +137,7 @@ mod tests {
 
     #[test]
     fn the_drain_model_runs_its_limits_down() {
-        let limits = Limits::default();
+        let limits = Limits::new(REQUESTS_PER_MINUTE);
         for taken in 1..=DRAIN_REQUESTS {
             let headers = limits.take(DRAIN_MODEL, 100).expect("within the limit");
             assert_eq!(
@@ -139,7 +150,23 @@ mod tests {
         let other = limits.take("gpt-4o", 100).expect("its own budget");
         assert_eq!(
             other.remaining,
-            [REQUESTS_PER_MINUTE - 1, TOKENS_PER_MINUTE - 100]
+            [
+                REQUESTS_PER_MINUTE - 1,
+                REQUESTS_PER_MINUTE * TOKENS_PER_REQUEST - 100
+            ]
         );
+    }
+
+    #[test]
+    fn a_raised_limit_lets_a_load_test_through() {
+        let limits = Limits::new(1_000_000);
+        for _ in 0..20_000 {
+            limits.take("gpt-4o", 150).expect("within the raised limit");
+        }
+        let spent = Limits::new(2);
+        spent.take("gpt-4o", 1).unwrap();
+        spent.take("gpt-4o", 1).unwrap();
+        let refused = spent.take("gpt-4o", 1).expect_err("past 2 a minute");
+        assert_eq!(refused.limits, [2, 2 * TOKENS_PER_REQUEST]);
     }
 }

@@ -88,6 +88,10 @@ pub struct MockConfig {
     /// Every this many answers, one (the Nth, the 2Nth, ...) is a 500 after the time to first
     /// byte. Zero for never.
     pub fail_every: u64,
+    /// Requests a model may take a minute before the mock answers 429 (with
+    /// [`limits::TOKENS_PER_REQUEST`] tokens for each): [`limits::REQUESTS_PER_MINUTE`] unless
+    /// set.
+    pub requests_per_minute: u64,
     /// The models `GET /v1/models` lists (the mock answers any model name).
     pub models: Vec<String>,
 }
@@ -125,11 +129,12 @@ struct Mock {
 
 impl Mock {
     fn new(config: MockConfig) -> Mock {
+        let limits = limits::Limits::new(config.requests_per_minute);
         Mock {
             config,
             answers: AtomicU64::new(0),
             traceparents: Mutex::new(VecDeque::new()),
-            limits: limits::Limits::default(),
+            limits,
         }
     }
 
