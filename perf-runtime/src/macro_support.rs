@@ -4,7 +4,6 @@
 
 pub use crate::metrics::known::KnownEndpoint;
 pub use crate::tracker::classify::{ChunksBy, Classify, Gaps, Probed};
-pub use crate::tracker::current::{backend_request, stage};
 pub use crate::tracker::BackendCall;
 pub use inventory;
 
@@ -13,6 +12,7 @@ use std::future::Future;
 use futures_core::Stream;
 
 use crate::chunk::Chunk;
+use crate::clock::Clock;
 use crate::stage::StageName;
 use crate::tracker::after_last_close;
 use crate::tracker::current;
@@ -72,22 +72,37 @@ where
     stream
 }
 
-/// [`stage`](crate::current::stage), begun where the stage or backend call closed last on this thread ended: what
-/// the macros expand a statement to that directly follows a timed statement (one clock reading
-/// where one ends and the next begins).
+/// [`stage`](crate::current::stage) for what the macros time: `follows`, a statement that
+/// directly follows a timed one, begins where the stage or backend call closed last on this
+/// thread ended (one clock reading where one ends and the next begins); `in_body`, a statement
+/// of an endpoint's own body (not in a closure or `async` block inside it), borrows the request
+/// instead of counting a share of it, since the endpoint's `Run` outlives it.
 #[inline]
-pub fn next_stage(stage: &StageName) -> StageGuard<'static> {
-    current::stage_at(stage, after_last_close)
+pub fn open_stage(stage: &StageName, follows: bool, in_body: bool) -> StageGuard<'static> {
+    current::stage_at(stage, opened_at(follows), in_body)
 }
 
-/// [`backend_request`](crate::current::backend_request), begun where the stage or backend call closed last on this thread ended
-/// (see [`next_stage`]).
+/// [`backend_request`](crate::current::backend_request) for what the macros time; `follows`
+/// and `in_body` as in [`open_stage`].
 #[inline]
-pub fn next_backend_request(
+pub fn open_backend_request(
     provider: impl AsRef<str>,
     model: impl AsRef<str>,
+    follows: bool,
+    in_body: bool,
 ) -> BackendGuard<'static> {
-    current::backend_request_at(provider.as_ref(), model.as_ref(), after_last_close)
+    let (provider, model) = (provider.as_ref(), model.as_ref());
+    current::backend_request_at(provider, model, opened_at(follows), in_body)
+}
+
+/// Where a timed statement begins: at the last close's reading if it `follows` one, else now.
+#[inline(always)]
+fn opened_at(follows: bool) -> fn() -> Clock {
+    if follows {
+        after_last_close
+    } else {
+        Clock::now
+    }
 }
 
 /// A `#[perf_backend]` fn's body, `future`, timed as the backend call `guard` opened (before

@@ -22,7 +22,8 @@ use crate::stages;
 /// user's `use perf_runtime::perf_stage;` counts as used and the path is still resolved.
 ///
 /// `starts_request`: the block is an endpoint's body, which runs right where its request
-/// starts. A timed first statement then begins at the request's start reading.
+/// starts. A timed first statement then begins at the request's start reading, and the guards
+/// of its statements (outside closures and `async` blocks) borrow the request.
 pub fn rewrite_statements(block: &mut Block, starts_request: bool) -> Vec<Error> {
     let mut rewriter = Rewriter {
         errors: Vec::new(),
@@ -30,6 +31,7 @@ pub fn rewrite_statements(block: &mut Block, starts_request: bool) -> Vec<Error>
         follows_timed: false,
         timed: false,
         block_follows_timed: starts_request,
+        in_body: starts_request,
     };
     rewriter.visit_block_mut(block);
     let uses = rewriter.paths.iter().map(|path| {
@@ -53,10 +55,30 @@ struct Rewriter {
     /// The next block visited begins right after a clock reading (the outermost block of an
     /// endpoint, after its request's start): its first statement follows a timed one.
     block_follows_timed: bool,
+    /// The statements visited are run by an endpoint's own body future: not in a closure or an
+    /// `async` block, which may be sent to run elsewhere, after the endpoint's request.
+    in_body: bool,
+}
+
+impl Rewriter {
+    /// Visits what `visit` visits as code that may run outside the endpoint's body.
+    fn apart(&mut self, visit: impl FnOnce(&mut Self)) {
+        let in_body = std::mem::replace(&mut self.in_body, false);
+        visit(self);
+        self.in_body = in_body;
+    }
 }
 
 impl VisitMut for Rewriter {
     fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_expr_closure_mut(&mut self, closure: &mut syn::ExprClosure) {
+        self.apart(|this| visit_mut::visit_expr_closure_mut(this, closure));
+    }
+
+    fn visit_expr_async_mut(&mut self, block: &mut syn::ExprAsync) {
+        self.apart(|this| visit_mut::visit_expr_async_mut(this, block));
+    }
 
     fn visit_block_mut(&mut self, block: &mut Block) {
         let mut follows = std::mem::take(&mut self.block_follows_timed);
@@ -80,7 +102,11 @@ impl VisitMut for Rewriter {
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
         let follows = std::mem::take(&mut self.follows_timed);
         visit_mut::visit_stmt_mut(self, stmt);
-        self.timed = match rewrite(stmt, &mut self.paths, follows) {
+        let at = wrap::Opening {
+            follows,
+            in_body: self.in_body,
+        };
+        self.timed = match rewrite(stmt, &mut self.paths, at) {
             Ok(timed) => timed,
             Err(error) => {
                 self.errors.push(error);
@@ -121,9 +147,9 @@ fn kind_of(attr: &Attribute) -> Option<Kind> {
 }
 
 /// Rewrites `stmt` if it carries one of our attributes, and adds that attribute's path to `paths`.
-/// `follows` says that it directly follows a timed statement in its block. Returns whether it
-/// is timed now (a stage or a backend call).
-fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>, follows: bool) -> syn::Result<bool> {
+/// `at` says where it stands (after a timed statement of its block, in an endpoint's body).
+/// Returns whether it is timed now (a stage or a backend call).
+fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>, at: wrap::Opening) -> syn::Result<bool> {
     if let Stmt::Macro(mac) = stmt {
         if !mac.attrs.iter().any(|a| kind_of(a).is_some()) {
             return Ok(false);
@@ -160,11 +186,11 @@ fn rewrite(stmt: &mut Stmt, paths: &mut Vec<syn::Path>, follows: bool) -> syn::R
                 ));
             };
             let value = &init.expr;
-            let wrapped = apply(&attr, quote::quote!(#value), follows)?;
+            let wrapped = apply(&attr, quote::quote!(#value), at)?;
             *init.expr = Expr::Verbatim(wrapped);
         }
         Stmt::Expr(expr, _) => {
-            let wrapped = apply(&attr, quote::quote!(#expr), follows)?;
+            let wrapped = apply(&attr, quote::quote!(#expr), at)?;
             *expr = Expr::Verbatim(wrapped);
         }
         Stmt::Item(_) | Stmt::Macro(_) => return Ok(false),
@@ -286,11 +312,11 @@ fn take_ours(attrs: &mut Vec<Attribute>) -> Vec<(Kind, Attribute)> {
     ours
 }
 
-/// Wraps `value` as the attribute says; `follows` as in [`rewrite`].
+/// Wraps `value` as the attribute says; `at` as in [`rewrite`].
 fn apply(
     (kind, attr): &(Kind, Attribute),
     value: TokenStream,
-    follows: bool,
+    at: wrap::Opening,
 ) -> syn::Result<TokenStream> {
     match kind {
         Kind::Stage => {
@@ -302,11 +328,11 @@ fn apply(
                 ));
             };
             let stage = stages::check(&name)?;
-            Ok(wrap::stage_after(&stage, value, follows))
+            Ok(wrap::stage_after(&stage, value, at))
         }
         Kind::Backend => {
             let args = parse_args(attr, |input| BackendArgs::parse_with(input, Some(attr)))?;
-            Ok(wrap::backend_after(&args, value, follows))
+            Ok(wrap::backend_after(&args, value, at))
         }
         Kind::Stream => {
             let args = parse_args(attr, StreamArgs::parse)?;
@@ -361,4 +387,38 @@ fn expr_attrs(expr: &mut Expr) -> Option<&mut Vec<Attribute>> {
         Let, Lit, Loop, Macro, Match, MethodCall, Paren, Path, Range, Reference, Repeat, Struct,
         Try, TryBlock, Tuple, Unary, Unsafe, While
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `in_body` argument of each guard the rewritten `block` opens, in order.
+    fn borrowing(block: &str, starts_request: bool) -> Vec<bool> {
+        let mut block: Block = syn::parse_str(block).unwrap();
+        assert!(rewrite_statements(&mut block, starts_request).is_empty());
+        let text = block.into_token_stream().to_string();
+        text.split("open_")
+            .skip(1)
+            .map(|call| {
+                let args = call.split(')').next().unwrap();
+                args.trim_end().ends_with("true")
+            })
+            .collect()
+    }
+
+    /// Only statements the endpoint's body future runs itself borrow its request: not those of
+    /// a closure or an `async` block, which may run elsewhere after the request.
+    #[test]
+    fn only_an_endpoints_own_statements_borrow_its_request() {
+        let block = "{
+            #[perf_stage(request_parsing)] let a = 1;
+            if a > 0 { #[perf_backend(provider = \"p\", model = \"m\")] let b = 2; }
+            let later = async move { #[perf_stage(auth_validation)] let c = 3; };
+            let call = || { #[perf_stage(auth_validation)] let d = 4; };
+            loop { #[perf_stage(request_preparation)] let e = 5; break; }
+        }";
+        assert_eq!(borrowing(block, true), [true, true, false, false, true]);
+        assert_eq!(borrowing(block, false), [false; 5]);
+    }
 }

@@ -14,14 +14,24 @@ use crate::stages::CheckedStage;
 /// type-checked): the instrumentation compiled out, as the end-to-end benchmark's baseline.
 pub const OFF: bool = cfg!(feature = "off");
 
-/// `value` timed as `stage`: the stage's guard lives while `value` is evaluated.
-pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
-    stage_after(stage, value, false)
+/// Where a timed statement stands, which decides how its guard opens.
+#[derive(Clone, Copy, Default)]
+pub struct Opening {
+    /// It directly follows a timed statement (a stage or backend call closed just before it
+    /// begins): it begins at that one's end reading.
+    pub follows: bool,
+    /// It is in an endpoint's own body, not in a closure or `async` block inside it: its guard
+    /// borrows the request, which the endpoint's `Run` holds for longer.
+    pub in_body: bool,
 }
 
-/// [`stage`]; `follows` says that the statement directly follows a timed statement (a stage or
-/// backend call closed just before it begins): it begins at that one's end reading.
-pub fn stage_after(stage: &CheckedStage, value: TokenStream, follows: bool) -> TokenStream {
+/// `value` timed as `stage`: the stage's guard lives while `value` is evaluated.
+pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
+    stage_after(stage, value, Opening::default())
+}
+
+/// [`stage`], for a statement standing as `at` says.
+pub fn stage_after(stage: &CheckedStage, value: TokenStream, at: Opening) -> TokenStream {
     if OFF {
         return quote!({ #value });
     }
@@ -29,11 +39,7 @@ pub fn stage_after(stage: &CheckedStage, value: TokenStream, follows: bool) -> T
     let guard = hidden("__perf_stage");
     let site = hidden("__PERF_STAGE");
     let name = &stage.name;
-    let open = if follows {
-        quote!(next_stage)
-    } else {
-        quote!(stage)
-    };
+    let Opening { follows, in_body } = at;
     // Where a declared stage comes from: the build now depends on that manifest.
     let declared = stage.declared_in.as_ref().map(|manifest| {
         quote!(
@@ -44,7 +50,7 @@ pub fn stage_after(stage: &CheckedStage, value: TokenStream, follows: bool) -> T
         {
             #declared
             static #site: #rt::StageName = #rt::StageName::new(#name);
-            let #guard = #rt::__private::#open(&#site);
+            let #guard = #rt::__private::open_stage(&#site, #follows, #in_body);
             #value
         }
     }
@@ -53,12 +59,7 @@ pub fn stage_after(stage: &CheckedStage, value: TokenStream, follows: bool) -> T
 /// `value` timed as a backend call: answered when it completes, unless it is an `Err`.
 /// Leaving early (`?`, `return`, a panic, cancellation) records no TTFB.
 pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
-    backend_opened(args, value, false)
-}
-
-/// [`backend`]; `follows` as in [`stage_after`].
-pub fn backend_after(args: &BackendArgs, value: TokenStream, follows: bool) -> TokenStream {
-    backend_opened(args, value, follows)
+    backend_after(args, value, Opening::default())
 }
 
 /// With the instrumentation compiled out: `value` as written, after a closure that is never
@@ -68,7 +69,8 @@ fn backend_off(args: &BackendArgs, value: TokenStream) -> TokenStream {
     quote!({ let _ = || { let _ = (&(#provider), &(#model)); }; #value })
 }
 
-fn backend_opened(args: &BackendArgs, value: TokenStream, follows: bool) -> TokenStream {
+/// [`backend`], for a statement standing as `at` says.
+pub fn backend_after(args: &BackendArgs, value: TokenStream, at: Opening) -> TokenStream {
     if OFF {
         return backend_off(args, value);
     }
@@ -77,17 +79,14 @@ fn backend_opened(args: &BackendArgs, value: TokenStream, follows: bool) -> Toke
     let out = hidden("__perf_value");
     let BackendArgs { provider, model } = args;
     let succeeded = succeeded(quote!(&#out));
-    let open = if follows {
-        quote!(next_backend_request)
-    } else {
-        quote!(backend_request)
-    };
+    let Opening { follows, in_body } = at;
     // The guard is dropped where it lies, at the block's end, after the value is moved out:
     // moving it into `drop(..)` would copy it right after `set_answered` wrote one byte of it,
     // which stalls the copy's load (a store-forwarding failure, measured in the overhead bench).
     quote! {
         {
-            let mut #guard = #rt::__private::#open(#provider, #model);
+            let mut #guard =
+                #rt::__private::open_backend_request(#provider, #model, #follows, #in_body);
             let #out = #value;
             if #succeeded {
                 #guard.set_answered();
@@ -118,7 +117,7 @@ pub fn backend_future(
     let succeeded = succeeded(quote!(#out));
     let annotated = output.map(|ty| quote!(: &#ty));
     quote! {{
-        let #guard = #rt::__private::backend_request(#provider, #model);
+        let #guard = #rt::__private::open_backend_request(#provider, #model, false, false);
         #bound
         #rt::__private::backend_call(#guard, #future, |#out #annotated| #succeeded).await
     }}

@@ -59,14 +59,19 @@ pub fn backend_error(kind: BackendErrorKind) {
 /// Starts timing `stage` in the current request; see [`PerformanceTracker::stage`].
 #[inline]
 pub fn stage(stage: &StageName) -> StageGuard<'static> {
-    stage_at(stage, Clock::now)
+    stage_at(stage, Clock::now, false)
 }
 
+/// [`stage`], begun at the reading `start` gives; `in_body`: see [`Owner::current`].
 #[inline]
-pub(crate) fn stage_at(stage: &StageName, start: fn() -> Clock) -> StageGuard<'static> {
+pub(crate) fn stage_at(
+    stage: &StageName,
+    start: fn() -> Clock,
+    in_body: bool,
+) -> StageGuard<'static> {
     let stage: Stage = stage.get();
     match state() {
-        Some(state) => StageGuard::begin_at(Owner::Held(state.counted()), stage, start),
+        Some(state) => StageGuard::begin_at(Owner::current(state, in_body), stage, start),
         None => StageGuard::detached(unscoped(), stage, start),
     }
 }
@@ -75,17 +80,21 @@ pub(crate) fn stage_at(stage: &StageName, start: fn() -> Clock) -> StageGuard<'s
 /// [`PerformanceTracker::backend_request`].
 #[inline]
 pub fn backend_request(provider: impl AsRef<str>, model: impl AsRef<str>) -> BackendGuard<'static> {
-    backend_request_at(provider.as_ref(), model.as_ref(), Clock::now)
+    backend_request_at(provider.as_ref(), model.as_ref(), Clock::now, false)
 }
 
+/// [`backend_request`], begun at the reading `start` gives; `in_body`: see [`Owner::current`].
 #[inline]
 pub(crate) fn backend_request_at(
     provider: &str,
     model: &str,
     start: fn() -> Clock,
+    in_body: bool,
 ) -> BackendGuard<'static> {
     match state() {
-        Some(state) => BackendGuard::begin_at(Owner::Held(state.counted()), provider, model, start),
+        Some(state) => {
+            BackendGuard::begin_at(Owner::current(state, in_body), provider, model, start)
+        }
         None => BackendGuard::detached(unscoped(), provider, model, start),
     }
 }
