@@ -15,8 +15,8 @@ impl RequestState {
     /// A stream takes a share of the request; returns its hand-off number.
     #[inline]
     pub fn hand_off(&self) -> u32 {
-        self.owners.fetch_add(1, Relaxed);
-        self.handoffs.fetch_add(1, Relaxed) + 1
+        let before = self.owners.fetch_add(1 | 1 << 32, Relaxed);
+        (before >> 32) as u32 + 1
     }
 
     /// The handler lets go, once; the request ends if nothing it handed off holds it.
@@ -71,7 +71,8 @@ impl RequestState {
     /// the last.
     #[inline]
     fn release_owner(&self, at: Option<Clock>) {
-        if self.owners.fetch_sub(1, AcqRel) == 1 {
+        // The low half: owners. It is at least 1 here, so the subtraction borrows nothing.
+        if self.owners.fetch_sub(1, AcqRel) as u32 == 1 {
             self.end(at.unwrap_or_else(Clock::now));
         }
     }

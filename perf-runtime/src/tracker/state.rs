@@ -74,13 +74,13 @@ pub(crate) struct RequestState {
     pub(super) endpoint: AtomicPtr<EndpointMetrics>,
     /// Handles that keep this slot out of the pool: trackers, streams, guards.
     pub(super) refs: AtomicU32,
-    /// Owners whose release may end the request: the handler, and what it handed off.
-    pub(super) owners: AtomicU32,
+    /// Owners whose release may end the request (the handler, and what it handed off) in the
+    /// low half; hand-offs to streams so far, which number them, in the high half: a hand-off
+    /// adds to both with one locked operation.
+    pub(super) owners: AtomicU64,
     pub(super) flags: AtomicU32,
     /// Which request of this slot it is: a call noted on a thread names its request by it.
     pub(super) generation: AtomicU32,
-    /// Hand-offs to streams so far: a stream's number orders it among them.
-    pub(super) handoffs: AtomicU32,
     /// The verdict of the stream that answers the client, the last-handed of those read after
     /// the handler let go: `number << 1 | read to its end`; 0 for none.
     pub(super) answering_stream: AtomicU64,
@@ -115,10 +115,9 @@ impl RequestState {
         RequestState {
             endpoint: AtomicPtr::new(ptr::null_mut()),
             refs: AtomicU32::new(0),
-            owners: AtomicU32::new(0),
+            owners: AtomicU64::new(0),
             flags: AtomicU32::new(0),
             generation: AtomicU32::new(0),
-            handoffs: AtomicU32::new(0),
             answering_stream: AtomicU64::new(0),
             frontend: Union::new(),
             windows: Windows::new(),
@@ -144,8 +143,9 @@ impl RequestState {
         self.refs.store(1, Relaxed);
         self.owners.store(1, Relaxed);
         self.flags.store(flags, Relaxed);
-        self.generation.fetch_add(1, Relaxed);
-        self.handoffs.store(0, Relaxed);
+        // A load and a store: the slot is this thread's alone until it is handed out.
+        let generation = self.generation.load(Relaxed);
+        self.generation.store(generation.wrapping_add(1), Relaxed);
         self.answering_stream.store(0, Relaxed);
         self.frontend.reset();
         self.windows.reset();
