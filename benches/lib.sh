@@ -13,6 +13,16 @@ defaults() { # defaults NAME=VALUE...: each NAME from the environment, VALUE whe
     done
 }
 
+# The gateway a run started, noted where the script's own EXIT trap finds it: a run is a subshell
+# (`for ... done | tee`), whose EXIT trap bash does not run when `set -e` ends it, so a failed run
+# would leave its gateway behind. A script with an EXIT trap of its own calls `stop_leftovers`.
+GATEWAY_PIDS=$(mktemp)
+stop_leftovers() {
+    xargs -r kill <"$GATEWAY_PIDS" 2>/dev/null || true
+    rm -f "$GATEWAY_PIDS"
+}
+trap stop_leftovers EXIT
+
 # The gateway's tokio workers: one, as in end-to-end.sh; empty for tokio's default.
 GATEWAY_WORKERS=${GATEWAY_WORKERS-1}
 LOAD=target/release/examples/load
@@ -38,6 +48,7 @@ start_gateway() {
         --mock-requests-per-minute 1000000000 \
         "$@" >/dev/null &
     gateway_pid=$!
+    echo "$gateway_pid" >>"$GATEWAY_PIDS"
     # Whatever happens next, the gateway does not outlive the script.
     trap "kill $gateway_pid 2>/dev/null" EXIT
     for _ in $(seq 100); do

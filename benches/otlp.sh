@@ -34,7 +34,7 @@ else
     RECEIVER_PID=$!
     read -r RECEIVER_PORT <&4
 fi
-trap '[ -n "$RECEIVER_PID" ] && kill $RECEIVER_PID 2>/dev/null' EXIT
+trap '[ -n "$RECEIVER_PID" ] && kill $RECEIVER_PID 2>/dev/null; stop_leftovers' EXIT
 
 run() { # run SETTING [GATEWAY FLAGS...]: one TSV line
     local setting=$1

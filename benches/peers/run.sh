@@ -28,7 +28,7 @@ defaults RUNS=2 ROUNDS=301 BATCH=2000 N=10000 CARGO_TARGET_DIR="$PWD/benches/pee
 export CARGO_TARGET_DIR
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; stop_leftovers' EXIT
 cargo build --release --manifest-path benches/peers/Cargo.toml >"$work/build.log" 2>&1 ||
     { cat "$work/build.log" >&2; exit 1; }
 peers=$CARGO_TARGET_DIR/release/peers
