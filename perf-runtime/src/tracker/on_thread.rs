@@ -21,7 +21,8 @@ pub(crate) fn state() -> Option<&'static RequestState> {
     // SAFETY: the pointer is non-null only while `enter`'s guard lives, and whoever entered
     // (a `Run` or a `TrackedStream`) holds a counted reference to the state meanwhile: the slot
     // cannot go back to the pool. `'static` is the slot's own lifetime (pool slots are leaked);
-    // callers take a counted reference before keeping it past the call.
+    // callers take a counted reference before keeping it past the call, but for the guards of
+    // an endpoint's own statements, which its `Run` outlives (`Owner::current`).
     unsafe { current.as_ref() }
 }
 
