@@ -13,9 +13,9 @@ defaults() { # defaults NAME=VALUE...: each NAME from the environment, VALUE whe
     done
 }
 
-# The gateway a run started, noted where the script's own EXIT trap finds it: a run is a subshell
-# (`for ... done | tee`), whose EXIT trap bash does not run when `set -e` ends it, so a failed run
-# would leave its gateway behind. A script with an EXIT trap of its own calls `stop_leftovers`.
+# The gateway a run started and has not stopped, where the script's own EXIT trap finds it: a run
+# is a subshell (`for ... done | tee`), which `set -e` may end anywhere, and bash runs no EXIT
+# trap set inside it then. A script with an EXIT trap of its own calls `stop_leftovers`.
 GATEWAY_PIDS=$(mktemp)
 stop_leftovers() {
     xargs -r kill <"$GATEWAY_PIDS" 2>/dev/null || true
@@ -39,7 +39,7 @@ build_gateway() { # unless SKIP_BUILD=1; and the gateway's port must be free
 
 # start_gateway GATEWAY [FLAGS...]: GATEWAY on 127.0.0.1:$PORT, its mock answering at once with 3
 # chunks, once it answers and /metrics holds $MODELS model names (one request each); its pid in
-# gateway_pid, its output where the call's goes. It replaces the (sub)shell's EXIT trap.
+# gateway_pid (and in GATEWAY_PIDS, for the script's EXIT trap), its output where the call's goes.
 start_gateway() {
     local gateway=$1
     shift
@@ -48,9 +48,8 @@ start_gateway() {
         --mock-requests-per-minute 1000000000 \
         "$@" >/dev/null &
     gateway_pid=$!
-    echo "$gateway_pid" >>"$GATEWAY_PIDS"
     # Whatever happens next, the gateway does not outlive the script.
-    trap "kill $gateway_pid 2>/dev/null" EXIT
+    echo "$gateway_pid" >"$GATEWAY_PIDS"
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
         sleep 0.1
@@ -62,6 +61,7 @@ start_gateway() {
 stop_gateway() { # fails (and so ends the script) if the gateway died during the run
     kill "$gateway_pid"
     wait "$gateway_pid" 2>/dev/null || true
+    : >"$GATEWAY_PIDS"
 }
 
 # measure [LOAD FLAGS...]: CONCURRENCY clients against the gateway for WARMUP_SECS, then
