@@ -328,11 +328,11 @@ fn apply(
                 ));
             };
             let stage = stages::check(&name)?;
-            Ok(wrap::stage_after(&stage, value, at))
+            Ok(wrap::stage_at(&stage, value, at))
         }
         Kind::Backend => {
             let args = parse_args(attr, |input| BackendArgs::parse_with(input, Some(attr)))?;
-            Ok(wrap::backend_after(&args, value, at))
+            Ok(wrap::backend_at(&args, value, at))
         }
         Kind::Stream => {
             let args = parse_args(attr, StreamArgs::parse)?;

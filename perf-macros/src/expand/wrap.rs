@@ -27,11 +27,11 @@ pub struct Opening {
 
 /// `value` timed as `stage`: the stage's guard lives while `value` is evaluated.
 pub fn stage(stage: &CheckedStage, value: TokenStream) -> TokenStream {
-    stage_after(stage, value, Opening::default())
+    stage_at(stage, value, Opening::default())
 }
 
 /// [`stage`], for a statement standing as `at` says.
-pub fn stage_after(stage: &CheckedStage, value: TokenStream, at: Opening) -> TokenStream {
+pub fn stage_at(stage: &CheckedStage, value: TokenStream, at: Opening) -> TokenStream {
     if OFF {
         return quote!({ #value });
     }
@@ -59,7 +59,7 @@ pub fn stage_after(stage: &CheckedStage, value: TokenStream, at: Opening) -> Tok
 /// `value` timed as a backend call: answered when it completes, unless it is an `Err`.
 /// Leaving early (`?`, `return`, a panic, cancellation) records no TTFB.
 pub fn backend(args: &BackendArgs, value: TokenStream) -> TokenStream {
-    backend_after(args, value, Opening::default())
+    backend_at(args, value, Opening::default())
 }
 
 /// With the instrumentation compiled out: `value` as written, after a closure that is never
@@ -70,7 +70,7 @@ fn backend_off(args: &BackendArgs, value: TokenStream) -> TokenStream {
 }
 
 /// [`backend`], for a statement standing as `at` says.
-pub fn backend_after(args: &BackendArgs, value: TokenStream, at: Opening) -> TokenStream {
+pub fn backend_at(args: &BackendArgs, value: TokenStream, at: Opening) -> TokenStream {
     if OFF {
         return backend_off(args, value);
     }

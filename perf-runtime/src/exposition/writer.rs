@@ -7,9 +7,7 @@ use super::{openmetrics, text};
 use crate::metrics::reading::{FamilyReading, Value};
 
 /// Formats families one after another in either text format, keeping what can be reused
-/// between them: the bounds' text and a series' label block. The two formats differ only in a
-/// family's header lines, a counter sample's suffix, a bucket's exemplar and how infinities are
-/// spelled.
+/// between them: the bounds' text and a series' label block.
 #[derive(Default)]
 pub(crate) struct TextWriter {
     bounds: BoundCache,
@@ -49,9 +47,10 @@ impl TextWriter {
                 Value::Counter(value) => line.number(counter, None, *value, out),
                 Value::Gauge(value) => line.number("", None, *value, out),
                 Value::Histogram(histogram) => {
-                    let exemplar = |i: usize| match openmetrics {
-                        true => histogram.exemplars.get(i).copied().flatten(),
-                        false => None,
+                    // The text format has no exemplars.
+                    let exemplar = |i: usize| {
+                        let exemplar = histogram.exemplars.get(i).copied().flatten();
+                        exemplar.filter(|_| openmetrics)
                     };
                     for (i, &(bound, cumulative)) in histogram.buckets.iter().enumerate() {
                         line.bucket(bounds.text(bound), cumulative, exemplar(i), out);
