@@ -153,7 +153,7 @@ where
     }
 
     #[inline]
-    fn call(&mut self, request: Request<ReqBody>) -> PerfFuture<S::Future> {
+    fn call(&mut self, mut request: Request<ReqBody>) -> PerfFuture<S::Future> {
         // A layer inside another's request (a nested router's own layer): part of that request.
         if on_thread::state().is_some() {
             return PerfFuture {
@@ -178,7 +178,6 @@ where
             state.set_trace_id(id);
         }
         // Taken apart only for a tenant hook: moving the request costs a copy of its head.
-        let mut request = request;
         if let Some(hook) = self.tenant {
             let (parts, body) = request.into_parts();
             hook(&parts, &mut |tenant| state.set_tenant(tenant));
@@ -286,28 +285,32 @@ where
         let watch = UnwindWatch(Some(state));
         let polled = future.poll(cx);
         drop(watch);
-        let Poll::Ready(out) = polled else {
+        // The response is looked at where it lies and its body wrapped in one move: taken out
+        // and rebuilt, its head would be copied at each step.
+        let Poll::Ready(out) = &polled else {
             return Poll::Pending;
         };
         this.future.set(None);
         drop(entered);
-        let response = match out {
-            Ok(response) => response,
-            Err(error) => {
-                state.release_handler(HandlerExit::Returned(false));
-                return Poll::Ready(Err(error));
+        let answered = match out {
+            Ok(response) => {
+                let status = response.status();
+                let (count, duration) = state.endpoint().http_series(*this.method, status.as_u16());
+                count.inc();
+                state.http_exchange(duration);
+                if status.is_server_error() {
+                    state.fail();
+                }
+                true
             }
+            Err(_) => false,
         };
-        let status = response.status();
-        state.endpoint().status(status.as_u16()).inc();
-        state.http_exchange(*this.method, status.as_u16());
-        if status.is_server_error() {
-            state.fail();
-        }
-        let (parts, body) = response.into_parts();
-        let body = PerfBody::new(body, state, *this.head);
-        state.release_handler(HandlerExit::Returned(true));
-        Poll::Ready(Ok(Response::from_parts(parts, body)))
+        let head = *this.head;
+        let polled = polled
+            .map(|out| out.map(|response| response.map(|body| PerfBody::new(body, state, head))));
+        // After the body took its share: the request ends with the body, not here.
+        state.release_handler(HandlerExit::Returned(answered));
+        polled
     }
 }
 

@@ -107,24 +107,6 @@ impl EndpointMetrics {
         })
     }
 
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    /// `http_responses_total{endpoint, status}` of `status` (100–999): the common codes are
-    /// resolved once, others looked up in the family.
-    pub(crate) fn status(&self, status: u16) -> &'static Counter {
-        let status = status.clamp(100, 999);
-        let get = || {
-            let code = status_label(status);
-            self.metrics
-                .families
-                .http_responses
-                .get(&[&self.path, code.as_str()])
-        };
-        match COMMON_STATUSES.iter().position(|&common| common == status) {
-            Some(index) => self.statuses[index].get_or_init(get),
-            None => get(),
-        }
-    }
-
     /// `request_ttft_seconds{endpoint}`.
     pub(crate) fn ttft(&self) -> &'static Histogram {
         self.ttft
@@ -142,25 +124,41 @@ impl EndpointMetrics {
     }
 
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// An HTTP exchange's series: `http_responses_total{endpoint, status}` and
     /// `http_request_duration_seconds{endpoint, method, status}` of `method` (an index into
-    /// [`HTTP_METHODS`]) and `status` (100–999): `GET` and `POST` with the common codes resolved
-    /// once, others looked up in the family.
-    pub(crate) fn http_duration(&self, method: usize, status: u16) -> &'static Histogram {
+    /// [`HTTP_METHODS`]) and `status` (100–999). The common codes (with `GET` and `POST` for the
+    /// duration) are resolved once, found with one search for both; others looked up in the
+    /// families.
+    pub(crate) fn http_series(
+        &self,
+        method: usize,
+        status: u16,
+    ) -> (&'static Counter, &'static Histogram) {
         let status = status.clamp(100, 999);
-        let get = || {
-            let code = status_label(status);
+        let code = || status_label(status);
+        let count = || {
+            self.metrics
+                .families
+                .http_responses
+                .get(&[&self.path, code().as_str()])
+        };
+        let duration = || {
             let method = HTTP_METHODS.get(method).copied().unwrap_or("_OTHER");
             self.metrics
                 .families
                 .http_request_duration
-                .get(&[&self.path, method, code.as_str()])
+                .get(&[&self.path, method, code().as_str()])
         };
-        let common = COMMON_STATUSES.iter().position(|&common| common == status);
-        match (method, common) {
-            (0 | 1, Some(index)) => {
-                self.http_durations[method * COMMON_STATUSES.len() + index].get_or_init(get)
-            }
-            _ => get(),
+        match COMMON_STATUSES.iter().position(|&common| common == status) {
+            Some(index) => (
+                self.statuses[index].get_or_init(count),
+                match method {
+                    0 | 1 => self.http_durations[method * COMMON_STATUSES.len() + index]
+                        .get_or_init(duration),
+                    _ => duration(),
+                },
+            ),
+            None => (count(), duration()),
         }
     }
 

@@ -2,12 +2,16 @@
 //! (a [`StateRef`]) goes, so that sharing one state between a handler and its streams allocates
 //! nothing once the pool is warm.
 //!
-//! Each thread keeps a small stack of free slots (no lock); a thread that runs dry takes a batch
-//! from a process-wide stack, and one that holds too many gives a batch back there. With tokio's
-//! work stealing a request often starts on one thread and ends on another, so the batches go
-//! both ways; the lock is taken once per batch, never per request.
+//! Each thread keeps a small list of free slots (no lock), linked through the slots themselves
+//! (a thread-local head and count: no destructor to register, so reaching it is one load); a
+//! thread that runs dry takes a batch from a process-wide stack, and one that holds too many
+//! gives a batch back there. With tokio's work stealing a request often starts on one thread and
+//! ends on another, so the batches go both ways; the lock is taken once per batch, never per
+//! request.
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::ptr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use super::state::{HandlerExit, RequestState};
@@ -21,19 +25,28 @@ const BATCH: usize = 32;
 static SHARED: Mutex<Vec<&'static RequestState>> = Mutex::new(Vec::new());
 
 thread_local! {
-    static LOCAL: RefCell<Vec<&'static RequestState>> = const { RefCell::new(Vec::new()) };
+    /// This thread's free slots: the first (linked to the next by `RequestState::next_free`)
+    /// and how many there are.
+    static LOCAL: Cell<(*const RequestState, usize)> = const { Cell::new((ptr::null(), 0)) };
 }
 
 /// A free slot: this thread's, else a batch from the shared stack, else a new one.
 fn take() -> &'static RequestState {
     let local = LOCAL.try_with(|local| {
-        let mut local = local.borrow_mut();
-        if local.is_empty() {
+        let (mut first, mut count) = local.get();
+        if first.is_null() {
             let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
             let from = shared.len().saturating_sub(BATCH);
-            local.extend(shared.drain(from..));
+            for slot in shared.drain(from..) {
+                slot.next_free.store(first.cast_mut(), Relaxed);
+                first = slot;
+                count += 1;
+            }
         }
-        local.pop()
+        // SAFETY: null or a leaked slot (so `'static`), linked by this thread alone.
+        let slot: &'static RequestState = unsafe { first.as_ref() }?;
+        local.set((slot.next_free.load(Relaxed), count - 1));
+        Some(slot)
     });
     match local {
         Ok(Some(slot)) => slot,
@@ -45,16 +58,22 @@ fn take() -> &'static RequestState {
 /// Gives a slot whose last handle went back.
 fn give_back(slot: &'static RequestState) {
     let kept = LOCAL.try_with(|local| {
-        let mut local = local.borrow_mut();
-        if local.capacity() == 0 {
-            local.reserve_exact(LOCAL_MAX + 1);
+        let (first, count) = local.get();
+        slot.next_free.store(first.cast_mut(), Relaxed);
+        if count < LOCAL_MAX {
+            local.set((slot, count + 1));
+            return;
         }
-        local.push(slot);
-        if local.len() > LOCAL_MAX {
-            let from = local.len() - BATCH;
-            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-            shared.extend(local.drain(from..));
+        // Too many: the first BATCH go to the shared stack.
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next: *const RequestState = slot;
+        for _ in 0..BATCH {
+            // SAFETY: the list holds LOCAL_MAX + 1 > BATCH leaked slots.
+            let moved: &'static RequestState = unsafe { &*next };
+            next = moved.next_free.load(Relaxed);
+            shared.push(moved);
         }
+        local.set((next, count + 1 - BATCH));
     });
     if kept.is_err() {
         SHARED.lock().unwrap_or_else(|e| e.into_inner()).push(slot);

@@ -75,20 +75,19 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Future for Run<F, C> {
             .expect("a request future polled after it completed");
         let polled = body.poll(cx);
         drop(watch);
-        let Poll::Ready(out) = polled else {
+        // The output is looked at where it lies and returned as it was polled: moved out and
+        // back it would be copied twice (a handler's answer is often a stream of 100+ bytes).
+        let Poll::Ready(out) = &polled else {
             return Poll::Pending;
         };
         this.body.set(None);
         drop(entered);
-        let succeeded = this
-            .succeeded
-            .take()
-            .is_none_or(|succeeded| succeeded(&out));
+        let succeeded = this.succeeded.take().is_none_or(|succeeded| succeeded(out));
         match this.joined {
             None => state.release_handler(HandlerExit::Returned(succeeded)),
             Some(true) if !succeeded => state.fail(),
             Some(_) => {}
         }
-        Poll::Ready(out)
+        polled
     }
 }

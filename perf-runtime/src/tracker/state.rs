@@ -18,7 +18,7 @@ use super::call_record::{CallRecord, CallTable};
 use super::phases::{Union, Windows};
 use super::spend::RequestSpend;
 use crate::clock::Clock;
-use crate::metrics::{BackendSet, EndpointMetrics};
+use crate::metrics::{BackendSet, EndpointMetrics, Histogram};
 use crate::stage::Stage;
 use crate::trace::TraceId;
 
@@ -99,15 +99,17 @@ pub(crate) struct RequestState {
     pub(super) started: AtomicU64,
     /// When a stream first relayed content (0 before): its client's first token.
     pub(super) first_content: AtomicU64,
-    /// The layer's HTTP exchange: its method (an index into `HTTP_METHODS`) `<< 16 |` its
-    /// status code; 0 before its response.
-    pub(super) http: AtomicU32,
+    /// The layer's HTTP exchange: the `http_request_duration_seconds` series of its method and
+    /// status; null before its response.
+    pub(super) http: AtomicPtr<Histogram>,
     /// Time per stage, by stage id, for `Server-Timing`.
     pub(super) stage_ticks: [AtomicU64; TIMED_STAGES],
     /// The trace id, high and low halves: the exemplar of every bucket the request lands in.
     pub(super) trace: [AtomicU64; 2],
     /// Its tenant, and what its calls spent: see [`spend`](super::spend).
     pub(super) spend: RequestSpend,
+    /// The next free slot, while this one is free on a thread's list ([`pool`](super::pool)).
+    pub(super) next_free: AtomicPtr<RequestState>,
 }
 
 impl RequestState {
@@ -126,10 +128,11 @@ impl RequestState {
             calls: CallTable::new(),
             started: AtomicU64::new(0),
             first_content: AtomicU64::new(0),
-            http: AtomicU32::new(0),
+            http: AtomicPtr::new(ptr::null_mut()),
             stage_ticks: Default::default(),
             trace: Default::default(),
             spend: RequestSpend::new(),
+            next_free: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -153,7 +156,7 @@ impl RequestState {
         self.backend.store(ptr::null_mut(), Relaxed);
         self.calls.reset();
         self.first_content.store(0, Relaxed);
-        self.http.store(0, Relaxed);
+        self.http.store(ptr::null_mut(), Relaxed);
         for stage in &self.stage_ticks {
             stage.store(0, Relaxed);
         }
@@ -377,12 +380,11 @@ impl RequestState {
     }
 
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    /// The layer's exchange was answered `status` to a request of `method` (an index into
-    /// `HTTP_METHODS`).
+    /// The layer's exchange was answered: its duration goes to `duration`, the series of its
+    /// method and status.
     #[inline]
-    pub fn http_exchange(&self, method: usize, status: u16) {
-        self.http
-            .store((method as u32) << 16 | u32::from(status.max(1)), Relaxed);
+    pub fn http_exchange(&self, duration: &'static Histogram) {
+        self.http.store(ptr::from_ref(duration).cast_mut(), Relaxed);
     }
 
     /// Whether the request has ended: what a late guard adds no longer counts.
