@@ -33,6 +33,18 @@ fn status_label(status: u16) -> String {
 /// Status codes whose `http_responses_total` series an endpoint keeps at hand.
 const COMMON_STATUSES: [u16; 12] = [200, 201, 204, 400, 401, 403, 404, 413, 429, 500, 502, 504];
 
+/// Each status code's index in [`COMMON_STATUSES`] + 1 (0 for the others), by code − 100: one
+/// load per response, not a search.
+const COMMON_STATUS_INDEX: [u8; 900] = {
+    let mut table = [0; 900];
+    let mut index = 0;
+    while index < COMMON_STATUSES.len() {
+        table[COMMON_STATUSES[index] as usize - 100] = index as u8 + 1;
+        index += 1;
+    }
+    table
+};
+
 /// The resolved series of one endpoint. Made by [`Metrics::endpoint`]; lives for the process.
 pub struct EndpointMetrics {
     pub(crate) metrics: &'static Metrics,
@@ -149,7 +161,7 @@ impl EndpointMetrics {
                 .http_request_duration
                 .get(&[&self.path, method, code().as_str()])
         };
-        match COMMON_STATUSES.iter().position(|&common| common == status) {
+        match usize::from(COMMON_STATUS_INDEX[usize::from(status - 100)]).checked_sub(1) {
             Some(index) => (
                 self.statuses[index].get_or_init(count),
                 match method {
