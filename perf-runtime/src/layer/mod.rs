@@ -282,9 +282,9 @@ where
             return Poll::Ready(out.map(|response| response.map(PerfBody::passing)));
         };
         let entered = on_thread::enter(state);
-        let watch = UnwindWatch(Some(state));
+        let watch = UnwindWatch::new(state);
         let polled = future.poll(cx);
-        drop(watch);
+        watch.passed();
         // The response is looked at where it lies and its body wrapped in one move: taken out
         // and rebuilt, its head would be copied at each step.
         let Poll::Ready(out) = &polled else {

@@ -67,14 +67,14 @@ impl<F: Future, C: FnOnce(&F::Output) -> bool> Future for Run<F, C> {
         let mut this = self.project();
         let state = this.share.state();
         let entered = on_thread::enter(state);
-        let watch = UnwindWatch(Some(state));
+        let watch = UnwindWatch::new(state);
         let body = this
             .body
             .as_mut()
             .as_pin_mut()
             .expect("a request future polled after it completed");
         let polled = body.poll(cx);
-        drop(watch);
+        watch.passed();
         // The output is looked at where it lies and returned as it was polled: moved out and
         // back it would be copied twice (a handler's answer is often a stream of 100+ bytes).
         let Poll::Ready(out) = &polled else {

@@ -199,12 +199,12 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
         }
         let call = this.call.checked_sub(1);
         let relayed = call.map(|index| enter_call(CallRef::relayed(state, index)));
-        let watch = UnwindWatch(Some(state));
+        let watch = UnwindWatch::new(state);
         let polled = match this.inner.as_mut().as_pin_mut() {
             Some(inner) => inner.poll_next(cx),
             None => Poll::Ready(None),
         };
-        drop(watch);
+        watch.passed();
         drop(relayed);
         drop(polling);
         if let Poll::Ready(Some(item)) = &polled {
