@@ -44,22 +44,25 @@ impl Drop for Entered {
 }
 
 /// A call of a request, as the thread that acts for it knows it: the state, the request's
-/// generation (a pooled state reused by a later request is not this one), the record's index.
+/// generation (a pooled state reused by a later request is not this one), the record's index,
+/// and whether a stream relays its answer; 16 bytes, saved and restored around each poll.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CallRef {
     /// The state's address: kept as a number, so that a guard holding a `CallRef` stays `Send`.
     state: usize,
     generation: u32,
-    index: u32,
-    relay: bool,
+    /// The record's index, with [`RELAY`] for the call a stream relays.
+    call: u32,
 }
+
+/// In [`CallRef::call`]: a stream relays the call's answer.
+const RELAY: u32 = 1 << 31;
 
 impl CallRef {
     pub const NONE: CallRef = CallRef {
         state: 0,
         generation: 0,
-        index: 0,
-        relay: false,
+        call: 0,
     };
 
     #[inline]
@@ -67,8 +70,7 @@ impl CallRef {
         CallRef {
             state: ptr::from_ref(state) as usize,
             generation: state.generation(),
-            index,
-            relay: false,
+            call: index,
         }
     }
 
@@ -76,16 +78,21 @@ impl CallRef {
     #[inline]
     pub fn relayed(state: &RequestState, index: u32) -> Self {
         CallRef {
-            relay: true,
+            call: index | RELAY,
             ..CallRef::new(state, index)
         }
+    }
+
+    #[inline]
+    fn relay(self) -> bool {
+        self.call & RELAY != 0
     }
 
     /// Its index, if it is a call of `state`'s current request.
     #[inline]
     fn index_in(self, state: &RequestState) -> Option<u32> {
         (self.state == ptr::from_ref(state) as usize && self.generation == state.generation())
-            .then_some(self.index)
+            .then_some(self.call & !RELAY)
     }
 
     /// The call a fact found now belongs to, if this one of `state`'s request: the call being
@@ -94,7 +101,7 @@ impl CallRef {
     #[inline]
     pub fn of(self, state: &RequestState) -> Option<u32> {
         self.index_in(state)
-            .filter(|&index| self.relay || state.call(index).is_open())
+            .filter(|&index| self.relay() || state.call(index).is_open())
     }
 
     /// The call a backend call opened now joins, if this is one of `state`'s request being made
@@ -102,7 +109,7 @@ impl CallRef {
     #[inline]
     pub fn joined_by(self, state: &RequestState) -> Option<u32> {
         self.index_in(state)
-            .filter(|&index| !self.relay && state.call(index).is_open())
+            .filter(|&index| !self.relay() && state.call(index).is_open())
     }
 }
 
