@@ -53,12 +53,7 @@ impl<B: Body> PerfBody<B> {
     /// `inner`, holding a share of `state`'s request; a body already at its end lets go now.
     #[inline]
     pub(crate) fn new(inner: B, state: &StateRef, head: bool) -> Self {
-        let state = if inner.is_end_stream() {
-            None
-        } else {
-            state.hand_off();
-            Some(state.clone())
-        };
+        let state = (!inner.is_end_stream()).then(|| state.hand_off().state);
         PerfBody { inner, state, head }
     }
 }

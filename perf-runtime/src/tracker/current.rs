@@ -10,6 +10,7 @@
 use futures_core::Stream;
 
 use super::classify::ChunksBy;
+use super::end::HandOff;
 use super::guards::{BackendGuard, Owner, StageGuard};
 use super::handoff::unscoped;
 pub use super::handoff::UNSCOPED_ENDPOINT;
@@ -109,9 +110,9 @@ pub fn stream<S: Stream>(stream: S) -> TrackedStream<S> {
 
 /// What `make` builds with a share of the current request, or outside one, with a request of
 /// its own under `endpoint="none"` whose handler lets go at once.
-pub(crate) fn handed<T>(make: impl FnOnce(StateRef) -> T) -> T {
+pub(crate) fn handed<T>(make: impl FnOnce(HandOff) -> T) -> T {
     match state() {
-        Some(state) => make(state.counted()),
+        Some(state) => make(state.hand_off()),
         None => StateRef::new(unscoped()).hand_over(make),
     }
 }

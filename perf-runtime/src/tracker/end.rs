@@ -3,20 +3,32 @@
 
 use std::sync::atomic::Ordering::*;
 
+use super::pool::StateRef;
 use super::state::{
-    HandlerExit, Outcome, RequestState, ANSWERED, CANCELLED, ENDED, EXCHANGE, FAILED,
-    FRONTEND_SEEN, HANDLER_GONE, PANICKED, RETURNED, STREAMED,
+    HandlerExit, Outcome, RequestState, ANSWERED, CANCELLED, COUNT, ENDED, EXCHANGE, FAILED,
+    FRONTEND_SEEN, HANDLER_GONE, HANDOFF, OWNER, PANICKED, REF, RETURNED, STREAMED,
 };
+
+/// A share of a request handed off by its handler: a handle that owns the request, and which
+/// hand-off it was.
+pub(crate) struct HandOff {
+    pub state: StateRef,
+    pub number: u32,
+}
 use crate::clock::{ticks_to_ns, Clock};
 
 impl RequestState {
     // Owners.
 
-    /// A stream takes a share of the request; returns its hand-off number.
+    /// What the handler hands the request to (a stream, the layer's response body) takes a
+    /// share of it: a handle, an owner and its hand-off number, with one locked operation.
     #[inline]
-    pub fn hand_off(&self) -> u32 {
-        let before = self.owners.fetch_add(1 | 1 << 32, Relaxed);
-        (before >> 32) as u32 + 1
+    pub fn hand_off(&'static self) -> HandOff {
+        let before = self.holds.fetch_add(REF | OWNER | HANDOFF, Relaxed);
+        HandOff {
+            state: StateRef::adopt(self),
+            number: (before / HANDOFF) as u32 + 1,
+        }
     }
 
     /// The handler lets go, once; the request ends if nothing it handed off holds it.
@@ -71,8 +83,8 @@ impl RequestState {
     /// the last.
     #[inline]
     fn release_owner(&self, at: Option<Clock>) {
-        // The low half: owners. It is at least 1 here, so the subtraction borrows nothing.
-        if self.owners.fetch_sub(1, AcqRel) as u32 == 1 {
+        // The owners' bits hold at least 1 here, so the subtraction borrows nothing.
+        if (self.holds.fetch_sub(OWNER, AcqRel) / OWNER) & COUNT == 1 {
             self.end(at.unwrap_or_else(Clock::now));
         }
     }
@@ -94,7 +106,11 @@ impl RequestState {
     /// The end of the request at `now`, exactly once: what the outcome allows, then
     /// `requests_total`.
     fn end(&self, now: Clock) {
-        let flags = self.flags.fetch_or(ENDED, AcqRel);
+        // A load and a store: the owners' count reached 0 once, here, and synchronized with
+        // every owner's release; a late guard's flag racing with the store changes no outcome
+        // (it is read above it, or ignored past the end).
+        let flags = self.flags.load(Acquire);
+        self.flags.store(flags | ENDED, Release);
         let outcome = self.outcome(flags);
         let endpoint = self.endpoint();
         let id = self.trace_id();

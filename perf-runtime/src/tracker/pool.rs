@@ -14,6 +14,7 @@ use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
+use super::end::HandOff;
 use super::state::{HandlerExit, RequestState};
 use crate::metrics::EndpointMetrics;
 
@@ -105,13 +106,26 @@ impl StateRef {
 }
 
 impl StateRef {
-    /// The handler hands its request to what `make` builds (a stream, with a counted reference)
-    /// and lets go of it: the request ends when that lets go.
+    /// The handler hands its request to what `make` builds (a stream, with its share) and lets
+    /// go of it: the request ends when that lets go.
     #[inline]
-    pub fn hand_over<T>(&self, make: impl FnOnce(StateRef) -> T) -> T {
-        let taker = make(self.clone());
+    pub fn hand_over<T>(&self, make: impl FnOnce(HandOff) -> T) -> T {
+        let taker = make(self.hand_off());
         self.release_handler(HandlerExit::Returned(true));
         taker
+    }
+
+    /// A share of the request for what the handler hands it to: see
+    /// [`RequestState::hand_off`].
+    #[inline]
+    pub fn hand_off(&self) -> HandOff {
+        self.0.hand_off()
+    }
+
+    /// A handle the caller has already counted (a hand-off's).
+    #[inline]
+    pub(super) fn adopt(state: &'static RequestState) -> Self {
+        StateRef(state)
     }
 }
 

@@ -45,6 +45,15 @@ pub(super) const EXCHANGE: u32 = 1 << 9;
 /// A `#[perf_endpoint]` handler joined the layer's exchange: its `Err` fails it.
 pub(super) const HANDLER_JOINED: u32 = 1 << 10;
 
+/// One handle, in [`RequestState::holds`]' low 21 bits.
+pub(super) const REF: u64 = 1;
+/// One owner, in the next 21 bits.
+pub(super) const OWNER: u64 = 1 << 21;
+/// One hand-off, in the high 22 bits (they only number hand-offs: a wrap harms nothing).
+pub(super) const HANDOFF: u64 = 1 << 42;
+/// The bits of one count of [`REF`] or [`OWNER`].
+pub(super) const COUNT: u64 = OWNER - 1;
+
 /// No backend call started yet.
 pub(super) const NOT_STARTED: u64 = u64::MAX;
 
@@ -72,12 +81,11 @@ pub(crate) enum Outcome {
 /// thread while the handler still runs.
 pub(crate) struct RequestState {
     pub(super) endpoint: AtomicPtr<EndpointMetrics>,
-    /// Handles that keep this slot out of the pool: trackers, streams, guards.
-    pub(super) refs: AtomicU32,
-    /// Owners whose release may end the request (the handler, and what it handed off) in the
-    /// low half; hand-offs to streams so far, which number them, in the high half: a hand-off
-    /// adds to both with one locked operation.
-    pub(super) owners: AtomicU64,
+    /// Who holds the request, in one word ([`REF`], [`OWNER`], [`HANDOFF`]): handles that keep
+    /// this slot out of the pool (trackers, streams, guards); owners whose release may end the
+    /// request (the handler, and what it handed off: each holds a handle too); hand-offs so
+    /// far, which number them. A hand-off adds to all three with one locked operation.
+    pub(super) holds: AtomicU64,
     pub(super) flags: AtomicU32,
     /// Which request of this slot it is: a call noted on a thread names its request by it.
     pub(super) generation: AtomicU32,
@@ -116,8 +124,7 @@ impl RequestState {
     pub(super) fn empty() -> Self {
         RequestState {
             endpoint: AtomicPtr::new(ptr::null_mut()),
-            refs: AtomicU32::new(0),
-            owners: AtomicU64::new(0),
+            holds: AtomicU64::new(0),
             flags: AtomicU32::new(0),
             generation: AtomicU32::new(0),
             answering_stream: AtomicU64::new(0),
@@ -143,8 +150,7 @@ impl RequestState {
         let flags = if exchange { EXCHANGE } else { 0 };
         self.endpoint
             .store(ptr::from_ref(endpoint).cast_mut(), Relaxed);
-        self.refs.store(1, Relaxed);
-        self.owners.store(1, Relaxed);
+        self.holds.store(REF | OWNER, Relaxed);
         self.flags.store(flags, Relaxed);
         // A load and a store: the slot is this thread's alone until it is handed out.
         let generation = self.generation.load(Relaxed);
@@ -396,13 +402,13 @@ impl RequestState {
     /// One more handle keeps the slot out of the pool.
     #[inline]
     pub(super) fn add_ref(&self) {
-        self.refs.fetch_add(1, Relaxed);
+        self.holds.fetch_add(REF, Relaxed);
     }
 
     /// A handle goes: whether it was the last (the slot may go back to the pool).
     #[inline]
     pub(super) fn drop_ref(&self) -> bool {
-        if self.refs.fetch_sub(1, Release) == 1 {
+        if self.holds.fetch_sub(REF, Release) & COUNT == 1 {
             std::sync::atomic::fence(Acquire);
             true
         } else {

@@ -8,6 +8,7 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use super::classify::Classify;
+use super::end::HandOff;
 use super::on_thread::{self, enter_call, CallRef};
 use super::pool::StateRef;
 use super::state::RequestState;
@@ -94,18 +95,18 @@ pin_project! {
 }
 
 impl<S> TrackedStream<S> {
-    /// Takes a share of the request held by `state`.
+    /// Holds the request's share `handed`.
     #[inline]
-    pub(crate) fn new(inner: S, state: StateRef) -> Self {
-        Self::classified(inner, state, ())
+    pub(crate) fn new(inner: S, handed: HandOff) -> Self {
+        Self::classified(inner, handed, ())
     }
 }
 
 impl<S, C> TrackedStream<S, C> {
-    /// Takes a share of the request held by `state`; `classify` tells what each item is.
+    /// Holds the request's share `handed`; `classify` tells what each item is.
     #[inline]
-    pub(crate) fn classified(inner: S, state: StateRef, classify: C) -> Self {
-        let number = state.hand_off();
+    pub(crate) fn classified(inner: S, handed: HandOff, classify: C) -> Self {
+        let HandOff { state, number } = handed;
         let call = state.last_answered().map_or(0, |index| index + 1);
         TrackedStream {
             inner: Some(inner),
