@@ -139,9 +139,31 @@ impl EndpointMetrics {
     /// An HTTP exchange's series: `http_responses_total{endpoint, status}` and
     /// `http_request_duration_seconds{endpoint, method, status}` of `method` (an index into
     /// [`HTTP_METHODS`]) and `status` (100–999). The common codes (with `GET` and `POST` for the
-    /// duration) are resolved once, found with one search for both; others looked up in the
-    /// families.
+    /// duration) are resolved once, and once resolved found with one load of a table and two
+    /// of their cells; the rest is [`http_series_made`](Self::http_series_made)'s.
+    #[inline]
     pub(crate) fn http_series(
+        &self,
+        method: usize,
+        status: u16,
+    ) -> (&'static Counter, &'static Histogram) {
+        let common = COMMON_STATUS_INDEX
+            .get(usize::from(status).wrapping_sub(100))
+            .map_or(0, |&index| usize::from(index));
+        if let (Some(index), 0 | 1) = (common.checked_sub(1), method) {
+            let duration = &self.http_durations[method * COMMON_STATUSES.len() + index];
+            if let (Some(count), Some(duration)) = (self.statuses[index].get(), duration.get()) {
+                return (count, duration);
+            }
+        }
+        self.http_series_made(method, status)
+    }
+
+    /// [`http_series`](Self::http_series) for a status or method not resolved yet: made (or
+    /// found) in the families, and kept if common.
+    #[cold]
+    #[inline(never)]
+    fn http_series_made(
         &self,
         method: usize,
         status: u16,
