@@ -10,13 +10,12 @@
 use futures_core::Stream;
 
 use super::classify::ChunksBy;
-use super::end::HandOff;
 use super::guards::{BackendGuard, Owner, StageGuard};
 use super::handoff::unscoped;
 pub use super::handoff::UNSCOPED_ENDPOINT;
 use super::on_thread::state;
 use super::performance_tracker::PerformanceTracker;
-use super::pool::StateRef;
+use super::pool::{HandOff, StateRef};
 use super::state::RequestState;
 use super::stream::TrackedStream;
 use crate::chunk::{Chunk, Usage};

@@ -3,33 +3,14 @@
 
 use std::sync::atomic::Ordering::*;
 
-use super::pool::StateRef;
 use super::state::{
     HandlerExit, Outcome, RequestState, ANSWERED, CANCELLED, COUNT, ENDED, EXCHANGE, FAILED,
-    FRONTEND_SEEN, HANDLER_GONE, HANDOFF, OWNER, PANICKED, REF, RETURNED, STREAMED,
+    FRONTEND_SEEN, HANDLER_GONE, OWNER, PANICKED, RETURNED, STREAMED,
 };
-
-/// A share of a request handed off by its handler: a handle that owns the request, and which
-/// hand-off it was.
-pub(crate) struct HandOff {
-    pub state: StateRef,
-    pub number: u32,
-}
 use crate::clock::{ticks_to_ns, Clock};
 
 impl RequestState {
     // Owners.
-
-    /// What the handler hands the request to (a stream, the layer's response body) takes a
-    /// share of it: a handle, an owner and its hand-off number, with one locked operation.
-    #[inline]
-    pub fn hand_off(&'static self) -> HandOff {
-        let before = self.holds.fetch_add(REF | OWNER | HANDOFF, Relaxed);
-        HandOff {
-            state: StateRef::adopt(self),
-            number: (before / HANDOFF) as u32 + 1,
-        }
-    }
 
     /// The handler lets go, once; the request ends if nothing it handed off holds it.
     #[inline]

@@ -14,8 +14,7 @@ use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
-use super::end::HandOff;
-use super::state::{HandlerExit, RequestState};
+use super::state::{HandlerExit, RequestState, HANDOFF, OWNER, REF};
 use crate::metrics::EndpointMetrics;
 
 /// Free slots a thread keeps before it gives a batch back.
@@ -124,7 +123,7 @@ impl StateRef {
 
     /// A handle the caller has already counted (a hand-off's).
     #[inline]
-    pub(super) fn adopt(state: &'static RequestState) -> Self {
+    fn adopt(state: &'static RequestState) -> Self {
         StateRef(state)
     }
 }
@@ -155,7 +154,25 @@ impl Drop for StateRef {
     }
 }
 
+/// A share of a request handed off by its handler: a handle that owns the request, and which
+/// hand-off it was.
+pub(crate) struct HandOff {
+    pub state: StateRef,
+    pub number: u32,
+}
+
 impl RequestState {
+    /// What the handler hands the request to (a stream, the layer's response body) takes a
+    /// share of it: a handle, an owner and its hand-off number, with one locked operation.
+    #[inline]
+    pub fn hand_off(&'static self) -> HandOff {
+        let before = self.holds.fetch_add(REF | OWNER | HANDOFF, Relaxed);
+        HandOff {
+            state: StateRef::adopt(self),
+            number: (before / HANDOFF) as u32 + 1,
+        }
+    }
+
     /// A new counted reference to this state, which the caller holds alive.
     #[inline]
     pub fn counted(&'static self) -> StateRef {

@@ -8,9 +8,8 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use super::classify::Classify;
-use super::end::HandOff;
 use super::on_thread::{self, enter_call, CallRef};
-use super::pool::StateRef;
+use super::pool::{HandOff, StateRef};
 use super::state::RequestState;
 use super::unwind::UnwindWatch;
 use crate::clock::Clock;
