@@ -71,6 +71,7 @@ static ALIGNED_BODY: AlignedBody = match BODY_TEXT.as_bytes().first_chunk() {
     Some(bytes) => AlignedBody(*bytes),
     None => panic!("the body fits"),
 };
+
 /// The API key the handlers accept.
 const KEY: &str = "sk-bench-0123456789";
 /// The provider's answer: 5 chunks.

@@ -45,7 +45,7 @@ fn take() -> &'static RequestState {
         }
         // SAFETY: null or a leaked slot (so `'static`), linked by this thread alone.
         let slot: &'static RequestState = unsafe { first.as_ref() }?;
-        local.set((slot.next_free.load(Relaxed), count - 1));
+        local.set((slot.next_free.load(Relaxed), count.saturating_sub(1)));
         Some(slot)
     });
     match local {
