@@ -296,7 +296,9 @@ where
         let answered = match out {
             Ok(response) => {
                 let status = response.status();
-                let (count, duration) = state.endpoint().http_series(usize::from(*this.method), status.as_u16());
+                let (count, duration) = state
+                    .endpoint()
+                    .http_series(usize::from(*this.method), status.as_u16());
                 count.inc();
                 state.http_exchange(duration);
                 if status.is_server_error() {
