@@ -8,7 +8,7 @@ use pin_project_lite::pin_project;
 
 use crate::clock::Clock;
 use crate::tracker::on_thread;
-use crate::tracker::StateRef;
+use crate::tracker::{HandlerExit, StateRef};
 
 pin_project! {
     /// A response body that holds its request until its last frame is out, it yields an error,
@@ -50,11 +50,30 @@ impl<B> PerfBody<B> {
 }
 
 impl<B: Body> PerfBody<B> {
-    /// `inner`, holding a share of `state`'s request; a body already at its end lets go now.
+    /// `inner`, holding the handler's share of `state`'s request, which its handler returned
+    /// it in: [`take_over`](Self::take_over) says so.
     #[inline]
-    pub(crate) fn new(inner: B, state: &StateRef, head: bool) -> Self {
-        let state = (!inner.is_end_stream()).then(|| state.hand_off().state);
-        PerfBody { inner, state, head }
+    pub(crate) fn new(inner: B, state: StateRef, head: bool) -> Self {
+        PerfBody {
+            inner,
+            state: Some(state),
+            head,
+        }
+    }
+
+    /// The handler's share becomes the body's; a body already at its end lets go now. Apart
+    /// from [`new`](Self::new), so that the body is moved only once, into the response.
+    #[inline]
+    pub(crate) fn take_over(&mut self) {
+        let Some(state) = &self.state else {
+            return;
+        };
+        if self.inner.is_end_stream() {
+            state.release_exchange_handler(HandlerExit::Returned(true));
+            self.state = None;
+        } else {
+            state.pass_to_body();
+        }
     }
 }
 

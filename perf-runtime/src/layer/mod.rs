@@ -255,10 +255,10 @@ pin_project! {
     impl<F> PinnedDrop for PerfFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if let (true, Some(state)) = (this.future.is_some(), this.state.as_ref()) {
-                let _current = on_thread::enter(state);
+            if let (true, Some(state)) = (this.future.is_some(), this.state.take()) {
+                let _current = on_thread::enter(&state);
                 this.future.set(None);
-                state.release_handler(HandlerExit::Cancelled);
+                state.release_exchange_handler(HandlerExit::Cancelled);
             }
         }
     }
@@ -293,27 +293,35 @@ where
         };
         this.future.set(None);
         drop(entered);
-        let answered = match out {
-            Ok(response) => {
-                let status = response.status();
-                let (count, duration) = state
-                    .endpoint()
-                    .http_series(usize::from(*this.method), status.as_u16());
-                count.inc();
-                state.http_exchange(duration);
-                if status.is_server_error() {
-                    state.fail();
-                }
-                true
+        if let Ok(response) = out {
+            let status = response.status();
+            let (count, duration) = state
+                .endpoint()
+                .http_series(usize::from(*this.method), status.as_u16());
+            count.inc();
+            state.http_exchange(duration);
+            if status.is_server_error() {
+                state.fail();
             }
-            Err(_) => false,
-        };
+        }
         let head = *this.head;
-        let polled = polled
-            .map(|out| out.map(|response| response.map(|body| PerfBody::new(body, state, head))));
-        // After the body took its share: the request ends with the body, not here.
-        state.release_handler(HandlerExit::Returned(answered));
-        polled
+        // Taken only now: a poll that panicked left it for the drop to let go as cancelled.
+        let Some(state) = this.state.take() else {
+            return polled.map(|out| out.map(|response| response.map(PerfBody::passing)));
+        };
+        match polled {
+            // The handler's share of the request passes to the body: it ends with the body.
+            Poll::Ready(Ok(response)) => {
+                let mut response = response.map(|body| PerfBody::new(body, state, head));
+                response.body_mut().take_over();
+                Poll::Ready(Ok(response))
+            }
+            Poll::Ready(Err(error)) => {
+                state.release_exchange_handler(HandlerExit::Returned(false));
+                Poll::Ready(Err(error))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -5,9 +5,21 @@ use std::sync::atomic::Ordering::*;
 
 use super::state::{
     HandlerExit, Outcome, RequestState, ANSWERED, CANCELLED, COUNT, ENDED, EXCHANGE, FAILED,
-    FRONTEND_SEEN, HANDLER_GONE, OWNER, PANICKED, RETURNED, STREAMED,
+    FRONTEND_SEEN, HANDLER_GONE, HELD, OWNER, PANICKED, REF, RETURNED, STREAMED,
 };
 use crate::clock::{ticks_to_ns, Clock};
+
+/// The flags a handler's exit adds.
+#[inline]
+fn exit_flags(exit: HandlerExit) -> u32 {
+    HANDLER_GONE
+        | match exit {
+            HandlerExit::Returned(true) => RETURNED,
+            HandlerExit::Returned(false) => RETURNED | FAILED,
+            HandlerExit::Cancelled => CANCELLED,
+            HandlerExit::Panicked => PANICKED,
+        }
+}
 
 impl RequestState {
     // Owners.
@@ -15,13 +27,7 @@ impl RequestState {
     /// The handler lets go, once; the request ends if nothing it handed off holds it.
     #[inline]
     pub fn release_handler(&self, exit: HandlerExit) {
-        let flag = match exit {
-            HandlerExit::Returned(true) => RETURNED,
-            HandlerExit::Returned(false) => RETURNED | FAILED,
-            HandlerExit::Cancelled => CANCELLED,
-            HandlerExit::Panicked => PANICKED,
-        };
-        if self.flags.fetch_or(HANDLER_GONE | flag, AcqRel) & HANDLER_GONE == 0 {
+        if self.flags.fetch_or(exit_flags(exit), AcqRel) & HANDLER_GONE == 0 {
             self.release_owner(None);
         }
     }
@@ -34,19 +40,50 @@ impl RequestState {
 
     /// Stream number `number` lets go, saying whether it was read to its end (`None`: no verdict).
     /// Among streams with a verdict, the later hand-off decides. `at`: a reading just taken, which
-    /// the request's end may use as its own.
+    /// the request's end may use as its own. Called with the stream's handle, which nothing
+    /// borrows.
     #[inline]
     pub fn release_stream(&self, number: u32, to_the_end: Option<bool>, at: Option<Clock>) {
+        let alone = self.held_alone();
         if let Some(to_the_end) = to_the_end {
             let verdict = u64::from(number) << 1 | u64::from(to_the_end);
-            self.answering_stream.fetch_max(verdict, Relaxed);
+            if alone {
+                let before = self.answering_stream.load(Relaxed);
+                self.answering_stream.store(before.max(verdict), Relaxed);
+            } else {
+                self.answering_stream.fetch_max(verdict, Relaxed);
+            }
         }
-        self.release_owner(at);
+        if alone {
+            self.end_alone(0, at);
+        } else {
+            self.release_owner(at);
+        }
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// The layer's future, the exchange's handler and its one releaser, lets go (`exit`). Called
+    /// with the future's handle, which nothing borrows: held alone, no locked operation.
+    #[inline]
+    pub fn release_exchange_handler(&self, exit: HandlerExit) {
+        if !self.release_alone(exit_flags(exit), None) {
+            self.release_handler(exit);
+        }
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// The layer's future returned an answer whose body carries the request on: the handler's
+    /// share (its handle and its ownership) passes to the body whole, and only the flags
+    /// change. Called as [`release_exchange_handler`](Self::release_exchange_handler) is.
+    #[inline]
+    pub fn pass_to_body(&self) {
+        self.mark(HANDLER_GONE | RETURNED, self.held_alone());
     }
 
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     /// The layer's response body lets go: at its end (`Some(true)`), after an error
-    /// (`Some(false)`), or dropped before its end (`None`).
+    /// (`Some(false)`), or dropped before its end (`None`). Called with the body's handle, which
+    /// nothing borrows.
     #[inline]
     pub fn release_body(&self, ended: Option<bool>, at: Clock) {
         let flag = match ended {
@@ -54,10 +91,48 @@ impl RequestState {
             Some(false) => FAILED,
             None => CANCELLED,
         };
-        if flag != 0 {
+        if !self.release_alone(flag, Some(at)) {
+            self.mark(flag, false);
+            self.release_owner(Some(at));
+        }
+    }
+
+    /// Whether the caller's handle, an owner's, is the request's only one. Then nothing else
+    /// reaches the state (every way in is a handle, or borrows one) until the caller lets go,
+    /// and the state changes with plain loads and stores: no locked operation. For a caller
+    /// whose handle nothing borrows (a guard that borrows a tracker's request holds no handle).
+    #[inline]
+    fn held_alone(&self) -> bool {
+        self.holds.load(Acquire) & HELD == REF | OWNER
+    }
+
+    /// Adds `flag` to the request's flags; `alone`: see [`held_alone`](Self::held_alone).
+    #[inline]
+    fn mark(&self, flag: u32, alone: bool) {
+        if alone {
+            self.flags.store(self.flags.load(Relaxed) | flag, Relaxed);
+        } else if flag != 0 {
             self.flags.fetch_or(flag, Relaxed);
         }
-        self.release_owner(Some(at));
+    }
+
+    /// The owner holding the request's only handle lets go with `flag`, and the request ends
+    /// (at `at`, else now): whether it did (else the caller lets go as any owner).
+    #[inline]
+    fn release_alone(&self, flag: u32, at: Option<Clock>) -> bool {
+        let alone = self.held_alone();
+        if alone {
+            self.end_alone(flag, at);
+        }
+        alone
+    }
+
+    /// The end, by the owner that [holds the request alone](Self::held_alone), adding `flag`.
+    #[inline]
+    fn end_alone(&self, flag: u32, at: Option<Clock>) {
+        self.mark(flag, true);
+        self.holds.store(REF, Relaxed);
+        self.end(at.unwrap_or_else(Clock::now));
     }
 
     /// An owner lets go; the request ends (at `at`, a reading just taken, else now) if it was

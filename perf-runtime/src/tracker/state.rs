@@ -53,6 +53,8 @@ pub(super) const OWNER: u64 = 1 << 21;
 pub(super) const HANDOFF: u64 = 1 << 42;
 /// The bits of one count of [`REF`] or [`OWNER`].
 pub(super) const COUNT: u64 = OWNER - 1;
+/// The bits of both counts.
+pub(super) const HELD: u64 = COUNT | (COUNT * OWNER);
 
 /// No backend call started yet.
 pub(super) const NOT_STARTED: u64 = u64::MAX;
@@ -84,7 +86,8 @@ pub(crate) struct RequestState {
     /// Who holds the request, in one word ([`REF`], [`OWNER`], [`HANDOFF`]): handles that keep
     /// this slot out of the pool (trackers, streams, guards); owners whose release may end the
     /// request (the handler, and what it handed off: each holds a handle too); hand-offs so
-    /// far, which number them. A hand-off adds to all three with one locked operation.
+    /// far, which number them. A hand-off adds to all three with one locked operation. An owner
+    /// that finds its handle the only one lets go with plain loads and stores (`end.rs`).
     pub(super) holds: AtomicU64,
     pub(super) flags: AtomicU32,
     /// Which request of this slot it is: a call noted on a thread names its request by it.
@@ -408,6 +411,10 @@ impl RequestState {
     /// A handle goes: whether it was the last (the slot may go back to the pool).
     #[inline]
     pub(super) fn drop_ref(&self) -> bool {
+        // The only handle left, and no owner: nothing else can count up or down meanwhile.
+        if self.holds.load(Acquire) & HELD == REF {
+            return true;
+        }
         if self.holds.fetch_sub(REF, Release) & COUNT == 1 {
             std::sync::atomic::fence(Acquire);
             true
