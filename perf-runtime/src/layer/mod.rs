@@ -13,10 +13,10 @@
 //! request (a nested router's own layer under one on the whole app): one request, counted once.
 
 mod body;
+mod route;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
@@ -26,7 +26,7 @@ use pin_project_lite::pin_project;
 
 pub use body::PerfBody;
 
-use crate::metrics::{EndpointMetrics, Metrics, HTTP_METHODS};
+use crate::metrics::{Metrics, HTTP_METHODS};
 use crate::trace::TraceId;
 use crate::tracker::on_thread;
 use crate::tracker::{HandlerExit, StateRef, UnwindWatch};
@@ -121,7 +121,6 @@ impl<S> tower_layer::Layer<S> for PerfLayer {
             inner,
             metrics: self.metrics,
             tenant: self.tenant,
-            route: Arc::default(),
         }
     }
 }
@@ -132,10 +131,6 @@ pub struct PerfService<S> {
     inner: S,
     metrics: Option<&'static Metrics>,
     tenant: Option<&'static TenantHook>,
-    /// The endpoint of the route this service wraps (`Router::layer` wraps each route apart),
-    /// by the address and length of its `MatchedPath`, which every request of the route
-    /// shares: found without a lookup after the first request.
-    route: Arc<OnceLock<(usize, usize, &'static EndpointMetrics)>>,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for PerfService<S>
@@ -168,7 +163,7 @@ where
             .extensions()
             .get::<MatchedPath>()
             .map_or(UNMATCHED_ENDPOINT, MatchedPath::as_str);
-        let state = StateRef::exchange(route_endpoint(&self.route, metrics, path));
+        let state = StateRef::exchange(route::route_endpoint(metrics, path));
         let traced = request
             .headers()
             .get(&TRACEPARENT)
@@ -217,26 +212,6 @@ fn method_index(method: &Method) -> usize {
         .iter()
         .position(|known| known == method)
         .unwrap_or(HTTP_METHODS.len())
-}
-
-/// The endpoint of `path`: the route's own if `path` is the string it was found for, else
-/// through [`Metrics::endpoint`] (a per-thread cache hit once seen: no lock, no hash).
-#[inline]
-fn route_endpoint(
-    route: &OnceLock<(usize, usize, &'static EndpointMetrics)>,
-    metrics: &'static Metrics,
-    path: &str,
-) -> &'static EndpointMetrics {
-    let key = (path.as_ptr() as usize, path.len());
-    match route.get() {
-        Some(&(at, len, endpoint)) if (at, len) == key => endpoint,
-        Some(_) => metrics.endpoint(path),
-        None => {
-            let endpoint = metrics.endpoint(path);
-            let _ = route.set((key.0, key.1, endpoint));
-            endpoint
-        }
-    }
 }
 
 pin_project! {
