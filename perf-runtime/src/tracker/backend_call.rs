@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::access::Access;
 use super::guards::BackendGuard;
 use super::on_thread::{self, enter_call};
 use super::pool::StateRef;
@@ -83,7 +84,7 @@ impl Guest {
     fn open(waiting: &'static RequestState, guard: &BackendGuard<'_>) -> Self {
         let set = guard.series_in(waiting.endpoint());
         let start = Clock::now();
-        let call = waiting.open_call(start, set);
+        let call = waiting.open_call(start, set, Access::Shared);
         Guest {
             state: waiting.counted(),
             call,
@@ -100,7 +101,8 @@ impl Guest {
             set.ttfb
                 .observe_traced(self.start.ticks_until(end), trace, end);
         }
-        self.state.close_call(self.call, end, answered);
+        self.state
+            .close_call(self.call, end, answered, Access::Shared);
         self.closed = true;
     }
 }
@@ -108,7 +110,8 @@ impl Guest {
 impl Drop for Guest {
     fn drop(&mut self) {
         if !self.closed {
-            self.state.close_call(self.call, Clock::now(), false);
+            self.state
+                .close_call(self.call, Clock::now(), false, Access::Shared);
         }
     }
 }

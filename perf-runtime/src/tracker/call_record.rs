@@ -5,6 +5,7 @@
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
+use super::access::Access;
 use crate::chunk::Usage;
 use crate::clock::Clock;
 use crate::metrics::{BackendErrorKind, BackendSet};
@@ -44,8 +45,8 @@ impl CallTable {
 
     /// A call of `set` starts at `start`: its record's index.
     #[inline]
-    pub fn open(&self, set: &'static BackendSet, start: Clock) -> u32 {
-        let index = (self.started.fetch_add(1, Relaxed) as usize).min(MAX_CALLS - 1);
+    pub fn open(&self, set: &'static BackendSet, start: Clock, access: Access) -> u32 {
+        let index = (access.add_u32(&self.started, 1) as usize).min(MAX_CALLS - 1);
         self.records[index].reset(set, start);
         self.last_started.store(index as u32 + 1, Release);
         index as u32
@@ -156,15 +157,15 @@ impl CallRecord {
 
     /// It ends at `at` (its answer's headers, or its failure).
     #[inline]
-    pub fn close(&self, at: Clock) {
+    pub fn close(&self, at: Clock, access: Access) {
         self.open.store(false, Relaxed);
-        self.finish(at);
+        self.finish(at, access);
     }
 
     /// Something of it ended at `at`: the call itself, or a stream relaying its answer.
     #[inline]
-    pub fn finish(&self, at: Clock) {
-        self.finished.fetch_max(at.0, Relaxed);
+    pub fn finish(&self, at: Clock, access: Access) {
+        access.raise(&self.finished, at.0);
     }
 
     /// Its whole duration, from its start to the latest end seen of it, and its usage: what the
@@ -189,8 +190,8 @@ impl CallRecord {
 
     /// Notes its answer at `at`, if it had none.
     #[inline]
-    pub fn answer(&self, at: Clock) {
-        let _ = self.answered.compare_exchange(0, at.0, Relaxed, Relaxed);
+    pub fn answer(&self, at: Clock, access: Access) {
+        access.set_once(&self.answered, at.0);
     }
 
     /// When it answered, if it did.

@@ -102,7 +102,7 @@ impl RequestState {
     /// and the state changes with plain loads and stores: no locked operation. For a caller
     /// whose handle nothing borrows (a guard that borrows a tracker's request holds no handle).
     #[inline]
-    fn held_alone(&self) -> bool {
+    pub(super) fn held_alone(&self) -> bool {
         self.holds.load(Acquire) & HELD == REF | OWNER
     }
 

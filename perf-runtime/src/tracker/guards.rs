@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::access::Access;
 use super::handoff::{after_last_close, closed_at, unscoped};
 use super::on_thread::{current_call, enter_call, CallRef};
 use super::pool::StateRef;
@@ -20,6 +21,7 @@ struct Closing<'s> {
     ticks: u64,
     state: Option<&'s RequestState>,
     trace: Option<TraceId>,
+    access: Access,
 }
 
 #[inline]
@@ -32,13 +34,17 @@ fn closing<'s>(owner: &'s Owner<'_>, start: Clock, end: Clock) -> Closing<'s> {
         ticks: start.ticks_until(end),
         state,
         trace: state.map(RequestState::trace_id),
+        access: owner.access(),
     }
 }
 
 /// The request a guard adds its time to when it is dropped.
 pub(crate) enum Owner<'a> {
-    /// A tracker's request, borrowed with the tracker.
+    /// A tracker's request, borrowed with the tracker (by a scoped thread, maybe).
     Borrowed(&'a RequestState),
+    /// The request of the endpoint whose own statement the guard times, borrowed: see
+    /// [`Owner::current`].
+    Body(&'static RequestState),
     /// The request that was current when the guard opened (the `#[perf_*]` macros), held by
     /// count: a guard moved to another task or request still closes on its own.
     Held(StateRef),
@@ -54,11 +60,13 @@ impl Owner<'static> {
     /// the body's future, which the endpoint's [`Run`](super::Run) drops before letting go of
     /// its own counted share of the request (on completion, and first thing in its drop), so
     /// the request's slot cannot go back to the pool while the guard lives, and the guard need
-    /// not count. Two locked operations fewer per guard.
+    /// not count. Two locked operations fewer per guard. It is opened and closed in the `Run`'s
+    /// polls, on the thread that polls it: while the `Run`'s handle is the request's only one,
+    /// the guard changes the request alone ([`Access::Alone`]).
     #[inline]
     pub(crate) fn current(state: &'static RequestState, in_body: bool) -> Self {
         if in_body {
-            Owner::Borrowed(state)
+            Owner::Body(state)
         } else {
             Owner::Held(state.counted())
         }
@@ -70,6 +78,7 @@ impl<'a> Owner<'a> {
     fn share(&self) -> Owner<'a> {
         match self {
             Owner::Borrowed(state) => Owner::Borrowed(state),
+            Owner::Body(state) => Owner::Body(state),
             Owner::Held(state) => Owner::Held(state.clone()),
             Owner::Detached => Owner::Detached,
         }
@@ -79,8 +88,20 @@ impl<'a> Owner<'a> {
     fn state(&self) -> Option<&RequestState> {
         match self {
             Owner::Borrowed(state) => Some(state),
+            Owner::Body(state) => Some(state),
             Owner::Held(state) => Some(state),
             Owner::Detached => None,
+        }
+    }
+
+    /// How the guard changes its request now: alone only for an endpoint's own statement
+    /// while the endpoint's handle is the request's only one (a held guard's handle is one
+    /// more; a tracker's borrowed request may be shared by scoped threads).
+    #[inline]
+    fn access(&self) -> Access {
+        match self {
+            Owner::Body(state) => state.access(true),
+            _ => Access::Shared,
         }
     }
 }
@@ -114,7 +135,7 @@ impl<'a> StageGuard<'a> {
         };
         let series = state.endpoint().stage(stage);
         let start = start();
-        state.open_stage(start);
+        state.open_stage(start, owner.access());
         StageGuard {
             owner,
             stage,
@@ -187,7 +208,7 @@ impl Drop for StageGuard<'_> {
         self.series
             .observe_traced(close.ticks, close.trace, close.end);
         if let Some(state) = close.state {
-            state.close_stage(self.stage, close.ticks, self.start, close.end);
+            state.close_stage(self.stage, close.ticks, self.start, close.end, close.access);
         }
     }
 }
@@ -252,7 +273,7 @@ impl<'a> BackendGuard<'a> {
         let series = state.endpoint().backend(provider, model);
         series.in_flight.start();
         let start = start();
-        let call = state.open_call(start, series);
+        let call = state.open_call(start, series, owner.access());
         let before = enter_call(CallRef::new(state, call)).keep();
         BackendGuard {
             fetch: state.endpoint().stage(Stage::BACKEND_FETCH),
@@ -351,7 +372,7 @@ impl Drop for BackendGuard<'_> {
         if self.joined {
             // The call it joined times itself; this guard's answer answers it.
             if let (true, Some(state)) = (self.answered, close.state) {
-                state.call(self.call).answer(close.end);
+                state.call(self.call).answer(close.end, close.access);
             }
             return;
         }
@@ -370,7 +391,7 @@ impl Drop for BackendGuard<'_> {
                 .observe_traced(self.start.ticks_until(at), close.trace, at);
         }
         if let Some(state) = close.state {
-            state.close_call(self.call, close.end, answered_at.is_some());
+            state.close_call(self.call, close.end, answered_at.is_some(), close.access);
         }
     }
 }
@@ -397,7 +418,7 @@ impl<'a> StreamingGuard<'a> {
     #[inline]
     pub(crate) fn begin(state: &'a RequestState) -> Self {
         let start = Clock::now();
-        state.open_stream(start);
+        state.open_stream(start, Access::Shared);
         StreamingGuard { state, start }
     }
 }
@@ -405,7 +426,8 @@ impl<'a> StreamingGuard<'a> {
 impl Drop for StreamingGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.state.close_stream(self.start, Clock::now());
+        self.state
+            .close_stream(self.start, Clock::now(), Access::Shared);
     }
 }
 

@@ -24,6 +24,7 @@
 //! 6. A scrape reads the histograms (`crate::metrics`) and writes them out
 //!    (`crate::exposition`).
 
+mod access;
 mod backend_call;
 mod call_record;
 pub(crate) mod classify;

@@ -14,6 +14,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
+use super::access::Access;
 use crate::clock::Clock;
 
 /// The union of a set of intervals, as they open and close.
@@ -38,8 +39,8 @@ impl Union {
 
     /// An interval opens at `at`.
     #[inline]
-    pub fn open(&self, at: Clock) {
-        if self.open.fetch_add(1, AcqRel) == 0 {
+    pub fn open(&self, at: Clock, access: Access) {
+        if access.add_u32(&self.open, 1) == 0 {
             self.covered.first_opened(at);
         }
     }
@@ -47,9 +48,9 @@ impl Union {
     /// An interval closes at `at`; the part of the covered stretch it ends that lies before
     /// `until` is added.
     #[inline]
-    pub fn close_before(&self, at: Clock, until: u64) {
-        if self.open.fetch_sub(1, AcqRel) == 1 {
-            self.covered.last_closed(at, until);
+    pub fn close_before(&self, at: Clock, until: u64, access: Access) {
+        if access.sub_u32(&self.open, 1) == 1 {
+            self.covered.last_closed(at, until, access);
         }
     }
 
@@ -93,31 +94,31 @@ impl Windows {
 
     /// A call opens at `at`.
     #[inline]
-    pub fn open_call(&self, at: Clock) {
-        self.opened(CALL, at);
+    pub fn open_call(&self, at: Clock, access: Access) {
+        self.opened(CALL, at, access);
     }
 
     /// A call closes at `at`.
     #[inline]
-    pub fn close_call(&self, at: Clock) {
-        self.closed(CALL, at);
+    pub fn close_call(&self, at: Clock, access: Access) {
+        self.closed(CALL, at, access);
     }
 
     /// A stream starts relaying at `at`.
     #[inline]
-    pub fn open_stream(&self, at: Clock) {
-        self.opened(STREAM, at);
+    pub fn open_stream(&self, at: Clock, access: Access) {
+        self.opened(STREAM, at, access);
     }
 
     /// A stream stops relaying at `at`.
     #[inline]
-    pub fn close_stream(&self, at: Clock) {
-        self.closed(STREAM, at);
+    pub fn close_stream(&self, at: Clock, access: Access) {
+        self.closed(STREAM, at, access);
     }
 
     #[inline]
-    fn opened(&self, one: u64, at: Clock) {
-        let before = self.open.fetch_add(one, AcqRel);
+    fn opened(&self, one: u64, at: Clock, access: Access) {
+        let before = access.add(&self.open, one);
         if one & 1 == 1 && before as u32 == 0 {
             self.calls.first_opened(at);
         }
@@ -127,13 +128,13 @@ impl Windows {
     }
 
     #[inline]
-    fn closed(&self, one: u64, at: Clock) {
-        let before = self.open.fetch_sub(one, AcqRel);
+    fn closed(&self, one: u64, at: Clock, access: Access) {
+        let before = access.sub(&self.open, one);
         if one & 1 == 1 && before as u32 == 1 {
-            self.calls.last_closed(at, u64::MAX);
+            self.calls.last_closed(at, u64::MAX, access);
         }
         if before >> 32 == 1 {
-            self.all.last_closed(at, u64::MAX);
+            self.all.last_closed(at, u64::MAX, access);
         }
     }
 
@@ -183,12 +184,11 @@ impl Covered {
 
     /// The last of the open intervals closed at `at`: the stretch, up to `until`, is covered.
     #[inline]
-    fn last_closed(&self, at: Clock, until: u64) {
+    fn last_closed(&self, at: Clock, until: u64, access: Access) {
         let since = self.since.load(Relaxed);
         let end = at.0.min(until);
         if end > since {
-            self.ticks
-                .fetch_add(Clock(since).ticks_until(Clock(end)), Relaxed);
+            access.add(&self.ticks, Clock(since).ticks_until(Clock(end)));
         }
     }
 
@@ -216,23 +216,29 @@ mod tests {
     /// every window's union each covered stretch once, and open windows count until `now`.
     #[test]
     fn windows_count_each_union_once() {
+        for access in [Access::Shared, Access::Alone] {
+            count_each_union_once(access);
+        }
+    }
+
+    fn count_each_union_once(access: Access) {
         let windows = Windows::new();
-        windows.open_call(Clock(100));
-        windows.open_stream(Clock(105));
-        windows.close_call(Clock(110)); // calls: 100..110
-        windows.open_call(Clock(115));
-        windows.close_call(Clock(118)); // calls: 115..118, inside the stream
-        windows.close_stream(Clock(120)); // every window: 100..120
-        windows.open_call(Clock(130));
-        windows.open_call(Clock(132));
-        windows.close_call(Clock(135));
+        windows.open_call(Clock(100), access);
+        windows.open_stream(Clock(105), access);
+        windows.close_call(Clock(110), access); // calls: 100..110
+        windows.open_call(Clock(115), access);
+        windows.close_call(Clock(118), access); // calls: 115..118, inside the stream
+        windows.close_stream(Clock(120), access); // every window: 100..120
+        windows.open_call(Clock(130), access);
+        windows.open_call(Clock(132), access);
+        windows.close_call(Clock(135), access);
         assert_eq!(windows.calls_ticks(), 10 + 3);
         // The call opened at 130 is still open: counted until 140.
         assert_eq!(windows.ticks_at(Clock(140)), [13 + 10, 20 + 10]);
-        windows.close_call(Clock(150));
-        windows.open_stream(Clock(160));
+        windows.close_call(Clock(150), access);
+        windows.open_stream(Clock(160), access);
         assert_eq!(windows.ticks_at(Clock(170)), [13 + 20, 20 + 20 + 10]);
-        windows.close_stream(Clock(170));
+        windows.close_stream(Clock(170), access);
         windows.reset();
         assert_eq!(windows.ticks_at(Clock(200)), [0, 0]);
     }

@@ -166,7 +166,9 @@ impl RequestState {
     /// share of it: a handle, an owner and its hand-off number, with one locked operation.
     #[inline]
     pub fn hand_off(&'static self) -> HandOff {
-        let before = self.holds.fetch_add(REF | OWNER | HANDOFF, Relaxed);
+        // Its callers' handles are borrowed by nothing: a handler's, through the thread's
+        // current request or a tracker given up for a stream.
+        let before = self.access(true).add(&self.holds, REF | OWNER | HANDOFF);
         HandOff {
             state: StateRef::adopt(self),
             number: (before / HANDOFF) as u32 + 1,

@@ -14,6 +14,7 @@
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
+use super::access::Access;
 use super::call_record::{CallRecord, CallTable};
 use super::phases::{Union, Windows};
 use super::spend::RequestSpend;
@@ -247,16 +248,28 @@ impl RequestState {
 
     // Stages and backend calls.
 
+    /// How a caller whose handle on the request nothing else borrows (`exclusive`: not a guard
+    /// borrowing a tracker's request, which a scoped thread may share) may change it: alone,
+    /// if that handle is the request's only one (see [`access`](super::access)).
+    #[inline]
+    pub fn access(&self, exclusive: bool) -> Access {
+        if exclusive && self.held_alone() {
+            Access::Alone
+        } else {
+            Access::Shared
+        }
+    }
+
     /// Opens a stage at `start`.
     #[inline]
-    pub fn open_stage(&self, start: Clock) {
-        self.frontend.open(start);
+    pub fn open_stage(&self, start: Clock, access: Access) {
+        self.frontend.open(start, access);
     }
 
     /// Closes a stage that ran `ticks` from `start` to `end`: the front end covers it up to where
     /// the first backend call started.
     #[inline]
-    pub fn close_stage(&self, stage: Stage, ticks: u64, start: Clock, end: Clock) {
+    pub fn close_stage(&self, stage: Stage, ticks: u64, start: Clock, end: Clock, access: Access) {
         if let Some(time) = self.stage_ticks.get(stage.index()) {
             // A load and a store, not a locked add: this tally only feeds `Server-Timing`, a
             // header read by a person, and two stages of one request closing at the same
@@ -265,33 +278,33 @@ impl RequestState {
             time.store(time.load(Relaxed).wrapping_add(ticks), Relaxed);
         }
         let backend_started = self.backend_started.load(Relaxed);
-        self.frontend.close_before(end, backend_started);
-        if start.0 < backend_started && self.flags.load(Relaxed) & FRONTEND_SEEN == 0 {
-            self.flags.fetch_or(FRONTEND_SEEN, Relaxed);
+        self.frontend.close_before(end, backend_started, access);
+        if start.0 < backend_started {
+            access.set_bits(&self.flags, FRONTEND_SEEN);
         }
     }
 
     /// A backend call of `set` starts at `start`: its record's index.
     #[inline]
-    pub fn open_call(&self, start: Clock, set: &'static BackendSet) -> u32 {
-        let index = self.calls.open(set, start);
-        self.backend_started.fetch_min(start.0, Relaxed);
-        self.windows.open_call(start);
+    pub fn open_call(&self, start: Clock, set: &'static BackendSet, access: Access) -> u32 {
+        let index = self.calls.open(set, start, access);
+        access.lower(&self.backend_started, start.0);
+        self.windows.open_call(start, access);
         index
     }
 
     /// Call `index` ends at `end`, answered then if `answered`.
     #[inline]
-    pub fn close_call(&self, index: u32, end: Clock, answered: bool) {
-        self.call(index).close(end);
-        self.windows.close_call(end);
+    pub fn close_call(&self, index: u32, end: Clock, answered: bool, access: Access) {
+        self.call(index).close(end, access);
+        self.windows.close_call(end, access);
         if answered {
             let call = self.call(index);
-            call.answer(end);
+            call.answer(end, access);
             self.backend
                 .store(ptr::from_ref(call.set()).cast_mut(), Relaxed);
             self.calls.answered(index);
-            self.flags.fetch_or(ANSWERED, Relaxed);
+            access.set_bits(&self.flags, ANSWERED);
         }
     }
 
@@ -349,21 +362,19 @@ impl RequestState {
 
     /// A stream starts relaying an answer at `at`: a backend window until it lets go.
     #[inline]
-    pub fn open_stream(&self, at: Clock) {
-        self.windows.open_stream(at);
-        if self.flags.load(Relaxed) & STREAMED == 0 {
-            self.flags.fetch_or(STREAMED, Relaxed);
-        }
+    pub fn open_stream(&self, at: Clock, access: Access) {
+        self.windows.open_stream(at, access);
+        access.set_bits(&self.flags, STREAMED);
     }
 
     /// A stream opened at `start` stops relaying at `end`. If the request has ended already
     /// (a streaming guard dropped late), its own time is recorded at once.
     #[inline]
-    pub fn close_stream(&self, start: Clock, end: Clock) {
+    pub fn close_stream(&self, start: Clock, end: Clock, access: Access) {
         if self.ended() {
             self.observe_streaming(start.ticks_until(end), self.trace_id(), end);
         } else {
-            self.windows.close_stream(end);
+            self.windows.close_stream(end, access);
         }
     }
 

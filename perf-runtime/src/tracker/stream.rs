@@ -128,8 +128,9 @@ fn first_poll(state: &RequestState, outer: *const RequestState, start: &mut Cloc
         return Reading::Inner;
     }
     *start = Clock::now();
-    // Relaying the provider's answer: a backend window until the stream lets go.
-    state.open_stream(*start);
+    // Relaying the provider's answer: a backend window until the stream lets go. The stream's
+    // handle is borrowed by nothing.
+    state.open_stream(*start, state.access(true));
     Reading::Read
 }
 
@@ -152,10 +153,11 @@ fn release(
         Reading::Released => return,
         Reading::Read => {
             let end = Clock::now();
-            state.close_stream(start, end);
+            let access = state.access(true);
+            state.close_stream(start, end, access);
             // The call it relays lasts until its answer is read.
             if let Some(call) = call {
-                state.call(call).finish(end);
+                state.call(call).finish(end, access);
             }
             at = Some(end);
             state.handler_gone().then_some(to_the_end)

@@ -1,0 +1,143 @@
+//! How a caller changes a request's words: with locked operations, as it must while anything
+//! else may reach the request, or with plain loads and stores where it holds the request's
+//! only handle (`RequestState::access`): nothing else can reach the state meanwhile, and
+//! whatever reaches it later gets there through a handle made afterwards, on this thread.
+//!
+//! Both keep the words atomic, so a caller that is wrong about being alone loses an update at
+//! worst, never memory safety.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+
+/// How a caller may change a request's words.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Access {
+    /// Others may change them meanwhile: locked operations.
+    Shared,
+    /// The caller holds the request's only handle: plain loads and stores.
+    Alone,
+}
+
+impl Access {
+    /// Adds `n` to `word`; the value before.
+    #[inline]
+    pub fn add(self, word: &AtomicU64, n: u64) -> u64 {
+        match self {
+            Access::Shared => word.fetch_add(n, AcqRel),
+            Access::Alone => {
+                let before = word.load(Relaxed);
+                word.store(before.wrapping_add(n), Relaxed);
+                before
+            }
+        }
+    }
+
+    /// Subtracts `n` from `word`; the value before.
+    #[inline]
+    pub fn sub(self, word: &AtomicU64, n: u64) -> u64 {
+        self.add(word, n.wrapping_neg())
+    }
+
+    /// Adds `n` to `word`; the value before.
+    #[inline]
+    pub fn add_u32(self, word: &AtomicU32, n: u32) -> u32 {
+        match self {
+            Access::Shared => word.fetch_add(n, AcqRel),
+            Access::Alone => {
+                let before = word.load(Relaxed);
+                word.store(before.wrapping_add(n), Relaxed);
+                before
+            }
+        }
+    }
+
+    /// Subtracts `n` from `word`; the value before.
+    #[inline]
+    pub fn sub_u32(self, word: &AtomicU32, n: u32) -> u32 {
+        self.add_u32(word, n.wrapping_neg())
+    }
+
+    /// Sets the bits `bits` in `word`, unless they are set already.
+    #[inline]
+    pub fn set_bits(self, word: &AtomicU32, bits: u32) {
+        let before = word.load(Relaxed);
+        if before & bits == bits {
+            return;
+        }
+        match self {
+            Access::Shared => {
+                word.fetch_or(bits, Relaxed);
+            }
+            Access::Alone => word.store(before | bits, Relaxed),
+        }
+    }
+
+    /// Makes `word` at least `value`.
+    #[inline]
+    pub fn raise(self, word: &AtomicU64, value: u64) {
+        match self {
+            Access::Shared => {
+                word.fetch_max(value, Relaxed);
+            }
+            Access::Alone => word.store(word.load(Relaxed).max(value), Relaxed),
+        }
+    }
+
+    /// Makes `word` at most `value`.
+    #[inline]
+    pub fn lower(self, word: &AtomicU64, value: u64) {
+        match self {
+            Access::Shared => {
+                word.fetch_min(value, Relaxed);
+            }
+            Access::Alone => word.store(word.load(Relaxed).min(value), Relaxed),
+        }
+    }
+
+    /// Sets `word` to `value` if it is 0.
+    #[inline]
+    pub fn set_once(self, word: &AtomicU64, value: u64) {
+        match self {
+            Access::Shared => {
+                let _ = word.compare_exchange(0, value, Relaxed, Relaxed);
+            }
+            Access::Alone => {
+                if word.load(Relaxed) == 0 {
+                    word.store(value, Relaxed);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_accesses_change_a_word_alike() {
+        for access in [Access::Shared, Access::Alone] {
+            let word = AtomicU64::new(5);
+            assert_eq!(access.add(&word, 3), 5);
+            assert_eq!(access.sub(&word, 2), 8);
+            access.raise(&word, 4);
+            access.lower(&word, 9);
+            assert_eq!(word.load(Relaxed), 6);
+            access.raise(&word, 10);
+            access.lower(&word, 7);
+            assert_eq!(word.load(Relaxed), 7);
+            access.set_once(&word, 1);
+            assert_eq!(word.load(Relaxed), 7);
+            let zero = AtomicU64::new(0);
+            access.set_once(&zero, 4);
+            access.set_once(&zero, 5);
+            assert_eq!(zero.load(Relaxed), 4);
+            let count = AtomicU32::new(1);
+            assert_eq!(access.add_u32(&count, 1), 1);
+            assert_eq!(access.sub_u32(&count, 2), 2);
+            assert_eq!(count.load(Relaxed), 0);
+            access.set_bits(&count, 0b101);
+            access.set_bits(&count, 0b1);
+            assert_eq!(count.load(Relaxed), 0b101);
+        }
+    }
+}
