@@ -71,7 +71,10 @@ pub(crate) fn stage_at(
 ) -> StageGuard<'static> {
     let stage: Stage = stage.get();
     match state() {
-        Some(state) => StageGuard::begin_at(Owner::current(state, in_body), stage, start),
+        Some(state) => {
+            let (owner, access) = Owner::current(state, in_body);
+            StageGuard::begin_at(owner, access, stage, start)
+        }
         None => StageGuard::detached(unscoped(), stage, start),
     }
 }
@@ -93,7 +96,8 @@ pub(crate) fn backend_request_at(
 ) -> BackendGuard<'static> {
     match state() {
         Some(state) => {
-            BackendGuard::begin_at(Owner::current(state, in_body), provider, model, start)
+            let (owner, access) = Owner::current(state, in_body);
+            BackendGuard::begin_at(owner, access, provider, model, start)
         }
         None => BackendGuard::detached(unscoped(), provider, model, start),
     }

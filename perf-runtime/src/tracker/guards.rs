@@ -53,7 +53,8 @@ pub(crate) enum Owner<'a> {
 }
 
 impl Owner<'static> {
-    /// The request current on this thread, `state`: held by count, or, `in_body`, borrowed.
+    /// The request current on this thread, `state`: held by count, or, `in_body`, borrowed;
+    /// and how the guard opens on it.
     ///
     /// `in_body` is for a guard the macros open in a statement of an endpoint's own body (not
     /// in a closure or an `async` block inside it, which could be sent elsewhere): it lives in
@@ -63,13 +64,19 @@ impl Owner<'static> {
     /// not count. Two locked operations fewer per guard. It is opened and closed in the `Run`'s
     /// polls, on the thread that polls it: while the `Run`'s handle is the request's only one,
     /// the guard changes the request alone ([`Access::Alone`]).
+    ///
+    /// A guard that counts opens alone too where the current request's enterer (whose handle
+    /// is on this thread) held it alone: the guard's new handle is on this thread as well. It
+    /// closes as one handle among others.
     #[inline]
-    pub(crate) fn current(state: &'static RequestState, in_body: bool) -> Self {
-        if in_body {
+    pub(crate) fn current(state: &'static RequestState, in_body: bool) -> (Self, Access) {
+        let access = state.access(true);
+        let owner = if in_body {
             Owner::Body(state)
         } else {
             Owner::Held(state.counted())
-        }
+        };
+        (owner, access)
     }
 }
 
@@ -124,18 +131,24 @@ pub struct StageGuard<'a> {
 impl<'a> StageGuard<'a> {
     #[inline]
     pub(crate) fn begin(owner: Owner<'a>, stage: Stage) -> Self {
-        Self::begin_at(owner, stage, Clock::now)
+        let access = owner.access();
+        Self::begin_at(owner, access, stage, Clock::now)
     }
 
-    /// Opens the stage at the reading `start` gives, taken last.
+    /// Opens the stage at the reading `start` gives, taken last, as `access` says.
     #[inline]
-    pub(crate) fn begin_at(owner: Owner<'a>, stage: Stage, start: fn() -> Clock) -> Self {
+    pub(crate) fn begin_at(
+        owner: Owner<'a>,
+        access: Access,
+        stage: Stage,
+        start: fn() -> Clock,
+    ) -> Self {
         let Some(state) = owner.state() else {
             return Self::detached(unscoped(), stage, start);
         };
         let series = state.endpoint().stage(stage);
         let start = start();
-        state.open_stage(start, owner.access());
+        state.open_stage(start, access);
         StageGuard {
             owner,
             stage,
@@ -188,7 +201,8 @@ impl<'a> StageGuard<'a> {
     pub fn next(self, stage: impl Into<Stage>) -> StageGuard<'a> {
         let owner = self.owner.share();
         drop(self);
-        StageGuard::begin_at(owner, stage.into(), after_last_close)
+        let access = owner.access();
+        StageGuard::begin_at(owner, access, stage.into(), after_last_close)
     }
 
     /// Ends this stage and begins a call to the LLM provider at one clock reading; see
@@ -197,7 +211,8 @@ impl<'a> StageGuard<'a> {
     pub fn next_backend(self, provider: &str, model: &str) -> BackendGuard<'a> {
         let owner = self.owner.share();
         drop(self);
-        BackendGuard::begin_at(owner, provider, model, after_last_close)
+        let access = owner.access();
+        BackendGuard::begin_at(owner, access, provider, model, after_last_close)
     }
 }
 
@@ -240,7 +255,8 @@ pub struct BackendGuard<'a> {
 impl<'a> BackendGuard<'a> {
     #[inline]
     pub(crate) fn begin(owner: Owner<'a>, provider: &str, model: &str) -> Self {
-        Self::begin_at(owner, provider, model, Clock::now)
+        let access = owner.access();
+        Self::begin_at(owner, access, provider, model, Clock::now)
     }
 
     /// Opens the call at the reading `start` gives, taken last; or joins the call current on
@@ -248,6 +264,7 @@ impl<'a> BackendGuard<'a> {
     #[inline]
     pub(crate) fn begin_at(
         owner: Owner<'a>,
+        access: Access,
         provider: &str,
         model: &str,
         start: fn() -> Clock,
@@ -273,7 +290,7 @@ impl<'a> BackendGuard<'a> {
         let series = state.endpoint().backend(provider, model);
         series.in_flight.start();
         let start = start();
-        let call = state.open_call(start, series, owner.access());
+        let call = state.open_call(start, series, access);
         let before = enter_call(CallRef::new(state, call)).keep();
         BackendGuard {
             fetch: state.endpoint().stage(Stage::BACKEND_FETCH),
@@ -466,6 +483,7 @@ mod tests {
         let state = tracker.state();
         let first = StageGuard::begin_at(
             Owner::Borrowed(state),
+            Access::Shared,
             Stage::REQUEST_PARSING,
             after_last_close,
         );
@@ -473,6 +491,7 @@ mod tests {
         // Taken once: a later one reads the clock.
         let later = StageGuard::begin_at(
             Owner::Borrowed(state),
+            Access::Shared,
             Stage::AUTH_VALIDATION,
             after_last_close,
         );

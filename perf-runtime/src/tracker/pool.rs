@@ -175,10 +175,11 @@ impl RequestState {
         }
     }
 
-    /// A new counted reference to this state, which the caller holds alive.
+    /// A new counted reference to the request current on this thread (which its enterer holds
+    /// alive): counted alone where the enterer's handle is the request's only one.
     #[inline]
     pub fn counted(&'static self) -> StateRef {
-        self.add_ref();
+        self.access(true).add(&self.holds, REF);
         StateRef(self)
     }
 }
