@@ -108,7 +108,18 @@ impl<'a> Owner<'a> {
     fn access(&self) -> Access {
         match self {
             Owner::Body(state) => state.access(true),
-            _ => Access::Shared,
+            Owner::Held(state) => state.access_held(),
+            Owner::Borrowed(_) | Owner::Detached => Access::Shared,
+        }
+    }
+
+    /// Lets go of a held handle, as `access` (the guard's closing) allows.
+    #[inline]
+    fn let_go(&mut self, access: Access) {
+        if let Owner::Held(_) = self {
+            if let Owner::Held(state) = std::mem::replace(self, Owner::Detached) {
+                state.let_go(access);
+            }
         }
     }
 }
@@ -225,6 +236,8 @@ impl Drop for StageGuard<'_> {
         if let Some(state) = close.state {
             state.close_stage(self.stage, close.ticks, self.start, close.end, close.access);
         }
+        let access = close.access;
+        self.owner.let_go(access);
     }
 }
 
@@ -391,6 +404,8 @@ impl Drop for BackendGuard<'_> {
             if let (true, Some(state)) = (self.answered, close.state) {
                 state.call(self.call).answer(close.end, close.access);
             }
+            let access = close.access;
+            self.owner.let_go(access);
             return;
         }
         // An answer noted by a guard that joined this call counts for it.
@@ -410,6 +425,8 @@ impl Drop for BackendGuard<'_> {
         if let Some(state) = close.state {
             state.close_call(self.call, close.end, answered_at.is_some(), close.access);
         }
+        let access = close.access;
+        self.owner.let_go(access);
     }
 }
 

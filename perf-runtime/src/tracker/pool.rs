@@ -14,6 +14,7 @@ use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
+use super::access::Access;
 use super::state::{HandlerExit, RequestState, HANDOFF, OWNER, REF};
 use crate::metrics::EndpointMetrics;
 
@@ -150,6 +151,19 @@ impl Drop for StateRef {
     fn drop(&mut self) {
         if self.0.drop_ref() {
             give_back(self.0);
+        }
+    }
+}
+
+impl StateRef {
+    /// Lets go of this handle as `access` allows: alone (see
+    /// [`RequestState::access_held`]), with a load and a store, the enterer's handle staying.
+    #[inline]
+    pub fn let_go(self, access: Access) {
+        if access == Access::Alone {
+            let holds = &self.0.holds;
+            holds.store(holds.load(Relaxed) - REF, Relaxed);
+            std::mem::forget(self);
         }
     }
 }

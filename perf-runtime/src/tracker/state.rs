@@ -260,6 +260,19 @@ impl RequestState {
         }
     }
 
+    /// How a holder of one counted handle of its own (a held guard) may change the request:
+    /// alone if the request is current on this thread (so its enterer's handle is here) and
+    /// the two are its only handles.
+    #[inline]
+    pub fn access_held(&self) -> Access {
+        let current = super::on_thread::state().is_some_and(|current| ptr::eq(current, self));
+        if current && self.holds.load(Acquire) & HELD == (2 * REF) | OWNER {
+            Access::Alone
+        } else {
+            Access::Shared
+        }
+    }
+
     /// Opens a stage at `start`.
     #[inline]
     pub fn open_stage(&self, start: Clock, access: Access) {
