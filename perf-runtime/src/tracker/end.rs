@@ -3,9 +3,10 @@
 
 use std::sync::atomic::Ordering::*;
 
+use super::access::Access;
 use super::state::{
     HandlerExit, Outcome, RequestState, ANSWERED, CANCELLED, COUNT, ENDED, EXCHANGE, FAILED,
-    FRONTEND_SEEN, HANDLER_GONE, HELD, OWNER, PANICKED, REF, RETURNED, STREAMED,
+    FRONTEND_SEEN, HANDLER_GONE, OWNER, PANICKED, RETURNED, STREAMED,
 };
 use crate::clock::{ticks_to_ns, Clock};
 
@@ -28,7 +29,7 @@ impl RequestState {
     #[inline]
     pub fn release_handler(&self, exit: HandlerExit) {
         if self.flags.fetch_or(exit_flags(exit), AcqRel) & HANDLER_GONE == 0 {
-            self.release_owner(None);
+            self.release_owner(None, Access::Shared);
         }
     }
 
@@ -40,34 +41,33 @@ impl RequestState {
 
     /// Stream number `number` lets go, saying whether it was read to its end (`None`: no verdict).
     /// Among streams with a verdict, the later hand-off decides. `at`: a reading just taken, which
-    /// the request's end may use as its own. Called with the stream's handle, which nothing
-    /// borrows.
+    /// the request's end may use as its own. `access`: the stream's (see `stream.rs`).
     #[inline]
-    pub fn release_stream(&self, number: u32, to_the_end: Option<bool>, at: Option<Clock>) {
-        let alone = self.held_alone();
+    pub fn release_stream(
+        &self,
+        number: u32,
+        to_the_end: Option<bool>,
+        at: Option<Clock>,
+        access: Access,
+    ) {
         if let Some(to_the_end) = to_the_end {
             let verdict = u64::from(number) << 1 | u64::from(to_the_end);
-            if alone {
-                let before = self.answering_stream.load(Relaxed);
-                self.answering_stream.store(before.max(verdict), Relaxed);
-            } else {
-                self.answering_stream.fetch_max(verdict, Relaxed);
-            }
+            access.raise(&self.answering_stream, verdict);
         }
-        if alone {
-            self.end_alone(0, at);
-        } else {
-            self.release_owner(at);
-        }
+        self.release_owner(at, access);
     }
 
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     /// The layer's future, the exchange's handler and its one releaser, lets go (`exit`). Called
-    /// with the future's handle, which nothing borrows: held alone, no locked operation.
+    /// with the future's handle, which nothing borrows: alone if it is the only one.
     #[inline]
     pub fn release_exchange_handler(&self, exit: HandlerExit) {
-        if !self.release_alone(exit_flags(exit), None) {
-            self.release_handler(exit);
+        match self.access() {
+            Access::Alone => {
+                Access::Alone.set_bits(&self.flags, exit_flags(exit));
+                self.release_owner(None, Access::Alone);
+            }
+            Access::Shared => self.release_handler(exit),
         }
     }
 
@@ -77,7 +77,7 @@ impl RequestState {
     /// change. Called as [`release_exchange_handler`](Self::release_exchange_handler) is.
     #[inline]
     pub fn pass_to_body(&self) {
-        self.mark(HANDLER_GONE | RETURNED, self.held_alone());
+        self.access().set_bits(&self.flags, HANDLER_GONE | RETURNED);
     }
 
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
@@ -91,56 +91,17 @@ impl RequestState {
             Some(false) => FAILED,
             None => CANCELLED,
         };
-        if !self.release_alone(flag, Some(at)) {
-            self.mark(flag, false);
-            self.release_owner(Some(at));
-        }
+        let access = self.access();
+        access.set_bits(&self.flags, flag);
+        self.release_owner(Some(at), access);
     }
 
-    /// Whether the caller's handle, an owner's, is the request's only one. Then nothing else
-    /// reaches the state (every way in is a handle, or borrows one) until the caller lets go,
-    /// and the state changes with plain loads and stores: no locked operation. For a caller
-    /// whose handle nothing borrows (a guard that borrows a tracker's request holds no handle).
+    /// An owner lets go, as `access` allows; the request ends (at `at`, a reading just taken,
+    /// else now) if it was the last.
     #[inline]
-    pub(super) fn held_alone(&self) -> bool {
-        self.holds.load(Acquire) & HELD == REF | OWNER
-    }
-
-    /// Adds `flag` to the request's flags; `alone`: see [`held_alone`](Self::held_alone).
-    #[inline]
-    fn mark(&self, flag: u32, alone: bool) {
-        if alone {
-            self.flags.store(self.flags.load(Relaxed) | flag, Relaxed);
-        } else if flag != 0 {
-            self.flags.fetch_or(flag, Relaxed);
-        }
-    }
-
-    /// The owner holding the request's only handle lets go with `flag`, and the request ends
-    /// (at `at`, else now): whether it did (else the caller lets go as any owner).
-    #[inline]
-    fn release_alone(&self, flag: u32, at: Option<Clock>) -> bool {
-        let alone = self.held_alone();
-        if alone {
-            self.end_alone(flag, at);
-        }
-        alone
-    }
-
-    /// The end, by the owner that [holds the request alone](Self::held_alone), adding `flag`.
-    #[inline]
-    fn end_alone(&self, flag: u32, at: Option<Clock>) {
-        self.mark(flag, true);
-        self.holds.store(REF, Relaxed);
-        self.end(at.unwrap_or_else(Clock::now));
-    }
-
-    /// An owner lets go; the request ends (at `at`, a reading just taken, else now) if it was
-    /// the last.
-    #[inline]
-    fn release_owner(&self, at: Option<Clock>) {
+    fn release_owner(&self, at: Option<Clock>, access: Access) {
         // The owners' bits hold at least 1 here, so the subtraction borrows nothing.
-        if (self.holds.fetch_sub(OWNER, AcqRel) / OWNER) & COUNT == 1 {
+        if (access.sub(&self.holds, OWNER) / OWNER) & COUNT == 1 {
             self.end(at.unwrap_or_else(Clock::now));
         }
     }

@@ -70,7 +70,7 @@ impl Owner<'static> {
     /// closes as one handle among others.
     #[inline]
     pub(crate) fn current(state: &'static RequestState, in_body: bool) -> (Self, Access) {
-        let access = state.access(true);
+        let access = state.access();
         let owner = if in_body {
             Owner::Body(state)
         } else {
@@ -107,7 +107,7 @@ impl<'a> Owner<'a> {
     #[inline]
     fn access(&self) -> Access {
         match self {
-            Owner::Body(state) => state.access(true),
+            Owner::Body(state) => state.access(),
             Owner::Held(state) => state.access_held(),
             Owner::Borrowed(_) | Owner::Detached => Access::Shared,
         }

@@ -36,6 +36,16 @@ pub(crate) fn enter(state: &RequestState) -> Entered {
 /// Restores the previous current request when dropped.
 pub(crate) struct Entered(*const RequestState);
 
+impl Entered {
+    /// How many handles on `state`, the request entered, are on this thread for the length of
+    /// the entry: the enterer's, and one more if `state` was current already (entered by an
+    /// enterer polling this one, which holds its handle meanwhile).
+    #[inline]
+    pub fn handles_here(&self, state: &RequestState) -> u64 {
+        1 + u64::from(ptr::eq(self.0, state))
+    }
+}
+
 impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {

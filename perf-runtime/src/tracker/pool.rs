@@ -182,7 +182,7 @@ impl RequestState {
     pub fn hand_off(&'static self) -> HandOff {
         // Its callers' handles are borrowed by nothing: a handler's, through the thread's
         // current request or a tracker given up for a stream.
-        let before = self.access(true).add(&self.holds, REF | OWNER | HANDOFF);
+        let before = self.access().add(&self.holds, REF | OWNER | HANDOFF);
         HandOff {
             state: StateRef::adopt(self),
             number: (before / HANDOFF) as u32 + 1,
@@ -193,7 +193,7 @@ impl RequestState {
     /// alive): counted alone where the enterer's handle is the request's only one.
     #[inline]
     pub fn counted(&'static self) -> StateRef {
-        self.access(true).add(&self.holds, REF);
+        self.access().add(&self.holds, REF);
         StateRef(self)
     }
 }

@@ -248,28 +248,32 @@ impl RequestState {
 
     // Stages and backend calls.
 
-    /// How a caller whose handle on the request nothing else borrows (`exclusive`: not a guard
-    /// borrowing a tracker's request, which a scoped thread may share) may change it: alone,
-    /// if that handle is the request's only one (see [`access`](super::access)).
+    /// How a caller may change the request, `here` of whose handles are on this thread and
+    /// borrowed by nothing (the caller's own, and an enterer's it runs inside: not a guard that
+    /// borrows a tracker's request, which a scoped thread may share): alone if those are all it
+    /// has (see [`access`](super::access)). Every way in is a handle, or borrows one.
     #[inline]
-    pub fn access(&self, exclusive: bool) -> Access {
-        if exclusive && self.held_alone() {
+    pub fn access_with(&self, here: u64) -> Access {
+        if self.holds.load(Acquire) & COUNT == here * REF {
             Access::Alone
         } else {
             Access::Shared
         }
     }
 
+    /// [`access_with`](Self::access_with) one handle: the caller's, or its enterer's.
+    #[inline]
+    pub fn access(&self) -> Access {
+        self.access_with(1)
+    }
+
     /// How a holder of one counted handle of its own (a held guard) may change the request:
-    /// alone if the request is current on this thread (so its enterer's handle is here) and
-    /// the two are its only handles.
+    /// with its enterer's, two handles here if the request is current on this thread.
     #[inline]
     pub fn access_held(&self) -> Access {
-        let current = super::on_thread::state().is_some_and(|current| ptr::eq(current, self));
-        if current && self.holds.load(Acquire) & HELD == (2 * REF) | OWNER {
-            Access::Alone
-        } else {
-            Access::Shared
+        match super::on_thread::state() {
+            Some(current) if ptr::eq(current, self) => self.access_with(2),
+            _ => Access::Shared,
         }
     }
 

@@ -85,10 +85,11 @@ pin_project! {
     impl<S, C> PinnedDrop for TrackedStream<S, C> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            let _current = on_thread::enter(this.state);
+            let current = on_thread::enter(this.state);
             this.inner.set(None);
             let call = this.call.checked_sub(1);
-            release(this.state, *this.number, call, this.reading, *this.start, false);
+            let here = current.handles_here(this.state);
+            release(this.state, *this.number, call, this.reading, *this.start, false, here);
         }
     }
 }
@@ -123,19 +124,24 @@ impl<S, C> TrackedStream<S, C> {
 /// (`outer`), or as the request's streaming, from now. Not inlined, as [`release`] is not:
 /// each item's poll stays small.
 #[inline(never)]
-fn first_poll(state: &RequestState, outer: *const RequestState, start: &mut Clock) -> Reading {
+fn first_poll(
+    state: &RequestState,
+    outer: *const RequestState,
+    start: &mut Clock,
+    here: u64,
+) -> Reading {
     if std::ptr::eq(outer, state) {
         return Reading::Inner;
     }
     *start = Clock::now();
-    // Relaying the provider's answer: a backend window until the stream lets go. The stream's
-    // handle is borrowed by nothing.
-    state.open_stream(*start, state.access(true));
+    // Relaying the provider's answer: a backend window until the stream lets go.
+    state.open_stream(*start, state.access_with(here));
     Reading::Read
 }
 
 /// Lets go of the request, once: a stream that was read since `start` closes its window (and
-/// `call`'s, the call it relays, ends no earlier), and
+/// `call`'s, the call it relays, ends no earlier), `here` of the request's handles on this
+/// thread (its own, and an enterer's it is polled inside), and
 /// says whether it was read to its end if it was read directly after the handler let go
 /// (handed to the answer); a stream dropped in the handler, or never read, has no say.
 // Not inlined: once per stream, it would weigh on every item's poll.
@@ -147,13 +153,14 @@ fn release(
     reading: &mut Reading,
     start: Clock,
     to_the_end: bool,
+    here: u64,
 ) {
+    let access = state.access_with(here);
     let mut at = None;
     let verdict = match *reading {
         Reading::Released => return,
         Reading::Read => {
             let end = Clock::now();
-            let access = state.access(true);
             state.close_stream(start, end, access);
             // The call it relays lasts until its answer is read.
             if let Some(call) = call {
@@ -168,7 +175,7 @@ fn release(
     if state.is_panicking() {
         state.panicked();
     }
-    state.release_stream(number, verdict, at);
+    state.release_stream(number, verdict, at, access);
 }
 
 /// An `Err` item of a stream relaying `call`'s answer: if the stream is the answer (read after
@@ -193,11 +200,12 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         let state: &RequestState = this.state;
-        let _current = on_thread::enter(state);
+        let current = on_thread::enter(state);
+        let here = current.handles_here(state);
         let polling = Polling::enter(state);
         let outer = polling.0;
         if let Reading::Unread = this.reading {
-            *this.reading = first_poll(state, outer, this.start);
+            *this.reading = first_poll(state, outer, this.start, here);
         }
         let call = this.call.checked_sub(1);
         let relayed = call.map(|index| enter_call(CallRef::relayed(state, index)));
@@ -231,7 +239,15 @@ impl<S: Stream, C: Classify<S::Item>> Stream for TrackedStream<S, C> {
                 gaps.0.record();
             }
             let call = this.call.checked_sub(1);
-            release(state, *this.number, call, this.reading, *this.start, true);
+            release(
+                state,
+                *this.number,
+                call,
+                this.reading,
+                *this.start,
+                true,
+                here,
+            );
         }
         polled
     }
