@@ -37,25 +37,6 @@ impl Access {
         self.add(word, n.wrapping_neg())
     }
 
-    /// Adds `n` to `word`; the value before.
-    #[inline]
-    pub fn add_u32(self, word: &AtomicU32, n: u32) -> u32 {
-        match self {
-            Access::Shared => word.fetch_add(n, AcqRel),
-            Access::Alone => {
-                let before = word.load(Relaxed);
-                word.store(before.wrapping_add(n), Relaxed);
-                before
-            }
-        }
-    }
-
-    /// Subtracts `n` from `word`; the value before.
-    #[inline]
-    pub fn sub_u32(self, word: &AtomicU32, n: u32) -> u32 {
-        self.add_u32(word, n.wrapping_neg())
-    }
-
     /// Sets the bits `bits` in `word`, unless they are set already.
     #[inline]
     pub fn set_bits(self, word: &AtomicU32, bits: u32) {
@@ -131,13 +112,10 @@ mod tests {
             access.set_once(&zero, 4);
             access.set_once(&zero, 5);
             assert_eq!(zero.load(Relaxed), 4);
-            let count = AtomicU32::new(1);
-            assert_eq!(access.add_u32(&count, 1), 1);
-            assert_eq!(access.sub_u32(&count, 2), 2);
-            assert_eq!(count.load(Relaxed), 0);
-            access.set_bits(&count, 0b101);
-            access.set_bits(&count, 0b1);
-            assert_eq!(count.load(Relaxed), 0b101);
+            let flags = AtomicU32::new(0);
+            access.set_bits(&flags, 0b101);
+            access.set_bits(&flags, 0b1);
+            assert_eq!(flags.load(Relaxed), 0b101);
         }
     }
 }

@@ -18,7 +18,7 @@ pub(crate) const MAX_CALLS: usize = 8;
 /// [`MAX_CALLS`]), and which was started last and which answered last.
 pub(crate) struct CallTable {
     /// Calls started so far (records used: at most [`MAX_CALLS`]).
-    started: AtomicU32,
+    started: AtomicU64,
     /// The call started last and the call that answered last, as index + 1 (0: none).
     last_started: AtomicU32,
     last_answered: AtomicU32,
@@ -28,7 +28,7 @@ pub(crate) struct CallTable {
 impl CallTable {
     pub const fn new() -> Self {
         CallTable {
-            started: AtomicU32::new(0),
+            started: AtomicU64::new(0),
             last_started: AtomicU32::new(0),
             last_answered: AtomicU32::new(0),
             records: [const { CallRecord::empty() }; MAX_CALLS],
@@ -46,7 +46,7 @@ impl CallTable {
     /// A call of `set` starts at `start`: its record's index.
     #[inline]
     pub fn open(&self, set: &'static BackendSet, start: Clock, access: Access) -> u32 {
-        let index = (access.add_u32(&self.started, 1) as usize).min(MAX_CALLS - 1);
+        let index = (access.add(&self.started, 1) as usize).min(MAX_CALLS - 1);
         self.records[index].reset(set, start);
         self.last_started.store(index as u32 + 1, Release);
         index as u32

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::access::Access;
 use super::handoff::{after_last_close, closed_at, unscoped};
-use super::on_thread::{current_call, enter_call, CallRef};
+use super::on_thread::{self, current_call, enter_call, CallRef};
 use super::pool::StateRef;
 use super::state::RequestState;
 use crate::clock::Clock;
@@ -108,7 +108,11 @@ impl<'a> Owner<'a> {
     fn access(&self) -> Access {
         match self {
             Owner::Body(state) => state.access(),
-            Owner::Held(state) => state.access_held(),
+            // With its enterer's, two handles here if the request is current on this thread.
+            Owner::Held(state) => match on_thread::state() {
+                Some(current) if std::ptr::eq(current, &**state) => state.access_with(2),
+                _ => Access::Shared,
+            },
             Owner::Borrowed(_) | Owner::Detached => Access::Shared,
         }
     }

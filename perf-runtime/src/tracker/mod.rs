@@ -10,9 +10,10 @@
 //! 3. Each stage or backend call is a guard (`guards.rs`) that holds the request it opened on.
 //!    When dropped (returned, `?`, panic, cancellation alike) it observes its histogram and
 //!    closes its interval in the request's unions (`phases.rs`); the next stage may begin at the
-//!    same clock reading (`handoff.rs`). Each backend call is a record (`call_record.rs`); a
-//!    `#[perf_backend]` fn's future makes it current for each poll (`backend_call.rs`), so the
-//!    facts found inside belong to it (`facts.rs`).
+//!    same clock reading (`handoff.rs`). A caller that holds the request alone changes it with
+//!    loads and stores, else with locked operations (`access.rs`). Each backend call is a
+//!    record (`call_record.rs`); a `#[perf_backend]` fn's future makes it current for each poll
+//!    (`backend_call.rs`), so the facts found inside belong to it (`facts.rs`).
 //! 4. A stream handed the request (`stream.rs`) takes a share of it: the request stays open past
 //!    the handler's return, is current again while the stream is read, and the stream relays the
 //!    call that answered last before it was made. Its classifier (`classify.rs`) tells content

@@ -12,21 +12,21 @@
 //! overhead read the same windows. A union is counted as its intervals open and close: when the
 //! last open one closes, the time since the first of them opened is covered.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 
 use super::access::Access;
 use crate::clock::Clock;
 
 /// The union of a set of intervals, as they open and close.
 pub(crate) struct Union {
-    open: AtomicU32,
+    open: AtomicU64,
     covered: Covered,
 }
 
 impl Union {
     pub const fn new() -> Self {
         Union {
-            open: AtomicU32::new(0),
+            open: AtomicU64::new(0),
             covered: Covered::new(),
         }
     }
@@ -40,7 +40,7 @@ impl Union {
     /// An interval opens at `at`.
     #[inline]
     pub fn open(&self, at: Clock, access: Access) {
-        if access.add_u32(&self.open, 1) == 0 {
+        if access.add(&self.open, 1) == 0 {
             self.covered.first_opened(at);
         }
     }
@@ -49,7 +49,7 @@ impl Union {
     /// `until` is added.
     #[inline]
     pub fn close_before(&self, at: Clock, until: u64, access: Access) {
-        if access.sub_u32(&self.open, 1) == 1 {
+        if access.sub(&self.open, 1) == 1 {
             self.covered.last_closed(at, until, access);
         }
     }

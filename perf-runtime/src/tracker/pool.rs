@@ -156,8 +156,8 @@ impl Drop for StateRef {
 }
 
 impl StateRef {
-    /// Lets go of this handle as `access` allows: alone (see
-    /// [`RequestState::access_held`]), with a load and a store, the enterer's handle staying.
+    /// Lets go of a held guard's handle as `access` allows: alone (beside its enterer's
+    /// handle, which stays), with a load and a store.
     #[inline]
     pub fn let_go(self, access: Access) {
         if access == Access::Alone {

@@ -267,16 +267,6 @@ impl RequestState {
         self.access_with(1)
     }
 
-    /// How a holder of one counted handle of its own (a held guard) may change the request:
-    /// with its enterer's, two handles here if the request is current on this thread.
-    #[inline]
-    pub fn access_held(&self) -> Access {
-        match super::on_thread::state() {
-            Some(current) if ptr::eq(current, self) => self.access_with(2),
-            _ => Access::Shared,
-        }
-    }
-
     /// Opens a stage at `start`.
     #[inline]
     pub fn open_stage(&self, start: Clock, access: Access) {
