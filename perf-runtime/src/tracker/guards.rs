@@ -67,7 +67,8 @@ impl Owner<'static> {
     ///
     /// A guard that counts opens alone too where the current request's enterer (whose handle
     /// is on this thread) held it alone: the guard's new handle is on this thread as well. It
-    /// closes as one handle among others.
+    /// closes alone where the request is current on its thread again and the two handles are
+    /// still all it has ([`access`](Self::access)).
     #[inline]
     pub(crate) fn current(state: &'static RequestState, in_body: bool) -> (Self, Access) {
         let access = state.access();

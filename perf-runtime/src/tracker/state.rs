@@ -87,8 +87,8 @@ pub(crate) struct RequestState {
     /// Who holds the request, in one word ([`REF`], [`OWNER`], [`HANDOFF`]): handles that keep
     /// this slot out of the pool (trackers, streams, guards); owners whose release may end the
     /// request (the handler, and what it handed off: each holds a handle too); hand-offs so
-    /// far, which number them. A hand-off adds to all three with one locked operation. An owner
-    /// that finds its handle the only one lets go with plain loads and stores (`end.rs`).
+    /// far, which number them. A hand-off adds to all three with one locked operation, or with
+    /// a load and a store where the caller holds the request alone (`access.rs`).
     pub(super) holds: AtomicU64,
     pub(super) flags: AtomicU32,
     /// Which request of this slot it is: a call noted on a thread names its request by it.
