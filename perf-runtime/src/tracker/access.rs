@@ -1,19 +1,20 @@
 //! How a caller changes a request's words: with locked operations, as it must while anything
-//! else may reach the request, or with plain loads and stores where it holds the request's
-//! only handle (`RequestState::access`): nothing else can reach the state meanwhile, and
-//! whatever reaches it later gets there through a handle made afterwards, on this thread.
+//! else may reach the request, or with plain loads and stores where every handle the request
+//! has is on the caller's thread and borrowed by nothing (`RequestState::access_with`): nothing
+//! else can reach the state meanwhile, and whatever reaches it later gets there through a
+//! handle made afterwards, on this thread.
 //!
 //! Both keep the words atomic, so a caller that is wrong about being alone loses an update at
 //! worst, never memory safety.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::*};
 
 /// How a caller may change a request's words.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Access {
     /// Others may change them meanwhile: locked operations.
     Shared,
-    /// The caller holds the request's only handle: plain loads and stores.
+    /// Every handle of the request is on the caller's thread: plain loads and stores.
     Alone,
 }
 
@@ -55,22 +56,29 @@ impl Access {
     /// Makes `word` at least `value`.
     #[inline]
     pub fn raise(self, word: &AtomicU64, value: u64) {
-        match self {
-            Access::Shared => {
-                word.fetch_max(value, Relaxed);
-            }
-            Access::Alone => word.store(word.load(Relaxed).max(value), Relaxed),
-        }
+        self.keep(word, value, u64::max, AtomicU64::fetch_max);
     }
 
     /// Makes `word` at most `value`.
     #[inline]
     pub fn lower(self, word: &AtomicU64, value: u64) {
+        self.keep(word, value, u64::min, AtomicU64::fetch_min);
+    }
+
+    /// Sets `word` to `pick` of it and `value`: `locked` does it as one locked operation.
+    #[inline(always)]
+    fn keep(
+        self,
+        word: &AtomicU64,
+        value: u64,
+        pick: fn(u64, u64) -> u64,
+        locked: fn(&AtomicU64, u64, Ordering) -> u64,
+    ) {
         match self {
             Access::Shared => {
-                word.fetch_min(value, Relaxed);
+                locked(word, value, Relaxed);
             }
-            Access::Alone => word.store(word.load(Relaxed).min(value), Relaxed),
+            Access::Alone => word.store(pick(word.load(Relaxed), value), Relaxed),
         }
     }
 

@@ -118,10 +118,12 @@ impl<'a> Owner<'a> {
         }
     }
 
-    /// Lets go of a held handle, as `access` (the guard's closing) allows.
+    /// Lets go of a held handle, as `access` (the guard's closing) allows; the guard is done
+    /// with its request.
     #[inline]
     fn let_go(&mut self, access: Access) {
-        if let Owner::Held(_) = self {
+        // Only a held owner is taken apart: the others need no store on the way out.
+        if matches!(self, Owner::Held(_)) {
             if let Owner::Held(state) = std::mem::replace(self, Owner::Detached) {
                 state.let_go(access);
             }

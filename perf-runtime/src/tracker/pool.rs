@@ -122,6 +122,16 @@ impl StateRef {
         self.0.hand_off()
     }
 
+    /// Lets go of a held guard's handle as `access` allows: alone (beside its enterer's
+    /// handle, which stays), with a load and a store; else as any handle is dropped.
+    #[inline]
+    pub fn let_go(self, access: Access) {
+        if access == Access::Alone {
+            access.sub(&self.0.holds, REF);
+            std::mem::forget(self);
+        }
+    }
+
     /// A handle the caller has already counted (a hand-off's).
     #[inline]
     fn adopt(state: &'static RequestState) -> Self {
@@ -151,19 +161,6 @@ impl Drop for StateRef {
     fn drop(&mut self) {
         if self.0.drop_ref() {
             give_back(self.0);
-        }
-    }
-}
-
-impl StateRef {
-    /// Lets go of a held guard's handle as `access` allows: alone (beside its enterer's
-    /// handle, which stays), with a load and a store.
-    #[inline]
-    pub fn let_go(self, access: Access) {
-        if access == Access::Alone {
-            let holds = &self.0.holds;
-            holds.store(holds.load(Relaxed) - REF, Relaxed);
-            std::mem::forget(self);
         }
     }
 }
