@@ -8,9 +8,9 @@
 #   benches/request-instructions.sh [N]      # N requests per build (default 10000)
 #   LAYER=0 benches/request-instructions.sh  # (a)..(e) only, built without feature `axum`
 #
-# With the layer's builds, three lines follow the table: (f) - (a) against the layer's target
-# (150 ns, here in instructions: read it beside the timed bench), the layer's own count (f) - (h),
-# and (g) against (b).
+# With the layer's builds, three lines follow the table: the layer's own count (f) - (h) (its
+# target, 150 ns, is timed: read it beside the timed bench) with (f) - (a), (g) - (h) against
+# (b) - (a), and the router's.
 # Each build runs `overhead --requests LETTER N`: 100 requests that warm it up (the clock's
 # calibration, the first series), then N in the bench's `requests` function, the only part
 # callgrind counts.
@@ -48,7 +48,7 @@ for letter in "${LETTERS[@]}"; do count "$letter"; done |
         for (i = 1; i <= NR; i++)
             printf "%-28s %14d %12d %14.3f\n", name[i], x[i], x[i] - x[1], (x[i] - x[1]) / (x[3] - x[1])
         if (NR >= 11) {
-            printf "layer alone: (f) - (a) %d, of which the layer itself (f) - (h) %d and the exchange (h) - (a) %d\n", x[6] - x[1], x[6] - x[8], x[8] - x[1]
+            printf "layer alone: (f) - (h) %d; (f) - (a) %d, of which the exchange without a layer (h) - (a) %d\n", x[6] - x[8], x[6] - x[1], x[8] - x[1]
             printf "layer and attributes: (g) %d against (b) %d (%+d); over each one'"'"'s bare build, (g) - (h) %d against (b) - (a) %d\n", x[7], x[2], x[7] - x[2], x[7] - x[8], x[2] - x[1]
             printf "in a one-route axum::Router: (i) - (j) %d, of which axum'"'"'s for any layer (k) - (j) %d and PerfLayer'"'"'s (i) - (k) %d\n", x[9] - x[10], x[11] - x[10], x[9] - x[11]
         }
