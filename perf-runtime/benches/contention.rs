@@ -8,11 +8,13 @@
 //! bare prometheus `Histogram::observe` and a relaxed `fetch_add`, each on one series / one
 //! counter shared by the threads. Row (a) shares nothing: its ratio is what the machine gives
 //! two threads at the moment (other work on a shared 2-core machine lowers it), and the last
-//! column divides each ratio by it.
+//! column divides each row's ratio by (a)'s of the same round.
 //!
-//! Rounds alternate 1 and N threads so that both see the same background load; the table gives
-//! the median throughput of the rounds. Each thread runs a fixed number of requests (about
-//! `--secs` seconds' worth at one thread, calibrated), timed from a barrier to the last join.
+//! Each round runs every row in turn, each at 1 thread then at N, so that a row and (a) see the
+//! same background load within a round (on a VM whose second core comes and goes, rows timed
+//! one after the other saw different machines); the table gives the medians over the rounds.
+//! Each thread runs a fixed number of requests (about `--secs` seconds' worth at one thread,
+//! calibrated), timed from a barrier to the last join.
 //!
 //! ```sh
 //! cargo bench -p perf-runtime --features bench-internals --bench contention
@@ -72,39 +74,44 @@ fn timed(threads: usize, per_thread: u64, f: &(dyn Fn() + Sync)) -> Duration {
     end - start
 }
 
-struct Row {
+/// A row being measured: its work, the requests per thread and per round, and each round's
+/// operations per second at 1 and at N threads.
+struct Row<'a> {
     name: &'static str,
-    ns_per_op: f64,
-    one: f64,
-    many: f64,
+    f: &'a (dyn Fn() + Sync),
+    per_thread: u64,
+    one: Vec<f64>,
+    many: Vec<f64>,
 }
 
-/// Median operations per second at 1 and at `threads` threads over `rounds` alternating rounds.
-fn measure(
-    name: &'static str,
-    f: &(dyn Fn() + Sync),
-    rounds: usize,
-    secs: f64,
-    threads: usize,
-) -> Row {
-    // Warm up (first use resolves handles) and calibrate the count to about `secs` seconds.
-    for _ in 0..1000 {
-        f();
+impl<'a> Row<'a> {
+    /// Warmed up (first use resolves handles), its count calibrated to about `secs` seconds.
+    fn new(name: &'static str, f: &'a (dyn Fn() + Sync), secs: f64) -> Self {
+        for _ in 0..1000 {
+            f();
+        }
+        let probe = 20_000;
+        let per_op = timed(1, probe, f).as_secs_f64() / probe as f64;
+        Row {
+            name,
+            f,
+            per_thread: ((secs / per_op) as u64).max(1000),
+            one: Vec::new(),
+            many: Vec::new(),
+        }
     }
-    let probe = 20_000;
-    let per_op = timed(1, probe, f).as_secs_f64() / probe as f64;
-    let per_thread = ((secs / per_op) as u64).max(1000);
-    let (mut one, mut many) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        one.push(per_thread as f64 / timed(1, per_thread, f).as_secs_f64());
-        many.push(threads as f64 * per_thread as f64 / timed(threads, per_thread, f).as_secs_f64());
+
+    /// One round: 1 thread, then `threads`.
+    fn round(&mut self, threads: usize) {
+        let (f, n) = (self.f, self.per_thread);
+        self.one.push(n as f64 / timed(1, n, f).as_secs_f64());
+        self.many
+            .push(threads as f64 * n as f64 / timed(threads, n, f).as_secs_f64());
     }
-    let one = median(&mut one);
-    Row {
-        name,
-        ns_per_op: 1e9 / one,
-        one,
-        many: median(&mut many),
+
+    /// Round `r`'s throughput at N threads over 1 thread.
+    fn ratio(&self, r: usize) -> f64 {
+        self.many[r] / self.one[r]
     }
 }
 
@@ -131,7 +138,7 @@ contention: throughput of whole requests from 1 thread and from N threads at onc
 usage: cargo bench -p perf-runtime --features bench-internals --bench contention -- [OPTIONS] [WORD]
 
   --threads N   the threads of the second column (default 2; the target, >= 1.8x, is at 2)
-  --rounds R    rounds, each 1 thread then N threads (default 7); the table gives the medians
+  --rounds R    rounds, each every row at 1 thread then N (default 7); the table gives the medians
   --secs S      each thread's work per round, in seconds at 1 thread (default 0.3)
   WORD          only the rows whose name contains WORD (and row (a), the machine's reference)
   --help        this text";
@@ -203,7 +210,7 @@ fn main() {
 
     let n = args.threads;
     println!(
-        "contention: {} rounds alternating 1 and {n} threads, ~{} s per thread per round, median",
+        "contention: {} rounds, each every row at 1 then {n} threads, ~{} s per thread per row, median",
         args.rounds, args.secs
     );
     println!(
@@ -215,24 +222,35 @@ fn main() {
         format!("{n}t / 1t"),
         "/ (a) ratio"
     );
-    let mut machine = None;
-    for (name, f) in cases {
-        if let Some(filter) = &args.filter {
-            if !name.contains(filter.as_str()) && name != Variant::Plain.id() {
-                continue;
-            }
+    let mut rows: Vec<Row> = cases
+        .into_iter()
+        .filter(|(name, _)| match &args.filter {
+            Some(filter) => name.contains(filter.as_str()) || *name == Variant::Plain.id(),
+            None => true,
+        })
+        .map(|(name, f)| Row::new(name, f, args.secs))
+        .collect();
+    for _ in 0..args.rounds {
+        for row in &mut rows {
+            row.round(n);
         }
-        let row = measure(name, f, args.rounds, args.secs, n);
-        let ratio = row.many / row.one;
-        let machine_ratio = *machine.get_or_insert(ratio);
+    }
+    // Row (a), the machine's reference, is the first.
+    let machine = &rows[0];
+    for row in &rows {
+        let mut ratios: Vec<f64> = (0..args.rounds).map(|r| row.ratio(r)).collect();
+        let mut relative: Vec<f64> = (0..args.rounds)
+            .map(|r| row.ratio(r) / machine.ratio(r))
+            .collect();
+        let one = median(&mut row.one.clone());
         println!(
             "{:<32} {:>9.1} {:>13.0} {:>13.0} {:>8.2}x {:>10.2}x",
             row.name,
-            row.ns_per_op,
-            row.one,
-            row.many,
-            ratio,
-            ratio / machine_ratio
+            1e9 / one,
+            one,
+            median(&mut row.many.clone()),
+            median(&mut ratios),
+            median(&mut relative)
         );
     }
     println!("target: (b) and (d) at 2 threads >= 1.8x their 1-thread throughput");
