@@ -153,7 +153,13 @@ fn args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--rounds" => args.rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or(7),
+            "--rounds" => {
+                args.rounds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n >= 1)
+                    .unwrap_or(7)
+            }
             "--secs" => args.secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.3),
             "--threads" => {
                 args.threads = it
