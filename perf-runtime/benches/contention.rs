@@ -143,6 +143,14 @@ usage: cargo bench -p perf-runtime --features bench-internals --bench contention
   WORD          only the rows whose name contains WORD (and row (a), the machine's reference)
   --help        this text";
 
+/// The next argument as a count of at least 1, else `default`.
+fn count(it: &mut impl Iterator<Item = String>, default: usize) -> usize {
+    it.next()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(default)
+}
+
 fn args() -> Args {
     let mut args = Args {
         rounds: 7,
@@ -153,21 +161,9 @@ fn args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--rounds" => {
-                args.rounds = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| n >= 1)
-                    .unwrap_or(7)
-            }
+            "--rounds" => args.rounds = count(&mut it, 7),
             "--secs" => args.secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.3),
-            "--threads" => {
-                args.threads = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| n >= 1)
-                    .unwrap_or(2)
-            }
+            "--threads" => args.threads = count(&mut it, 2),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
