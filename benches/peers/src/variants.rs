@@ -1,4 +1,4 @@
-//! The seven variants: the same handler in the same one-route `axum::Router`, each instrumented
+//! The nine variants: the same handler in the same one-route `axum::Router`, each instrumented
 //! as its crate's README says, all set up once in one process.
 //!
 //! Every peer here installs something global (perf's metrics, the `metrics` recorder,
@@ -15,6 +15,7 @@ use axum_prometheus::PrometheusMetricLayer;
 use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use perf_runtime::PerfLayer;
+use tower::layer::util::Identity;
 
 use crate::handlers::{self, ROUTE};
 
@@ -35,10 +36,15 @@ pub enum Variant {
     OtelTower,
     /// 7: `metrics` macros by hand, a counter and a histogram per request
     MetricsByHand,
+    /// 8: `tower::layer::util::Identity`, a layer that does nothing: what axum's router charges
+    /// for any layer (it boxes the route's response body again)
+    IdentityLayer,
+    /// 9: perf's floor, the clock readings and histogram observations of 3 alone, no layer
+    PerfFloor,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 9] = [
         Variant::None,
         Variant::PerfLayer,
         Variant::PerfAttributes,
@@ -46,6 +52,8 @@ impl Variant {
         Variant::Autometrics,
         Variant::OtelTower,
         Variant::MetricsByHand,
+        Variant::IdentityLayer,
+        Variant::PerfFloor,
     ];
 
     /// The table's name: its number first (what `--requests` takes).
@@ -58,6 +66,8 @@ impl Variant {
             Variant::Autometrics => "5_autometrics",
             Variant::OtelTower => "6_otel_tower",
             Variant::MetricsByHand => "7_metrics_by_hand",
+            Variant::IdentityLayer => "8_identity_layer",
+            Variant::PerfFloor => "9_perf_floor",
         }
     }
 
@@ -76,7 +86,7 @@ impl Variant {
 
 /// Every variant's router, and the handles of the peers' exporters.
 pub struct Peers {
-    routers: [Router; 7],
+    routers: [Router; 9],
     /// metrics-exporter-prometheus' handle (variants 4 and 7): its upkeep and its rendering.
     pub prometheus: PrometheusHandle,
     /// OpenTelemetry's meter provider and the exporter its reader exports to (variant 6).
@@ -136,6 +146,13 @@ impl Peers {
                 .with_state(()),
             Router::new()
                 .route(ROUTE, post(handlers::by_hand::chat))
+                .with_state(()),
+            Router::new()
+                .route(ROUTE, post(handlers::chat))
+                .layer(Identity::new())
+                .with_state(()),
+            Router::new()
+                .route(ROUTE, post(handlers::floor::chat))
                 .with_state(()),
         ];
         Peers {
