@@ -243,8 +243,7 @@ impl Drop for StageGuard<'_> {
         if let Some(state) = close.state {
             state.close_stage(self.stage, close.ticks, self.start, close.end, close.access);
         }
-        let access = close.access;
-        self.owner.let_go(access);
+        self.owner.let_go(close.access);
     }
 }
 
@@ -411,8 +410,7 @@ impl Drop for BackendGuard<'_> {
             if let (true, Some(state)) = (self.answered, close.state) {
                 state.call(self.call).answer(close.end, close.access);
             }
-            let access = close.access;
-            self.owner.let_go(access);
+            self.owner.let_go(close.access);
             return;
         }
         // An answer noted by a guard that joined this call counts for it.
@@ -432,8 +430,7 @@ impl Drop for BackendGuard<'_> {
         if let Some(state) = close.state {
             state.close_call(self.call, close.end, answered_at.is_some(), close.access);
         }
-        let access = close.access;
-        self.owner.let_go(access);
+        self.owner.let_go(close.access);
     }
 }
 
