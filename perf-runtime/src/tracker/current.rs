@@ -10,10 +10,11 @@
 use futures_core::Stream;
 
 use super::classify::ChunksBy;
-use super::guards::{BackendGuard, Owner, StageGuard};
+use super::guards::{BackendGuard, StageGuard};
 use super::handoff::unscoped;
 pub use super::handoff::UNSCOPED_ENDPOINT;
 use super::on_thread::state;
+use super::owner::Owner;
 use super::performance_tracker::PerformanceTracker;
 use super::pool::{HandOff, StateRef};
 use super::state::RequestState;

@@ -7,7 +7,8 @@
 //! 2. While the handler (or the response body, or a stream) is polled, `on_thread.rs` makes the
 //!    request current on the thread: `#[perf_stage]`, `#[perf_backend]` and `#[perf_stream]`
 //!    (through `current.rs`) find it there, however deep the call that reaches them.
-//! 3. Each stage or backend call is a guard (`guards.rs`) that holds the request it opened on.
+//! 3. Each stage or backend call is a guard (`guards.rs`) that holds the request it opened on
+//!    (`owner.rs`).
 //!    When dropped (returned, `?`, panic, cancellation alike) it observes its histogram and
 //!    closes its interval in the request's unions (`phases.rs`); the next stage may begin at the
 //!    same clock reading (`handoff.rs`). A caller that holds the request alone changes it with
@@ -37,6 +38,7 @@ mod guards;
 mod handler;
 mod handoff;
 pub(crate) mod on_thread;
+mod owner;
 mod performance_tracker;
 mod phases;
 mod pool;

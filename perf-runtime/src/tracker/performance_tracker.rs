@@ -4,8 +4,9 @@
 use std::future::Future;
 
 use super::classify::ChunksBy;
-use super::guards::{BackendGuard, Owner, StageGuard, StreamingGuard};
+use super::guards::{BackendGuard, StageGuard, StreamingGuard};
 use super::handler::HandlerShare;
+use super::owner::Owner;
 use super::pool::StateRef;
 use super::run::Run;
 use super::state::{HandlerExit, RequestState};
