@@ -20,6 +20,7 @@ pub(super) struct Closing<'s> {
     pub access: Access,
 }
 
+/// A guard's closing, begun at `start` and ended at `end` (0: not ended by hand, so now).
 #[inline]
 pub(super) fn closing<'s>(owner: &'s Owner<'_>, start: Clock, end: Clock) -> Closing<'s> {
     let end = if end.0 != 0 { end } else { Clock::now() };
@@ -88,6 +89,7 @@ impl<'a> Owner<'a> {
         }
     }
 
+    /// Its request, if it has one.
     #[inline]
     pub(super) fn state(&self) -> Option<&RequestState> {
         match self {
