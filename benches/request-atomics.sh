@@ -20,38 +20,28 @@ for tool in valgrind objdump python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 
+# shellcheck source=benches/callgrind.sh
+source benches/callgrind.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cargo bench -p perf-runtime --features axum,bench-internals --bench overhead --no-run >"$work/build" 2>&1 ||
-    { cat "$work/build" >&2; exit 1; }
-binary=$(sed -n 's/.*Executable benches\/overhead.rs (\(.*\))$/\1/p' "$work/build" | tail -1)
+binary=$(overhead_binary --features axum,bench-internals)
 objdump -d --no-show-raw-insn "$binary" | awk '$2 == "lock" { sub(":", "", $1); print $1 }' >"$work/locks"
 
 for letter in $LETTERS; do
-    valgrind --tool=callgrind --dump-instr=yes --compress-pos=no --compress-strings=no \
-        --collect-atstart=no --toggle-collect='overhead::requests' \
-        --callgrind-out-file="$work/$letter.cg" "$binary" --requests "$letter" "$N" >"$work/$letter.log" 2>&1
+    callgrind_requests "$binary" "$letter" "$N" "$work/$letter.cg" "${PER_INSTRUCTION[@]}" >/dev/null
 done
 
-python3 - "$work" "$N" $LETTERS <<'PY'
+PYTHONPATH=benches python3 - "$work" "$N" $LETTERS <<'PY'
 import collections, sys
+from callgrind_costs import self_costs
 work, n, letters = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 locks = {int(a, 16) for a in open(f"{work}/locks")}
 for letter in letters:
-    by_fn, fn, after_call, total = collections.Counter(), "?", False, 0
-    for line in open(f"{work}/{letter}.cg"):
-        if line.startswith("fn="):
-            fn = line[3:].strip()
-        elif line.startswith("calls="):
-            after_call = True  # the next cost line is the call's inclusive cost: not ours
-        elif line.startswith("0x"):
-            if after_call:
-                after_call = False
-                continue
-            address, _line, cost = line.split()[:3]
-            if int(address, 16) in locks:
-                total += int(cost)
-                by_fn[fn] += int(cost)
+    by_fn, total = collections.Counter(), 0
+    for fn, address, cost in self_costs(f"{work}/{letter}.cg"):
+        if address in locks:
+            total += cost
+            by_fn[fn] += cost
     print(f"({letter}) locked read-modify-writes per request: {total / n:.1f}")
     for name, count in by_fn.most_common(8):
         print(f"    {count / n:5.1f}  {name[:100]}")

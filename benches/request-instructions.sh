@@ -27,15 +27,15 @@ if [[ $LAYER == 1 ]]; then
 fi
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 
-log=$(mktemp)
-trap 'rm -f "$log" "$log".cg' EXIT
-cargo bench -p perf-runtime "${FEATURES[@]}" --bench overhead --no-run >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
-binary=$(sed -n 's/.*Executable benches\/overhead.rs (\(.*\))$/\1/p' "$log" | tail -1)
+# shellcheck source=benches/callgrind.sh
+source benches/callgrind.sh
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+binary=$(overhead_binary "${FEATURES[@]}")
 
 # A build's line: its name and instructions per request.
 count() {
-    valgrind --tool=callgrind --collect-atstart=no --toggle-collect='overhead::requests' \
-        --callgrind-out-file="$log".cg "$binary" --requests "$1" "$N" 2>&1 |
+    callgrind_requests "$binary" "$1" "$N" "$out" |
         awk -v n="$N" '/^[a-k]_/ { name = $1 } /Collected :/ { total = $NF } END { print name, int(total / n) }'
 }
 

@@ -22,48 +22,37 @@ for tool in valgrind addr2line python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 
+# shellcheck source=benches/callgrind.sh
+source benches/callgrind.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-CARGO_PROFILE_BENCH_DEBUG=line-tables-only cargo bench -p perf-runtime \
-    --features axum,bench-internals --bench overhead --no-run >"$work/log" 2>&1 ||
-    { cat "$work/log" >&2; exit 1; }
-binary=$(sed -n 's/.*Executable benches\/overhead.rs (\(.*\))$/\1/p' "$work/log" | tail -1)
+binary=$(CARGO_PROFILE_BENCH_DEBUG=line-tables-only overhead_binary --features axum,bench-internals)
 
 for letter in "${LETTERS[@]}"; do
-    valgrind --tool=callgrind --dump-instr=yes --compress-pos=no --compress-strings=no \
-        --collect-atstart=no --toggle-collect='overhead::requests' \
-        --callgrind-out-file="$work/$letter.cg" "$binary" --requests "$letter" "$N" >/dev/null 2>&1
+    callgrind_requests "$binary" "$letter" "$N" "$work/$letter.cg" "${PER_INSTRUCTION[@]}" >/dev/null
 done
 
-python3 - "$binary" "$N" "${LINES:-0}" "$work" "${LETTERS[@]}" <<'PY'
+PYTHONPATH=benches python3 - "$binary" "$N" "${LINES:-0}" "$work" "${LETTERS[@]}" <<'PY'
 """Sums each build's self cost by the innermost perf-runtime frame of each instruction."""
 import collections
 import subprocess
 import sys
 
+from callgrind_costs import self_costs
+
 binary, n, by_line, work, letters = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5:]
 OUTSIDE = "outside perf"
 
 
-def self_costs(path):
-    """Instructions by address: the cost lines of the file, less the calls' inclusive costs."""
-    costs, call_next, positions = collections.Counter(), False, 1
-    with open(path) as lines:
-        for line in lines:
-            if line.startswith("positions:"):
-                positions = len(line.split()) - 1  # "instr line": the cost comes after both
-            elif line.startswith("calls="):
-                call_next = True  # the next cost line is the call's, inclusive: not this code's
-            elif line.startswith("0x"):
-                if not call_next:
-                    fields = line.split()
-                    if len(fields) > positions:
-                        costs[int(fields[0], 16)] += int(fields[positions])
-                call_next = False
+def by_address(path):
+    """Instructions by address."""
+    costs = collections.Counter()
+    for _function, address, cost in self_costs(path):
+        costs[address] += cost
     return costs
 
 
-costs = {letter: self_costs(f"{work}/{letter}.cg") for letter in letters}
+costs = {letter: by_address(f"{work}/{letter}.cg") for letter in letters}
 addresses = sorted(set().union(*costs.values()))
 lines = subprocess.run(["addr2line", "-i", "-a", "-e", binary] + [hex(a) for a in addresses],
                        capture_output=True, text=True, check=True).stdout.splitlines()
